@@ -1,0 +1,273 @@
+namespace Transactor.Domain;
+
+/// <summary>
+/// The rules of one account, in plain C#: the account grain persists the state this class changes,
+/// and tests exercise it without a cluster. Every change keeps these invariants, checked after each
+/// change and whenever state is loaded:
+/// available ≥ 0, held ≥ 0, reserved = Σ pending debits, incoming = Σ pending credits,
+/// and available + held + reserved + incoming fits in 64 bits.
+/// </summary>
+public sealed class AccountBook(string accountId, AccountState state)
+{
+    /// <summary>The most movements one account may have prepared and not yet applied at once.</summary>
+    public const int MaxPendingEntries = 100_000;
+
+    public string AccountId { get; } = accountId;
+
+    public AccountState State { get; } = state;
+
+    public bool IsOpen => State.Currency is not null;
+
+    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now)
+    {
+        if (!Currency.IsValid(currency))
+        {
+            return new(OpenAccountStatus.InvalidCurrency, null);
+        }
+
+        if (IsOpen)
+        {
+            var same = State.Currency == currency && State.Owner == owner;
+            return new(same ? OpenAccountStatus.AlreadyOpen : OpenAccountStatus.Conflict, Snapshot());
+        }
+
+        State.Currency = currency;
+        State.Owner = owner;
+        State.OpenedAt = now;
+        State.Version++;
+        AssertInvariants();
+        return new(OpenAccountStatus.Opened, Snapshot());
+    }
+
+    /// <summary>Promises this account's side of a movement; see <see cref="IAccountGrain.Prepare"/>.</summary>
+    /// <param name="changed">True when the state changed and must be persisted.</param>
+    public PrepareResult Prepare(PrepareRequest request, DateTimeOffset now, out bool changed)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        changed = false;
+        if (now > request.NotAfter)
+        {
+            return new(PrepareStatus.Expired, RejectionReason.None, State.Currency);
+        }
+
+        if (!IsOpen)
+        {
+            return Rejected(RejectionReason.AccountNotFound);
+        }
+
+        if (State.Pending.TryGetValue(request.TransferId, out var existing))
+        {
+            if (existing.Side != request.Side || existing.AmountMinor != request.AmountMinor)
+            {
+                throw new LedgerInvariantException(
+                    $"Account '{AccountId}': transfer '{request.TransferId}' prepared as {existing.Side} {existing.AmountMinor}, now asked as {request.Side} {request.AmountMinor}.");
+            }
+
+            return Prepared();
+        }
+
+        if (request.Currency is not null && request.Currency != State.Currency)
+        {
+            return Rejected(RejectionReason.CurrencyMismatch);
+        }
+
+        if (State.Locked)
+        {
+            return Rejected(RejectionReason.AccountLocked);
+        }
+
+        if (!Money.IsValidAmount(request.AmountMinor))
+        {
+            return Rejected(RejectionReason.InvalidAmount);
+        }
+
+        if (State.Pending.Count >= MaxPendingEntries)
+        {
+            throw new InvalidOperationException(
+                $"Account '{AccountId}' has {State.Pending.Count} movements in flight, the limit is {MaxPendingEntries}.");
+        }
+
+        if (request.Side == EntrySide.Debit)
+        {
+            if (State.AvailableMinor < request.AmountMinor)
+            {
+                return Rejected(RejectionReason.InsufficientFunds);
+            }
+
+            State.AvailableMinor -= request.AmountMinor;
+            State.ReservedMinor = checked(State.ReservedMinor + request.AmountMinor);
+        }
+        else
+        {
+            if (!FitsAfterCredit(request.AmountMinor))
+            {
+                return Rejected(RejectionReason.BalanceLimitExceeded);
+            }
+
+            State.IncomingMinor += request.AmountMinor;
+        }
+
+        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor));
+        State.Version++;
+        changed = true;
+        AssertInvariants();
+        return Prepared();
+    }
+
+    /// <summary>Applies a prepared movement. Returns false (and changes nothing) when none is prepared under the id.</summary>
+    public bool Commit(string transferId)
+    {
+        if (!State.Pending.Remove(transferId, out var entry))
+        {
+            return false;
+        }
+
+        if (entry.Side == EntrySide.Debit)
+        {
+            State.ReservedMinor -= entry.AmountMinor;
+        }
+        else
+        {
+            State.IncomingMinor -= entry.AmountMinor;
+            State.AvailableMinor = checked(State.AvailableMinor + entry.AmountMinor);
+        }
+
+        State.Version++;
+        AssertInvariants();
+        return true;
+    }
+
+    /// <summary>Releases a prepared movement. Returns false (and changes nothing) when none is prepared under the id.</summary>
+    public bool Abort(string transferId)
+    {
+        if (!State.Pending.Remove(transferId, out var entry))
+        {
+            return false;
+        }
+
+        if (entry.Side == EntrySide.Debit)
+        {
+            State.ReservedMinor -= entry.AmountMinor;
+            State.AvailableMinor = checked(State.AvailableMinor + entry.AmountMinor);
+        }
+        else
+        {
+            State.IncomingMinor -= entry.AmountMinor;
+        }
+
+        State.Version++;
+        AssertInvariants();
+        return true;
+    }
+
+    public AccountSnapshot? Snapshot() => IsOpen
+        ? new AccountSnapshot(
+            AccountId,
+            State.Currency!,
+            State.Owner,
+            State.AvailableMinor,
+            State.HeldMinor,
+            State.ReservedMinor,
+            State.Locked,
+            State.Version,
+            State.OpenedAt,
+            State.IncomingMinor)
+        : null;
+
+    /// <summary>Throws <see cref="LedgerInvariantException"/> when the state breaks an invariant: a bug, never a client's mistake.</summary>
+    public void AssertInvariants()
+    {
+        var s = State;
+        long reserved = 0;
+        long incoming = 0;
+        foreach (var entry in s.Pending.Values)
+        {
+            if (entry.AmountMinor <= 0)
+            {
+                Fail($"pending amount {entry.AmountMinor} is not positive");
+            }
+
+            if (entry.Side == EntrySide.Debit)
+            {
+                reserved = checked(reserved + entry.AmountMinor);
+            }
+            else
+            {
+                incoming = checked(incoming + entry.AmountMinor);
+            }
+        }
+
+        if (s.AvailableMinor < 0)
+        {
+            Fail($"available {s.AvailableMinor} < 0");
+        }
+
+        if (s.HeldMinor < 0)
+        {
+            Fail($"held {s.HeldMinor} < 0");
+        }
+
+        if (s.ReservedMinor != reserved)
+        {
+            Fail($"reserved {s.ReservedMinor} != sum of pending debits {reserved}");
+        }
+
+        if (s.IncomingMinor != incoming)
+        {
+            Fail($"incoming {s.IncomingMinor} != sum of pending credits {incoming}");
+        }
+
+        try
+        {
+            _ = checked(s.AvailableMinor + s.HeldMinor + s.ReservedMinor + s.IncomingMinor);
+        }
+        catch (OverflowException)
+        {
+            Fail("balances overflow 64 bits");
+        }
+
+        if (!IsOpen && (s.Pending.Count > 0 || s.AvailableMinor != 0 || s.HeldMinor != 0))
+        {
+            Fail("an account that is not open holds money");
+        }
+    }
+
+    private bool FitsAfterCredit(long amountMinor)
+    {
+        try
+        {
+            _ = checked(State.AvailableMinor + State.HeldMinor + State.ReservedMinor + State.IncomingMinor + amountMinor);
+            return true;
+        }
+        catch (OverflowException)
+        {
+            return false;
+        }
+    }
+
+    private PrepareResult Prepared() => new(PrepareStatus.Prepared, RejectionReason.None, State.Currency);
+
+    private PrepareResult Rejected(RejectionReason reason) => new(PrepareStatus.Rejected, reason, State.Currency);
+
+    private void Fail(string what) =>
+        throw new LedgerInvariantException($"Account '{AccountId}' version {State.Version}: {what}.");
+}
+
+/// <summary>A ledger invariant does not hold: a bug in Transactor, never a client's mistake.</summary>
+[GenerateSerializer, Alias("Transactor.LedgerInvariantException")]
+public sealed class LedgerInvariantException : Exception
+{
+    public LedgerInvariantException()
+    {
+    }
+
+    public LedgerInvariantException(string message)
+        : base(message)
+    {
+    }
+
+    public LedgerInvariantException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

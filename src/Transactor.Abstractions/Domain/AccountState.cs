@@ -1,0 +1,36 @@
+namespace Transactor.Domain;
+
+/// <summary>The persisted state of one account. Mutated only through <see cref="AccountBook"/>.</summary>
+[GenerateSerializer, Alias("Transactor.AccountState")]
+public sealed class AccountState
+{
+    /// <summary>The ISO 4217 currency; null until the account is opened.</summary>
+    [Id(0)] public string? Currency { get; set; }
+
+    [Id(1)] public string? Owner { get; set; }
+
+    [Id(2)] public DateTimeOffset OpenedAt { get; set; }
+
+    [Id(3)] public long AvailableMinor { get; set; }
+
+    [Id(4)] public long HeldMinor { get; set; }
+
+    /// <summary>Sum of prepared debits: money that has left available and not yet left the account.</summary>
+    [Id(5)] public long ReservedMinor { get; set; }
+
+    /// <summary>Sum of prepared credits: money promised to the account, not yet available.</summary>
+    [Id(6)] public long IncomingMinor { get; set; }
+
+    [Id(7)] public bool Locked { get; set; }
+
+    [Id(8)] public long Version { get; set; }
+
+    /// <summary>Movements this account has promised its side of, by transfer id.</summary>
+    [Id(9)] public Dictionary<string, PendingEntry> Pending { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>One side of a movement that an account has promised and not yet applied or released.</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.PendingEntry")]
+public sealed record PendingEntry(
+    [property: Id(0)] EntrySide Side,
+    [property: Id(1)] long AmountMinor);

@@ -1,0 +1,87 @@
+using Orleans.Concurrency;
+
+namespace Transactor;
+
+/// <summary>
+/// One account: its currency, balances and the movements it has promised but not yet applied.
+/// An account never calls another grain; coordinators call accounts, always in ascending id order.
+/// </summary>
+[Alias("Transactor.IAccountGrain")]
+public interface IAccountGrain : IGrainWithStringKey
+{
+    /// <summary>Opens the account. Opening again with the same currency and owner changes nothing.</summary>
+    [Alias("Open")]
+    Task<OpenAccountResult> Open(string currency, string? owner);
+
+    /// <summary>The account's balances, or null when it has not been opened.</summary>
+    [Alias("GetSnapshot"), ReadOnly]
+    Task<AccountSnapshot?> GetSnapshot();
+
+    /// <summary>
+    /// Promises this account's side of a movement: a debit moves the amount from available to
+    /// reserved; a credit is checked and remembered. Idempotent by transfer id.
+    /// </summary>
+    [Alias("Prepare")]
+    Task<PrepareResult> Prepare(PrepareRequest request);
+
+    /// <summary>Applies a prepared movement. A transfer id with nothing prepared is a no-op.</summary>
+    [Alias("Commit")]
+    Task<AccountSnapshot?> Commit(string transferId);
+
+    /// <summary>Releases a prepared movement. A transfer id with nothing prepared is a no-op.</summary>
+    [Alias("Abort")]
+    Task<AccountSnapshot?> Abort(string transferId);
+}
+
+/// <summary>
+/// The durable record of one movement, keyed by its transfer id. It is written before any account
+/// changes, holds the decision, hands out the right to drive the movement to one coordinator at a
+/// time, and keeps a reminder until the movement has ended, so an interrupted movement is finished
+/// without anybody calling again.
+/// </summary>
+[Alias("Transactor.ITransferGrain")]
+public interface ITransferGrain : IGrainWithStringKey
+{
+    /// <summary>
+    /// Records <paramref name="request"/> as pending if the id is new. Returns the record, and a
+    /// lease when the caller should drive it.
+    /// </summary>
+    [Alias("Begin")]
+    Task<DriveTicket> Begin(TransferRequest request);
+
+    /// <summary>Hands the lease to a recovering coordinator when the movement has not ended and nobody drives it.</summary>
+    [Alias("Claim")]
+    Task<DriveTicket> Claim();
+
+    /// <summary>Records the decision. The first decision wins; the recorded one is returned.</summary>
+    [Alias("Decide")]
+    Task<TransferRecord> Decide(RejectionReason reason);
+
+    /// <summary>Notes that every account has applied the decision, with the accounts' resulting balances.</summary>
+    [Alias("Complete")]
+    Task Complete(AccountSnapshot? debit, AccountSnapshot? credit);
+
+    /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
+    [Alias("WaitForResult"), AlwaysInterleave]
+    Task<TransferResult?> WaitForResult(TimeSpan timeout);
+
+    /// <summary>The result as it stands, or null when the id is unknown.</summary>
+    [Alias("GetResult"), ReadOnly]
+    Task<TransferResult?> GetResult();
+}
+
+/// <summary>
+/// Executes movements. Stateless: any number of activations may run; all durable facts live in
+/// the <see cref="ITransferGrain"/> and the <see cref="IAccountGrain"/>s.
+/// </summary>
+[Alias("Transactor.ITransferCoordinatorGrain")]
+public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
+{
+    /// <summary>Executes <paramref name="request"/> (or returns the outcome already recorded under its id).</summary>
+    [Alias("Execute")]
+    Task<TransferResult> Execute(TransferRequest request);
+
+    /// <summary>Drives an interrupted movement to its end. Fire and forget.</summary>
+    [Alias("Recover"), OneWay]
+    Task Recover(string transferId);
+}

@@ -1,0 +1,109 @@
+namespace Transactor;
+
+/// <summary>
+/// A request to move money. A transfer names both accounts; a deposit names only the credited
+/// account and a withdrawal only the debited one (the other side is outside the ledger).
+/// </summary>
+/// <param name="TransferId">The idempotency key, scoped to the client: the same id always means the same movement.</param>
+/// <param name="DebitAccountId">The account the money leaves, or null for a deposit.</param>
+/// <param name="CreditAccountId">The account the money enters, or null for a withdrawal.</param>
+/// <param name="AmountMinor">The amount in minor units.</param>
+/// <param name="Currency">The ISO 4217 currency, or null to take it from the accounts.</param>
+[GenerateSerializer, Immutable, Alias("Transactor.TransferRequest")]
+public sealed record TransferRequest(
+    [property: Id(0)] string TransferId,
+    [property: Id(1)] string? DebitAccountId,
+    [property: Id(2)] string? CreditAccountId,
+    [property: Id(3)] long AmountMinor,
+    [property: Id(4)] string? Currency)
+{
+    /// <summary>A deposit of <paramref name="amountMinor"/> into <paramref name="accountId"/>.</summary>
+    public static TransferRequest Deposit(string transferId, string accountId, long amountMinor, string? currency = null) =>
+        new(transferId, null, accountId, amountMinor, currency);
+
+    /// <summary>A withdrawal of <paramref name="amountMinor"/> from <paramref name="accountId"/>.</summary>
+    public static TransferRequest Withdrawal(string transferId, string accountId, long amountMinor, string? currency = null) =>
+        new(transferId, accountId, null, amountMinor, currency);
+
+    /// <summary>What kind of movement this is.</summary>
+    public TransferKind Kind => (DebitAccountId, CreditAccountId) switch
+    {
+        (not null, not null) => TransferKind.Transfer,
+        (null, not null) => TransferKind.Deposit,
+        (not null, null) => TransferKind.Withdrawal,
+        _ => TransferKind.Invalid,
+    };
+}
+
+/// <summary>The kinds of money movement.</summary>
+public enum TransferKind
+{
+    /// <summary>Neither account is named.</summary>
+    Invalid = 0,
+
+    /// <summary>Between two accounts of the ledger.</summary>
+    Transfer = 1,
+
+    /// <summary>Into an account from outside the ledger.</summary>
+    Deposit = 2,
+
+    /// <summary>Out of an account to outside the ledger.</summary>
+    Withdrawal = 3,
+}
+
+/// <summary>Where a movement stands. Values are persisted: never renumber them.</summary>
+public enum TransferStatus
+{
+    /// <summary>Recorded, not yet decided; recovery drives it to an end.</summary>
+    Pending = 0,
+
+    /// <summary>Decided and applied (or being applied, idempotently) to every account.</summary>
+    Committed = 1,
+
+    /// <summary>Decided not to happen; no balance changed.</summary>
+    Rejected = 2,
+}
+
+/// <summary>The outcome of a movement as a client sees it.</summary>
+/// <param name="Request">The request as recorded under the id (for a reused key: the original request).</param>
+/// <param name="Status">Committed, rejected, or still pending (an interrupted movement that recovery will finish).</param>
+/// <param name="Reason">Why it was rejected; <see cref="RejectionReason.None"/> otherwise.</param>
+/// <param name="Debit">The debited account after the movement, when known.</param>
+/// <param name="Credit">The credited account after the movement, when known.</param>
+/// <param name="CreatedAt">When the movement was first recorded.</param>
+[GenerateSerializer, Immutable, Alias("Transactor.TransferResult")]
+public sealed record TransferResult(
+    [property: Id(0)] TransferRequest Request,
+    [property: Id(1)] TransferStatus Status,
+    [property: Id(2)] RejectionReason Reason,
+    [property: Id(3)] AccountSnapshot? Debit,
+    [property: Id(4)] AccountSnapshot? Credit,
+    [property: Id(5)] DateTimeOffset CreatedAt)
+{
+    /// <summary>The movement's id.</summary>
+    public string TransferId => Request.TransferId;
+}
+
+/// <summary>The durable record of a movement, kept by its <see cref="ITransferGrain"/>.</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.TransferRecord")]
+public sealed record TransferRecord(
+    [property: Id(0)] TransferRequest Request,
+    [property: Id(1)] TransferStatus Status,
+    [property: Id(2)] RejectionReason Reason,
+    [property: Id(3)] DateTimeOffset CreatedAt,
+    [property: Id(4)] DateTimeOffset? DecidedAt);
+
+/// <summary>What <see cref="ITransferGrain.Begin"/> and <see cref="ITransferGrain.Claim"/> hand to a coordinator.</summary>
+/// <param name="Record">The record under the id, or null when there is none.</param>
+/// <param name="Lease">
+/// How long the caller may drive the movement, or null when it may not (another driver holds it, or
+/// it has ended). Only one coordinator drives a movement at a time.
+/// </param>
+/// <param name="Conflict">True when the id is already recorded for a different request.</param>
+/// <param name="Completed">True when every account has applied the decision.</param>
+[GenerateSerializer, Immutable, Alias("Transactor.DriveTicket")]
+public sealed record DriveTicket(
+    [property: Id(0)] TransferRecord? Record,
+    [property: Id(1)] TimeSpan? Lease,
+    [property: Id(2)] bool Conflict,
+    [property: Id(3)] bool Completed);

@@ -1,0 +1,84 @@
+using Microsoft.Extensions.Logging;
+using Transactor.Domain;
+
+namespace Transactor.Grains;
+
+/// <summary>One account. Calls no other grain: coordinators call it, in ascending account-id order.</summary>
+public sealed partial class AccountGrain(
+    [PersistentState("account", StorageNames.Ledger)] IPersistentState<AccountState> state,
+    TimeProvider time,
+    ILogger<AccountGrain> logger) : Grain, IAccountGrain
+{
+    private AccountBook _book = null!;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _book = new AccountBook(this.GetPrimaryKeyString(), state.State);
+        // Check what was loaded, not only what is written: a bad row must stop here, not spread.
+        _book.AssertInvariants();
+        return Task.CompletedTask;
+    }
+
+    public async Task<OpenAccountResult> Open(string currency, string? owner)
+    {
+        var result = _book.Open(currency, owner, time.GetUtcNow());
+        if (result.Status == OpenAccountStatus.Opened)
+        {
+            await Persist();
+            LogOpened(logger, _book.AccountId, currency);
+        }
+
+        return result;
+    }
+
+    public Task<AccountSnapshot?> GetSnapshot() => Task.FromResult(_book.Snapshot());
+
+    public async Task<PrepareResult> Prepare(PrepareRequest request)
+    {
+        var result = _book.Prepare(request, time.GetUtcNow(), out var changed);
+        if (changed)
+        {
+            await Persist();
+        }
+
+        return result;
+    }
+
+    public async Task<AccountSnapshot?> Commit(string transferId)
+    {
+        if (_book.Commit(transferId))
+        {
+            await Persist();
+        }
+
+        return _book.Snapshot();
+    }
+
+    public async Task<AccountSnapshot?> Abort(string transferId)
+    {
+        if (_book.Abort(transferId))
+        {
+            await Persist();
+        }
+
+        return _book.Snapshot();
+    }
+
+    private async Task Persist()
+    {
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch
+        {
+            // Memory now holds a change that storage may not: drop this activation so the next
+            // call starts again from what storage holds.
+            DeactivateOnIdle();
+            throw;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Opened account {AccountId} in {Currency}")]
+    private static partial void LogOpened(ILogger logger, string accountId, string currency);
+}

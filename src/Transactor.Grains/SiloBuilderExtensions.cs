@@ -1,0 +1,58 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Orleans.Serialization;
+using Orleans.Storage;
+
+namespace Transactor.Grains;
+
+public static class SiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds Transactor's grains' services: transfer options (from <see cref="TransferOptions.SectionName"/>
+    /// when <paramref name="configuration"/> is given), metrics, the clock, and no fault injection.
+    /// Storage and reminders are chosen by the host.
+    /// </summary>
+    public static ISiloBuilder AddTransactor(this ISiloBuilder silo, IConfiguration? configuration = null, Action<TransferOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(silo);
+        var options = silo.Services.AddOptions<TransferOptions>();
+        if (configuration is not null)
+        {
+            options.Bind(configuration.GetSection(TransferOptions.SectionName));
+        }
+
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        silo.Services.AddMetrics();
+        silo.Services.TryAddSingleton(TimeProvider.System);
+        silo.Services.TryAddSingleton<ITransferFaults, NoTransferFaults>();
+        silo.Services.TryAddSingleton<TransactorInstruments>();
+        return silo;
+    }
+
+    /// <summary>
+    /// Stores grain state under <paramref name="name"/> in an <see cref="InMemoryLedgerStore"/>:
+    /// <paramref name="store"/> when given (to share one store between silos of one process), else one per silo.
+    /// </summary>
+    public static ISiloBuilder AddInMemoryLedgerStorage(this ISiloBuilder silo, string name = StorageNames.Ledger, InMemoryLedgerStore? store = null)
+    {
+        ArgumentNullException.ThrowIfNull(silo);
+        if (store is not null)
+        {
+            silo.Services.TryAddSingleton(store);
+        }
+        else
+        {
+            silo.Services.TryAddSingleton<InMemoryLedgerStore>();
+        }
+
+        silo.Services.AddKeyedSingleton<IGrainStorage>(
+            name,
+            (sp, _) => new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>()));
+        return silo;
+    }
+}

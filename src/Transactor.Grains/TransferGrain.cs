@@ -1,0 +1,194 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Transactor.Grains;
+
+/// <summary>The persisted state of a <see cref="TransferGrain"/>.</summary>
+[GenerateSerializer, Alias("Transactor.TransferState")]
+public sealed class TransferState
+{
+    [Id(0)] public TransferRecord? Record { get; set; }
+}
+
+/// <summary>The durable record of one movement; see <see cref="ITransferGrain"/> and docs/transfers.md.</summary>
+public sealed partial class TransferGrain(
+    [PersistentState("transfer", StorageNames.Ledger)] IPersistentState<TransferState> state,
+    IOptions<TransferOptions> options,
+    TimeProvider time,
+    ILogger<TransferGrain> logger) : Grain, ITransferGrain, IRemindable
+{
+    private const string RecoveryReminder = "recover";
+
+    private readonly TransferOptions _options = options.Value;
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private DateTimeOffset? _leaseUntil;
+    private bool _completed;
+    private AccountSnapshot? _debit;
+    private AccountSnapshot? _credit;
+    private IGrainReminder? _reminder;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        if (state.State.Record is not null)
+        {
+            // A coordinator of the previous activation may still have messages on their way to the
+            // accounts. Nobody drives until its lease would have ended; see docs/transfers.md.
+            _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task<DriveTicket> Begin(TransferRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var record = state.State.Record;
+        if (record is null)
+        {
+            record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, time.GetUtcNow(), null);
+            state.State.Record = record;
+            // Both the record and its recovery reminder are durable before any account is touched.
+            await Task.WhenAll(Persist(), RegisterRecoveryReminder());
+            return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false);
+        }
+
+        if (record.Request != request)
+        {
+            return new DriveTicket(record, null, Conflict: true, Completed: _completed);
+        }
+
+        return new DriveTicket(record, _completed ? null : TakeLease(), Conflict: false, _completed);
+    }
+
+    public Task<DriveTicket> Claim()
+    {
+        var record = state.State.Record;
+        var lease = record is null || _completed ? null : TakeLease();
+        return Task.FromResult(new DriveTicket(record, lease, Conflict: false, _completed));
+    }
+
+    public async Task<TransferRecord> Decide(RejectionReason reason)
+    {
+        var record = state.State.Record ?? throw new InvalidOperationException($"Transfer '{this.GetPrimaryKeyString()}' was decided before it was begun.");
+        if (record.Status != TransferStatus.Pending)
+        {
+            return record;
+        }
+
+        record = record with
+        {
+            Status = reason == RejectionReason.None ? TransferStatus.Committed : TransferStatus.Rejected,
+            Reason = reason,
+            DecidedAt = time.GetUtcNow(),
+        };
+        state.State.Record = record;
+        await Persist();
+        return record;
+    }
+
+    public async Task Complete(AccountSnapshot? debit, AccountSnapshot? credit)
+    {
+        if (_completed)
+        {
+            return;
+        }
+
+        if (state.State.Record is not { Status: not TransferStatus.Pending })
+        {
+            throw new InvalidOperationException($"Transfer '{this.GetPrimaryKeyString()}' was completed before it was decided.");
+        }
+
+        _completed = true;
+        _leaseUntil = null;
+        _debit = debit;
+        _credit = credit;
+        _ended.TrySetResult();
+        await UnregisterRecoveryReminder();
+    }
+
+    public async Task<TransferResult?> WaitForResult(TimeSpan timeout)
+    {
+        if (state.State.Record is not null && !_completed)
+        {
+            try
+            {
+                await _ended.Task.WaitAsync(timeout, time);
+            }
+            catch (TimeoutException)
+            {
+                // Still being driven (or waiting for recovery): report where it stands.
+            }
+        }
+
+        return Result();
+    }
+
+    public Task<TransferResult?> GetResult() => Task.FromResult(Result());
+
+    public async Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        if (state.State.Record is null || _completed)
+        {
+            await UnregisterRecoveryReminder();
+            return;
+        }
+
+        if (_leaseUntil is { } until && until > time.GetUtcNow())
+        {
+            return;
+        }
+
+        var transferId = this.GetPrimaryKeyString();
+        var recordStatus = state.State.Record.Status;
+        LogRecovering(logger, transferId, recordStatus);
+        // One-way: the coordinator will call this grain back, which must not wait on this turn.
+        await GrainFactory.GetGrain<ITransferCoordinatorGrain>(0).Recover(transferId);
+    }
+
+    private TransferResult? Result()
+    {
+        var record = state.State.Record;
+        return record is null ? null : new TransferResult(record.Request, record.Status, record.Reason, _debit, _credit, record.CreatedAt);
+    }
+
+    private TimeSpan? TakeLease()
+    {
+        var now = time.GetUtcNow();
+        if (_leaseUntil is { } until && until > now)
+        {
+            return null;
+        }
+
+        _leaseUntil = now + _options.LeaseDuration;
+        return _options.LeaseDuration;
+    }
+
+    private async Task Persist()
+    {
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch
+        {
+            DeactivateOnIdle();
+            throw;
+        }
+    }
+
+    private async Task RegisterRecoveryReminder() =>
+        _reminder = await this.RegisterOrUpdateReminder(RecoveryReminder, _options.RecoveryDueTime, _options.RecoveryPeriod);
+
+    private async Task UnregisterRecoveryReminder()
+    {
+        var reminder = _reminder ?? await this.GetReminder(RecoveryReminder);
+        if (reminder is not null)
+        {
+            await this.UnregisterReminder(reminder);
+            _reminder = null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Recovering transfer {TransferId} in state {Status}")]
+    private static partial void LogRecovering(ILogger logger, string transferId, TransferStatus status);
+}

@@ -1,0 +1,25 @@
+namespace Transactor.Grains;
+
+/// <summary>Timing of the transfer protocol (see docs/transfers.md). Configuration section <c>Transactor:Transfers</c>.</summary>
+public sealed class TransferOptions
+{
+    public const string SectionName = "Transactor:Transfers";
+
+    /// <summary>How long one coordinator may drive a movement before another may take over.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Taken off the lease when a coordinator sets the deadline of its prepares, so that a clock on
+    /// another silo that runs this much ahead cannot accept a prepare after the lease has ended.
+    /// </summary>
+    public TimeSpan ClockSkewAllowance { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>When the recovery reminder of a movement first fires.</summary>
+    public TimeSpan RecoveryDueTime { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How often the recovery reminder fires after that, until the movement has ended.</summary>
+    public TimeSpan RecoveryPeriod { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long a retry waits for a movement that another coordinator is driving.</summary>
+    public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
+}

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Hosting;
+using Orleans.TestingHost;
+using Transactor.Grains;
+
+namespace Transactor.Tests.Cluster;
+
+/// <summary>
+/// One 3-silo cluster shared by the cluster tests. The silos share one in-memory store (as silos
+/// share a database), so accounts land on different silos and state outlives an activation.
+/// Recovery timings are short so interrupted transfers finish within seconds.
+/// </summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public const int SiloCount = 3;
+
+    internal static readonly InMemoryLedgerStore Store = new();
+
+    internal static readonly TestTransferFaults Faults = new();
+
+    public TestCluster Cluster { get; private set; } = null!;
+
+    public IClusterClient Client => Cluster.Client;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new TestClusterBuilder(SiloCount);
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.StopAllSilosAsync();
+        await Cluster.DisposeAsync();
+    }
+
+    private sealed class SiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder)
+        {
+            siloBuilder.Services.AddSingleton<ITransferFaults>(Faults);
+            siloBuilder.AddTransactor(configure: options =>
+            {
+                options.LeaseDuration = TimeSpan.FromSeconds(2);
+                options.ClockSkewAllowance = TimeSpan.FromMilliseconds(500);
+                options.RecoveryDueTime = TimeSpan.FromSeconds(1);
+                options.RecoveryPeriod = TimeSpan.FromSeconds(1);
+                options.WaitTimeout = TimeSpan.FromSeconds(5);
+            });
+            siloBuilder.AddInMemoryLedgerStorage(store: Store);
+            siloBuilder.UseInMemoryReminderService();
+            siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterTestGroup : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "cluster";
+}
+
+/// <summary>Stops the coordinator of chosen transfers dead at a chosen step, once, as a crash would.</summary>
+internal sealed class TestTransferFaults : ITransferFaults
+{
+    private readonly ConcurrentDictionary<string, TransferStep> _armed = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, TransferStep> _fired = new(StringComparer.Ordinal);
+
+    public void Arm(string transferId, TransferStep step) => _armed[transferId] = step;
+
+    public bool Fired(string transferId) => _fired.ContainsKey(transferId);
+
+    public void OnStep(TransferStep step, string transferId)
+    {
+        if (_armed.TryGetValue(transferId, out var armed) && armed == step && _armed.TryRemove(transferId, out _))
+        {
+            _fired[transferId] = step;
+            throw new InjectedFaultException($"Injected crash of transfer '{transferId}' at {step}.");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+namespace Transactor.Tests.Cluster;
+
+/// <summary>Test-side view of the ledger: opens and funds accounts, executes movements, audits the books.</summary>
+internal sealed class Ledger(IClusterClient client)
+{
+    private long _depositedMinor;
+    private long _withdrawnMinor;
+
+    public ITransferCoordinatorGrain Coordinator => client.GetGrain<ITransferCoordinatorGrain>(0);
+
+    public long NetInflowMinor => Interlocked.Read(ref _depositedMinor) - Interlocked.Read(ref _withdrawnMinor);
+
+    public static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
+
+    public async Task<string[]> OpenFunded(string prefix, int count, long balanceMinor, string currency = "USD")
+    {
+        var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D5}").ToArray();
+        await Task.WhenAll(ids.Select(async id =>
+        {
+            var opened = await client.GetGrain<IAccountGrain>(id).Open(currency, null);
+            Assert.Equal(OpenAccountStatus.Opened, opened.Status);
+            if (balanceMinor > 0)
+            {
+                var deposit = await Execute(TransferRequest.Deposit(NewId("dep"), id, balanceMinor));
+                Assert.Equal(TransferStatus.Committed, deposit.Status);
+            }
+        }));
+        return ids;
+    }
+
+    /// <summary>Executes a movement and keeps count of committed deposits and withdrawals.</summary>
+    public async Task<TransferResult> Execute(TransferRequest request)
+    {
+        var result = await Coordinator.Execute(request);
+        Track(result);
+        return result;
+    }
+
+    public void Track(TransferResult result)
+    {
+        if (result.Status != TransferStatus.Committed)
+        {
+            return;
+        }
+
+        if (result.Request.Kind == TransferKind.Deposit)
+        {
+            Interlocked.Add(ref _depositedMinor, result.Request.AmountMinor);
+        }
+        else if (result.Request.Kind == TransferKind.Withdrawal)
+        {
+            Interlocked.Add(ref _withdrawnMinor, result.Request.AmountMinor);
+        }
+    }
+
+    public async Task<AccountSnapshot[]> Snapshots(IEnumerable<string> ids) =>
+        (await Task.WhenAll(ids.Select(id => client.GetGrain<IAccountGrain>(id).GetSnapshot())))
+        .Select(s => s ?? throw new InvalidOperationException("An account of the test is not open."))
+        .ToArray();
+
+    /// <summary>
+    /// The books once the system is quiet: totals add up to what came in minus what went out,
+    /// nothing is in flight, and no balance is negative.
+    /// </summary>
+    public async Task AssertBalanced(IReadOnlyCollection<string> ids, long expectedTotalMinor)
+    {
+        var snapshots = await Snapshots(ids);
+        foreach (var s in snapshots)
+        {
+            Assert.True(s.AvailableMinor >= 0, $"{s.AccountId}: available {s.AvailableMinor} < 0");
+            Assert.True(s.HeldMinor >= 0, $"{s.AccountId}: held {s.HeldMinor} < 0");
+            Assert.True(s.ReservedMinor == 0 && s.IncomingMinor == 0, $"{s.AccountId}: {s.ReservedMinor} reserved and {s.IncomingMinor} incoming by movements in flight");
+        }
+
+        var total = snapshots.Sum(s => s.TotalMinor);
+        Assert.True(total == expectedTotalMinor, $"sum of totals {total} != deposits minus withdrawals {expectedTotalMinor}");
+    }
+
+    /// <summary>Waits until no account of <paramref name="ids"/> holds money in flight.</summary>
+    public async Task WaitUntilQuiet(IReadOnlyCollection<string> ids, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var snapshots = await Snapshots(ids);
+            var busy = snapshots.Where(s => s.ReservedMinor != 0 || s.IncomingMinor != 0).Select(s => $"{s.AccountId}: reserved {s.ReservedMinor}, incoming {s.IncomingMinor}").ToArray();
+            if (busy.Length == 0)
+            {
+                return;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"still in flight after {timeout}: {string.Join(", ", busy)}");
+            await Task.Delay(100);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+using Transactor.Grains;
+
+namespace Transactor.Tests.Cluster;
+
+/// <summary>A coordinator stopped dead between two steps: recovery finishes the movement without anybody calling again.</summary>
+[Collection(ClusterTestGroup.Name)]
+public sealed class RecoveryTests(ClusterFixture fixture)
+{
+    private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly Ledger _ledger = new(fixture.Client);
+
+    public static TheoryData<TransferStep, bool> Steps()
+    {
+        var data = new TheoryData<TransferStep, bool>();
+        foreach (var step in Enum.GetValues<TransferStep>())
+        {
+            data.Add(step, true);
+            data.Add(step, false);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Steps))]
+    public async Task Interrupted_transfer_is_finished_by_recovery(TransferStep step, bool fundsSuffice)
+    {
+        var prefix = Ledger.NewId($"rec-{step}");
+        var ids = await _ledger.OpenFunded(prefix, 2, 1_000);
+        // Debit the higher id so the credit side is prepared first when funds suffice.
+        var request = new TransferRequest(Ledger.NewId("t"), ids[1], ids[0], fundsSuffice ? 600 : 5_000, "USD");
+        ClusterFixture.Faults.Arm(request.TransferId, step);
+
+        var crash = await Assert.ThrowsAsync<InjectedFaultException>(() => _ledger.Coordinator.Execute(request));
+        Assert.Contains(request.TransferId, crash.Message, StringComparison.Ordinal);
+
+        var result = await WaitForEnd(request.TransferId);
+        await _ledger.WaitUntilQuiet(ids, RecoveryTimeout);
+
+        var expected = fundsSuffice ? TransferStatus.Committed : TransferStatus.Rejected;
+        Assert.Equal(expected, result.Status);
+        var balances = (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor).ToArray();
+        long[] expectedBalances = fundsSuffice ? [1_600, 400] : [1_000, 1_000];
+        Assert.Equal(expectedBalances, balances);
+        await _ledger.AssertBalanced(ids, 2_000);
+
+        // A retry after recovery sees the same outcome and moves nothing more.
+        var retry = await _ledger.Coordinator.Execute(request);
+        Assert.Equal(expected, retry.Status);
+        Assert.Equal(balances, (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
+    [Fact]
+    public async Task A_retry_during_the_lease_of_a_crashed_coordinator_waits_then_recovery_finishes()
+    {
+        var ids = await _ledger.OpenFunded(Ledger.NewId("rec-retry"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 250, "USD");
+        ClusterFixture.Faults.Arm(request.TransferId, TransferStep.AfterFirstPrepare);
+        await Assert.ThrowsAsync<InjectedFaultException>(() => _ledger.Coordinator.Execute(request));
+
+        // The retry cannot drive while the crashed coordinator's lease lasts; it waits for the outcome.
+        var retry = await _ledger.Coordinator.Execute(request);
+        var final = retry.Status == TransferStatus.Pending ? await WaitForEnd(request.TransferId) : retry;
+
+        Assert.Equal(TransferStatus.Committed, final.Status);
+        await _ledger.WaitUntilQuiet(ids, RecoveryTimeout);
+        Assert.Equal([750L, 1_250L], (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
+    private async Task<TransferResult> WaitForEnd(string transferId)
+    {
+        var deadline = DateTime.UtcNow + RecoveryTimeout;
+        while (true)
+        {
+            var result = await fixture.Client.GetGrain<ITransferGrain>(transferId).GetResult();
+            Assert.NotNull(result);
+            if (result.Status != TransferStatus.Pending)
+            {
+                return result;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"transfer {transferId} still pending after {RecoveryTimeout}");
+            await Task.Delay(100);
+        }
+    }
+}
