@@ -36,8 +36,8 @@ public interface IAccountGrain : IGrainWithStringKey
 /// <summary>
 /// The durable record of one movement, keyed by its transfer id. It is written before any account
 /// changes, holds the decision, hands out the right to drive the movement to one coordinator at a
-/// time, and keeps a reminder until the movement has ended, so an interrupted movement is finished
-/// without anybody calling again.
+/// time, and lists the movement on its <see cref="IRecoveryShardGrain"/> until it has ended, so an
+/// interrupted movement is finished without anybody calling again.
 /// </summary>
 [Alias("Transactor.ITransferGrain")]
 public interface ITransferGrain : IGrainWithStringKey
@@ -57,8 +57,11 @@ public interface ITransferGrain : IGrainWithStringKey
     [Alias("Decide")]
     Task<TransferRecord> Decide(RejectionReason reason);
 
-    /// <summary>Notes that every account has applied the decision, with the accounts' resulting balances.</summary>
-    [Alias("Complete")]
+    /// <summary>
+    /// Notes that every account has applied the decision, with the accounts' resulting balances.
+    /// One-way: the caller holds the lease until this arrives, so nobody else drives meanwhile.
+    /// </summary>
+    [Alias("Complete"), OneWay]
     Task Complete(AccountSnapshot? debit, AccountSnapshot? credit);
 
     /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
@@ -68,6 +71,48 @@ public interface ITransferGrain : IGrainWithStringKey
     /// <summary>The result as it stands, or null when the id is unknown.</summary>
     [Alias("GetResult"), ReadOnly]
     Task<TransferResult?> GetResult();
+}
+
+/// <summary>
+/// One of <see cref="RecoveryShards.Count"/> durable lists of movements that have begun and not
+/// yet ended. A movement is listed before any account changes; each shard keeps one reminder and,
+/// when it fires, hands every movement that has been listed too long to a coordinator to finish.
+/// Concurrent additions share one storage write (group commit).
+/// </summary>
+[Alias("Transactor.IRecoveryShardGrain")]
+public interface IRecoveryShardGrain : IGrainWithIntegerKey
+{
+    /// <summary>Lists a movement; returns once the list is durable.</summary>
+    [Alias("Track")]
+    Task Track(string transferId);
+
+    /// <summary>Takes an ended movement off the list (durable with the next write).</summary>
+    [Alias("Untrack"), OneWay]
+    Task Untrack(string transferId);
+
+    /// <summary>The movements listed now, oldest first, at most <paramref name="limit"/>.</summary>
+    [Alias("List"), ReadOnly]
+    Task<IReadOnlyList<string>> List(int limit);
+}
+
+/// <summary>How movements map to recovery shards.</summary>
+public static class RecoveryShards
+{
+    /// <summary>The number of recovery shards. Persisted data depends on it: change it only with a migration.</summary>
+    public const int Count = 16;
+
+    /// <summary>The shard of <paramref name="transferId"/>: a stable hash (FNV-1a), the same in every process.</summary>
+    public static int Of(string transferId)
+    {
+        ArgumentNullException.ThrowIfNull(transferId);
+        var hash = 2166136261u;
+        foreach (var c in transferId)
+        {
+            hash = (hash ^ c) * 16777619u;
+        }
+
+        return (int)(hash % Count);
+    }
 }
 
 /// <summary>

@@ -53,6 +53,12 @@ public sealed partial class TransferCoordinatorGrain(
         try
         {
             var ticket = await transfer.Claim();
+            if (ticket.Record is null || ticket.Completed)
+            {
+                await GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(transferId)).Untrack(transferId);
+                return;
+            }
+
             if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
@@ -62,7 +68,7 @@ public sealed partial class TransferCoordinatorGrain(
         }
         catch (Exception ex)
         {
-            // The reminder fires again; recovery is retried until the movement ends.
+            // The movement stays listed: the next sweep of its shard tries again.
             LogRecoveryFailed(logger, ex, transferId);
         }
     }
@@ -209,6 +215,6 @@ public sealed partial class TransferCoordinatorGrain(
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered transfer {TransferId}: {Status} ({Reason})")]
     private static partial void LogRecovered(ILogger logger, string transferId, TransferStatus status, RejectionReason reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; its reminder will try again")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);
 }

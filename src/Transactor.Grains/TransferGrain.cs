@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Transactor.Grains;
@@ -14,18 +13,14 @@ public sealed class TransferState
 public sealed partial class TransferGrain(
     [PersistentState("transfer", StorageNames.Ledger)] IPersistentState<TransferState> state,
     IOptions<TransferOptions> options,
-    TimeProvider time,
-    ILogger<TransferGrain> logger) : Grain, ITransferGrain, IRemindable
+    TimeProvider time) : Grain, ITransferGrain
 {
-    private const string RecoveryReminder = "recover";
-
     private readonly TransferOptions _options = options.Value;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTimeOffset? _leaseUntil;
     private bool _completed;
     private AccountSnapshot? _debit;
     private AccountSnapshot? _credit;
-    private IGrainReminder? _reminder;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -47,8 +42,8 @@ public sealed partial class TransferGrain(
         {
             record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, time.GetUtcNow(), null);
             state.State.Record = record;
-            // Both the record and its recovery reminder are durable before any account is touched.
-            await Task.WhenAll(Persist(), RegisterRecoveryReminder());
+            // The record, and its place on a recovery list, are durable before any account is touched.
+            await Task.WhenAll(Persist(), RecoveryShard().Track(request.TransferId));
             return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false);
         }
 
@@ -57,7 +52,14 @@ public sealed partial class TransferGrain(
             return new DriveTicket(record, null, Conflict: true, Completed: _completed);
         }
 
-        return new DriveTicket(record, _completed ? null : TakeLease(), Conflict: false, _completed);
+        if (_completed)
+        {
+            return new DriveTicket(record, null, Conflict: false, Completed: true);
+        }
+
+        // A first Begin may have failed between its two writes: list the movement again (idempotent).
+        await RecoveryShard().Track(request.TransferId);
+        return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false);
     }
 
     public Task<DriveTicket> Claim()
@@ -103,7 +105,7 @@ public sealed partial class TransferGrain(
         _debit = debit;
         _credit = credit;
         _ended.TrySetResult();
-        await UnregisterRecoveryReminder();
+        await RecoveryShard().Untrack(this.GetPrimaryKeyString());
     }
 
     public async Task<TransferResult?> WaitForResult(TimeSpan timeout)
@@ -124,26 +126,6 @@ public sealed partial class TransferGrain(
     }
 
     public Task<TransferResult?> GetResult() => Task.FromResult(Result());
-
-    public async Task ReceiveReminder(string reminderName, TickStatus status)
-    {
-        if (state.State.Record is null || _completed)
-        {
-            await UnregisterRecoveryReminder();
-            return;
-        }
-
-        if (_leaseUntil is { } until && until > time.GetUtcNow())
-        {
-            return;
-        }
-
-        var transferId = this.GetPrimaryKeyString();
-        var recordStatus = state.State.Record.Status;
-        LogRecovering(logger, transferId, recordStatus);
-        // One-way: the coordinator will call this grain back, which must not wait on this turn.
-        await GrainFactory.GetGrain<ITransferCoordinatorGrain>(0).Recover(transferId);
-    }
 
     private TransferResult? Result()
     {
@@ -176,19 +158,6 @@ public sealed partial class TransferGrain(
         }
     }
 
-    private async Task RegisterRecoveryReminder() =>
-        _reminder = await this.RegisterOrUpdateReminder(RecoveryReminder, _options.RecoveryDueTime, _options.RecoveryPeriod);
-
-    private async Task UnregisterRecoveryReminder()
-    {
-        var reminder = _reminder ?? await this.GetReminder(RecoveryReminder);
-        if (reminder is not null)
-        {
-            await this.UnregisterReminder(reminder);
-            _reminder = null;
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Recovering transfer {TransferId} in state {Status}")]
-    private static partial void LogRecovering(ILogger logger, string transferId, TransferStatus status);
+    private IRecoveryShardGrain RecoveryShard() =>
+        GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(this.GetPrimaryKeyString()));
 }

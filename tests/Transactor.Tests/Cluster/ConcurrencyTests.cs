@@ -46,15 +46,17 @@ public sealed class ConcurrencyTests(ClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Accounts_are_spread_over_all_silos()
+    public async Task Accounts_are_spread_over_several_silos()
     {
-        var ids = await _ledger.OpenFunded(Ledger.NewId("spread"), 60, 10);
+        var ids = await _ledger.OpenFunded(Ledger.NewId("spread"), 300, 10);
 
         var management = fixture.Client.GetGrain<IManagementGrain>(0);
         var stats = await management.GetDetailedGrainStatistics();
         var wanted = ids.ToHashSet(StringComparer.Ordinal);
         var silos = stats.Where(s => wanted.Contains(s.GrainId.Key.ToString()!)).Select(s => s.SiloAddress).Distinct().Count();
 
-        Assert.Equal(ClusterFixture.SiloCount, silos);
+        // Orleans places activations by silo load, so not every silo need get some; but the
+        // accounts of one workload must not all sit on one silo, or the cluster tests prove little.
+        Assert.True(silos >= 2, $"300 accounts activated on {silos} of {ClusterFixture.SiloCount} silos");
     }
 }

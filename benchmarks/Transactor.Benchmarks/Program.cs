@@ -1,0 +1,250 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using HdrHistogram;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Transactions;
+using Transactor;
+using Transactor.Benchmarks;
+using Transactor.Grains;
+
+var secondsOption = new Option<int>("--seconds") { Description = "Measured seconds per workload.", DefaultValueFactory = _ => 10 };
+var warmupOption = new Option<int>("--warmup") { Description = "Warm-up seconds per workload.", DefaultValueFactory = _ => 3 };
+var concurrencyOption = new Option<int>("--concurrency") { Description = "Transfers in flight at once.", DefaultValueFactory = _ => 256 };
+var accountsOption = new Option<int>("--accounts") { Description = "Accounts in the uniform workload.", DefaultValueFactory = _ => 10_000 };
+var hotOption = new Option<int>("--hot-accounts") { Description = "Accounts in the hot-set workload.", DefaultValueFactory = _ => 10 };
+var seedOption = new Option<int>("--seed") { Description = "Seed of the random transfers.", DefaultValueFactory = _ => 42 };
+
+var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
+{
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption,
+};
+root.SetAction(async (parse, cancellation) =>
+{
+    var settings = new Settings(
+        TimeSpan.FromSeconds(parse.GetValue(secondsOption)),
+        TimeSpan.FromSeconds(parse.GetValue(warmupOption)),
+        parse.GetValue(concurrencyOption),
+        parse.GetValue(seedOption));
+    return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
+});
+return await root.Parse(args).InvokeAsync();
+
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed);
+
+internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
+
+internal static class Bench
+{
+    private const long InitialBalanceMinor = 1_000_000_000;
+    private const long MaxTransferMinor = 10_000;
+
+    public static async Task<int> Run(Settings settings, int accounts, int hotAccounts, CancellationToken cancellation)
+    {
+        using var host = Host.CreateDefaultBuilder()
+            .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
+            .UseOrleans(silo =>
+            {
+                silo.UseLocalhostClustering();
+                silo.AddTransactor();
+                silo.AddInMemoryLedgerStorage();
+                silo.AddInMemoryLedgerStorage("TransactionStore");
+                silo.UseInMemoryReminderService();
+                silo.UseTransactions();
+            })
+            .Build();
+        await host.StartAsync(cancellation);
+        var grains = host.Services.GetRequiredService<IGrainFactory>();
+
+        Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+        Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
+        var rows = new List<Row>();
+        var failures = new List<string>();
+        foreach (var (name, count) in new[] { ("uniform", accounts), ("hot", hotAccounts) })
+        {
+            var prefix = $"{name}-{Guid.NewGuid():N}";
+            var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D6}").ToArray();
+
+            await Setup(ids, id => OpenAndFund(grains, id));
+            var transactor = await Measure(name, "Transactor", settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n));
+            rows.Add(transactor);
+            failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+
+            var baselineIds = ids.Select(id => "b-" + id).ToArray();
+            await Setup(baselineIds, id => grains.GetGrain<IBaselineAccountGrain>(id).Deposit(InitialBalanceMinor));
+            var baseline = await Measure(name, "Orleans transactions", settings, baselineIds, (from, to, amount, _) => BaselineTransfer(grains, from, to, amount));
+            rows.Add(baseline);
+            var baselineTotal = (await Task.WhenAll(baselineIds.Select(id => grains.GetGrain<IBaselineAccountGrain>(id).GetAvailable()))).Sum();
+            if (baselineTotal != count * InitialBalanceMinor)
+            {
+                failures.Add($"baseline {name}: total {baselineTotal} != {count * InitialBalanceMinor}");
+            }
+        }
+
+        Print(rows);
+        await host.StopAsync(CancellationToken.None);
+        foreach (var failure in failures)
+        {
+            Console.Error.WriteLine($"INVARIANT BROKEN: {failure}");
+        }
+
+        Console.WriteLine(failures.Count == 0 ? "Invariants hold: money conserved, nothing in flight, no negative balance." : "INVARIANTS BROKEN");
+        return failures.Count == 0 ? 0 : 1;
+    }
+
+    private static async Task OpenAndFund(IGrainFactory grains, string id)
+    {
+        await grains.GetGrain<IAccountGrain>(id).Open("USD", null);
+        var funded = await grains.GetGrain<ITransferCoordinatorGrain>(0).Execute(TransferRequest.Deposit($"fund-{id}", id, InitialBalanceMinor));
+        if (funded.Status != TransferStatus.Committed)
+        {
+            throw new InvalidOperationException($"Funding {id}: {funded.Status} {funded.Reason}");
+        }
+    }
+
+    private static async Task<Outcome> TransactorTransfer(IGrainFactory grains, string from, string to, long amount, long n)
+    {
+        var result = await grains.GetGrain<ITransferCoordinatorGrain>(0).Execute(new TransferRequest($"{from}>{to}#{n}", from, to, amount, "USD"));
+        return result.Status switch
+        {
+            TransferStatus.Committed => Outcome.Committed,
+            TransferStatus.Rejected => Outcome.Rejected,
+            _ => Outcome.Failed,
+        };
+    }
+
+    private static async Task<Outcome> BaselineTransfer(IGrainFactory grains, string from, string to, long amount)
+    {
+        try
+        {
+            return await grains.GetGrain<IBaselineTransferGrain>(0).Transfer(from, to, amount) ? Outcome.Committed : Outcome.Rejected;
+        }
+        catch (Exception ex) when (ex is OrleansTransactionException or TimeoutException)
+        {
+            return Outcome.Failed;
+        }
+    }
+
+    private static async Task Setup(string[] ids, Func<string, Task> setup)
+    {
+        using var gate = new SemaphoreSlim(256);
+        await Task.WhenAll(ids.Select(async id =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                await setup(id);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+    }
+
+    private static async Task<Row> Measure(string workload, string engine, Settings settings, string[] ids, Func<string, string, long, long, Task<Outcome>> transfer)
+    {
+        var histogram = new LongConcurrentHistogram(1, TimeStamp.Minutes(1), 3);
+        long committed = 0, rejected = 0, failed = 0, sequence = 0;
+        var measuring = false;
+        var start = Stopwatch.GetTimestamp();
+        var warmupEnd = start + (long)(settings.Warmup.TotalSeconds * Stopwatch.Frequency);
+        var end = warmupEnd + (long)(settings.Measure.TotalSeconds * Stopwatch.Frequency);
+
+        var workers = Enumerable.Range(0, settings.Concurrency).Select(w => Task.Run(async () =>
+        {
+            var random = new Random(HashCode.Combine(settings.Seed, w));
+            while (true)
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (now >= end)
+                {
+                    return;
+                }
+
+                var from = random.Next(ids.Length);
+                var to = (from + 1 + random.Next(ids.Length - 1)) % ids.Length;
+                var amount = random.NextInt64(1, MaxTransferMinor);
+                var n = Interlocked.Increment(ref sequence);
+                var outcome = await transfer(ids[from], ids[to], amount, n);
+                var done = Stopwatch.GetTimestamp();
+                if (now < warmupEnd)
+                {
+                    continue;
+                }
+
+                Volatile.Write(ref measuring, true);
+                histogram.RecordValue(Math.Max(1, done - now));
+                _ = outcome switch
+                {
+                    Outcome.Committed => Interlocked.Increment(ref committed),
+                    Outcome.Rejected => Interlocked.Increment(ref rejected),
+                    _ => Interlocked.Increment(ref failed),
+                };
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+
+        var seconds = settings.Measure.TotalSeconds;
+        double Ms(Func<long> ticks) => histogram.TotalCount == 0 ? double.NaN : ticks() * 1000.0 / Stopwatch.Frequency;
+        var row = new Row(workload, engine, committed, rejected, failed, committed / seconds,
+            Ms(() => histogram.GetValueAtPercentile(50)), Ms(() => histogram.GetValueAtPercentile(99)), Ms(histogram.GetMaxValue));
+        Console.WriteLine($"  {workload,-8} {engine,-22} {row.PerSecond,10:N0}/s  p50 {row.P50Ms,7:N2} ms  p99 {row.P99Ms,7:N2} ms  max {row.MaxMs,8:N2} ms  (committed {committed:N0}, rejected {rejected:N0}, failed {failed:N0})");
+        return row;
+    }
+
+    private static async Task<List<string>> Audit(IGrainFactory grains, string[] ids, long expectedTotalMinor)
+    {
+        var failures = new List<string>();
+        var snapshots = await Task.WhenAll(ids.Select(id => grains.GetGrain<IAccountGrain>(id).GetSnapshot()));
+        long total = 0;
+        foreach (var s in snapshots)
+        {
+            if (s is null)
+            {
+                failures.Add("an account is not open");
+                continue;
+            }
+
+            total += s.TotalMinor;
+            if (s.AvailableMinor < 0 || s.ReservedMinor != 0 || s.IncomingMinor != 0)
+            {
+                failures.Add($"{s.AccountId}: available {s.AvailableMinor}, reserved {s.ReservedMinor}, incoming {s.IncomingMinor}");
+            }
+        }
+
+        if (total != expectedTotalMinor)
+        {
+            failures.Add($"total {total} != {expectedTotalMinor}");
+        }
+
+        return failures;
+    }
+
+    private static void Print(List<Row> rows)
+    {
+        Console.WriteLine();
+        Console.WriteLine("| workload | engine | transfers/s | p50 ms | p99 ms | max ms | committed | rejected | failed |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in rows)
+        {
+            Console.WriteLine($"| {r.Workload} | {r.Engine} | {r.PerSecond:N0} | {r.P50Ms:N2} | {r.P99Ms:N2} | {r.MaxMs:N2} | {r.Committed:N0} | {r.Rejected:N0} | {r.Failed:N0} |");
+        }
+
+        foreach (var group in rows.GroupBy(r => r.Workload))
+        {
+            var t = group.First(r => r.Engine == "Transactor");
+            var b = group.First(r => r.Engine != "Transactor");
+            Console.WriteLine($"{group.Key}: Transactor / Orleans transactions = {(b.PerSecond > 0 ? t.PerSecond / b.PerSecond : double.PositiveInfinity):N1}x");
+        }
+    }
+
+    private enum Outcome
+    {
+        Committed,
+        Rejected,
+        Failed,
+    }
+}

@@ -1,0 +1,133 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+
+namespace Transactor.Grains;
+
+/// <summary>The persisted state of a <see cref="RecoveryShardGrain"/>.</summary>
+[GenerateSerializer, Alias("Transactor.RecoveryShardState")]
+public sealed class RecoveryShardState
+{
+    /// <summary>Movements that have begun and not ended, with when they were listed.</summary>
+    [Id(0)] public Dictionary<string, DateTimeOffset> InFlight { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>See <see cref="IRecoveryShardGrain"/>. Reentrant: its own turns only touch memory between writes.</summary>
+[Reentrant]
+public sealed partial class RecoveryShardGrain(
+    [PersistentState("recovery", StorageNames.Ledger)] IPersistentState<RecoveryShardState> state,
+    IOptions<TransferOptions> options,
+    TimeProvider time,
+    ILogger<RecoveryShardGrain> logger) : Grain, IRecoveryShardGrain, IRemindable
+{
+    /// <summary>Most movements one shard lists at once; beyond it new movements are refused (back-pressure).</summary>
+    public const int MaxInFlight = 1_000_000;
+
+    /// <summary>Most movements one reminder tick hands to coordinators.</summary>
+    public const int MaxRecoveriesPerTick = 1_000;
+
+    private const string SweepReminder = "sweep";
+
+    private readonly TransferOptions _options = options.Value;
+    private long _changes;
+    private long _persisted;
+    private Task? _writing;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // One reminder per shard, registered once per activation: it outlives this silo and
+        // brings the shard back to finish what it lists.
+        await this.RegisterOrUpdateReminder(SweepReminder, _options.RecoveryDueTime, _options.RecoveryPeriod, cancellationToken);
+    }
+
+    public async Task Track(string transferId)
+    {
+        var inFlight = state.State.InFlight;
+        if (!inFlight.ContainsKey(transferId))
+        {
+            if (inFlight.Count >= MaxInFlight)
+            {
+                throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} lists {inFlight.Count} movements, the limit is {MaxInFlight}.");
+            }
+
+            inFlight[transferId] = time.GetUtcNow();
+            _changes++;
+        }
+
+        await Persisted(_changes);
+    }
+
+    public Task Untrack(string transferId)
+    {
+        if (state.State.InFlight.Remove(transferId))
+        {
+            _changes++;
+            // Nobody waits for this: a movement listed after it ended is only looked at once more.
+            _ = Persisted(_changes);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<string>> List(int limit) =>
+        Task.FromResult<IReadOnlyList<string>>(state.State.InFlight.OrderBy(e => e.Value).Take(limit).Select(e => e.Key).ToArray());
+
+    public Task ReceiveReminder(string reminderName, TickStatus status)
+    {
+        var cutoff = time.GetUtcNow() - _options.RecoveryDueTime;
+        var coordinator = GrainFactory.GetGrain<ITransferCoordinatorGrain>(0);
+        var due = state.State.InFlight.Where(e => e.Value <= cutoff).OrderBy(e => e.Value).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
+        if (due.Length > 0)
+        {
+            var shard = this.GetPrimaryKeyLong();
+            LogSweep(logger, shard, due.Length, state.State.InFlight.Count);
+        }
+
+        foreach (var transferId in due)
+        {
+            // One-way: the coordinator claims the movement and finishes it, or untracks it if it has ended.
+            coordinator.Recover(transferId).Ignore();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Returns once a write that includes change number <paramref name="change"/> has completed.</summary>
+    private async Task Persisted(long change)
+    {
+        while (_persisted < change)
+        {
+            if (_writing is { } pending)
+            {
+                await pending;
+                continue;
+            }
+
+            var write = Write();
+            if (!write.IsCompleted)
+            {
+                // Later callers join this write or queue behind it; Write clears it when done.
+                _writing = write;
+            }
+
+            await write;
+        }
+    }
+
+    private async Task Write()
+    {
+        var upTo = _changes;
+        try
+        {
+            await state.WriteStateAsync();
+            _persisted = Math.Max(_persisted, upTo);
+        }
+        finally
+        {
+            _writing = null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Recovery shard {Shard}: handing {Due} of {Listed} listed movements to coordinators")]
+    private static partial void LogSweep(ILogger logger, long shard, int due, int listed);
+}
