@@ -95,6 +95,27 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     Task<IReadOnlyList<string>> List(int limit);
 }
 
+/// <summary>The ids of all open accounts, in ordinal order, for paging through them.</summary>
+[Alias("Transactor.IAccountDirectoryGrain")]
+public interface IAccountDirectoryGrain : IGrainWithIntegerKey
+{
+    /// <summary>Lists an opened account; returns once the listing is durable. Idempotent.</summary>
+    [Alias("Add")]
+    Task Add(string accountId);
+
+    /// <summary>Up to <paramref name="limit"/> ids greater than <paramref name="after"/> (all when null), in ordinal order.</summary>
+    [Alias("Page"), ReadOnly]
+    Task<AccountPage> Page(string? after, int limit);
+}
+
+/// <summary>One page of account ids.</summary>
+/// <param name="Next">The cursor for the next page, or null when this is the last.</param>
+[GenerateSerializer, Immutable, Alias("Transactor.AccountPage")]
+public sealed record AccountPage(
+    [property: Id(0)] IReadOnlyList<string> AccountIds,
+    [property: Id(1)] string? Next,
+    [property: Id(2)] int Total);
+
 /// <summary>How movements map to recovery shards.</summary>
 public static class RecoveryShards
 {

@@ -71,6 +71,7 @@ public enum TransferStatus
 /// <param name="Debit">The debited account after the movement, when known.</param>
 /// <param name="Credit">The credited account after the movement, when known.</param>
 /// <param name="CreatedAt">When the movement was first recorded.</param>
+/// <param name="Replayed">True when this request found the movement already recorded under its id (a retry).</param>
 [GenerateSerializer, Immutable, Alias("Transactor.TransferResult")]
 public sealed record TransferResult(
     [property: Id(0)] TransferRequest Request,
@@ -78,7 +79,8 @@ public sealed record TransferResult(
     [property: Id(2)] RejectionReason Reason,
     [property: Id(3)] AccountSnapshot? Debit,
     [property: Id(4)] AccountSnapshot? Credit,
-    [property: Id(5)] DateTimeOffset CreatedAt)
+    [property: Id(5)] DateTimeOffset CreatedAt,
+    [property: Id(6)] bool Replayed = false)
 {
     /// <summary>The movement's id.</summary>
     public string TransferId => Request.TransferId;
@@ -101,9 +103,11 @@ public sealed record TransferRecord(
 /// </param>
 /// <param name="Conflict">True when the id is already recorded for a different request.</param>
 /// <param name="Completed">True when every account has applied the decision.</param>
+/// <param name="Created">True when this call recorded the movement; false when it was recorded before.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.DriveTicket")]
 public sealed record DriveTicket(
     [property: Id(0)] TransferRecord? Record,
     [property: Id(1)] TimeSpan? Lease,
     [property: Id(2)] bool Conflict,
-    [property: Id(3)] bool Completed);
+    [property: Id(3)] bool Completed,
+    [property: Id(4)] bool Created = false);

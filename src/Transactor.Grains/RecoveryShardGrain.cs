@@ -29,9 +29,7 @@ public sealed partial class RecoveryShardGrain(
     private const string SweepReminder = "sweep";
 
     private readonly TransferOptions _options = options.Value;
-    private long _changes;
-    private long _persisted;
-    private Task? _writing;
+    private readonly GroupCommit _commit = new(state.WriteStateAsync);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -51,19 +49,20 @@ public sealed partial class RecoveryShardGrain(
             }
 
             inFlight[transferId] = time.GetUtcNow();
-            _changes++;
+            await _commit.Persisted(_commit.Changed());
+            return;
         }
 
-        await Persisted(_changes);
+        // Listed already (a retry): still wait until the listing is durable.
+        await _commit.Persisted(_commit.Latest);
     }
 
     public Task Untrack(string transferId)
     {
         if (state.State.InFlight.Remove(transferId))
         {
-            _changes++;
             // Nobody waits for this: a movement listed after it ended is only looked at once more.
-            _ = Persisted(_changes);
+            _commit.Persisted(_commit.Changed()).Ignore();
         }
 
         return Task.CompletedTask;
@@ -90,42 +89,6 @@ public sealed partial class RecoveryShardGrain(
         }
 
         return Task.CompletedTask;
-    }
-
-    /// <summary>Returns once a write that includes change number <paramref name="change"/> has completed.</summary>
-    private async Task Persisted(long change)
-    {
-        while (_persisted < change)
-        {
-            if (_writing is { } pending)
-            {
-                await pending;
-                continue;
-            }
-
-            var write = Write();
-            if (!write.IsCompleted)
-            {
-                // Later callers join this write or queue behind it; Write clears it when done.
-                _writing = write;
-            }
-
-            await write;
-        }
-    }
-
-    private async Task Write()
-    {
-        var upTo = _changes;
-        try
-        {
-            await state.WriteStateAsync();
-            _persisted = Math.Max(_persisted, upTo);
-        }
-        finally
-        {
-            _writing = null;
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovery shard {Shard}: handing {Due} of {Listed} listed movements to coordinators")]

@@ -35,6 +35,31 @@ public static class SiloBuilderExtensions
     }
 
     /// <summary>
+    /// Everything a Transactor silo needs, with defaults for what configuration leaves open: the
+    /// grains' services, and in-memory ledger storage and reminders unless the <c>Orleans</c>
+    /// section names providers for them (<c>Orleans:GrainStorage:ledger</c>, <c>Orleans:Reminders</c>).
+    /// Clustering is the host's choice.
+    /// </summary>
+    public static ISiloBuilder AddTransactorSilo(this ISiloBuilder silo, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(silo);
+        ArgumentNullException.ThrowIfNull(configuration);
+        silo.AddTransactor(configuration);
+        if (configuration[$"Orleans:GrainStorage:{StorageNames.Ledger}:ProviderType"] is not { Length: > 0 })
+        {
+            silo.AddInMemoryLedgerStorage();
+        }
+
+        if (configuration["Orleans:Reminders:ProviderType"] is not { Length: > 0 })
+        {
+            silo.UseInMemoryReminderService();
+        }
+
+        silo.AddActivityPropagation();
+        return silo;
+    }
+
+    /// <summary>
     /// Stores grain state under <paramref name="name"/> in an <see cref="InMemoryLedgerStore"/>:
     /// <paramref name="store"/> when given (to share one store between silos of one process), else one per silo.
     /// </summary>

@@ -40,11 +40,13 @@ public sealed partial class TransferCoordinatorGrain(
         if (ticket.Lease is not { } lease)
         {
             // Ended, or another coordinator is driving it: every caller sees the one outcome.
-            return await transfer.WaitForResult(_options.WaitTimeout)
+            var ended = await transfer.WaitForResult(_options.WaitTimeout)
                 ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
+            return ended with { Replayed = true };
         }
 
-        return await Drive(transfer, ticket.Record!, lease);
+        var result = await Drive(transfer, ticket.Record!, lease);
+        return ticket.Created ? result : result with { Replayed = true };
     }
 
     public async Task Recover(string transferId)

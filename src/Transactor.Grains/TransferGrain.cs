@@ -7,6 +7,15 @@ namespace Transactor.Grains;
 public sealed class TransferState
 {
     [Id(0)] public TransferRecord? Record { get; set; }
+
+    /// <summary>True once every account has applied the decision.</summary>
+    [Id(1)] public bool Completed { get; set; }
+
+    /// <summary>The debited account right after the movement applied, kept so a retry gets the original answer.</summary>
+    [Id(2)] public AccountSnapshot? Debit { get; set; }
+
+    /// <summary>The credited account right after the movement applied.</summary>
+    [Id(3)] public AccountSnapshot? Credit { get; set; }
 }
 
 /// <summary>The durable record of one movement; see <see cref="ITransferGrain"/> and docs/transfers.md.</summary>
@@ -18,13 +27,12 @@ public sealed partial class TransferGrain(
     private readonly TransferOptions _options = options.Value;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTimeOffset? _leaseUntil;
-    private bool _completed;
-    private AccountSnapshot? _debit;
-    private AccountSnapshot? _credit;
+
+    private bool Completed => state.State.Completed;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (state.State.Record is not null)
+        if (state.State.Record is not null && !Completed)
         {
             // A coordinator of the previous activation may still have messages on their way to the
             // accounts. Nobody drives until its lease would have ended; see docs/transfers.md.
@@ -44,15 +52,15 @@ public sealed partial class TransferGrain(
             state.State.Record = record;
             // The record, and its place on a recovery list, are durable before any account is touched.
             await Task.WhenAll(Persist(), RecoveryShard().Track(request.TransferId));
-            return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false);
+            return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false, Created: true);
         }
 
         if (record.Request != request)
         {
-            return new DriveTicket(record, null, Conflict: true, Completed: _completed);
+            return new DriveTicket(record, null, Conflict: true, Completed);
         }
 
-        if (_completed)
+        if (Completed)
         {
             return new DriveTicket(record, null, Conflict: false, Completed: true);
         }
@@ -65,8 +73,8 @@ public sealed partial class TransferGrain(
     public Task<DriveTicket> Claim()
     {
         var record = state.State.Record;
-        var lease = record is null || _completed ? null : TakeLease();
-        return Task.FromResult(new DriveTicket(record, lease, Conflict: false, _completed));
+        var lease = record is null || Completed ? null : TakeLease();
+        return Task.FromResult(new DriveTicket(record, lease, Conflict: false, Completed));
     }
 
     public async Task<TransferRecord> Decide(RejectionReason reason)
@@ -90,7 +98,7 @@ public sealed partial class TransferGrain(
 
     public async Task Complete(AccountSnapshot? debit, AccountSnapshot? credit)
     {
-        if (_completed)
+        if (Completed)
         {
             return;
         }
@@ -100,17 +108,19 @@ public sealed partial class TransferGrain(
             throw new InvalidOperationException($"Transfer '{this.GetPrimaryKeyString()}' was completed before it was decided.");
         }
 
-        _completed = true;
+        state.State.Completed = true;
+        state.State.Debit = debit;
+        state.State.Credit = credit;
         _leaseUntil = null;
-        _debit = debit;
-        _credit = credit;
         _ended.TrySetResult();
+        // Only once the completion is durable may the movement leave its recovery list.
+        await Persist();
         await RecoveryShard().Untrack(this.GetPrimaryKeyString());
     }
 
     public async Task<TransferResult?> WaitForResult(TimeSpan timeout)
     {
-        if (state.State.Record is not null && !_completed)
+        if (state.State.Record is not null && !Completed)
         {
             try
             {
@@ -130,7 +140,7 @@ public sealed partial class TransferGrain(
     private TransferResult? Result()
     {
         var record = state.State.Record;
-        return record is null ? null : new TransferResult(record.Request, record.Status, record.Reason, _debit, _credit, record.CreatedAt);
+        return record is null ? null : new TransferResult(record.Request, record.Status, record.Reason, state.State.Debit, state.State.Credit, record.CreatedAt);
     }
 
     private TimeSpan? TakeLease()

@@ -1,0 +1,50 @@
+namespace Transactor.Api.Apis;
+
+/// <summary>An account as the API shows it. Amounts are integer minor units.</summary>
+public sealed record AccountView(
+    string Id,
+    string Currency,
+    string? Owner,
+    long Available,
+    long Held,
+    long Total,
+    long Reserved,
+    long Incoming,
+    bool Locked,
+    long Version,
+    DateTimeOffset OpenedAt)
+{
+    public static AccountView From(AccountSnapshot s) =>
+        new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt);
+}
+
+/// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
+public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? Next, int Total);
+
+/// <summary>A transfer, deposit or withdrawal as the API shows it.</summary>
+public sealed record TransferView(
+    string Id,
+    string Kind,
+    string Status,
+    string? Reason,
+    string? From,
+    string? To,
+    long Amount,
+    string? Currency,
+    DateTimeOffset CreatedAt,
+    AccountView? FromAccount,
+    AccountView? ToAccount)
+{
+    public static TransferView Of(TransferResult r) => new(
+        r.TransferId,
+        r.Request.Kind.ToString().ToLowerInvariant(),
+        r.Status.ToString().ToLowerInvariant(),
+        r.Reason == RejectionReason.None ? null : r.Reason.ToCode(),
+        r.Request.DebitAccountId,
+        r.Request.CreditAccountId,
+        r.Request.AmountMinor,
+        r.Request.Currency ?? r.Debit?.Currency ?? r.Credit?.Currency,
+        r.CreatedAt,
+        r.Debit is { } d ? AccountView.From(d) : null,
+        r.Credit is { } c ? AccountView.From(c) : null);
+}

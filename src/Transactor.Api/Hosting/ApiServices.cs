@@ -1,0 +1,82 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Transactor.Api.Http;
+using Transactor.Api.Metrics;
+
+namespace Transactor.Api.Hosting;
+
+public static class ApiServices
+{
+    /// <summary>JSON (snake_case), problem details, OpenAPI, health checks, rate limits and metrics.</summary>
+    public static WebApplicationBuilder AddApiServices(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        services.ConfigureHttpJsonOptions(json =>
+        {
+            json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            json.SerializerOptions.DictionaryKeyPolicy = null;
+            json.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.Never;
+        });
+        services.AddProblemDetails();
+        // The Orleans Dashboard's own routes are not part of the ledger's API.
+        services.AddOpenApi(openApi => openApi.ShouldInclude = endpoint =>
+            endpoint.RelativePath?.StartsWith("dashboard", StringComparison.OrdinalIgnoreCase) != true);
+        services.AddHealthChecks()
+            .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"])
+            .AddCheck<OrleansHealthCheck>("orleans", tags: ["ready"]);
+        services.AddLedgerRateLimits(builder.Configuration);
+        services.AddSingleton<ApiMetrics>();
+        return builder;
+    }
+
+    /// <summary>
+    /// Anything unexpected becomes a 500 problem without internals; a request the server could not
+    /// read (for example a body over Kestrel's limit) keeps its 4xx status.
+    /// </summary>
+    public static WebApplication UseApiErrorHandling(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.UseExceptionHandler(error => error.Run(async context =>
+        {
+            var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+            var result = exception switch
+            {
+                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => Problems.PayloadTooLarge(JsonBody.MaxBytes),
+                BadHttpRequestException bad => Problems.BadRequest("bad_request", bad.Message),
+                TimeoutException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger did not answer in time.",
+                    "Retry with the same Idempotency-Key; the request is applied at most once."),
+                _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
+                    "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
+            };
+            await result.ExecuteAsync(context);
+        }));
+        app.UseStatusCodePages(async status =>
+        {
+            var context = status.HttpContext;
+            var code = context.Response.StatusCode;
+            var result = code switch
+            {
+                StatusCodes.Status404NotFound => Problems.Create(code, "not_found", "No such endpoint.", $"Nothing is served at {context.Request.Method} {context.Request.Path}."),
+                StatusCodes.Status415UnsupportedMediaType => Problems.UnsupportedMediaType(),
+                StatusCodes.Status413PayloadTooLarge => Problems.PayloadTooLarge(JsonBody.MaxBytes),
+                StatusCodes.Status405MethodNotAllowed => Problems.Create(code, "method_not_allowed", "Method not allowed.", $"{context.Request.Method} is not allowed on {context.Request.Path}."),
+                _ => Problems.Create(code, "http_" + code, "The request failed.", $"Status {code}."),
+            };
+            await result.ExecuteAsync(context);
+        });
+        return app;
+    }
+
+    /// <summary><c>/alive</c>: the process runs. <c>/health</c>: it can reach the Orleans cluster.</summary>
+    public static WebApplication MapHealthEndpoints(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });
+        app.MapHealthChecks("/health");
+        return app;
+    }
+}

@@ -1,0 +1,93 @@
+using Orleans.Dashboard;
+using Transactor.Grains;
+
+namespace Transactor.Api.Hosting;
+
+/// <summary>How the API reaches the ledger's grains.</summary>
+public enum LedgerMode
+{
+    /// <summary>An in-process silo with localhost clustering: a complete single-process ledger.</summary>
+    Embedded,
+
+    /// <summary>A client of the silos named by the <c>Orleans</c> configuration section.</summary>
+    Client,
+}
+
+/// <summary>Settings of the embedded ledger (configuration section <c>Transactor:Embedded</c>).</summary>
+public sealed class EmbeddedLedgerOptions
+{
+    public const string SectionName = "Transactor:Embedded";
+
+    public int SiloPort { get; set; } = 11111;
+
+    public int GatewayPort { get; set; } = 30000;
+}
+
+public static partial class OrleansHosting
+{
+    /// <summary>
+    /// Runs the API as a pure Orleans client when Orleans clustering is configured (the
+    /// <c>Orleans:Clustering</c> section, as Aspire or scripts/run-cluster.sh set it), else with an
+    /// embedded silo. Same binaries; configuration decides.
+    /// </summary>
+    public static LedgerMode AddLedger(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var configuration = builder.Configuration;
+        if (configuration["Orleans:Clustering:ProviderType"] is { Length: > 0 })
+        {
+            builder.UseOrleansClient(client =>
+            {
+                client.AddActivityPropagation();
+                client.AddDashboard();
+            });
+            return LedgerMode.Client;
+        }
+
+        var embedded = configuration.GetSection(EmbeddedLedgerOptions.SectionName).Get<EmbeddedLedgerOptions>() ?? new EmbeddedLedgerOptions();
+        builder.UseOrleans(silo =>
+        {
+            silo.UseLocalhostClustering(embedded.SiloPort, embedded.GatewayPort);
+            silo.AddTransactorSilo(configuration);
+            silo.AddDashboard();
+        });
+        return LedgerMode.Embedded;
+    }
+
+    /// <summary>Says on start-up where the ledger is and, when embedded, that its state is not durable.</summary>
+    public static void AnnounceLedger(this WebApplication app, LedgerMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Transactor");
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var urls = app.Urls.Count > 0 ? app.Urls.ToArray() : ["(none)"];
+            foreach (var url in urls)
+            {
+                var root = url.TrimEnd('/');
+                var docs = root + "/scalar";
+                var dashboard = root + "/dashboard";
+                LogUrls(logger, url, docs, dashboard);
+            }
+
+            if (mode == LedgerMode.Embedded)
+            {
+                LogEmbedded(logger);
+            }
+            else
+            {
+                LogClient(logger, app.Configuration["Orleans:ClusterId"] ?? "(default)");
+            }
+        });
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Transactor API: {ApiUrl}  interactive docs: {DocsUrl}  Orleans Dashboard: {DashboardUrl}")]
+    private static partial void LogUrls(ILogger logger, string apiUrl, string docsUrl, string dashboardUrl);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Embedded single-process ledger with IN-MEMORY storage: every account and transfer is lost when this process stops. "
+        + "For durable state on PostgreSQL, set Orleans:Clustering, Orleans:GrainStorage:ledger and Orleans:Reminders (see README: 'Configuration').")]
+    private static partial void LogEmbedded(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Transactor API is a client of Orleans cluster {ClusterId}")]
+    private static partial void LogClient(ILogger logger, string clusterId);
+}

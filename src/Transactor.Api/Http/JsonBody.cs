@@ -1,0 +1,132 @@
+using System.Text.Json;
+
+namespace Transactor.Api.Http;
+
+/// <summary>
+/// Reads a small JSON object strictly: JSON content type, bounded size, known fields only, required
+/// fields present, and amounts as whole JSON numbers. Every mistake becomes a problem with its own code.
+/// </summary>
+internal sealed class JsonBody
+{
+    /// <summary>The largest body accepted.</summary>
+    public const int MaxBytes = 16 * 1024;
+
+    private readonly JsonElement _root;
+
+    private JsonBody(JsonElement root) => _root = root;
+
+    public static async Task<(JsonBody? Body, IResult? Problem)> Read(HttpRequest request, IReadOnlyCollection<string> required, IReadOnlyCollection<string> optional, CancellationToken cancellation)
+    {
+        if (!request.HasJsonContentType())
+        {
+            return (null, Problems.UnsupportedMediaType());
+        }
+
+        if (request.ContentLength > MaxBytes)
+        {
+            return (null, Problems.PayloadTooLarge(MaxBytes));
+        }
+
+        var buffer = new byte[MaxBytes + 1];
+        var length = 0;
+        int read;
+        while (length < buffer.Length && (read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellation)) > 0)
+        {
+            length += read;
+        }
+
+        if (length > MaxBytes)
+        {
+            return (null, Problems.PayloadTooLarge(MaxBytes));
+        }
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(buffer.AsMemory(0, length), new JsonDocumentOptions { MaxDepth = 8 });
+        }
+        catch (JsonException ex)
+        {
+            return (null, Problems.MalformedJson($"The body is not valid JSON: {ex.Message}"));
+        }
+
+        var root = document.RootElement.Clone();
+        document.Dispose();
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            return (null, Problems.MalformedJson("The body must be a JSON object."));
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in root.EnumerateObject())
+        {
+            if (!required.Contains(property.Name) && !optional.Contains(property.Name))
+            {
+                var known = string.Join(", ", required.Concat(optional));
+                return (null, Problems.InvalidField(property.Name, $"Unknown field '{property.Name}'. Known fields: {known}."));
+            }
+
+            if (!seen.Add(property.Name))
+            {
+                return (null, Problems.InvalidField(property.Name, $"Field '{property.Name}' appears twice."));
+            }
+        }
+
+        foreach (var name in required)
+        {
+            if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            {
+                return (null, Problems.InvalidField(name, $"Field '{name}' is required."));
+            }
+        }
+
+        return (new JsonBody(root), null);
+    }
+
+    /// <summary>A string field, or null when absent or null.</summary>
+    public bool TryString(string name, out string? value, out IResult? problem)
+    {
+        value = null;
+        problem = null;
+        if (!_root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.String)
+        {
+            problem = Problems.InvalidField(name, $"Field '{name}' must be a string.");
+            return false;
+        }
+
+        value = element.GetString();
+        return true;
+    }
+
+    /// <summary>The <c>amount</c> field: a whole JSON number of minor units, 1 to <see cref="Money.MaxAmountMinor"/>.</summary>
+    public bool TryAmount(out long amountMinor, out IResult? problem)
+    {
+        amountMinor = 0;
+        problem = null;
+        var element = _root.GetProperty("amount");
+        if (element.ValueKind != JsonValueKind.Number)
+        {
+            problem = Problems.InvalidAmount("The amount must be a JSON number (an integer count of minor units), not a string.");
+            return false;
+        }
+
+        if (!element.TryGetInt64(out amountMinor))
+        {
+            problem = Problems.InvalidAmount("The amount must be a whole number of minor units (no decimal point or exponent) that fits in 64 bits.");
+            return false;
+        }
+
+        if (!Money.IsValidAmount(amountMinor))
+        {
+            problem = Problems.InvalidAmount($"The amount must be from 1 to {Money.MaxAmountMinor} minor units.");
+            return false;
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,44 @@
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.RateLimiting;
+
+namespace Transactor.Api.Http;
+
+/// <summary>Limits on money-moving requests in flight (configuration section <c>Transactor:Api</c>).</summary>
+public sealed class LedgerLimitOptions
+{
+    public const string SectionName = "Transactor:Api";
+
+    /// <summary>Money-moving requests executed at once; more wait in the queue.</summary>
+    public int MaxConcurrentRequests { get; set; } = 1_024;
+
+    /// <summary>Requests waiting for a slot; beyond this the API answers 429 at once.</summary>
+    public int MaxQueuedRequests { get; set; } = 4_096;
+}
+
+internal static class LedgerRateLimits
+{
+    public const string Policy = "ledger";
+
+    public static IServiceCollection AddLedgerRateLimits(this IServiceCollection services, IConfiguration configuration)
+    {
+        var options = configuration.GetSection(LedgerLimitOptions.SectionName).Get<LedgerLimitOptions>() ?? new LedgerLimitOptions();
+        services.AddRateLimiter(limiter =>
+        {
+            limiter.AddConcurrencyLimiter(Policy, o =>
+            {
+                o.PermitLimit = options.MaxConcurrentRequests;
+                o.QueueLimit = options.MaxQueuedRequests;
+                o.QueueProcessingOrder = QueueProcessingOrder.OldestFirst;
+            });
+            limiter.OnRejected = async (context, cancellation) =>
+            {
+                var response = context.HttpContext.Response;
+                response.Headers.RetryAfter = "1";
+                var problem = Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
+                    "Too many requests are in flight; retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
+                await problem.ExecuteAsync(context.HttpContext);
+            };
+        });
+        return services;
+    }
+}

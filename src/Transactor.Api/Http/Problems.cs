@@ -1,0 +1,84 @@
+namespace Transactor.Api.Http;
+
+/// <summary>
+/// RFC 9457 problem details with a stable <c>type</c> (<c>/problems/{code}</c>) and <c>code</c> per
+/// kind of mistake. Bodies carry nothing request-specific beyond what the client sent, so a replayed
+/// idempotent request gets the same bytes back.
+/// </summary>
+internal static class Problems
+{
+    public const string ContentType = "application/problem+json";
+
+    public static IResult Create(int status, string code, string title, string detail, IReadOnlyDictionary<string, object?>? extensions = null)
+    {
+        var body = new Dictionary<string, object?>
+        {
+            ["type"] = $"/problems/{code}",
+            ["title"] = title,
+            ["status"] = status,
+            ["detail"] = detail,
+            ["code"] = code,
+        };
+        if (extensions is not null)
+        {
+            foreach (var (key, value) in extensions)
+            {
+                body[key] = value;
+            }
+        }
+
+        return TypedResults.Json(body, statusCode: status, contentType: ContentType);
+    }
+
+    public static IResult BadRequest(string code, string detail) => Create(StatusCodes.Status400BadRequest, code, "The request is not valid.", detail);
+
+    public static IResult MalformedJson(string detail) => BadRequest("malformed_json", detail);
+
+    public static IResult InvalidField(string field, string detail) =>
+        Create(StatusCodes.Status400BadRequest, "invalid_field", "A field of the request is not valid.", detail, new Dictionary<string, object?> { ["field"] = field });
+
+    public static IResult InvalidAmount(string detail) =>
+        Create(StatusCodes.Status400BadRequest, "invalid_amount", "The amount is not valid.", detail, new Dictionary<string, object?> { ["field"] = "amount" });
+
+    public static IResult AccountNotFound(string accountId) =>
+        Create(StatusCodes.Status404NotFound, "account_not_found", "The account does not exist.", $"No account '{accountId}' has been opened.");
+
+    public static IResult TransferNotFound(string transferId) =>
+        Create(StatusCodes.Status404NotFound, "transfer_not_found", "The transfer does not exist.", $"Nothing has been recorded under id '{transferId}'.");
+
+    public static IResult UnsupportedMediaType() =>
+        Create(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "The body must be JSON.", "Send the body as application/json.");
+
+    public static IResult PayloadTooLarge(int maxBytes) =>
+        Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The body is too large.", $"Bodies are limited to {maxBytes} bytes.");
+
+    public static IResult IdempotencyKeyMissing() =>
+        BadRequest("idempotency_key_missing", $"Send an '{IdempotencyKey.HeaderName}' header (1-{IdempotencyKey.MaxLength} printable characters) with every request that moves money.");
+
+    public static IResult IdempotencyKeyInvalid() =>
+        BadRequest("idempotency_key_invalid", $"The '{IdempotencyKey.HeaderName}' header must be 1-{IdempotencyKey.MaxLength} printable ASCII characters.");
+
+    /// <summary>The problem for a rejected movement: 404 for an unknown account, 422 for every other business rule.</summary>
+    public static IResult Rejected(TransferResult result)
+    {
+        var reason = result.Reason;
+        var status = reason == RejectionReason.AccountNotFound ? StatusCodes.Status404NotFound : StatusCodes.Status422UnprocessableEntity;
+        var detail = reason switch
+        {
+            RejectionReason.InsufficientFunds => "The debited account's available balance does not cover the amount.",
+            RejectionReason.AccountNotFound => "An account named by the request has not been opened.",
+            RejectionReason.AccountLocked => "An account named by the request is locked.",
+            RejectionReason.SameAccount => "The same account is named on both sides.",
+            RejectionReason.CurrencyMismatch => "The accounts, or the request and an account, are in different currencies.",
+            RejectionReason.InvalidAmount => $"The amount must be a whole number of minor units from 1 to {Money.MaxAmountMinor}.",
+            RejectionReason.IdempotencyKeyReused => "This idempotency key was used before with a different request.",
+            RejectionReason.BalanceLimitExceeded => "Crediting the amount would exceed the largest balance an account can hold.",
+            _ => reason.ToString(),
+        };
+        return Create(status, reason.ToCode(), "The transfer was rejected.", detail, new Dictionary<string, object?>
+        {
+            ["transfer_id"] = result.TransferId,
+            ["status"] = status,
+        });
+    }
+}

@@ -1,0 +1,98 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using HdrHistogram;
+
+namespace Transactor.Api.Metrics;
+
+/// <summary>
+/// What <c>GET /metrics</c> reports about this API process: requests, latency percentiles (an
+/// HdrHistogram of fixed size) and movement outcomes. Counts start at zero when the process starts.
+/// </summary>
+public sealed class ApiMetrics
+{
+    /// <summary>Latencies above this are recorded as this (the histogram's fixed range).</summary>
+    private static readonly long MaxTrackedTicks = Stopwatch.Frequency * 60;
+
+    private readonly LongConcurrentHistogram _latency = new(1, MaxTrackedTicks, 3);
+    private readonly ConcurrentDictionary<string, long> _rejected = new(StringComparer.Ordinal);
+    private long _requests;
+    private long _successes;
+    private long _inFlight;
+    private long _committed;
+    private long _replayed;
+
+    public long Started()
+    {
+        Interlocked.Increment(ref _inFlight);
+        return Stopwatch.GetTimestamp();
+    }
+
+    public void Finished(long startedAt, int statusCode)
+    {
+        Interlocked.Decrement(ref _inFlight);
+        Interlocked.Increment(ref _requests);
+        if (statusCode is >= 200 and < 300)
+        {
+            Interlocked.Increment(ref _successes);
+        }
+
+        _latency.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - startedAt, 1, MaxTrackedTicks));
+    }
+
+    public void Outcome(TransferResult result)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        if (result.Replayed)
+        {
+            Interlocked.Increment(ref _replayed);
+            return;
+        }
+
+        if (result.Status == TransferStatus.Committed)
+        {
+            Interlocked.Increment(ref _committed);
+        }
+        else if (result.Status == TransferStatus.Rejected)
+        {
+            _rejected.AddOrUpdate(result.Reason.ToCode(), 1, (_, n) => n + 1);
+        }
+    }
+
+    public MetricsSnapshot Snapshot(int? silos, long? activations)
+    {
+        var requests = Interlocked.Read(ref _requests);
+        var latency = _latency.Copy();
+        double Ms(double ticks) => Math.Round(ticks * 1000.0 / Stopwatch.Frequency, 3);
+        double Percentile(double p) => latency.TotalCount == 0 ? 0 : Ms(latency.GetValueAtPercentile(p));
+        return new MetricsSnapshot(
+            requests,
+            requests == 0 ? 1.0 : Math.Round((double)Interlocked.Read(ref _successes) / requests, 6),
+            latency.TotalCount == 0 ? 0 : Ms(latency.GetMean()),
+            Percentile(50),
+            Percentile(90),
+            Percentile(99),
+            latency.TotalCount == 0 ? 0 : Ms(latency.GetMaxValue()),
+            Interlocked.Read(ref _committed),
+            new SortedDictionary<string, long>(_rejected, StringComparer.Ordinal),
+            Interlocked.Read(ref _replayed),
+            Interlocked.Read(ref _inFlight),
+            silos,
+            activations);
+    }
+}
+
+/// <summary>The body of <c>GET /metrics</c>. Latencies are in milliseconds over all API requests since start.</summary>
+public sealed record MetricsSnapshot(
+    long RequestsTotal,
+    double SuccessRate,
+    double AvgLatencyMs,
+    double P50LatencyMs,
+    double P90LatencyMs,
+    double P99LatencyMs,
+    double MaxLatencyMs,
+    long TransfersCommitted,
+    IReadOnlyDictionary<string, long> TransfersRejected,
+    long TransfersReplayed,
+    long InFlight,
+    int? Silos,
+    long? Activations);

@@ -1,0 +1,51 @@
+namespace Transactor.Api.Metrics;
+
+public static class MetricsApi
+{
+    /// <summary>Paths whose requests count in <c>/metrics</c>: the ledger's own endpoints.</summary>
+    private static readonly string[] CountedPrefixes = ["/accounts", "/transfer"];
+
+    /// <summary>Times every ledger request for <see cref="ApiMetrics"/>.</summary>
+    public static IApplicationBuilder UseApiMetrics(this IApplicationBuilder app) => app.Use(async (context, next) =>
+    {
+        var path = context.Request.Path;
+        if (!CountedPrefixes.Any(p => path.StartsWithSegments(p, StringComparison.OrdinalIgnoreCase) || path.Value?.StartsWith(p, StringComparison.OrdinalIgnoreCase) == true))
+        {
+            await next(context);
+            return;
+        }
+
+        var metrics = context.RequestServices.GetRequiredService<ApiMetrics>();
+        var started = metrics.Started();
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            metrics.Finished(started, context.Response.StatusCode);
+        }
+    });
+
+    public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/metrics", async (ApiMetrics metrics, IClusterClient client) =>
+        {
+            int? silos = null;
+            long? activations = null;
+            try
+            {
+                var management = client.GetGrain<IManagementGrain>(0);
+                silos = (await management.GetHosts(onlyActive: true).WaitAsync(TimeSpan.FromSeconds(2))).Count;
+                activations = await management.GetTotalActivationCount().WaitAsync(TimeSpan.FromSeconds(2));
+            }
+            catch (Exception ex) when (ex is TimeoutException or OrleansException)
+            {
+                // The cluster counts are best effort: the API's own counts are still worth reporting.
+            }
+
+            return TypedResults.Ok(metrics.Snapshot(silos, activations));
+        }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts");
+        return app;
+    }
+}

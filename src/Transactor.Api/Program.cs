@@ -1,0 +1,31 @@
+using Orleans.Dashboard;
+using Scalar.AspNetCore;
+using Transactor.Api.Apis;
+using Transactor.Api.Hosting;
+using Transactor.Api.Http;
+using Transactor.Api.Metrics;
+
+var builder = WebApplication.CreateBuilder(args);
+
+var mode = builder.AddLedger();
+builder.AddApiServices();
+
+var app = builder.Build();
+
+app.UseApiErrorHandling();
+app.UseApiMetrics();
+app.UseRateLimiter();
+
+app.MapOpenApi();
+app.MapScalarApiReference();
+app.MapOrleansDashboard(routePrefix: "/dashboard");
+app.MapHealthEndpoints();
+app.MapAccountsApi();
+app.MapTransfersApi();
+app.MapMetricsApi();
+
+app.AnnounceLedger(mode);
+app.Run();
+
+/// <summary>The API's entry point; public for WebApplicationFactory.</summary>
+public partial class Program;

@@ -1,0 +1,54 @@
+namespace Transactor.Grains;
+
+/// <summary>
+/// Shares one storage write among the changes a reentrant grain makes while a write is under way
+/// (group commit). Not thread-safe: use it only from its grain's turns.
+/// </summary>
+internal sealed class GroupCommit(Func<Task> write)
+{
+    private long _changes;
+    private long _persisted;
+    private Task? _writing;
+
+    /// <summary>The number of the latest change.</summary>
+    public long Latest => _changes;
+
+    /// <summary>Notes a change to the state; returns its number.</summary>
+    public long Changed() => ++_changes;
+
+    /// <summary>Returns once a write that includes change number <paramref name="change"/> has completed.</summary>
+    public async Task Persisted(long change)
+    {
+        while (_persisted < change)
+        {
+            if (_writing is { } pending)
+            {
+                await pending;
+                continue;
+            }
+
+            var next = Write();
+            if (!next.IsCompleted)
+            {
+                // Later callers join this write or queue behind it; Write clears it when done.
+                _writing = next;
+            }
+
+            await next;
+        }
+    }
+
+    private async Task Write()
+    {
+        var upTo = _changes;
+        try
+        {
+            await write();
+            _persisted = Math.Max(_persisted, upTo);
+        }
+        finally
+        {
+            _writing = null;
+        }
+    }
+}

@@ -1,0 +1,58 @@
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Orleans.Dashboard;
+using Transactor.Grains;
+
+namespace Transactor.Silo;
+
+internal static class SiloHosting
+{
+    /// <summary>
+    /// An Orleans silo with Transactor's grains and the Orleans Dashboard. Clustering, storage and
+    /// reminders come from the <c>Orleans</c> configuration section (as Aspire and
+    /// scripts/run-cluster.sh set it); without it the silo runs alone on localhost, in memory.
+    /// </summary>
+    public static WebApplicationBuilder AddLedgerSilo(this WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        builder.UseOrleans(silo =>
+        {
+            if (configuration["Orleans:Clustering:ProviderType"] is not { Length: > 0 })
+            {
+                silo.UseLocalhostClustering();
+            }
+
+            silo.AddTransactorSilo(configuration);
+            silo.AddDashboard();
+        });
+        return builder;
+    }
+
+    public static WebApplicationBuilder AddSiloHealthChecks(this WebApplicationBuilder builder)
+    {
+        builder.Services.AddHealthChecks()
+            .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"])
+            .AddCheck<SiloActiveHealthCheck>("silo", tags: ["ready"]);
+        return builder;
+    }
+
+    /// <summary><c>/alive</c>: the process runs. <c>/health</c>: this silo is an active member of its cluster.</summary>
+    public static WebApplication MapSiloHealthEndpoints(this WebApplication app)
+    {
+        app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });
+        app.MapHealthChecks("/health");
+        return app;
+    }
+}
+
+/// <summary>Healthy when this silo's own entry in the membership view says Active.</summary>
+internal sealed class SiloActiveHealthCheck(IClusterMembershipService membership, ILocalSiloDetails silo) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var status = membership.CurrentSnapshot.GetSiloStatus(silo.SiloAddress);
+        return Task.FromResult(status == SiloStatus.Active
+            ? HealthCheckResult.Healthy($"Silo {silo.SiloAddress} is active.")
+            : HealthCheckResult.Unhealthy($"Silo {silo.SiloAddress} is {status}."));
+    }
+}

@@ -1,0 +1,86 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace Transactor.Tests.Api;
+
+/// <summary>The API in its embedded mode (an in-process silo, in-memory storage), on free ports, shared by the API tests.</summary>
+public sealed class ApiFixture : WebApplicationFactory<Program>
+{
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Transactor:Embedded:SiloPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Transactor:Embedded:GatewayPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ApiTestGroup : ICollectionFixture<ApiFixture>
+{
+    public const string Name = "api";
+}
+
+/// <summary>Helpers that speak the API's JSON.</summary>
+internal static class Http
+{
+    public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    public static HttpRequestMessage Post(string path, string json, string? idempotencyKey = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Json(json) };
+        if (idempotencyKey is not null)
+        {
+            request.Headers.Add("Idempotency-Key", idempotencyKey);
+        }
+
+        return request;
+    }
+
+    public static async Task<JsonElement> Body(this HttpResponseMessage response) =>
+        await response.Content.ReadFromJsonAsync<JsonElement>();
+
+    public static async Task<string> OpenAccount(this HttpClient client, long depositMinor = 0, string currency = "USD")
+    {
+        var id = $"acct-{Guid.NewGuid():N}";
+        using var open = await client.SendAsync(Post("/accounts", $$"""{"id":"{{id}}","currency":"{{currency}}"}"""));
+        Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        if (depositMinor > 0)
+        {
+            using var deposit = await client.SendAsync(Post($"/accounts/{id}/deposits", $$"""{"amount":{{depositMinor}}}""", $"dep-{Guid.NewGuid():N}"));
+            Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
+        }
+
+        return id;
+    }
+
+    public static async Task<long> Available(this HttpClient client, string id)
+    {
+        var body = await client.GetFromJsonAsync<JsonElement>($"/accounts/{id}");
+        return body.GetProperty("available").GetInt64();
+    }
+
+    /// <summary>Asserts a problem response: status, content type, and the stable code in both <c>type</c> and <c>code</c>.</summary>
+    public static async Task<JsonElement> AssertProblem(this HttpResponseMessage response, HttpStatusCode status, string code)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {(int)status} {code}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var body = JsonDocument.Parse(text).RootElement;
+        Assert.Equal(code, body.GetProperty("code").GetString());
+        Assert.Equal($"/problems/{code}", body.GetProperty("type").GetString());
+        Assert.Equal((int)status, body.GetProperty("status").GetInt32());
+        return body;
+    }
+}
