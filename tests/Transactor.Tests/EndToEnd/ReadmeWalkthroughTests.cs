@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Transactor.Tests.Api;
+
+namespace Transactor.Tests.EndToEnd;
+
+/// <summary>Runs README.md's curl walk-through, as written, against a started API, so the front door cannot rot.</summary>
+public sealed partial class ReadmeWalkthroughTests
+{
+    [Fact]
+    public async Task The_README_walkthrough_works_as_written()
+    {
+        var readme = await File.ReadAllTextAsync(Path.Combine(Repo.Root, "README.md"));
+        var block = WalkthroughBlock().Match(readme);
+        Assert.True(block.Success, "README.md has no ```sh block after a <!-- walkthrough --> marker");
+        var script = block.Groups["script"].Value;
+        Assert.Contains("TRANSACTOR=http://localhost:5080", script, StringComparison.Ordinal);
+
+        var (http, silo, gateway) = (ApiFixture.FreePort(), ApiFixture.FreePort(), ApiFixture.FreePort());
+        var url = $"http://127.0.0.1:{http}";
+        await using var api = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>
+        {
+            ["ASPNETCORE_URLS"] = url,
+            ["Transactor__Embedded__SiloPort"] = silo.ToString(CultureInfo.InvariantCulture),
+            ["Transactor__Embedded__GatewayPort"] = gateway.ToString(CultureInfo.InvariantCulture),
+        });
+        await api.WaitUntilHealthy($"{url}/health", TimeSpan.FromSeconds(90));
+
+        var (exitCode, output) = await RunBash(script.Replace("TRANSACTOR=http://localhost:5080", $"TRANSACTOR={url}", StringComparison.Ordinal));
+
+        Assert.True(exitCode == 0, $"the walkthrough exited {exitCode}:\n{output}");
+        Assert.Contains("Idempotent-Replayed: true", output, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("idempotency_key_reused", output, StringComparison.Ordinal);
+        using var client = new HttpClient { BaseAddress = new Uri(url) };
+        var alice = await client.GetFromJsonAsync<JsonElement>("/accounts/alice");
+        var bob = await client.GetFromJsonAsync<JsonElement>("/accounts/bob");
+        Assert.Equal(7_500, alice.GetProperty("available").GetInt64());
+        Assert.Equal(2_500, bob.GetProperty("available").GetInt64());
+        Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunBash(string script)
+    {
+        var start = new ProcessStartInfo("bash", ["-eo", "pipefail", "-c", script])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    [GeneratedRegex(@"<!-- walkthrough[^>]*-->\s*```sh\n(?<script>.*?)```", RegexOptions.Singleline)]
+    private static partial Regex WalkthroughBlock();
+}

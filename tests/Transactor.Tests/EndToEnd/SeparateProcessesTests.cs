@@ -1,0 +1,58 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Transactor.Tests.Api;
+
+namespace Transactor.Tests.EndToEnd;
+
+/// <summary>The silo host and the API as separate processes on loopback, the API a pure Orleans client.</summary>
+public sealed class SeparateProcessesTests
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task Money_moves_over_HTTP_through_an_API_process_and_a_silo_process()
+    {
+        var (siloPort, gatewayPort, siloHttp, apiHttp) = (ApiFixture.FreePort(), ApiFixture.FreePort(), ApiFixture.FreePort(), ApiFixture.FreePort());
+        var cluster = new Dictionary<string, string>
+        {
+            ["Orleans__ClusterId"] = "e2e",
+            ["Orleans__ServiceId"] = "transactor-e2e",
+            ["Orleans__Clustering__ProviderType"] = "Development",
+        };
+        await using var silo = ProcessHost.Start("Transactor.Silo", new Dictionary<string, string>(cluster)
+        {
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{siloHttp}",
+            ["Orleans__Endpoints__AdvertisedIPAddress"] = "127.0.0.1",
+            ["Orleans__Endpoints__SiloPort"] = Str(siloPort),
+            ["Orleans__Endpoints__GatewayPort"] = Str(gatewayPort),
+        });
+        await silo.WaitUntilHealthy($"http://127.0.0.1:{siloHttp}/health", StartTimeout);
+        await using var api = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(cluster)
+        {
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{apiHttp}",
+            ["Orleans__Clustering__Gateways__0"] = $"127.0.0.1:{gatewayPort}",
+        });
+        await api.WaitUntilHealthy($"http://127.0.0.1:{apiHttp}/health", StartTimeout);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiHttp}") };
+        var from = await http.OpenAccount(5_000);
+        var to = await http.OpenAccount();
+        var key = $"e2e-{Guid.NewGuid():N}";
+        var json = $$"""{"from":"{{from}}","to":"{{to}}","amount":1234,"currency":"USD"}""";
+        using var transfer = await http.SendAsync(Http.Post("/transfers", json, key));
+        using var retry = await http.SendAsync(Http.Post("/transfers", json, key));
+
+        Assert.True(HttpStatusCode.Created == transfer.StatusCode, await transfer.Content.ReadAsStringAsync() + "\n" + api.Output);
+        Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
+        Assert.Equal((3_766L, 1_234L), (await http.Available(from), await http.Available(to)));
+        var metrics = await http.GetFromJsonAsync<JsonElement>("/metrics");
+        Assert.Equal(1, metrics.GetProperty("silos").GetInt32());
+        Assert.Contains("client of Orleans cluster e2e", api.Output, StringComparison.Ordinal);
+        using var dashboard = await http.GetAsync($"http://127.0.0.1:{siloHttp}/dashboard/");
+        Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
+    }
+
+    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
+}
