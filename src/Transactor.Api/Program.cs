@@ -4,9 +4,11 @@ using Transactor.Api.Apis;
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Persistence;
 
 var builder = WebApplication.CreateBuilder(args);
 
+await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
 var mode = builder.AddLedger();
 builder.AddApiServices();
 

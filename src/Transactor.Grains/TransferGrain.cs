@@ -30,16 +30,16 @@ public sealed partial class TransferGrain(
 
     private bool Completed => state.State.Completed;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (state.State.Record is not null && !Completed)
         {
             // A coordinator of the previous activation may still have messages on their way to the
             // accounts. Nobody drives until its lease would have ended; see docs/transfers.md.
             _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+            // The previous activation may have died between writing the record and listing it.
+            await RecoveryShard().Track(this.GetPrimaryKeyString());
         }
-
-        return Task.CompletedTask;
     }
 
     public async Task<DriveTicket> Begin(TransferRequest request)

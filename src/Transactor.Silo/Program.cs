@@ -1,8 +1,10 @@
 using Orleans.Dashboard;
+using Transactor.Persistence;
 using Transactor.Silo;
 
 var builder = WebApplication.CreateBuilder(args);
 
+await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
 builder.AddLedgerSilo();
 builder.AddSiloHealthChecks();
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the topology the Aspire AppHost describes, without Aspire or Docker: PostgreSQL (from the
+# distribution's packages), 3 silos and the API, all on loopback, configured with the same
+# environment variables the AppHost sets. Ctrl+C stops everything but PostgreSQL
+# (scripts/start-postgres.sh stop stops that).
+#
+#   scripts/run-cluster.sh              # 3 silos + API on http://127.0.0.1:5080
+#   SILOS=5 scripts/run-cluster.sh      # more silos
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SILOS="${SILOS:-3}"
+API_PORT="${API_PORT:-5080}"
+CONFIGURATION="${CONFIGURATION:-Release}"
+LOGS="${TRANSACTOR_LOGS:-$ROOT/.cluster/logs}"
+mkdir -p "$LOGS"
+
+CONNECTION_STRING="$("$ROOT/scripts/start-postgres.sh")"
+echo "PostgreSQL: $CONNECTION_STRING"
+
+dotnet build "$ROOT/src/Transactor.Silo" -c "$CONFIGURATION" -v quiet -nologo >/dev/null
+dotnet build "$ROOT/src/Transactor.Api" -c "$CONFIGURATION" -v quiet -nologo >/dev/null
+
+# What the AppHost's Orleans resource and its AdoNet provider configuration emit.
+export ConnectionStrings__transactordb="$CONNECTION_STRING"
+export Orleans__ClusterId="${ORLEANS_CLUSTER_ID:-transactor}"
+export Orleans__ServiceId="${ORLEANS_SERVICE_ID:-transactor}"
+for section in Clustering GrainStorage__ledger Reminders; do
+    export "Orleans__${section}__ProviderType=AdoNet"
+    export "Orleans__${section}__Invariant=Npgsql"
+    export "Orleans__${section}__ConnectionName=transactordb"
+done
+export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
+
+pids=()
+cleanup() {
+    echo "Stopping..."
+    kill "${pids[@]}" 2>/dev/null || true
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_healthy() {
+    local url="$1" name="$2"
+    for _ in $(seq 1 120); do
+        if curl -sf "$url" >/dev/null 2>&1; then return 0; fi
+        sleep 0.5
+    done
+    echo "$name did not become healthy at $url; see $LOGS" >&2
+    exit 1
+}
+
+for i in $(seq 0 $((SILOS - 1))); do
+    Orleans__Endpoints__AdvertisedIPAddress=127.0.0.1 \
+    Orleans__Endpoints__SiloPort=$((11111 + i)) \
+    Orleans__Endpoints__GatewayPort=$((30000 + i)) \
+    ASPNETCORE_URLS="http://127.0.0.1:$((5100 + i))" \
+        dotnet "$ROOT/src/Transactor.Silo/bin/$CONFIGURATION/net10.0/Transactor.Silo.dll" >"$LOGS/silo$i.log" 2>&1 &
+    pids+=($!)
+    # The first silo creates the schema; the others join once it is up.
+    [[ $i -eq 0 ]] && wait_healthy "http://127.0.0.1:5100/health" "silo0"
+done
+for i in $(seq 1 $((SILOS - 1))); do wait_healthy "http://127.0.0.1:$((5100 + i))/health" "silo$i"; done
+
+ASPNETCORE_URLS="http://127.0.0.1:$API_PORT" \
+    dotnet "$ROOT/src/Transactor.Api/bin/$CONFIGURATION/net10.0/Transactor.Api.dll" >"$LOGS/api.log" 2>&1 &
+pids+=($!)
+wait_healthy "http://127.0.0.1:$API_PORT/health" "api"
+
+echo "Transactor is up: $SILOS silos on PostgreSQL."
+echo "  API:               http://127.0.0.1:$API_PORT   (docs: /scalar, counters: /metrics)"
+for i in $(seq 0 $((SILOS - 1))); do
+    echo "  silo$i dashboard:   http://127.0.0.1:$((5100 + i))/dashboard"
+done
+echo "  logs:              $LOGS"
+echo "Press Ctrl+C to stop."
+wait
