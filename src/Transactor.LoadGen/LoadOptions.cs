@@ -1,0 +1,60 @@
+namespace Transactor.LoadGen;
+
+/// <summary>How accounts are picked for a transfer.</summary>
+public enum Skew
+{
+    /// <summary>Every account equally likely.</summary>
+    Uniform,
+
+    /// <summary>Zipf-distributed: a few hot accounts take most transfers.</summary>
+    Zipf,
+}
+
+/// <summary>What one load run does. See <c>--help</c> for each option.</summary>
+public sealed record LoadOptions
+{
+    public Uri Target { get; init; } = new("http://localhost:5080");
+
+    public int Clients { get; init; } = 64;
+
+    /// <summary>Transfers to send; ignored when <see cref="Duration"/> is set.</summary>
+    public long Transfers { get; init; } = 10_000;
+
+    public TimeSpan? Duration { get; init; }
+
+    public int Accounts { get; init; } = 1_000;
+
+    public long InitialBalanceMinor { get; init; } = 1_000_000;
+
+    public long MaxAmountMinor { get; init; } = 10_000;
+
+    public Skew Skew { get; init; } = Skew.Uniform;
+
+    public double ZipfExponent { get; init; } = 1.0;
+
+    /// <summary>Open loop at this many transfers per second; null for closed loop (each client sends its next transfer when the last ends).</summary>
+    public double? Rate { get; init; }
+
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Share of clients (0 to 1) that back off politely on transient failures; the rest retry at once.</summary>
+    public double PoliteShare { get; init; } = 1.0;
+
+    /// <summary>Most attempts per transfer, the first included; then the client gives up on it.</summary>
+    public int MaxAttempts { get; init; } = 8;
+
+    public TimeSpan BackoffBase { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    public TimeSpan BackoffCap { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>During bursts the offered load is multiplied by this (1 = no bursts).</summary>
+    public double Overload { get; init; } = 1.0;
+
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A prefix that keeps this run's accounts and idempotency keys apart from other runs'.</summary>
+    public string RunId { get; init; } = Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>Most committed transfers kept for the final visibility check.</summary>
+    public int MaxTrackedCommits { get; init; } = 1_000_000;
+}

@@ -1,0 +1,385 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+
+namespace Transactor.LoadGen;
+
+/// <summary>
+/// Sets up accounts, drives transfers through the HTTP API from many clients, then checks the books.
+/// Every retry of a transfer reuses its idempotency key, so no retry can move money twice.
+/// </summary>
+public sealed class LoadRunner(HttpClient http, LoadOptions options)
+{
+    /// <summary>How long bursts last, and how often they come, when <see cref="LoadOptions.Overload"/> is above 1.</summary>
+    private static readonly TimeSpan BurstLength = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan BurstEvery = TimeSpan.FromSeconds(10);
+
+    /// <summary>Tickets an open-loop generator may queue ahead of its clients; beyond it tickets are dropped and counted.</summary>
+    private const int MaxQueuedTickets = 100_000;
+
+    /// <summary>Most transient failures a setup request is retried through.</summary>
+    private const int MaxSetupAttempts = 20;
+
+    private readonly LoadStats _stats = new();
+    private readonly ConcurrentQueue<string> _committed = new();
+    private long _committedTracked;
+    private string[] _accounts = [];
+    private double[] _zipfCdf = [];
+
+    public LoadStats Stats => _stats;
+
+    /// <summary>Runs setup, load and checks. <paramref name="progress"/> is called about twice a second during the load.</summary>
+    public async Task<Summary> RunAsync(Action<LoadStats, TimeSpan>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Accounts, 2);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Clients, 1);
+        await SetupAccounts(cancellation);
+        var stopwatch = Stopwatch.StartNew();
+        using var progressStop = new CancellationTokenSource();
+        var reporter = progress is null ? Task.CompletedTask : Report(progress, stopwatch, progressStop.Token);
+        if (options.Rate is { } rate)
+        {
+            await RunOpenLoop(rate, stopwatch, cancellation);
+        }
+        else
+        {
+            await RunClosedLoop(stopwatch, cancellation);
+        }
+
+        var elapsed = stopwatch.Elapsed;
+        await progressStop.CancelAsync();
+        await reporter;
+        var failures = await CheckBooks(cancellation);
+        return _stats.Summarize(options, elapsed, failures);
+    }
+
+    private async Task Report(Action<LoadStats, TimeSpan> progress, Stopwatch stopwatch, CancellationToken stop)
+    {
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                progress(_stats, stopwatch.Elapsed);
+                await Task.Delay(500, stop);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        progress(_stats, stopwatch.Elapsed);
+    }
+
+    private async Task SetupAccounts(CancellationToken cancellation)
+    {
+        _accounts = Enumerable.Range(0, options.Accounts).Select(i => $"lg-{options.RunId}-{i:D6}").ToArray();
+        if (options.Skew == Skew.Zipf)
+        {
+            var weights = Enumerable.Range(1, options.Accounts).Select(rank => 1.0 / Math.Pow(rank, options.ZipfExponent)).ToArray();
+            var sum = weights.Sum();
+            var running = 0.0;
+            _zipfCdf = weights.Select(w => running += w / sum).ToArray();
+        }
+
+        await Parallel.ForEachAsync(_accounts, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(options.Clients, 64), CancellationToken = cancellation }, async (id, ct) =>
+        {
+            await Setup(() => Json(HttpMethod.Post, "/accounts", $$"""{"id":"{{id}}","currency":"USD"}""", null), ct);
+            await Setup(() => Json(HttpMethod.Post, $"/accounts/{id}/deposits", $$"""{"amount":{{Str(options.InitialBalanceMinor)}}}""", $"lg-{options.RunId}-fund-{id}"), ct);
+        });
+    }
+
+    private async Task Setup(Func<HttpRequestMessage> request, CancellationToken cancellation)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            using var message = request();
+            try
+            {
+                using var response = await http.SendAsync(message, cancellation);
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+
+                if (!IsTransient(response.StatusCode) || attempt >= MaxSetupAttempts)
+                {
+                    throw new InvalidOperationException($"Setup {message.Method} {message.RequestUri} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellation)}");
+                }
+            }
+            catch (HttpRequestException) when (attempt < MaxSetupAttempts)
+            {
+            }
+
+            await Task.Delay(Backoff(attempt, Random.Shared), cancellation);
+        }
+    }
+
+    private async Task RunClosedLoop(Stopwatch stopwatch, CancellationToken cancellation)
+    {
+        long issued = 0;
+        var burstClients = (int)Math.Round(options.Clients * Math.Max(0, options.Overload - 1));
+        var workers = Enumerable.Range(0, options.Clients + burstClients).Select(w => Task.Run(async () =>
+        {
+            var random = new Random(HashCode.Combine(options.Seed, w));
+            var polite = IsPolite(w);
+            var burstOnly = w >= options.Clients;
+            while (!cancellation.IsCancellationRequested)
+            {
+                if (burstOnly && !InBurst(stopwatch.Elapsed))
+                {
+                    if (Finished(stopwatch, Interlocked.Read(ref issued)))
+                    {
+                        return;
+                    }
+
+                    await Task.Delay(20, cancellation);
+                    continue;
+                }
+
+                var n = Interlocked.Increment(ref issued);
+                if (Finished(stopwatch, n - 1))
+                {
+                    return;
+                }
+
+                await Transfer(n, random, polite, Stopwatch.GetTimestamp(), cancellation);
+            }
+        }, cancellation)).ToArray();
+        await Task.WhenAll(workers);
+    }
+
+    private async Task RunOpenLoop(double rate, Stopwatch stopwatch, CancellationToken cancellation)
+    {
+        var tickets = Channel.CreateBounded<(long N, long ScheduledAt)>(new BoundedChannelOptions(MaxQueuedTickets)
+        {
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        var workers = Enumerable.Range(0, options.Clients).Select(w => Task.Run(async () =>
+        {
+            var random = new Random(HashCode.Combine(options.Seed, w));
+            var polite = IsPolite(w);
+            await foreach (var (n, scheduledAt) in tickets.Reader.ReadAllAsync(cancellation))
+            {
+                // Latency counts from when the transfer was due, not when a client got free (no coordinated omission).
+                await Transfer(n, random, polite, scheduledAt, cancellation);
+            }
+        }, cancellation)).ToArray();
+
+        long n = 0;
+        var start = Stopwatch.GetTimestamp();
+        double due = 0;
+        while (!Finished(stopwatch, n) && !cancellation.IsCancellationRequested)
+        {
+            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (now < due)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(due - now, 0.05)), cancellation);
+                continue;
+            }
+
+            n++;
+            var scheduledAt = start + (long)(due * Stopwatch.Frequency);
+            if (!tickets.Writer.TryWrite((n, scheduledAt)))
+            {
+                _stats.DroppedByGenerator();
+            }
+
+            due += 1.0 / (rate * (InBurst(stopwatch.Elapsed) ? options.Overload : 1.0));
+        }
+
+        tickets.Writer.Complete();
+        await Task.WhenAll(workers);
+    }
+
+    private bool Finished(Stopwatch stopwatch, long issuedBefore) =>
+        options.Duration is { } duration ? stopwatch.Elapsed >= duration : issuedBefore >= options.Transfers;
+
+    private bool InBurst(TimeSpan elapsed) =>
+        options.Overload > 1 && elapsed.Ticks % BurstEvery.Ticks < BurstLength.Ticks;
+
+    private bool IsPolite(int client) => client < Math.Round(options.Clients * options.PoliteShare);
+
+    /// <summary>Sends one transfer, retrying transient failures under the same idempotency key.</summary>
+    private async Task Transfer(long n, Random random, bool polite, long startedAt, CancellationToken cancellation)
+    {
+        var from = Pick(random);
+        var to = Pick(random);
+        while (to == from)
+        {
+            to = Pick(random);
+        }
+
+        var key = $"lg-{options.RunId}-t{n}";
+        var body = $$"""{"from":"{{_accounts[from]}}","to":"{{_accounts[to]}}","amount":{{Str(random.NextInt64(1, options.MaxAmountMinor + 1))}},"currency":"USD"}""";
+        _stats.Started();
+        var replayed = false;
+        for (var attempt = 1; ; attempt++)
+        {
+            _stats.Attempt();
+            TimeSpan? retryAfter = null;
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                timeout.CancelAfter(options.RequestTimeout);
+                using var request = Json(HttpMethod.Post, "/transfers", body, key);
+                using var response = await http.SendAsync(request, timeout.Token);
+                replayed |= response.Headers.Contains("Idempotent-Replayed");
+                var status = (int)response.StatusCode;
+                if (status is 201)
+                {
+                    Track(key);
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed);
+                    return;
+                }
+
+                if (status is 400 or 404 or 409 or 422)
+                {
+                    var code = await Code(response, cancellation);
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, code, gaveUp: false, replayed);
+                    return;
+                }
+
+                if (status == 429)
+                {
+                    _stats.RateLimited();
+                }
+
+                _stats.Error(status == 429 ? "429" : status.ToString(CultureInfo.InvariantCulture));
+                retryAfter = response.Headers.RetryAfter?.Delta;
+            }
+            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                _stats.Error("timeout");
+            }
+            catch (HttpRequestException)
+            {
+                _stats.Error("connection");
+            }
+
+            if (attempt >= options.MaxAttempts)
+            {
+                // Outcome unknown: the books check still holds, because a retry never applies twice.
+                _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
+                return;
+            }
+
+            _stats.Retry();
+            if (polite)
+            {
+                var wait = Backoff(attempt, random);
+                await Task.Delay(retryAfter is { } ra && ra > wait ? ra : wait, cancellation);
+            }
+        }
+    }
+
+    /// <summary>Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)].</summary>
+    private TimeSpan Backoff(int attempt, Random random)
+    {
+        var ceiling = Math.Min(options.BackoffCap.TotalMilliseconds, options.BackoffBase.TotalMilliseconds * Math.Pow(2, Math.Min(attempt, 20)));
+        return TimeSpan.FromMilliseconds(random.NextDouble() * ceiling);
+    }
+
+    private int Pick(Random random)
+    {
+        if (options.Skew == Skew.Uniform)
+        {
+            return random.Next(_accounts.Length);
+        }
+
+        var index = Array.BinarySearch(_zipfCdf, random.NextDouble());
+        return Math.Min(index < 0 ? ~index : index, _accounts.Length - 1);
+    }
+
+    private void Track(string key)
+    {
+        if (Interlocked.Increment(ref _committedTracked) <= options.MaxTrackedCommits)
+        {
+            _committed.Enqueue(key);
+        }
+    }
+
+    /// <summary>The books, through the API: money conserved, nothing negative or stuck, every seen commit visible.</summary>
+    private async Task<List<string>> CheckBooks(CancellationToken cancellation)
+    {
+        var failures = new ConcurrentBag<string>();
+        var expected = checked(options.InitialBalanceMinor * options.Accounts);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var accounts = new ConcurrentBag<JsonElement>();
+            await Parallel.ForEachAsync(_accounts, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellation }, async (id, ct) =>
+                accounts.Add(await http.GetFromJsonAsync<JsonElement>($"/accounts/{id}", ct)));
+            var inFlight = accounts.Sum(a => a.GetProperty("reserved").GetInt64() + a.GetProperty("incoming").GetInt64());
+            if (inFlight != 0 && DateTime.UtcNow < deadline)
+            {
+                // Transfers given up on by their clients may still be finishing (recovery): wait for them.
+                await Task.Delay(1_000, cancellation);
+                continue;
+            }
+
+            var total = accounts.Sum(a => a.GetProperty("total").GetInt64());
+            if (inFlight != 0)
+            {
+                failures.Add($"{inFlight} minor units still in flight after 60 s");
+            }
+
+            if (total != expected)
+            {
+                failures.Add($"sum of totals {total} != money put in {expected}");
+            }
+
+            foreach (var a in accounts.Where(a => a.GetProperty("available").GetInt64() < 0))
+            {
+                failures.Add($"account {a.GetProperty("id").GetString()} has negative available {a.GetProperty("available").GetInt64()}");
+            }
+
+            break;
+        }
+
+        await Parallel.ForEachAsync(_committed, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellation }, async (key, ct) =>
+        {
+            using var response = await http.GetAsync($"/transfers/{Uri.EscapeDataString(key)}", ct);
+            var status = response.IsSuccessStatusCode ? (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("status").GetString() : null;
+            if (status != "committed")
+            {
+                failures.Add($"transfer {key} was answered committed but reads as {status ?? ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture)}");
+            }
+        });
+        return [.. failures.Take(100)];
+    }
+
+    private static async Task<string> Code(HttpResponseMessage response, CancellationToken cancellation)
+    {
+        try
+        {
+            var problem = await response.Content.ReadFromJsonAsync<JsonElement>(cancellation);
+            return problem.TryGetProperty("code", out var code) ? code.GetString() ?? "unknown" : "unknown";
+        }
+        catch (JsonException)
+        {
+            return ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture);
+        }
+    }
+
+    private static bool IsTransient(HttpStatusCode status) =>
+        status is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable or HttpStatusCode.BadGateway or HttpStatusCode.GatewayTimeout or HttpStatusCode.InternalServerError;
+
+    private static HttpRequestMessage Json(HttpMethod method, string path, string json, string? key)
+    {
+        var request = new HttpRequestMessage(method, path) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+        if (key is not null)
+        {
+            request.Headers.Add("Idempotency-Key", key);
+        }
+
+        return request;
+    }
+
+    private static string Str(long value) => value.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,88 @@
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+using Transactor.LoadGen;
+
+var target = new Option<Uri>("--target")
+{
+    Description = "Base URL of the Transactor API.",
+    DefaultValueFactory = _ => new Uri("http://localhost:5080"),
+    CustomParser = result =>
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : string.Empty;
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+        {
+            return uri;
+        }
+
+        result.AddError($"--target must be an absolute http(s) URL, not '{text}'.");
+        return null;
+    },
+};
+var clients = new Option<int>("--clients") { Description = "Concurrent clients.", DefaultValueFactory = _ => 64 };
+var transfers = new Option<long>("--transfers") { Description = "Transfers to send (unless --duration is given).", DefaultValueFactory = _ => 10_000 };
+var duration = new Option<double?>("--duration") { Description = "Seconds to run instead of a transfer count." };
+var accounts = new Option<int>("--accounts") { Description = "Accounts to open and transfer between.", DefaultValueFactory = _ => 1_000 };
+var balance = new Option<long>("--initial-balance") { Description = "Minor units deposited into each account.", DefaultValueFactory = _ => 1_000_000 };
+var skew = new Option<Skew>("--skew") { Description = "How accounts are picked: uniform, or zipf (a few hot accounts).", DefaultValueFactory = _ => Skew.Uniform };
+var rate = new Option<double?>("--rate") { Description = "Open loop at this many transfers/s (default: closed loop)." };
+var seed = new Option<int>("--seed") { Description = "Seed for reproducible runs.", DefaultValueFactory = _ => 1 };
+var polite = new Option<double>("--polite") { Description = "Share of clients (0-1) that back off with jitter and honour Retry-After; the rest retry at once.", DefaultValueFactory = _ => 1.0 };
+var maxAttempts = new Option<int>("--max-attempts") { Description = "Attempts per transfer before a client gives up on it.", DefaultValueFactory = _ => 8 };
+var overload = new Option<double>("--overload") { Description = "Multiply the offered load by this in 3 s bursts every 10 s (1 = no bursts).", DefaultValueFactory = _ => 1.0 };
+var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
+var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
+
+var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
+{
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet,
+};
+root.SetAction(async (parse, cancellation) =>
+{
+    var options = new LoadOptions
+    {
+        Target = parse.GetValue(target)!,
+        Clients = parse.GetValue(clients),
+        Transfers = parse.GetValue(transfers),
+        Duration = parse.GetValue(duration) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+        Accounts = parse.GetValue(accounts),
+        InitialBalanceMinor = parse.GetValue(balance),
+        Skew = parse.GetValue(skew),
+        Rate = parse.GetValue(rate),
+        Seed = parse.GetValue(seed),
+        PoliteShare = Math.Clamp(parse.GetValue(polite), 0, 1),
+        MaxAttempts = Math.Max(1, parse.GetValue(maxAttempts)),
+        Overload = Math.Max(1, parse.GetValue(overload)),
+    };
+    using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+    using var http = new HttpClient(handler) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
+    var runner = new LoadRunner(http, options);
+    var interactive = !parse.GetValue(quiet) && !Console.IsOutputRedirected;
+    Summary summary;
+    if (interactive)
+    {
+        summary = await AnsiConsole.Live(new Markup("Opening and funding accounts...")).StartAsync(async live =>
+            await runner.RunAsync((stats, elapsed) => live.UpdateTarget(LoadReport.Render(stats, elapsed)), cancellation));
+    }
+    else
+    {
+        var lastLine = DateTime.MinValue;
+        summary = await runner.RunAsync((stats, elapsed) =>
+        {
+            if (!parse.GetValue(quiet) && DateTime.UtcNow - lastLine > TimeSpan.FromSeconds(2))
+            {
+                lastLine = DateTime.UtcNow;
+                Console.Error.WriteLine(LoadReport.Line(stats, elapsed));
+            }
+        }, cancellation);
+    }
+
+    LoadReport.PrintSummary(summary);
+    if (parse.GetValue(output) is { } file)
+    {
+        await File.WriteAllTextAsync(file.FullName, JsonSerializer.Serialize(summary, LoadReport.Json), cancellation);
+    }
+
+    return summary.BooksBalanced ? 0 : 1;
+});
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,70 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Hosting;
+using Transactor.LoadGen;
+using Transactor.Tests.Api;
+
+namespace Transactor.Tests.LoadGen;
+
+[Collection(ApiTestGroup.Name)]
+public sealed class LoadRunnerTests(ApiFixture api)
+{
+    [Theory]
+    [InlineData(Skew.Uniform)]
+    [InlineData(Skew.Zipf)]
+    public async Task A_closed_loop_run_sends_every_transfer_and_the_books_balance(Skew skew)
+    {
+        var options = new LoadOptions { Clients = 16, Transfers = 1_500, Accounts = 40, InitialBalanceMinor = 20_000, MaxAmountMinor = 5_000, Skew = skew, Seed = 7 };
+
+        var summary = await new LoadRunner(api.CreateClient(), options).RunAsync();
+
+        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+        Assert.Equal(1_500, summary.Transfers);
+        Assert.Equal(summary.Transfers, summary.Committed + summary.RejectedByReason.Values.Sum() + summary.GaveUp);
+        Assert.True(summary.Committed > 0);
+        Assert.All(summary.RejectedByReason.Keys, code => Assert.Equal("insufficient_funds", code));
+        Assert.True(summary.P99LatencyMs >= summary.P50LatencyMs && summary.P50LatencyMs > 0);
+    }
+
+    [Fact]
+    public async Task An_open_loop_run_at_a_fixed_rate_balances_the_books()
+    {
+        var options = new LoadOptions { Clients = 8, Transfers = 300, Accounts = 20, Rate = 200, Seed = 3 };
+
+        var summary = await new LoadRunner(api.CreateClient(), options).RunAsync();
+
+        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+        Assert.Equal(300, summary.Transfers);
+        Assert.InRange(summary.ElapsedSeconds, 1.0, 30.0);
+    }
+
+    [Fact]
+    public async Task Rate_limited_clients_retry_under_the_same_key_and_never_move_money_twice()
+    {
+        // A ledger that executes one money-moving request at a time and queues none: most requests get 429.
+        await using var tight = api.WithWebHostBuilder(builder =>
+        {
+            builder.UseSetting("Transactor:Api:MaxConcurrentRequests", "1");
+            builder.UseSetting("Transactor:Api:MaxQueuedRequests", "0");
+            builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
+            builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
+        });
+        var options = new LoadOptions
+        {
+            Clients = 12,
+            Transfers = 400,
+            Accounts = 10,
+            PoliteShare = 0.5,
+            MaxAttempts = 50,
+            BackoffBase = TimeSpan.FromMilliseconds(2),
+            BackoffCap = TimeSpan.FromMilliseconds(20),
+            Seed = 11,
+        };
+
+        var summary = await new LoadRunner(tight.CreateClient(), options).RunAsync();
+
+        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+        Assert.True(summary.RateLimitedResponses > 0, "the concurrency limit was never hit");
+        Assert.True(summary.Retries >= summary.RateLimitedResponses - summary.GaveUp);
+        Assert.Equal(400, summary.Transfers);
+    }
+}
