@@ -7,7 +7,7 @@ namespace Transactor.Domain;
 /// available ≥ 0, held ≥ 0, reserved = Σ pending debits, incoming = Σ pending credits,
 /// and available + held + reserved + incoming fits in 64 bits.
 /// </summary>
-public sealed class AccountBook(string accountId, AccountState state)
+public sealed partial class AccountBook(string accountId, AccountState state)
 {
     /// <summary>The most movements one account may have prepared and not yet applied at once.</summary>
     public const int MaxPendingEntries = 100_000;
