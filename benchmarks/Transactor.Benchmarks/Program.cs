@@ -9,6 +9,8 @@ using Orleans.Transactions;
 using Transactor;
 using Transactor.Benchmarks;
 using Transactor.Grains;
+using Transactor.Persistence;
+using Orleans.Configuration;
 
 var secondsOption = new Option<int>("--seconds") { Description = "Measured seconds per workload.", DefaultValueFactory = _ => 10 };
 var warmupOption = new Option<int>("--warmup") { Description = "Warm-up seconds per workload.", DefaultValueFactory = _ => 3 };
@@ -16,10 +18,13 @@ var concurrencyOption = new Option<int>("--concurrency") { Description = "Transf
 var accountsOption = new Option<int>("--accounts") { Description = "Accounts in the uniform workload.", DefaultValueFactory = _ => 10_000 };
 var hotOption = new Option<int>("--hot-accounts") { Description = "Accounts in the hot-set workload.", DefaultValueFactory = _ => 10 };
 var seedOption = new Option<int>("--seed") { Description = "Seed of the random transfers.", DefaultValueFactory = _ => 42 };
+var postgresOption = new Option<string?>("--postgres") { Description = "Store grain state and reminders in this PostgreSQL database (an Npgsql connection string) instead of in memory." };
+var workloadsOption = new Option<string>("--workloads") { Description = "Comma-separated workloads to run: uniform, hot.", DefaultValueFactory = _ => "uniform,hot" };
+var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions.", DefaultValueFactory = _ => "transactor,orleans-transactions" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
-    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption,
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -27,12 +32,15 @@ root.SetAction(async (parse, cancellation) =>
         TimeSpan.FromSeconds(parse.GetValue(secondsOption)),
         TimeSpan.FromSeconds(parse.GetValue(warmupOption)),
         parse.GetValue(concurrencyOption),
-        parse.GetValue(seedOption));
+        parse.GetValue(seedOption),
+        parse.GetValue(postgresOption),
+        parse.GetValue(workloadsOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+        parse.GetValue(engineOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
     return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
 });
 return await root.Parse(args).InvokeAsync();
 
-internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed);
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines);
 
 internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
 
@@ -43,15 +51,42 @@ internal static class Bench
 
     public static async Task<int> Run(Settings settings, int accounts, int hotAccounts, CancellationToken cancellation)
     {
+        if (settings.Postgres is { } connectionString)
+        {
+            await LedgerSchema.MigrateAsync(connectionString, cancellation: cancellation);
+        }
+
         using var host = Host.CreateDefaultBuilder()
             .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning))
             .UseOrleans(silo =>
             {
                 silo.UseLocalhostClustering();
+                silo.Configure<ClusterOptions>(o => o.ServiceId = $"bench-{Guid.NewGuid():N}");
                 silo.AddTransactor();
-                silo.AddInMemoryLedgerStorage();
-                silo.AddInMemoryLedgerStorage("TransactionStore");
-                silo.UseInMemoryReminderService();
+                if (settings.Postgres is { } postgres)
+                {
+                    foreach (var name in new[] { StorageNames.Ledger, "TransactionStore" })
+                    {
+                        silo.AddAdoNetGrainStorage(name, o =>
+                        {
+                            o.Invariant = LedgerSchema.Invariant;
+                            o.ConnectionString = postgres;
+                        });
+                    }
+
+                    silo.UseAdoNetReminderService(o =>
+                    {
+                        o.Invariant = LedgerSchema.Invariant;
+                        o.ConnectionString = postgres;
+                    });
+                }
+                else
+                {
+                    silo.AddInMemoryLedgerStorage();
+                    silo.AddInMemoryLedgerStorage("TransactionStore");
+                    silo.UseInMemoryReminderService();
+                }
+
                 silo.UseTransactions();
             })
             .Build();
@@ -60,17 +95,26 @@ internal static class Bench
 
         Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
         Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
+        Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : "PostgreSQL (Orleans ADO.NET providers)")}");
         var rows = new List<Row>();
         var failures = new List<string>();
-        foreach (var (name, count) in new[] { ("uniform", accounts), ("hot", hotAccounts) })
+        foreach (var (name, count) in new[] { ("uniform", accounts), ("hot", hotAccounts) }.Where(w => settings.Workloads.Contains(w.Item1)))
         {
             var prefix = $"{name}-{Guid.NewGuid():N}";
             var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D6}").ToArray();
 
-            await Setup(ids, id => OpenAndFund(grains, id));
-            var transactor = await Measure(name, "Transactor", settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n));
-            rows.Add(transactor);
-            failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+            if (settings.Engines.Contains("transactor"))
+            {
+                await Setup(ids, id => OpenAndFund(grains, id));
+                var transactor = await Measure(name, "Transactor", settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n));
+                rows.Add(transactor);
+                failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+            }
+
+            if (!settings.Engines.Contains("orleans-transactions"))
+            {
+                continue;
+            }
 
             var baselineIds = ids.Select(id => "b-" + id).ToArray();
             await Setup(baselineIds, id => grains.GetGrain<IBaselineAccountGrain>(id).Deposit(InitialBalanceMinor));
@@ -96,7 +140,7 @@ internal static class Bench
 
     private static async Task OpenAndFund(IGrainFactory grains, string id)
     {
-        await grains.GetGrain<IAccountGrain>(id).Open("USD", null);
+        await grains.GetAccount(id).Open("USD", null);
         var funded = await grains.GetGrain<ITransferCoordinatorGrain>(0).Execute(TransferRequest.Deposit($"fund-{id}", id, InitialBalanceMinor));
         if (funded.Status != TransferStatus.Committed)
         {
@@ -198,7 +242,7 @@ internal static class Bench
     private static async Task<List<string>> Audit(IGrainFactory grains, string[] ids, long expectedTotalMinor)
     {
         var failures = new List<string>();
-        var snapshots = await Task.WhenAll(ids.Select(id => grains.GetGrain<IAccountGrain>(id).GetSnapshot()));
+        var snapshots = await Task.WhenAll(ids.Select(id => grains.GetAccount(id).GetSnapshot()));
         long total = 0;
         foreach (var s in snapshots)
         {
@@ -233,7 +277,7 @@ internal static class Bench
             Console.WriteLine($"| {r.Workload} | {r.Engine} | {r.PerSecond:N0} | {r.P50Ms:N2} | {r.P99Ms:N2} | {r.MaxMs:N2} | {r.Committed:N0} | {r.Rejected:N0} | {r.Failed:N0} |");
         }
 
-        foreach (var group in rows.GroupBy(r => r.Workload))
+        foreach (var group in rows.GroupBy(r => r.Workload).Where(g => g.Count() == 2))
         {
             var t = group.First(r => r.Engine == "Transactor");
             var b = group.First(r => r.Engine != "Transactor");

@@ -5,8 +5,11 @@ using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
 using Transactor.Persistence;
+using Transactor.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
 
 await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
 var mode = builder.AddLedger();
@@ -21,7 +24,7 @@ app.UseRateLimiter();
 app.MapOpenApi();
 app.MapScalarApiReference();
 app.MapOrleansDashboard(routePrefix: "/dashboard");
-app.MapHealthEndpoints();
+app.MapDefaultEndpoints();
 app.MapAccountsApi();
 app.MapTransfersApi();
 app.MapMetricsApi();

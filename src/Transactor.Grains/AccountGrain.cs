@@ -13,7 +13,7 @@ public sealed partial class AccountGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _book = new AccountBook(this.GetPrimaryKeyString(), state.State);
+        _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), state.State);
         // Check what was loaded, not only what is written: a bad row must stop here, not spread.
         _book.AssertInvariants();
         return Task.CompletedTask;

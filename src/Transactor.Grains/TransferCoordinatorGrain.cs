@@ -29,7 +29,7 @@ public sealed partial class TransferCoordinatorGrain(
             return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
         }
 
-        var transfer = GrainFactory.GetGrain<ITransferGrain>(request.TransferId);
+        var transfer = GrainFactory.GetTransfer(request.TransferId);
         var ticket = await transfer.Begin(request);
         if (ticket.Conflict)
         {
@@ -51,7 +51,7 @@ public sealed partial class TransferCoordinatorGrain(
 
     public async Task Recover(string transferId)
     {
-        var transfer = GrainFactory.GetGrain<ITransferGrain>(transferId);
+        var transfer = GrainFactory.GetTransfer(transferId);
         try
         {
             var ticket = await transfer.Claim();
@@ -131,7 +131,7 @@ public sealed partial class TransferCoordinatorGrain(
                 return null;
             }
 
-            var account = GrainFactory.GetGrain<IAccountGrain>(side.AccountId);
+            var account = GrainFactory.GetAccount(side.AccountId);
             var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, deadline));
             switch (result.Status)
             {
@@ -154,7 +154,7 @@ public sealed partial class TransferCoordinatorGrain(
 
     private Task<AccountSnapshot?> Apply(string accountId, string transferId, bool commit)
     {
-        var account = GrainFactory.GetGrain<IAccountGrain>(accountId);
+        var account = GrainFactory.GetAccount(accountId);
         return commit ? account.Commit(transferId) : account.Abort(transferId);
     }
 

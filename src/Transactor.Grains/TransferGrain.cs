@@ -30,6 +30,8 @@ public sealed partial class TransferGrain(
 
     private bool Completed => state.State.Completed;
 
+    private string TransferId => LedgerGrains.TransferIdOf(this.GetPrimaryKeyString());
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         if (state.State.Record is not null && !Completed)
@@ -38,7 +40,7 @@ public sealed partial class TransferGrain(
             // accounts. Nobody drives until its lease would have ended; see docs/transfers.md.
             _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
             // The previous activation may have died between writing the record and listing it.
-            await RecoveryShard().Track(this.GetPrimaryKeyString());
+            await RecoveryShard().Track(TransferId);
         }
     }
 
@@ -49,9 +51,12 @@ public sealed partial class TransferGrain(
         if (record is null)
         {
             record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, time.GetUtcNow(), null);
+            // Listed for recovery first, then recorded: both are durable before any account is
+            // touched. In this order a failure leaves either nothing, or a listed id without a
+            // record (which recovery drops); never a record that nobody would finish.
+            await RecoveryShard().Track(request.TransferId);
             state.State.Record = record;
-            // The record, and its place on a recovery list, are durable before any account is touched.
-            await Task.WhenAll(Persist(), RecoveryShard().Track(request.TransferId));
+            await Persist();
             return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false, Created: true);
         }
 
@@ -79,7 +84,7 @@ public sealed partial class TransferGrain(
 
     public async Task<TransferRecord> Decide(RejectionReason reason)
     {
-        var record = state.State.Record ?? throw new InvalidOperationException($"Transfer '{this.GetPrimaryKeyString()}' was decided before it was begun.");
+        var record = state.State.Record ?? throw new InvalidOperationException($"Transfer '{TransferId}' was decided before it was begun.");
         if (record.Status != TransferStatus.Pending)
         {
             return record;
@@ -105,7 +110,7 @@ public sealed partial class TransferGrain(
 
         if (state.State.Record is not { Status: not TransferStatus.Pending })
         {
-            throw new InvalidOperationException($"Transfer '{this.GetPrimaryKeyString()}' was completed before it was decided.");
+            throw new InvalidOperationException($"Transfer '{TransferId}' was completed before it was decided.");
         }
 
         state.State.Completed = true;
@@ -115,7 +120,7 @@ public sealed partial class TransferGrain(
         _ended.TrySetResult();
         // Only once the completion is durable may the movement leave its recovery list.
         await Persist();
-        await RecoveryShard().Untrack(this.GetPrimaryKeyString());
+        await RecoveryShard().Untrack(TransferId);
     }
 
     public async Task<TransferResult?> WaitForResult(TimeSpan timeout)
@@ -169,5 +174,5 @@ public sealed partial class TransferGrain(
     }
 
     private IRecoveryShardGrain RecoveryShard() =>
-        GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(this.GetPrimaryKeyString()));
+        GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(TransferId));
 }

@@ -1,8 +1,11 @@
 using Orleans.Dashboard;
 using Transactor.Persistence;
+using Transactor.ServiceDefaults;
 using Transactor.Silo;
 
 var builder = WebApplication.CreateBuilder(args);
+
+builder.AddServiceDefaults();
 
 await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
 builder.AddLedgerSilo();
@@ -11,7 +14,7 @@ builder.AddSiloHealthChecks();
 var app = builder.Build();
 
 app.MapOrleansDashboard(routePrefix: "/dashboard");
-app.MapSiloHealthEndpoints();
+app.MapDefaultEndpoints();
 app.MapGet("/", () => Results.Redirect("/dashboard"));
 
 app.Run();

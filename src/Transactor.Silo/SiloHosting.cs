@@ -35,14 +35,6 @@ internal static class SiloHosting
             .AddCheck<SiloActiveHealthCheck>("silo", tags: ["ready"]);
         return builder;
     }
-
-    /// <summary><c>/alive</c>: the process runs. <c>/health</c>: this silo is an active member of its cluster.</summary>
-    public static WebApplication MapSiloHealthEndpoints(this WebApplication app)
-    {
-        app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });
-        app.MapHealthChecks("/health");
-        return app;
-    }
 }
 
 /// <summary>Healthy when this silo's own entry in the membership view says Active.</summary>

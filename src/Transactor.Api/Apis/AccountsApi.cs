@@ -61,7 +61,7 @@ public static class AccountsApi
             return Problems.InvalidField("owner", $"The owner is at most {MaxOwnerLength} characters.");
         }
 
-        var opened = await client.GetGrain<IAccountGrain>(id!).Open(currency!, owner);
+        var opened = await client.GetAccount(id!).Open(currency!, owner);
         switch (opened.Status)
         {
             case OpenAccountStatus.Opened:
@@ -86,7 +86,7 @@ public static class AccountsApi
             return Problems.AccountNotFound(id);
         }
 
-        var snapshot = await client.GetGrain<IAccountGrain>(id).GetSnapshot();
+        var snapshot = await client.GetAccount(id).GetSnapshot();
         return snapshot is null ? Problems.AccountNotFound(id) : TypedResults.Ok(AccountView.From(snapshot));
     }
 
@@ -99,7 +99,7 @@ public static class AccountsApi
         }
 
         var page = await client.GetGrain<IAccountDirectoryGrain>(0).Page(after, size);
-        var snapshots = await Task.WhenAll(page.AccountIds.Select(id => client.GetGrain<IAccountGrain>(id).GetSnapshot()));
+        var snapshots = await Task.WhenAll(page.AccountIds.Select(id => client.GetAccount(id).GetSnapshot()));
         var items = snapshots.OfType<AccountSnapshot>().Select(AccountView.From).ToArray();
         return TypedResults.Ok(new AccountPageView(items, page.Next, page.Total));
     }

@@ -89,7 +89,7 @@ public static class TransfersApi
             return Problems.TransferNotFound(id);
         }
 
-        var result = await client.GetGrain<ITransferGrain>(id).GetResult();
+        var result = await client.GetTransfer(id).GetResult();
         return result is null ? Problems.TransferNotFound(id) : TypedResults.Ok(TransferView.Of(result));
     }
 

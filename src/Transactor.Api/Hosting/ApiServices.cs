@@ -70,13 +70,4 @@ public static class ApiServices
         });
         return app;
     }
-
-    /// <summary><c>/alive</c>: the process runs. <c>/health</c>: it can reach the Orleans cluster.</summary>
-    public static WebApplication MapHealthEndpoints(this WebApplication app)
-    {
-        ArgumentNullException.ThrowIfNull(app);
-        app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = check => check.Tags.Contains("live") });
-        app.MapHealthChecks("/health");
-        return app;
-    }
 }

@@ -17,7 +17,7 @@ internal sealed class Ledger(IClusterClient client)
         var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D5}").ToArray();
         await Task.WhenAll(ids.Select(async id =>
         {
-            var opened = await client.GetGrain<IAccountGrain>(id).Open(currency, null);
+            var opened = await client.GetAccount(id).Open(currency, null);
             Assert.Equal(OpenAccountStatus.Opened, opened.Status);
             if (balanceMinor > 0)
             {
@@ -54,7 +54,7 @@ internal sealed class Ledger(IClusterClient client)
     }
 
     public async Task<AccountSnapshot[]> Snapshots(IEnumerable<string> ids) =>
-        (await Task.WhenAll(ids.Select(id => client.GetGrain<IAccountGrain>(id).GetSnapshot())))
+        (await Task.WhenAll(ids.Select(id => client.GetAccount(id).GetSnapshot())))
         .Select(s => s ?? throw new InvalidOperationException("An account of the test is not open."))
         .ToArray();
 

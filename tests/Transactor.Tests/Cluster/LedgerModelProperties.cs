@@ -40,7 +40,7 @@ public sealed class LedgerModelProperties(ClusterFixture fixture)
                 case Operation.Open open:
                 {
                     var id = accountIds[open.Account];
-                    var actual = (await fixture.Client.GetGrain<IAccountGrain>(id).Open(open.Currency, null)).Status;
+                    var actual = (await fixture.Client.GetAccount(id).Open(open.Currency, null)).Status;
                     var expected = model.Open(id, open.Currency);
                     Assert.True(expected == actual, $"step {step} {op}: model {expected}, grains {actual}");
                     break;
@@ -66,7 +66,7 @@ public sealed class LedgerModelProperties(ClusterFixture fixture)
 
         foreach (var id in accountIds)
         {
-            var snapshot = await fixture.Client.GetGrain<IAccountGrain>(id).GetSnapshot();
+            var snapshot = await fixture.Client.GetAccount(id).GetSnapshot();
             var expected = model.Available(id);
             Assert.True(expected == snapshot?.AvailableMinor, $"account {id}: model {expected}, grains {snapshot?.AvailableMinor}");
             Assert.True(snapshot is null || (snapshot.ReservedMinor == 0 && snapshot.IncomingMinor == 0), $"account {id} has money in flight");

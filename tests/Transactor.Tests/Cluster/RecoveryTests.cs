@@ -73,7 +73,7 @@ public sealed class RecoveryTests(ClusterFixture fixture)
         var deadline = DateTime.UtcNow + RecoveryTimeout;
         while (true)
         {
-            var result = await fixture.Client.GetGrain<ITransferGrain>(transferId).GetResult();
+            var result = await fixture.Client.GetTransfer(transferId).GetResult();
             Assert.NotNull(result);
             if (result.Status != TransferStatus.Pending)
             {

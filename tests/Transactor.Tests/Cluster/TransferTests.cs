@@ -82,7 +82,7 @@ public sealed class TransferTests(ClusterFixture fixture)
         var result = await _ledger.Execute(request);
 
         Assert.Equal(RejectionReason.AccountNotFound, result.Reason);
-        Assert.Null(await fixture.Client.GetGrain<IAccountGrain>(unknown).GetSnapshot());
+        Assert.Null(await fixture.Client.GetAccount(unknown).GetSnapshot());
         await _ledger.AssertBalanced([a], 100);
     }
 
@@ -155,7 +155,7 @@ public sealed class TransferTests(ClusterFixture fixture)
         Assert.Equal(RejectionReason.IdempotencyKeyReused, reused.Reason);
         Assert.Equal(RejectionReason.IdempotencyKeyReused, asDeposit.Reason);
         Assert.Equal([900L, 100L], (await _ledger.Snapshots([a, b])).Select(s => s.AvailableMinor));
-        var recorded = await fixture.Client.GetGrain<ITransferGrain>(id).GetResult();
+        var recorded = await fixture.Client.GetTransfer(id).GetResult();
         Assert.Equal(100, recorded!.Request.AmountMinor);
     }
 

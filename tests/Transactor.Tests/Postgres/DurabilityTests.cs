@@ -1,0 +1,103 @@
+using Transactor.Persistence;
+using Transactor.Tests.Cluster;
+
+namespace Transactor.Tests.Postgres;
+
+[Collection(PostgresTestGroup.Name)]
+public sealed class DurabilityTests(PostgresFixture postgres)
+{
+    [Fact]
+    public async Task Schema_migrations_are_idempotent()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+
+        var first = await LedgerSchema.MigrateAsync(database);
+        var second = await LedgerSchema.MigrateAsync(database);
+
+        Assert.Equal(LedgerSchema.Migrations.Count, first);
+        Assert.Equal(0, second);
+    }
+
+    [Fact]
+    public async Task Balances_records_and_idempotency_results_survive_a_whole_cluster_restart()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var serviceId = $"restart-{Guid.NewGuid():N}"[..20];
+        string[] ids;
+        TransferRequest committed, rejected;
+        TransferResult committedResult, rejectedResult;
+
+        var cluster = await PostgresCluster.StartAsync(database, serviceId, silos: 2);
+        try
+        {
+            var ledger = new Ledger(cluster.Client);
+            ids = await ledger.OpenFunded("acct", 3, 10_000);
+            committed = new TransferRequest("restart-committed", ids[0], ids[1], 2_500, "USD");
+            rejected = new TransferRequest("restart-rejected", ids[2], ids[1], 50_000, "USD");
+            committedResult = await ledger.Execute(committed);
+            rejectedResult = await ledger.Execute(rejected);
+            Assert.Equal(TransferStatus.Committed, committedResult.Status);
+            Assert.Equal(RejectionReason.InsufficientFunds, rejectedResult.Reason);
+        }
+        finally
+        {
+            await cluster.StopAllSilosAsync();
+            await cluster.DisposeAsync();
+        }
+
+        var restarted = await PostgresCluster.StartAsync(database, serviceId, silos: 2);
+        try
+        {
+            var ledger = new Ledger(restarted.Client);
+            var balances = (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor).ToArray();
+            Assert.Equal([7_500L, 12_500L, 10_000L], balances);
+
+            var committedAgain = await ledger.Coordinator.Execute(committed);
+            var rejectedAgain = await ledger.Coordinator.Execute(rejected);
+            var reused = await ledger.Coordinator.Execute(committed with { AmountMinor = 1 });
+
+            Assert.True(committedAgain.Replayed);
+            Assert.Equal(committedResult with { Replayed = true }, committedAgain);
+            Assert.Equal((TransferStatus.Rejected, RejectionReason.InsufficientFunds), (rejectedAgain.Status, rejectedAgain.Reason));
+            Assert.Equal(RejectionReason.IdempotencyKeyReused, reused.Reason);
+            Assert.Equal(balances, (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+            var record = await restarted.Client.GetTransfer(committed.TransferId).GetResult();
+            Assert.Equal(TransferStatus.Committed, record!.Status);
+        }
+        finally
+        {
+            await restarted.StopAllSilosAsync();
+            await restarted.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Two_services_on_one_database_do_not_see_each_other()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var a = await PostgresCluster.StartAsync(database, $"svc-a-{Guid.NewGuid():N}"[..16]);
+        var b = await PostgresCluster.StartAsync(database, $"svc-b-{Guid.NewGuid():N}"[..16]);
+        try
+        {
+            var inA = new Ledger(a.Client);
+            var inB = new Ledger(b.Client);
+            await inA.OpenFunded("shared", 1, 100);
+
+            Assert.Null(await b.Client.GetAccount("shared-00000").GetSnapshot());
+            await inB.OpenFunded("shared", 1, 5);
+            var deposit = TransferRequest.Deposit("same-key", "shared-00000", 1);
+            Assert.Equal(TransferStatus.Committed, (await inA.Execute(deposit)).Status);
+            Assert.False((await inB.Execute(deposit)).Replayed);
+
+            Assert.Equal(101, (await inA.Snapshots(["shared-00000"]))[0].AvailableMinor);
+            Assert.Equal(6, (await inB.Snapshots(["shared-00000"]))[0].AvailableMinor);
+        }
+        finally
+        {
+            await a.StopAllSilosAsync();
+            await b.StopAllSilosAsync();
+            await a.DisposeAsync();
+            await b.DisposeAsync();
+        }
+    }
+}
