@@ -53,6 +53,13 @@ public interface ITransferGrain : IGrainWithStringKey
     [Alias("Claim")]
     Task<DriveTicket> Claim();
 
+    /// <summary>
+    /// Extends the lease named <paramref name="leaseId"/> when its holder still holds it (nobody took
+    /// it over). Returns the new lease length, or null when the lease is gone.
+    /// </summary>
+    [Alias("RenewLease")]
+    Task<TimeSpan?> RenewLease(Guid leaseId);
+
     /// <summary>Records the decision. The first decision wins; the recorded one is returned.</summary>
     [Alias("Decide")]
     Task<TransferRecord> Decide(RejectionReason reason);

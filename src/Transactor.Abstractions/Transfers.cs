@@ -104,10 +104,12 @@ public sealed record TransferRecord(
 /// <param name="Conflict">True when the id is already recorded for a different request.</param>
 /// <param name="Completed">True when every account has applied the decision.</param>
 /// <param name="Created">True when this call recorded the movement; false when it was recorded before.</param>
+/// <param name="LeaseId">Names the lease, so its holder (and only its holder) can renew it.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.DriveTicket")]
 public sealed record DriveTicket(
     [property: Id(0)] TransferRecord? Record,
     [property: Id(1)] TimeSpan? Lease,
     [property: Id(2)] bool Conflict,
     [property: Id(3)] bool Completed,
-    [property: Id(4)] bool Created = false);
+    [property: Id(4)] bool Created = false,
+    [property: Id(5)] Guid LeaseId = default);

@@ -17,6 +17,9 @@ public sealed partial class TransferCoordinatorGrain(
     TransactorInstruments instruments,
     ILogger<TransferCoordinatorGrain> logger) : Grain, ITransferCoordinatorGrain
 {
+    /// <summary>How often one coordinator renews its lease while prepares queue behind busy accounts, before leaving the movement to recovery.</summary>
+    public const int MaxLeaseRenewals = 3;
+
     private readonly TransferOptions _options = options.Value;
 
     public async Task<TransferResult> Execute(TransferRequest request)
@@ -45,7 +48,7 @@ public sealed partial class TransferCoordinatorGrain(
             return ended with { Replayed = true };
         }
 
-        var result = await Drive(transfer, ticket.Record!, lease);
+        var result = await Drive(transfer, ticket.Record!, lease, ticket.LeaseId);
         return ticket.Created ? result : result with { Replayed = true };
     }
 
@@ -64,7 +67,7 @@ public sealed partial class TransferCoordinatorGrain(
             if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
-                var result = await Drive(transfer, record, lease);
+                var result = await Drive(transfer, record, lease, ticket.LeaseId);
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
         }
@@ -75,7 +78,7 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
-    private async Task<TransferResult> Drive(ITransferGrain transfer, TransferRecord record, TimeSpan lease)
+    private async Task<TransferResult> Drive(ITransferGrain transfer, TransferRecord record, TimeSpan lease, Guid leaseId)
     {
         var started = time.GetTimestamp();
         var request = record.Request;
@@ -90,10 +93,17 @@ public sealed partial class TransferCoordinatorGrain(
             if (record.Status == TransferStatus.Pending)
             {
                 var prepared = await PrepareAll(request, first, second, deadline);
-                if (prepared is null)
+                for (var renewals = 0; prepared is null; renewals++)
                 {
-                    // Out of lease: whoever holds the next lease (recovery, or a retry) finishes it.
-                    return new TransferResult(request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
+                    // Out of lease (busy accounts): renew it if nobody has taken it over, and prepare
+                    // again (idempotent); else whoever holds the next lease (recovery, a retry) finishes.
+                    if (renewals == MaxLeaseRenewals || await transfer.RenewLease(leaseId) is not { } renewed)
+                    {
+                        return new TransferResult(request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
+                    }
+
+                    deadline = time.GetUtcNow() + renewed - _options.ClockSkewAllowance;
+                    prepared = await PrepareAll(request, first, second, deadline);
                 }
 
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);

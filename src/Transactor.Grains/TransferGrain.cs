@@ -27,6 +27,7 @@ public sealed partial class TransferGrain(
     private readonly TransferOptions _options = options.Value;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTimeOffset? _leaseUntil;
+    private Guid _leaseId;
 
     private bool Completed => state.State.Completed;
 
@@ -57,7 +58,7 @@ public sealed partial class TransferGrain(
             await RecoveryShard().Track(request.TransferId);
             state.State.Record = record;
             await Persist();
-            return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false, Created: true);
+            return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false, Created: true, _leaseId);
         }
 
         if (record.Request != request)
@@ -72,14 +73,28 @@ public sealed partial class TransferGrain(
 
         // A first Begin may have failed between its two writes: list the movement again (idempotent).
         await RecoveryShard().Track(request.TransferId);
-        return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false);
+        var lease = TakeLease();
+        return new DriveTicket(record, lease, Conflict: false, Completed: false, LeaseId: _leaseId);
     }
 
     public Task<DriveTicket> Claim()
     {
         var record = state.State.Record;
         var lease = record is null || Completed ? null : TakeLease();
-        return Task.FromResult(new DriveTicket(record, lease, Conflict: false, Completed));
+        return Task.FromResult(new DriveTicket(record, lease, Conflict: false, Completed, LeaseId: _leaseId));
+    }
+
+    public Task<TimeSpan?> RenewLease(Guid leaseId)
+    {
+        if (Completed || leaseId == Guid.Empty || leaseId != _leaseId)
+        {
+            return Task.FromResult<TimeSpan?>(null);
+        }
+
+        // Only the holder renews, and nobody else has taken the lease since: its old prepares
+        // and its new ones come from one driver.
+        _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+        return Task.FromResult<TimeSpan?>(_options.LeaseDuration);
     }
 
     public async Task<TransferRecord> Decide(RejectionReason reason)
@@ -117,6 +132,7 @@ public sealed partial class TransferGrain(
         state.State.Debit = debit;
         state.State.Credit = credit;
         _leaseUntil = null;
+        _leaseId = Guid.Empty;
         _ended.TrySetResult();
         // Only once the completion is durable may the movement leave its recovery list.
         await Persist();
@@ -157,6 +173,7 @@ public sealed partial class TransferGrain(
         }
 
         _leaseUntil = now + _options.LeaseDuration;
+        _leaseId = Guid.NewGuid();
         return _options.LeaseDuration;
     }
 
