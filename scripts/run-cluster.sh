@@ -21,15 +21,17 @@ echo "PostgreSQL: $CONNECTION_STRING"
 dotnet build "$ROOT/src/Transactor.Silo" -c "$CONFIGURATION" -v quiet -nologo >/dev/null
 dotnet build "$ROOT/src/Transactor.Api" -c "$CONFIGURATION" -v quiet -nologo >/dev/null
 
-# What the AppHost's Orleans resource and its AdoNet provider configuration emit.
+# What the AppHost's Orleans resource and its AdoNet provider configuration emit: every process
+# gets clustering; silos also get grain storage and reminders (the API is a client, as with
+# orleans.AsClient(), and an Orleans client refuses a Reminders section).
 export ConnectionStrings__transactordb="$CONNECTION_STRING"
 export Orleans__ClusterId="${ORLEANS_CLUSTER_ID:-transactor}"
 export Orleans__ServiceId="${ORLEANS_SERVICE_ID:-transactor}"
-for section in Clustering GrainStorage__ledger Reminders; do
-    export "Orleans__${section}__ProviderType=AdoNet"
-    export "Orleans__${section}__Invariant=Npgsql"
-    export "Orleans__${section}__ConnectionName=transactordb"
-done
+export Orleans__Clustering__ProviderType=AdoNet Orleans__Clustering__Invariant=Npgsql Orleans__Clustering__ConnectionName=transactordb
+SILO_ONLY=(
+    Orleans__GrainStorage__ledger__ProviderType=AdoNet Orleans__GrainStorage__ledger__Invariant=Npgsql Orleans__GrainStorage__ledger__ConnectionName=transactordb
+    Orleans__Reminders__ProviderType=AdoNet Orleans__Reminders__Invariant=Npgsql Orleans__Reminders__ConnectionName=transactordb
+)
 export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production
 
 pids=()
@@ -51,6 +53,7 @@ wait_healthy() {
 }
 
 for i in $(seq 0 $((SILOS - 1))); do
+    env "${SILO_ONLY[@]}" \
     Orleans__Endpoints__AdvertisedIPAddress=127.0.0.1 \
     Orleans__Endpoints__SiloPort=$((11111 + i)) \
     Orleans__Endpoints__GatewayPort=$((30000 + i)) \
