@@ -27,6 +27,9 @@ public sealed class AccountState
 
     /// <summary>Movements this account has promised its side of, by transfer id.</summary>
     [Id(9)] public Dictionary<string, PendingEntry> Pending { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Deposits of the batch rules, by transaction id, so they can be disputed; null until the first one.</summary>
+    [Id(10)] public DepositHistory? Deposits { get; set; }
 }
 
 /// <summary>One side of a movement that an account has promised and not yet applied or released.</summary>
