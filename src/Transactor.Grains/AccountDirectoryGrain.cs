@@ -18,11 +18,24 @@ public sealed class AccountDirectoryGrain(
     /// <summary>The largest page a caller may ask for.</summary>
     public const int MaxPageSize = 1_000;
 
-    private readonly GroupCommit _commit = new(state.WriteStateAsync);
+    private GroupCommit _commit = null!;
+    private List<string> _ids = null!;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _ids = [.. state.State.AccountIds];
+        // A write takes a copy: a reentrant turn may add an id while the provider still serializes.
+        _commit = new GroupCommit(() =>
+        {
+            state.State = new AccountDirectoryState { AccountIds = [.. _ids] };
+            return state.WriteStateAsync();
+        });
+        return Task.CompletedTask;
+    }
 
     public async Task Add(string accountId)
     {
-        var ids = state.State.AccountIds;
+        var ids = _ids;
         var index = ids.BinarySearch(accountId, StringComparer.Ordinal);
         if (index < 0)
         {
@@ -38,7 +51,7 @@ public sealed class AccountDirectoryGrain(
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(limit, MaxPageSize);
-        var ids = state.State.AccountIds;
+        var ids = _ids;
         var start = 0;
         if (after is not null)
         {

@@ -29,10 +29,13 @@ public sealed partial class RecoveryShardGrain(
     private const string SweepReminder = "sweep";
 
     private readonly TransferOptions _options = options.Value;
-    private readonly GroupCommit _commit = new(state.WriteStateAsync);
+    private GroupCommit _commit = null!;
+    private Dictionary<string, DateTimeOffset> _inFlight = null!;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        _inFlight = new Dictionary<string, DateTimeOffset>(state.State.InFlight, StringComparer.Ordinal);
+        _commit = new GroupCommit(WriteSnapshot);
         // One reminder per shard, registered once per activation: it outlives this silo and
         // brings the shard back to finish what it lists.
         await this.RegisterOrUpdateReminder(SweepReminder, _options.RecoveryDueTime, _options.RecoveryPeriod, cancellationToken);
@@ -40,7 +43,7 @@ public sealed partial class RecoveryShardGrain(
 
     public async Task Track(string transferId)
     {
-        var inFlight = state.State.InFlight;
+        var inFlight = _inFlight;
         if (!inFlight.ContainsKey(transferId))
         {
             if (inFlight.Count >= MaxInFlight)
@@ -59,7 +62,7 @@ public sealed partial class RecoveryShardGrain(
 
     public Task Untrack(string transferId)
     {
-        if (state.State.InFlight.Remove(transferId))
+        if (_inFlight.Remove(transferId))
         {
             // Nobody waits for this: a movement listed after it ended is only looked at once more.
             _commit.Persisted(_commit.Changed()).Ignore();
@@ -69,17 +72,17 @@ public sealed partial class RecoveryShardGrain(
     }
 
     public Task<IReadOnlyList<string>> List(int limit) =>
-        Task.FromResult<IReadOnlyList<string>>(state.State.InFlight.OrderBy(e => e.Value).Take(limit).Select(e => e.Key).ToArray());
+        Task.FromResult<IReadOnlyList<string>>(_inFlight.OrderBy(e => e.Value).Take(limit).Select(e => e.Key).ToArray());
 
     public Task ReceiveReminder(string reminderName, TickStatus status)
     {
         var cutoff = time.GetUtcNow() - _options.RecoveryDueTime;
         var coordinator = GrainFactory.GetGrain<ITransferCoordinatorGrain>(0);
-        var due = state.State.InFlight.Where(e => e.Value <= cutoff).OrderBy(e => e.Value).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
+        var due = _inFlight.Where(e => e.Value <= cutoff).OrderBy(e => e.Value).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
         if (due.Length > 0)
         {
             var shard = this.GetPrimaryKeyLong();
-            LogSweep(logger, shard, due.Length, state.State.InFlight.Count);
+            LogSweep(logger, shard, due.Length, _inFlight.Count);
         }
 
         foreach (var transferId in due)
@@ -89,6 +92,16 @@ public sealed partial class RecoveryShardGrain(
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Writes a copy of the list: turns that interleave with a write (the grain is reentrant) change
+    /// the live list, never the one a storage provider may still be serializing.
+    /// </summary>
+    private Task WriteSnapshot()
+    {
+        state.State = new RecoveryShardState { InFlight = new Dictionary<string, DateTimeOffset>(_inFlight, StringComparer.Ordinal) };
+        return state.WriteStateAsync();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovery shard {Shard}: handing {Due} of {Listed} listed movements to coordinators")]

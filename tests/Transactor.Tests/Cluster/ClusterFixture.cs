@@ -44,8 +44,8 @@ public sealed class ClusterFixture : IAsyncLifetime
             siloBuilder.Services.AddSingleton<ITransferFaults>(Faults);
             siloBuilder.AddTransactor(configure: options =>
             {
-                options.LeaseDuration = TimeSpan.FromSeconds(2);
-                options.ClockSkewAllowance = TimeSpan.FromMilliseconds(500);
+                options.LeaseDuration = TimeSpan.FromSeconds(5);
+                options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
                 options.RecoveryDueTime = TimeSpan.FromSeconds(1);
                 options.RecoveryPeriod = TimeSpan.FromSeconds(1);
                 options.WaitTimeout = TimeSpan.FromSeconds(5);

@@ -76,6 +76,24 @@ internal sealed class Ledger(IClusterClient client)
         Assert.True(total == expectedTotalMinor, $"sum of totals {total} != deposits minus withdrawals {expectedTotalMinor}");
     }
 
+    /// <summary>Waits until the record of <paramref name="transferId"/> is decided, and returns it.</summary>
+    public async Task<TransferResult> WaitForEnd(string transferId)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var result = await client.GetTransfer(transferId).GetResult();
+            if (result is { Status: not TransferStatus.Pending })
+            {
+                Track(result);
+                return result;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"transfer {transferId} still pending after 60 s");
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>Waits until no account of <paramref name="ids"/> holds money in flight.</summary>
     public async Task WaitUntilQuiet(IReadOnlyCollection<string> ids, TimeSpan timeout)
     {

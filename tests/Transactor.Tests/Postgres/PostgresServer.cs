@@ -54,7 +54,7 @@ public sealed class PostgresServer : IAsyncDisposable
         await RunAs(asRoot, Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
         var options = string.Join(' ',
             $"-p {port.ToString(CultureInfo.InvariantCulture)}", $"-k {data}", "-c listen_addresses=127.0.0.1",
-            "-c max_connections=300", "-c fsync=off", "-c full_page_writes=off");
+            "-c max_connections=1000", "-c fsync=off", "-c full_page_writes=off");
         await RunAs(asRoot, Path.Combine(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", Path.Combine(data, "server.log"), "-w", "-t", "60", "start"]);
         return new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres", data, bin);
     }
@@ -70,7 +70,15 @@ public sealed class PostgresServer : IAsyncDisposable
             await create.ExecuteNonQueryAsync();
         }
 
-        return new NpgsqlConnectionStringBuilder(_adminConnectionString) { Database = name, MaxPoolSize = 100 }.ConnectionString;
+        // Each test database gets its own pool; idle connections are closed soon, so the pools of
+        // earlier tests do not use up the server's connection slots.
+        return new NpgsqlConnectionStringBuilder(_adminConnectionString)
+        {
+            Database = name,
+            MaxPoolSize = 100,
+            ConnectionIdleLifetime = 5,
+            ConnectionPruningInterval = 2,
+        }.ConnectionString;
     }
 
     public async ValueTask DisposeAsync()
