@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# End-to-end over HTTP on one machine: the load generator against the embedded single-process API,
+# at 64 and 256 clients, then an overload run (open loop at 5x the measured capacity).
+#   benchmarks/e2e.sh [seconds] [api-url]   (without api-url it starts the embedded API itself)
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SECONDS_PER_RUN="${1:-20}"
+URL="${2:-}"
+OUT="${TRANSACTOR_BENCH_OUT:-$ROOT/.bench}"
+mkdir -p "$OUT"
+dotnet build "$ROOT/src/Transactor.Api" -c Release -v q -nologo >/dev/null
+dotnet build "$ROOT/src/Transactor.LoadGen" -c Release -v q -nologo >/dev/null
+API_PID=""
+if [[ -z "$URL" ]]; then
+    URL="http://127.0.0.1:5090"
+    ASPNETCORE_URLS="$URL" Transactor__Embedded__SiloPort=11190 Transactor__Embedded__GatewayPort=30090 Logging__LogLevel__Default=Warning \
+        dotnet "$ROOT/src/Transactor.Api/bin/Release/net10.0/Transactor.Api.dll" >"$OUT/api.log" 2>&1 &
+    API_PID=$!
+    trap 'kill $API_PID 2>/dev/null || true' EXIT
+    for _ in $(seq 1 120); do curl -sf "$URL/health" >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --accounts 10000 --quiet)
+rss() { [[ -n "$API_PID" ]] && echo "api rss $(( $(awk '/VmRSS/ {print $2}' /proc/$API_PID/status) / 1024 )) MiB, peak $(( $(awk '/VmHWM/ {print $2}' /proc/$API_PID/status) / 1024 )) MiB" || true; }
+echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); target $URL"
+for clients in 64 256; do
+    echo "## closed loop, $clients clients, ${SECONDS_PER_RUN}s"
+    "${LOADGEN[@]}" --clients "$clients" --duration "$SECONDS_PER_RUN" --seed "$clients" --out "$OUT/closed-$clients.json" | tail -12
+    rss
+done
+CAPACITY="$(python3 -c "import json;print(json.load(open('$OUT/closed-64.json'))['committed_per_second'])")"
+RATE="$(python3 -c "print(round(5*$CAPACITY))")"
+echo "## overload: open loop at $RATE/s (5x the 64-client capacity of $CAPACITY/s), 512 clients, ${SECONDS_PER_RUN}s"
+"${LOADGEN[@]}" --clients 512 --rate "$RATE" --duration "$SECONDS_PER_RUN" --max-attempts 3 --seed 5 --out "$OUT/overload.json" | tail -12
+rss
