@@ -55,6 +55,7 @@ public enum EntrySide
 
 /// <summary>A coordinator's request that an account promise its side of a movement.</summary>
 /// <param name="Currency">The movement's currency, or null to accept the account's own.</param>
+/// <param name="External">True for a deposit or withdrawal; a committed external credit can be disputed.</param>
 /// <param name="NotAfter">
 /// The coordinator's lease ends here; a request that arrives later is refused, so a message from a
 /// coordinator that lost its lease can never reserve money behind the back of its successor.
@@ -65,7 +66,8 @@ public sealed record PrepareRequest(
     [property: Id(1)] EntrySide Side,
     [property: Id(2)] long AmountMinor,
     [property: Id(3)] string? Currency,
-    [property: Id(4)] DateTimeOffset NotAfter);
+    [property: Id(4)] DateTimeOffset NotAfter,
+    [property: Id(5)] bool External = false);
 
 /// <summary>Outcome of a prepare.</summary>
 public enum PrepareStatus
@@ -87,3 +89,9 @@ public sealed record PrepareResult(
     [property: Id(0)] PrepareStatus Status,
     [property: Id(1)] RejectionReason Reason,
     [property: Id(2)] string? Currency);
+
+/// <summary>The result of a dispute, resolve or chargeback on an account.</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.DisputeResult")]
+public sealed record DisputeResult(
+    [property: Id(0)] Domain.BatchOutcome Outcome,
+    [property: Id(1)] AccountSnapshot? Account);

@@ -31,6 +31,18 @@ public interface IAccountGrain : IGrainWithStringKey
     /// <summary>Releases a prepared movement. A transfer id with nothing prepared is a no-op.</summary>
     [Alias("Abort")]
     Task<AccountSnapshot?> Abort(string transferId);
+
+    /// <summary>Disputes a committed deposit (by its transfer id): its amount moves from available to held.</summary>
+    [Alias("Dispute")]
+    Task<DisputeResult> Dispute(string depositId);
+
+    /// <summary>Resolves a disputed deposit: its amount moves from held back to available.</summary>
+    [Alias("Resolve")]
+    Task<DisputeResult> Resolve(string depositId);
+
+    /// <summary>Charges back a disputed deposit: its amount leaves held and total, and the account locks.</summary>
+    [Alias("Chargeback")]
+    Task<DisputeResult> Chargeback(string depositId);
 }
 
 /// <summary>

@@ -26,6 +26,7 @@ app.MapScalarApiReference();
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();
+app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapMetricsApi();
 

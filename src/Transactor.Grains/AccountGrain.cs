@@ -64,6 +64,22 @@ public sealed partial class AccountGrain(
         return _book.Snapshot();
     }
 
+    public Task<DisputeResult> Dispute(string depositId) => Apply(_book.DisputeDeposit(depositId));
+
+    public Task<DisputeResult> Resolve(string depositId) => Apply(_book.ResolveDeposit(depositId));
+
+    public Task<DisputeResult> Chargeback(string depositId) => Apply(_book.ChargebackDeposit(depositId));
+
+    private async Task<DisputeResult> Apply(BatchOutcome outcome)
+    {
+        if (outcome == BatchOutcome.Applied)
+        {
+            await Persist();
+        }
+
+        return new DisputeResult(outcome, _book.Snapshot());
+    }
+
     private async Task Persist()
     {
         try

@@ -142,7 +142,7 @@ public sealed partial class TransferCoordinatorGrain(
             }
 
             var account = GrainFactory.GetAccount(side.AccountId);
-            var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, deadline));
+            var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, deadline, External: request.Kind != TransferKind.Transfer));
             switch (result.Status)
             {
                 case PrepareStatus.Expired:

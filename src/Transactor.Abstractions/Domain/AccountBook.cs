@@ -107,7 +107,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.IncomingMinor += request.AmountMinor;
         }
 
-        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor));
+        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External));
         State.Version++;
         changed = true;
         AssertInvariants();
@@ -130,6 +130,10 @@ public sealed partial class AccountBook(string accountId, AccountState state)
         {
             State.IncomingMinor -= entry.AmountMinor;
             State.AvailableMinor = checked(State.AvailableMinor + entry.AmountMinor);
+            if (entry.External)
+            {
+                RememberDeposit(transferId, entry.AmountMinor);
+            }
         }
 
         State.Version++;

@@ -30,10 +30,18 @@ public sealed class AccountState
 
     /// <summary>Deposits of the batch rules, by transaction id, so they can be disputed; null until the first one.</summary>
     [Id(10)] public DepositHistory? Deposits { get; set; }
+
+    /// <summary>Deposits committed through the service, by transfer id, to their number in <see cref="Deposits"/>.</summary>
+    [Id(11)] public Dictionary<string, uint>? DepositNumbers { get; set; }
+
+    /// <summary>The number the last service deposit got in <see cref="Deposits"/>.</summary>
+    [Id(12)] public uint LastDepositNumber { get; set; }
 }
 
 /// <summary>One side of a movement that an account has promised and not yet applied or released.</summary>
+/// <param name="External">True for a deposit or withdrawal (the other side is outside the ledger).</param>
 [GenerateSerializer, Immutable, Alias("Transactor.PendingEntry")]
 public sealed record PendingEntry(
     [property: Id(0)] EntrySide Side,
-    [property: Id(1)] long AmountMinor);
+    [property: Id(1)] long AmountMinor,
+    [property: Id(2)] bool External = false);
