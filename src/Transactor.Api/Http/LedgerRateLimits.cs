@@ -8,11 +8,14 @@ public sealed class LedgerLimitOptions
 {
     public const string SectionName = "Transactor:Api";
 
-    /// <summary>Money-moving requests executed at once; more wait in the queue.</summary>
-    public int MaxConcurrentRequests { get; set; } = 1_024;
+    /// <summary>
+    /// Money-moving requests executed at once; more wait in the queue. Near what a silo sustains
+    /// (see docs/benchmarks.md): beyond it, more concurrency only adds latency.
+    /// </summary>
+    public int MaxConcurrentRequests { get; set; } = 256;
 
-    /// <summary>Requests waiting for a slot; beyond this the API answers 429 at once.</summary>
-    public int MaxQueuedRequests { get; set; } = 4_096;
+    /// <summary>Requests waiting for a slot; beyond this the API answers 429 at once, so excess load is shed, not queued.</summary>
+    public int MaxQueuedRequests { get; set; } = 128;
 }
 
 internal static class LedgerRateLimits
