@@ -80,20 +80,7 @@ public sealed partial class AccountGrain(
         return new DisputeResult(outcome, _book.Snapshot());
     }
 
-    private async Task Persist()
-    {
-        try
-        {
-            await state.WriteStateAsync();
-        }
-        catch
-        {
-            // Memory now holds a change that storage may not: drop this activation so the next
-            // call starts again from what storage holds.
-            DeactivateOnIdle();
-            throw;
-        }
-    }
+    private Task Persist() => state.WriteOrDeactivate(this);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Opened account {AccountId} in {Currency}")]
     private static partial void LogOpened(ILogger logger, string accountId, string currency);

@@ -177,18 +177,7 @@ public sealed partial class TransferGrain(
         return _options.LeaseDuration;
     }
 
-    private async Task Persist()
-    {
-        try
-        {
-            await state.WriteStateAsync();
-        }
-        catch
-        {
-            DeactivateOnIdle();
-            throw;
-        }
-    }
+    private Task Persist() => state.WriteOrDeactivate(this);
 
     private IRecoveryShardGrain RecoveryShard() =>
         GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(TransferId));
