@@ -9,7 +9,7 @@ public static class MetricsApi
     public static IApplicationBuilder UseApiMetrics(this IApplicationBuilder app) => app.Use(async (context, next) =>
     {
         var path = context.Request.Path;
-        if (!CountedPrefixes.Any(p => path.StartsWithSegments(p, StringComparison.OrdinalIgnoreCase) || path.Value?.StartsWith(p, StringComparison.OrdinalIgnoreCase) == true))
+        if (!CountedPrefixes.Any(p => path.Value?.StartsWith(p, StringComparison.OrdinalIgnoreCase) == true))
         {
             await next(context);
             return;

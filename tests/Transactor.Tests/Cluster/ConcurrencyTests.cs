@@ -28,7 +28,7 @@ public sealed class ConcurrencyTests(ClusterFixture fixture)
 
         // Under heavy load a coordinator may run out of lease and answer "pending"; recovery then
         // finishes the transfer, and its record has the final outcome.
-        var results = await Task.WhenAll(answered.Select(r => r.Status == TransferStatus.Pending ? _ledger.WaitForEnd(r.TransferId) : Task.FromResult(r)));
+        var results = await Task.WhenAll(answered.Select(r => r.Status == TransferStatus.Pending ? _ledger.WaitForRecordedEnd(r.TransferId, TimeSpan.FromSeconds(60)) : Task.FromResult(r)));
 
         Assert.All(results, r => Assert.True(
             r.Status == TransferStatus.Committed || r.Reason == RejectionReason.InsufficientFunds,

@@ -76,23 +76,34 @@ internal sealed class Ledger(IClusterClient client)
         Assert.True(total == expectedTotalMinor, $"sum of totals {total} != deposits minus withdrawals {expectedTotalMinor}");
     }
 
-    /// <summary>Waits until the record of <paramref name="transferId"/> is decided, and returns it.</summary>
-    public async Task<TransferResult> WaitForEnd(string transferId)
+    /// <summary>
+    /// Waits until the record of <paramref name="transferId"/> is decided and returns it, or returns
+    /// null when nothing is recorded under the id (its Begin never completed).
+    /// </summary>
+    public async Task<TransferResult?> WaitForEnd(string transferId, TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
             var result = await client.GetTransfer(transferId).GetResult();
-            if (result is { Status: not TransferStatus.Pending })
+            if (result is null || result.Status != TransferStatus.Pending)
             {
-                Track(result);
+                if (result is not null)
+                {
+                    Track(result);
+                }
+
                 return result;
             }
 
-            Assert.True(DateTime.UtcNow < deadline, $"transfer {transferId} still pending after 60 s");
+            Assert.True(DateTime.UtcNow < deadline, $"transfer {transferId} still pending after {timeout}");
             await Task.Delay(100);
         }
     }
+
+    /// <summary>As <see cref="WaitForEnd"/>, for a transfer known to be recorded.</summary>
+    public async Task<TransferResult> WaitForRecordedEnd(string transferId, TimeSpan timeout) =>
+        await WaitForEnd(transferId, timeout) ?? throw new Xunit.Sdk.XunitException($"nothing is recorded under transfer id {transferId}");
 
     /// <summary>Waits until no account of <paramref name="ids"/> holds money in flight.</summary>
     public async Task WaitUntilQuiet(IReadOnlyCollection<string> ids, TimeSpan timeout)

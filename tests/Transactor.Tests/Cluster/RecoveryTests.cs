@@ -35,7 +35,7 @@ public sealed class RecoveryTests(ClusterFixture fixture)
         var crash = await Assert.ThrowsAsync<InjectedFaultException>(() => _ledger.Coordinator.Execute(request));
         Assert.Contains(request.TransferId, crash.Message, StringComparison.Ordinal);
 
-        var result = await WaitForEnd(request.TransferId);
+        var result = await _ledger.WaitForRecordedEnd(request.TransferId, RecoveryTimeout);
         await _ledger.WaitUntilQuiet(ids, RecoveryTimeout);
 
         var expected = fundsSuffice ? TransferStatus.Committed : TransferStatus.Rejected;
@@ -61,27 +61,10 @@ public sealed class RecoveryTests(ClusterFixture fixture)
 
         // The retry cannot drive while the crashed coordinator's lease lasts; it waits for the outcome.
         var retry = await _ledger.Coordinator.Execute(request);
-        var final = retry.Status == TransferStatus.Pending ? await WaitForEnd(request.TransferId) : retry;
+        var final = retry.Status == TransferStatus.Pending ? await _ledger.WaitForRecordedEnd(request.TransferId, RecoveryTimeout) : retry;
 
         Assert.Equal(TransferStatus.Committed, final.Status);
         await _ledger.WaitUntilQuiet(ids, RecoveryTimeout);
         Assert.Equal([750L, 1_250L], (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
-    }
-
-    private async Task<TransferResult> WaitForEnd(string transferId)
-    {
-        var deadline = DateTime.UtcNow + RecoveryTimeout;
-        while (true)
-        {
-            var result = await fixture.Client.GetTransfer(transferId).GetResult();
-            Assert.NotNull(result);
-            if (result.Status != TransferStatus.Pending)
-            {
-                return result;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"transfer {transferId} still pending after {RecoveryTimeout}");
-            await Task.Delay(100);
-        }
     }
 }

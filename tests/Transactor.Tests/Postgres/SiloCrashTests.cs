@@ -67,7 +67,7 @@ public sealed class SiloCrashTests(PostgresFixture postgres)
             var records = new Dictionary<string, TransferResult>(StringComparer.Ordinal);
             foreach (var request in sent)
             {
-                var record = await WaitForEnd(cluster.Client, request.TransferId);
+                var record = await ledger.WaitForEnd(request.TransferId, RecoveryTimeout);
                 if (record is not null)
                 {
                     records[request.TransferId] = record;
@@ -101,23 +101,6 @@ public sealed class SiloCrashTests(PostgresFixture postgres)
         {
             await cluster.StopAllSilosAsync();
             await cluster.DisposeAsync();
-        }
-    }
-
-    /// <summary>The ended record of a transfer, or null if it was never recorded (its Begin did not complete).</summary>
-    private static async Task<TransferResult?> WaitForEnd(IClusterClient client, string transferId)
-    {
-        var deadline = DateTime.UtcNow + RecoveryTimeout;
-        while (true)
-        {
-            var result = await client.GetTransfer(transferId).GetResult();
-            if (result is null || result.Status != TransferStatus.Pending)
-            {
-                return result;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"transfer {transferId} still pending after {RecoveryTimeout}");
-            await Task.Delay(200);
         }
     }
 }
