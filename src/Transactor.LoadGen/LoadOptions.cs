@@ -52,6 +52,9 @@ public sealed record LoadOptions
 
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long a setup request (open an account, fund it) keeps retrying transient failures before the run fails.</summary>
+    public TimeSpan SetupTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>A prefix that keeps this run's accounts and idempotency keys apart from other runs'.</summary>
     public string RunId { get; init; } = Guid.NewGuid().ToString("N")[..8];
 

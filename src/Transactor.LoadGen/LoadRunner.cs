@@ -22,8 +22,6 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
     /// <summary>Tickets an open-loop generator may queue ahead of its clients; beyond it tickets are dropped and counted.</summary>
     private const int MaxQueuedTickets = 100_000;
 
-    /// <summary>Most transient failures a setup request is retried through.</summary>
-    private const int MaxSetupAttempts = 20;
 
     private readonly LoadStats _stats = new();
     private readonly ConcurrentQueue<string> _committed = new();
@@ -93,11 +91,19 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         });
     }
 
+    /// <summary>
+    /// Sends one setup request, retrying transient failures (429, 5xx, connection errors) until
+    /// <see cref="LoadOptions.SetupTimeout"/> has passed. A budget of time, not of attempts: how often a request
+    /// is refused depends on how many others contend for the ledger's slots, which the generator does not know.
+    /// </summary>
     private async Task Setup(Func<HttpRequestMessage> request, CancellationToken cancellation)
     {
+        var started = Stopwatch.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
+            var expired = Stopwatch.GetElapsedTime(started) >= options.SetupTimeout;
             using var message = request();
+            TimeSpan? retryAfter = null;
             try
             {
                 using var response = await http.SendAsync(message, cancellation);
@@ -106,16 +112,19 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
                     return;
                 }
 
-                if (!IsTransient(response.StatusCode) || attempt >= MaxSetupAttempts)
+                if (!IsTransient(response.StatusCode) || expired)
                 {
                     throw new InvalidOperationException($"Setup {message.Method} {message.RequestUri} failed: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellation)}");
                 }
+
+                retryAfter = response.Headers.RetryAfter?.Delta;
             }
-            catch (HttpRequestException) when (attempt < MaxSetupAttempts)
+            catch (HttpRequestException) when (!expired)
             {
             }
 
-            await Task.Delay(Backoff(attempt, Random.Shared), cancellation);
+            var wait = Backoff(attempt, Random.Shared);
+            await Task.Delay(retryAfter is { } ra && ra < options.BackoffCap && ra > wait ? ra : wait, cancellation);
         }
     }
 
