@@ -28,7 +28,7 @@ echo "## pgbench TPC-B-like, 64 clients, ${SECONDS_PER_RUN}s"
     | grep -E "^(tps|latency|number of (transactions|failed))|progress"
 
 echo "## Transactor and Orleans transactions on the same server, 64 in flight, 10,000 accounts"
-TRANSACTOR_DB="${CONNECTION_STRING/Database=transactor/Database=bench_transactor};Maximum Pool Size=128"
+TRANSACTOR_DB="${CONNECTION_STRING/Database=transactor/Database=bench_transactor}"
 dotnet run -c Release --project "$ROOT/benchmarks/Transactor.Benchmarks" -- \
     --postgres "$TRANSACTOR_DB" --concurrency 64 --accounts 10000 --workloads uniform \
     --seconds "$SECONDS_PER_RUN" --warmup 5

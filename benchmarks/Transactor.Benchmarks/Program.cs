@@ -63,6 +63,7 @@ internal static class Bench
                 silo.UseLocalhostClustering();
                 silo.Configure<ClusterOptions>(o => o.ServiceId = $"bench-{Guid.NewGuid():N}");
                 silo.AddTransactor();
+                silo.Services.AddPostgresConnectionTuning();
                 if (settings.Postgres is { } postgres)
                 {
                     foreach (var name in new[] { StorageNames.Ledger, "TransactionStore" })

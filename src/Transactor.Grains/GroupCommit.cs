@@ -13,6 +13,9 @@ internal sealed class GroupCommit(Func<Task> write)
     /// <summary>The number of the latest change.</summary>
     public long Latest => _changes;
 
+    /// <summary>True while some change is not yet covered by a completed write.</summary>
+    public bool Dirty => _persisted < _changes;
+
     /// <summary>Notes a change to the state; returns its number.</summary>
     public long Changed() => ++_changes;
 

@@ -26,6 +26,9 @@ public sealed partial class RecoveryShardGrain(
     /// <summary>Most movements one reminder tick hands to coordinators.</summary>
     public const int MaxRecoveriesPerTick = 1_000;
 
+    /// <summary>How often removals that no listing has carried to storage yet are written on their own.</summary>
+    public static readonly TimeSpan RemovalFlushInterval = TimeSpan.FromSeconds(5);
+
     private const string SweepReminder = "sweep";
 
     private readonly TransferOptions _options = options.Value;
@@ -39,6 +42,13 @@ public sealed partial class RecoveryShardGrain(
         // One reminder per shard, registered once per activation: it outlives this silo and
         // brings the shard back to finish what it lists.
         await this.RegisterOrUpdateReminder(SweepReminder, _options.RecoveryDueTime, _options.RecoveryPeriod, cancellationToken);
+        this.RegisterGrainTimer(FlushRemovals, RemovalFlushInterval, RemovalFlushInterval);
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await FlushRemovals(cancellationToken);
+        await base.OnDeactivateAsync(reason, cancellationToken);
     }
 
     public async Task Track(string transferId)
@@ -64,12 +74,16 @@ public sealed partial class RecoveryShardGrain(
     {
         if (_inFlight.Remove(transferId))
         {
-            // Nobody waits for this: a movement listed after it ended is only looked at once more.
-            _commit.Persisted(_commit.Changed()).Ignore();
+            // Not written now: the next listing's write carries it, or the flush timer does. Until
+            // then a restart only lists an ended movement once more, which recovery drops.
+            _commit.Changed();
         }
 
         return Task.CompletedTask;
     }
+
+    private Task FlushRemovals(CancellationToken cancellation) =>
+        _commit.Dirty ? _commit.Persisted(_commit.Latest) : Task.CompletedTask;
 
     public Task<IReadOnlyList<string>> List(int limit) =>
         Task.FromResult<IReadOnlyList<string>>(_inFlight.OrderBy(e => e.Value).Take(limit).Select(e => e.Key).ToArray());

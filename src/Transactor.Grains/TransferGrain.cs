@@ -137,6 +137,7 @@ public sealed partial class TransferGrain(
         // Only once the completion is durable may the movement leave its recovery list.
         await Persist();
         await RecoveryShard().Untrack(TransferId);
+        DeactivateOnIdle();
     }
 
     public async Task<TransferResult?> WaitForResult(TimeSpan timeout)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Dashboard;
 using Transactor.Grains;
+using Transactor.Persistence;
 
 namespace Transactor.Silo;
 
@@ -14,6 +15,7 @@ internal static class SiloHosting
     public static WebApplicationBuilder AddLedgerSilo(this WebApplicationBuilder builder)
     {
         var configuration = builder.Configuration;
+        builder.Services.AddPostgresConnectionTuning();
         builder.UseOrleans(silo =>
         {
             if (configuration["Orleans:Clustering:ProviderType"] is not { Length: > 0 })

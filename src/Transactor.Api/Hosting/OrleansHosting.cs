@@ -1,5 +1,6 @@
 using Orleans.Dashboard;
 using Transactor.Grains;
+using Transactor.Persistence;
 
 namespace Transactor.Api.Hosting;
 
@@ -34,6 +35,7 @@ public static partial class OrleansHosting
     {
         ArgumentNullException.ThrowIfNull(builder);
         var configuration = builder.Configuration;
+        builder.Services.AddPostgresConnectionTuning();
         if (configuration["Orleans:Clustering:ProviderType"] is { Length: > 0 })
         {
             builder.UseOrleansClient(client =>
