@@ -230,13 +230,18 @@ internal static class Bench
                 };
             }
         })).ToArray();
+        // The collector's share of the measured window: what a latency tail owes to GC pauses.
+        await Task.Delay(settings.Warmup);
+        var gcBefore = GcSnapshot.Take();
         await Task.WhenAll(workers);
+        var gc = GcSnapshot.Take() - gcBefore;
 
         var seconds = settings.Measure.TotalSeconds;
         double Ms(Func<long> ticks) => histogram.TotalCount == 0 ? double.NaN : ticks() * 1000.0 / Stopwatch.Frequency;
         var row = new Row(workload, engine, committed, rejected, failed, committed / seconds,
             Ms(() => histogram.GetValueAtPercentile(50)), Ms(() => histogram.GetValueAtPercentile(99)), Ms(histogram.GetMaxValue));
         Console.WriteLine($"  {workload,-8} {engine,-22} {row.PerSecond,10:N0}/s  p50 {row.P50Ms,7:N2} ms  p99 {row.P99Ms,7:N2} ms  max {row.MaxMs,8:N2} ms  (committed {committed:N0}, rejected {rejected:N0}, failed {failed:N0})");
+        Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time)");
         return row;
     }
 
@@ -284,6 +289,13 @@ internal static class Bench
             var b = group.First(r => r.Engine != "Transactor");
             Console.WriteLine($"{group.Key}: Transactor / Orleans transactions = {(b.PerSecond > 0 ? t.PerSecond / b.PerSecond : double.PositiveInfinity):N1}x");
         }
+    }
+
+    private readonly record struct GcSnapshot(int Gen0, int Gen1, int Gen2, TimeSpan Paused)
+    {
+        public static GcSnapshot Take() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+
+        public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused);
     }
 
     private enum Outcome
