@@ -237,20 +237,22 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 timeout.CancelAfter(options.RequestTimeout);
                 using var request = Json(HttpMethod.Post, "/transfers", body, key);
+                var sent = Stopwatch.GetTimestamp();
                 using var response = await http.SendAsync(request, timeout.Token);
+                var answered = Stopwatch.GetTimestamp();
                 replayed |= response.Headers.Contains("Idempotent-Replayed");
                 var status = (int)response.StatusCode;
                 if (status is 201)
                 {
                     Track(key);
-                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed);
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed, answered - sent);
                     return;
                 }
 
                 if (status is 400 or 404 or 409 or 422)
                 {
                     var code = await Code(response, cancellation);
-                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, code, gaveUp: false, replayed);
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, code, gaveUp: false, replayed, answered - sent);
                     return;
                 }
 

@@ -10,6 +10,9 @@ public sealed class LoadStats
     private static readonly long MaxTrackedTicks = Stopwatch.Frequency * 120;
 
     private readonly LongConcurrentHistogram _latency = new(1, MaxTrackedTicks, 3);
+
+    /// <summary>Of each transfer that got an outcome, the one HTTP exchange that gave it: what an admitted request saw.</summary>
+    private readonly LongConcurrentHistogram _service = new(1, MaxTrackedTicks, 3);
     private long _transfers;
     private long _committed;
     private long _attempts;
@@ -44,8 +47,12 @@ public sealed class LoadStats
 
     public void Started() => Interlocked.Increment(ref _inFlight);
 
-    /// <summary>A transfer ended: committed, rejected with a code, or given up (code null, committed false).</summary>
-    public void Ended(long latencyTicks, bool committed, string? rejectedCode, bool gaveUp, bool replayed)
+    /// <summary>
+    /// A transfer ended: committed, rejected with a code, or given up (code null, committed false).
+    /// <paramref name="latencyTicks"/> runs from when the transfer was due to its end, retries included;
+    /// <paramref name="answerTicks"/> is the final request alone, when the ledger answered it with an outcome.
+    /// </summary>
+    public void Ended(long latencyTicks, bool committed, string? rejectedCode, bool gaveUp, bool replayed, long? answerTicks = null)
     {
         Interlocked.Decrement(ref _inFlight);
         Interlocked.Increment(ref _transfers);
@@ -61,6 +68,11 @@ public sealed class LoadStats
         }
 
         _latency.RecordValue(Math.Clamp(latencyTicks, 1, MaxTrackedTicks));
+        if (answerTicks is { } answer)
+        {
+            _service.RecordValue(Math.Clamp(answer, 1, MaxTrackedTicks));
+        }
+
         if (committed)
         {
             Interlocked.Increment(ref _committed);
@@ -80,8 +92,10 @@ public sealed class LoadStats
     public Summary Summarize(LoadOptions options, TimeSpan elapsed, IReadOnlyList<string> checkFailures)
     {
         var latency = _latency.Copy();
+        var service = _service.Copy();
         var transfers = Transfers;
         double P(double p) => latency.TotalCount == 0 ? 0 : Ms(latency.GetValueAtPercentile(p));
+        double S(double p) => service.TotalCount == 0 ? 0 : Ms(service.GetValueAtPercentile(p));
         var attempts = Attempts;
         return new Summary(
             options.Target.ToString(),
@@ -110,6 +124,8 @@ public sealed class LoadStats
             P(90),
             P(99),
             latency.TotalCount == 0 ? 0 : Ms(latency.GetMaxValue()),
+            S(50),
+            S(99),
             checkFailures.Count == 0,
             checkFailures);
     }
@@ -145,5 +161,7 @@ public sealed record Summary(
     double P90LatencyMs,
     double P99LatencyMs,
     double MaxLatencyMs,
+    double AnsweredP50LatencyMs,
+    double AnsweredP99LatencyMs,
     bool BooksBalanced,
     IReadOnlyList<string> CheckFailures);

@@ -66,5 +66,7 @@ public sealed class LoadRunnerTests(ApiFixture api)
         Assert.True(summary.RateLimitedResponses > 0, "the concurrency limit was never hit");
         Assert.True(summary.Retries >= summary.RateLimitedResponses - summary.GaveUp);
         Assert.Equal(400, summary.Transfers);
+        // The answered request alone never takes longer than the transfer with its waits and retries.
+        Assert.InRange(summary.AnsweredP99LatencyMs, double.Epsilon, summary.P99LatencyMs * 1.01);
     }
 }
