@@ -80,7 +80,8 @@ public static class ServiceDefaultsExtensions
     /// Logs, metrics (ASP.NET Core, HttpClient, runtime, Orleans, Transactor, Npgsql) and traces
     /// (ASP.NET Core, HttpClient, Npgsql, Orleans), exported over OTLP when
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set, and to Prometheus or the console when
-    /// <see cref="PrometheusKey"/> or <see cref="ConsoleKey"/> is <c>true</c>.
+    /// <see cref="PrometheusKey"/> or <see cref="ConsoleKey"/> is <c>true</c>. Traces are recorded
+    /// only when there is an exporter for them (OTLP or the console).
     /// </summary>
     public static TBuilder ConfigureOpenTelemetry<TBuilder>(this TBuilder builder)
         where TBuilder : IHostApplicationBuilder
@@ -122,8 +123,13 @@ public static class ServiceDefaultsExtensions
                 {
                     metrics.AddConsoleExporter();
                 }
-            })
-            .WithTracing(tracing =>
+            });
+
+        // Spans cost on every request and every grain call; with nowhere to send them they are pure cost.
+        var otlp = !string.IsNullOrWhiteSpace(configuration[OtlpEndpointKey]);
+        if (otlp || console)
+        {
+            telemetry.WithTracing(tracing =>
             {
                 tracing
                     .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context => !IsProbe(context.Request.Path))
@@ -135,8 +141,9 @@ public static class ServiceDefaultsExtensions
                     tracing.AddConsoleExporter();
                 }
             });
+        }
 
-        if (!string.IsNullOrWhiteSpace(configuration[OtlpEndpointKey]))
+        if (otlp)
         {
             telemetry.UseOtlpExporter();
         }
