@@ -6,6 +6,7 @@
 #
 #   scripts/run-cluster.sh              # 3 silos + API on http://127.0.0.1:5080
 #   SILOS=5 scripts/run-cluster.sh      # more silos
+#   API_MAX_CONCURRENT=256 API_MAX_QUEUED=128 scripts/run-cluster.sh   # admit more at once (default 64 + 64)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -65,6 +66,11 @@ for i in $(seq 0 $((SILOS - 1))); do
 done
 for i in $(seq 1 $((SILOS - 1))); do wait_healthy "http://127.0.0.1:$((5100 + i))/health" "silo$i"; done
 
+# Admission sized to what one small PostgreSQL on the same machine absorbs at sub-second latency
+# (about 64 transfers in flight, docs/benchmarks.md); beyond it the API answers 429 at once
+# instead of queueing requests for seconds. Raise both for a bigger database.
+Transactor__Api__MaxConcurrentRequests="${API_MAX_CONCURRENT:-64}" \
+Transactor__Api__MaxQueuedRequests="${API_MAX_QUEUED:-64}" \
 ASPNETCORE_URLS="http://127.0.0.1:$API_PORT" \
     dotnet "$ROOT/src/Transactor.Api/bin/$CONFIGURATION/net10.0/Transactor.Api.dll" >"$LOGS/api.log" 2>&1 &
 pids+=($!)
