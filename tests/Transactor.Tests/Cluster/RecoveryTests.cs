@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Transactor.Grains;
 
 namespace Transactor.Tests.Cluster;
@@ -66,5 +67,42 @@ public sealed class RecoveryTests(ClusterFixture fixture)
         Assert.Equal(TransferStatus.Committed, final.Status);
         await _ledger.WaitUntilQuiet(ids, RecoveryTimeout);
         Assert.Equal([750L, 1_250L], (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+}
+
+/// <summary>What the recovery shards keep in storage: ended movements leave it without a write of their own.</summary>
+[Collection(ClusterTestGroup.Name)]
+public sealed class RecoveryListStorageTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task Ended_transfers_leave_the_stored_recovery_lists_within_the_flush_interval()
+    {
+        var ledger = new Ledger(fixture.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("shard-flush"), 2, 10_000);
+        var requests = Enumerable.Range(0, 40).Select(_ => new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 10, "USD")).ToArray();
+        foreach (var result in await Task.WhenAll(requests.Select(ledger.Execute)))
+        {
+            Assert.Equal(TransferStatus.Committed, result.Status);
+        }
+
+        var transferIds = requests.Select(r => r.TransferId).ToHashSet(StringComparer.Ordinal);
+        var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
+        string[] StillListed() => ClusterFixture.Store.Rows
+            .Where(row => row.Key.StateName == "recovery")
+            .SelectMany(row => serializer.Deserialize<RecoveryShardState>(row.Value.Data)?.InFlight.Keys ?? Enumerable.Empty<string>())
+            .Where(transferIds.Contains)
+            .ToArray();
+
+        // Each was listed in storage before any account changed; the removals ride on later writes or the flush timer.
+        var deadline = DateTime.UtcNow + RecoveryShardGrain.RemovalFlushInterval * 4;
+        var listed = StillListed();
+        while (listed.Length > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+            listed = StillListed();
+        }
+
+        Assert.Empty(listed);
+        await ledger.AssertBalanced(ids, 20_000);
     }
 }
