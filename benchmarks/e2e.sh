@@ -22,6 +22,9 @@ fi
 LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --accounts 10000 --quiet)
 rss() { [[ -n "$API_PID" ]] && echo "api rss $(( $(awk '/VmRSS/ {print $2}' /proc/$API_PID/status) / 1024 )) MiB, peak $(( $(awk '/VmHWM/ {print $2}' /proc/$API_PID/status) / 1024 )) MiB" || true; }
 echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); target $URL"
+# The HTTP ceiling with the same client and clients: the lightest request the API serves, no ledger work.
+echo "## baseline: GET /alive, 64 clients, ${SECONDS_PER_RUN}s"
+"${LOADGEN[@]}" --ping --clients 64 --duration "$SECONDS_PER_RUN" --out "$OUT/ping-64.json"
 for clients in 64 256; do
     echo "## closed loop, $clients clients, ${SECONDS_PER_RUN}s"
     "${LOADGEN[@]}" --clients "$clients" --duration "$SECONDS_PER_RUN" --seed "$clients" --out "$OUT/closed-$clients.json" | tail -12

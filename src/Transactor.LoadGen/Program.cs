@@ -32,10 +32,11 @@ var maxAttempts = new Option<int>("--max-attempts") { Description = "Attempts pe
 var overload = new Option<double>("--overload") { Description = "Multiply the offered load by this in 3 s bursts every 10 s (1 = no bursts).", DefaultValueFactory = _ => 1.0 };
 var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
 var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
+var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -56,6 +57,18 @@ root.SetAction(async (parse, cancellation) =>
     };
     using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
     using var http = new HttpClient(handler) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
+    if (parse.GetValue(ping))
+    {
+        var pinged = await PingRunner.RunAsync(http, options.Clients, options.Duration ?? TimeSpan.FromSeconds(10), cancellation);
+        Console.WriteLine(pinged);
+        if (parse.GetValue(output) is { } pingFile)
+        {
+            await File.WriteAllTextAsync(pingFile.FullName, JsonSerializer.Serialize(pinged, LoadReport.Json), cancellation);
+        }
+
+        return pinged.Requests > 0 && pinged.Failed == 0 ? 0 : 1;
+    }
+
     var runner = new LoadRunner(http, options);
     var interactive = !parse.GetValue(quiet) && !Console.IsOutputRedirected;
     Summary summary;

@@ -26,6 +26,18 @@ public sealed class LoadRunnerTests(ApiFixture api)
     }
 
     [Fact]
+    public async Task The_ping_baseline_gets_an_answer_to_every_request()
+    {
+        var client = api.CreateClient();
+
+        var ping = await PingRunner.RunAsync(client, clients: 4, TimeSpan.FromSeconds(1));
+
+        Assert.True(ping.Requests > 0);
+        Assert.Equal(0, ping.Failed);
+        Assert.True(ping.P99LatencyMs >= ping.P50LatencyMs && ping.P50LatencyMs > 0);
+    }
+
+    [Fact]
     public async Task An_open_loop_run_at_a_fixed_rate_balances_the_books()
     {
         var options = new LoadOptions { Clients = 8, Transfers = 300, Accounts = 20, Rate = 200, Seed = 3 };
