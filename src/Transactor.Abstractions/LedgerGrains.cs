@@ -24,6 +24,13 @@ public static class LedgerGrains
         return grains.GetGrain<ITransferGrain>(TransferPrefix + transferId);
     }
 
+    /// <summary>The recovery shard that lists transfer <paramref name="transferId"/> while it is in flight.</summary>
+    public static IRecoveryShardGrain GetRecoveryShard(this IGrainFactory grains, string transferId)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        return grains.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(transferId));
+    }
+
     /// <summary>The account id in an account grain's key.</summary>
     public static string AccountIdOf(string grainKey) => Strip(grainKey, AccountPrefix);
 

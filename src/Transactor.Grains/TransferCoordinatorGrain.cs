@@ -60,7 +60,7 @@ public sealed partial class TransferCoordinatorGrain(
             var ticket = await transfer.Claim();
             if (ticket.Record is null || ticket.Completed)
             {
-                await GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(transferId)).Untrack(transferId);
+                await GrainFactory.GetRecoveryShard(transferId).Untrack(transferId);
                 return;
             }
 

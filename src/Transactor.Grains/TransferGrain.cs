@@ -58,7 +58,7 @@ public sealed partial class TransferGrain(
             await RecoveryShard().Track(request.TransferId);
             state.State.Record = record;
             await Persist();
-            return new DriveTicket(record, TakeLease(), Conflict: false, Completed: false, Created: true, _leaseId);
+            return Ticket(record, created: true);
         }
 
         if (record.Request != request)
@@ -66,23 +66,16 @@ public sealed partial class TransferGrain(
             return new DriveTicket(record, null, Conflict: true, Completed);
         }
 
-        if (Completed)
+        if (!Completed)
         {
-            return new DriveTicket(record, null, Conflict: false, Completed: true);
+            // A first Begin may have failed between its two writes: list the movement again (idempotent).
+            await RecoveryShard().Track(request.TransferId);
         }
 
-        // A first Begin may have failed between its two writes: list the movement again (idempotent).
-        await RecoveryShard().Track(request.TransferId);
-        var lease = TakeLease();
-        return new DriveTicket(record, lease, Conflict: false, Completed: false, LeaseId: _leaseId);
+        return Ticket(record);
     }
 
-    public Task<DriveTicket> Claim()
-    {
-        var record = state.State.Record;
-        var lease = record is null || Completed ? null : TakeLease();
-        return Task.FromResult(new DriveTicket(record, lease, Conflict: false, Completed, LeaseId: _leaseId));
-    }
+    public Task<DriveTicket> Claim() => Task.FromResult(Ticket(state.State.Record));
 
     public Task<TimeSpan?> RenewLease(Guid leaseId)
     {
@@ -165,6 +158,16 @@ public sealed partial class TransferGrain(
         return record is null ? null : new TransferResult(record.Request, record.Status, record.Reason, state.State.Debit, state.State.Credit, record.CreatedAt);
     }
 
+    /// <summary>
+    /// Where the movement stands, with the lease when the caller may drive it: it has a record, has
+    /// not ended, and nobody else holds the lease. The lease id goes only to the lease's holder.
+    /// </summary>
+    private DriveTicket Ticket(TransferRecord? record, bool created = false)
+    {
+        var lease = record is null || Completed ? null : TakeLease();
+        return new DriveTicket(record, lease, Conflict: false, Completed, created, lease is null ? Guid.Empty : _leaseId);
+    }
+
     private TimeSpan? TakeLease()
     {
         var now = time.GetUtcNow();
@@ -180,6 +183,5 @@ public sealed partial class TransferGrain(
 
     private Task Persist() => state.WriteOrDeactivate(this);
 
-    private IRecoveryShardGrain RecoveryShard() =>
-        GrainFactory.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(TransferId));
+    private IRecoveryShardGrain RecoveryShard() => GrainFactory.GetRecoveryShard(TransferId);
 }

@@ -123,8 +123,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
             {
             }
 
-            var wait = Backoff(attempt, Random.Shared);
-            await Task.Delay(retryAfter is { } ra && ra < options.BackoffCap && ra > wait ? ra : wait, cancellation);
+            await Task.Delay(Wait(attempt, Random.Shared, retryAfter, capRetryAfter: true), cancellation);
         }
     }
 
@@ -283,10 +282,20 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
             _stats.Retry();
             if (polite)
             {
-                var wait = Backoff(attempt, random);
-                await Task.Delay(retryAfter is { } ra && ra > wait ? ra : wait, cancellation);
+                await Task.Delay(Wait(attempt, random, retryAfter, capRetryAfter: false), cancellation);
             }
         }
+    }
+
+    /// <summary>
+    /// How long a polite client waits before its next attempt: the backoff, or the server's
+    /// Retry-After when that is longer (with <paramref name="capRetryAfter"/>, only when it is also
+    /// shorter than <see cref="LoadOptions.BackoffCap"/>).
+    /// </summary>
+    private TimeSpan Wait(int attempt, Random random, TimeSpan? retryAfter, bool capRetryAfter)
+    {
+        var wait = Backoff(attempt, random);
+        return retryAfter is { } ra && ra > wait && (!capRetryAfter || ra < options.BackoffCap) ? ra : wait;
     }
 
     /// <summary>Exponential backoff with full jitter: uniform in [0, min(cap, base·2^attempt)].</summary>

@@ -8,21 +8,24 @@ public static class DisputesApi
 {
     private static readonly string[] Required = ["deposit"];
 
+    /// <summary>The three steps: route, summary, and the account grain's rule.</summary>
+    private static readonly (string Path, string Summary, Func<IAccountGrain, string, Task<DisputeResult>> Rule)[] Steps =
+    [
+        ("/disputes", "Dispute a deposit: its amount moves from available to held", (account, deposit) => account.Dispute(deposit)),
+        ("/resolves", "Resolve a disputed deposit: its amount moves from held back to available", (account, deposit) => account.Resolve(deposit)),
+        ("/chargebacks", "Charge back a disputed deposit: its amount leaves the account, which locks", (account, deposit) => account.Chargeback(deposit)),
+    ];
+
     public static RouteGroupBuilder MapDisputesApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/accounts/{id}").WithTags("Disputes");
-        group.MapPost("/disputes", (string id, HttpRequest request, IClusterClient client) =>
-                Handle(id, request, client, (account, deposit) => account.Dispute(deposit)))
-            .WithSummary("Dispute a deposit: its amount moves from available to held")
-            .Accepts<DepositBody>("application/json").Produces<AccountView>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
-        group.MapPost("/resolves", (string id, HttpRequest request, IClusterClient client) =>
-                Handle(id, request, client, (account, deposit) => account.Resolve(deposit)))
-            .WithSummary("Resolve a disputed deposit: its amount moves from held back to available")
-            .Accepts<DepositBody>("application/json").Produces<AccountView>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
-        group.MapPost("/chargebacks", (string id, HttpRequest request, IClusterClient client) =>
-                Handle(id, request, client, (account, deposit) => account.Chargeback(deposit)))
-            .WithSummary("Charge back a disputed deposit: its amount leaves the account, which locks")
-            .Accepts<DepositBody>("application/json").Produces<AccountView>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        foreach (var (path, summary, rule) in Steps)
+        {
+            group.MapPost(path, (string id, HttpRequest request, IClusterClient client) => Handle(id, request, client, rule))
+                .WithSummary(summary)
+                .Accepts<DepositBody>("application/json").Produces<AccountView>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        }
+
         return group;
     }
 
