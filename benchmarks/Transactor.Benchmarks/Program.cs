@@ -3,8 +3,10 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using HdrHistogram;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orleans.Storage;
 using Orleans.Transactions;
 using Transactor;
 using Transactor.Benchmarks;
@@ -63,6 +65,8 @@ internal static class Bench
                 silo.UseLocalhostClustering();
                 silo.Configure<ClusterOptions>(o => o.ServiceId = $"bench-{Guid.NewGuid():N}");
                 silo.AddTransactor();
+                // Both engines' state in the same binary encoding, so the comparison is of protocols.
+                silo.Services.TryAddKeyedSingleton<IGrainStorageSerializer, LedgerStorageSerializer>("TransactionStore");
                 silo.Services.AddPostgresConnectionTuning();
                 if (settings.Postgres is { } postgres)
                 {

@@ -10,7 +10,8 @@ public static class SiloBuilderExtensions
 {
     /// <summary>
     /// Adds Transactor's grains' services: transfer options (from <see cref="TransferOptions.SectionName"/>
-    /// when <paramref name="configuration"/> is given), metrics, the clock, and no fault injection.
+    /// when <paramref name="configuration"/> is given), metrics, the clock, no fault injection, and the
+    /// binary <see cref="LedgerStorageSerializer"/> for whichever provider stores <see cref="StorageNames.Ledger"/>.
     /// Storage and reminders are chosen by the host.
     /// </summary>
     public static ISiloBuilder AddTransactor(this ISiloBuilder silo, IConfiguration? configuration = null, Action<TransferOptions>? configure = null)
@@ -31,6 +32,8 @@ public static class SiloBuilderExtensions
         silo.Services.TryAddSingleton(TimeProvider.System);
         silo.Services.TryAddSingleton<ITransferFaults, NoTransferFaults>();
         silo.Services.TryAddSingleton<TransactorInstruments>();
+        // Orleans' providers look for a serializer keyed by their name before the JSON default.
+        silo.Services.TryAddKeyedSingleton<IGrainStorageSerializer, LedgerStorageSerializer>(StorageNames.Ledger);
         return silo;
     }
 

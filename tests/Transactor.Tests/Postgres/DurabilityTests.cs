@@ -1,3 +1,4 @@
+using Npgsql;
 using Transactor.Persistence;
 using Transactor.Tests.Cluster;
 
@@ -69,6 +70,70 @@ public sealed class DurabilityTests(PostgresFixture postgres)
             await restarted.StopAllSilosAsync();
             await restarted.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task State_that_earlier_versions_wrote_as_json_is_read_and_rewritten_in_binary()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var serviceId = $"json-{Guid.NewGuid():N}"[..20];
+        string[] ids;
+        TransferRequest earlier;
+        TransferResult earlierResult;
+
+        var old = await PostgresCluster.StartAsync(database, serviceId, jsonState: true);
+        try
+        {
+            var ledger = new Ledger(old.Client);
+            ids = await ledger.OpenFunded("json", 2, 10_000);
+            earlier = new TransferRequest("json-earlier", ids[0], ids[1], 1_000, "USD");
+            earlierResult = await ledger.Execute(earlier);
+            Assert.Equal(TransferStatus.Committed, earlierResult.Status);
+        }
+        finally
+        {
+            await old.StopAllSilosAsync();
+            await old.DisposeAsync();
+        }
+
+        Assert.Equal(("json", "json"), await Encodings(database, serviceId, ids));
+
+        var upgraded = await PostgresCluster.StartAsync(database, serviceId);
+        try
+        {
+            var ledger = new Ledger(upgraded.Client);
+            Assert.Equal([9_000L, 11_000L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+            Assert.Equal(earlierResult with { Replayed = true }, await ledger.Coordinator.Execute(earlier));
+
+            var later = await ledger.Execute(new TransferRequest("json-later", ids[1], ids[0], 500, "USD"));
+
+            Assert.Equal(TransferStatus.Committed, later.Status);
+            Assert.Equal([9_500L, 10_500L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+            Assert.Equal(("binary", "binary"), await Encodings(database, serviceId, ids));
+        }
+        finally
+        {
+            await upgraded.StopAllSilosAsync();
+            await upgraded.DisposeAsync();
+        }
+    }
+
+    /// <summary>How the two accounts' rows are encoded: JSON starts with '{'.</summary>
+    private static async Task<(string, string)> Encodings(string database, string serviceId, string[] ids)
+    {
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT grain_id_ext, get_byte(payload, 0) = 123 FROM orleans_grain_state WHERE service_id = @service AND state_name = 'account' ORDER BY grain_id_ext", connection);
+        command.Parameters.AddWithValue("service", serviceId);
+        var encodings = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            encodings[reader.GetString(0)] = reader.GetBoolean(1) ? "json" : "binary";
+        }
+
+        return (encodings[$"acct/{ids[0]}"], encodings[$"acct/{ids[1]}"]);
     }
 
     [Fact]

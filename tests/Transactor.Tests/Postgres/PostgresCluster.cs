@@ -1,6 +1,9 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 using Orleans.Hosting;
+using Orleans.Serialization;
+using Orleans.Storage;
 using Orleans.TestingHost;
 using Transactor.Grains;
 using Transactor.Persistence;
@@ -14,11 +17,14 @@ namespace Transactor.Tests.Postgres;
 internal static class PostgresCluster
 {
     private static readonly ConcurrentDictionary<string, string> ConnectionStrings = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, bool> JsonState = new(StringComparer.Ordinal);
 
-    public static async Task<TestCluster> StartAsync(string connectionString, string serviceId, int silos = 1)
+    /// <param name="jsonState">Encode grain state as Orleans' providers do by default (Newtonsoft JSON), as Transactor did before it chose <see cref="LedgerStorageSerializer"/>.</param>
+    public static async Task<TestCluster> StartAsync(string connectionString, string serviceId, int silos = 1, bool jsonState = false)
     {
         await LedgerSchema.MigrateAsync(connectionString);
         ConnectionStrings[serviceId] = connectionString;
+        JsonState[serviceId] = jsonState;
         var builder = new TestClusterBuilder((short)silos);
         builder.Options.ServiceId = serviceId;
         builder.Options.ClusterId = $"{serviceId}-{Guid.NewGuid():N}"[..40];
@@ -35,11 +41,17 @@ internal static class PostgresCluster
             var serviceId = siloBuilder.Configuration["Orleans:ServiceId"] ?? siloBuilder.Configuration["ServiceId"]
                 ?? throw new InvalidOperationException("The test cluster's configuration has no ServiceId.");
             var connectionString = ConnectionStrings[serviceId];
+            var jsonState = JsonState[serviceId];
             siloBuilder.AddAdoNetGrainStorage(StorageNames.Ledger, options =>
             {
                 options.Invariant = LedgerSchema.Invariant;
                 options.ConnectionString = connectionString;
             });
+            if (jsonState)
+            {
+                siloBuilder.Services.AddOptions<AdoNetGrainStorageOptions>(StorageNames.Ledger)
+                    .Configure<OrleansJsonSerializer>((options, json) => options.GrainStorageSerializer = new JsonGrainStorageSerializer(json));
+            }
             siloBuilder.UseAdoNetReminderService(options =>
             {
                 options.Invariant = LedgerSchema.Invariant;
