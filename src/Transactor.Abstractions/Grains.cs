@@ -94,16 +94,31 @@ public interface ITransferGrain : IGrainWithStringKey
 
 /// <summary>
 /// One of <see cref="RecoveryShards.Count"/> durable lists of movements that have begun and not
-/// yet ended. A movement is listed before any account changes; each shard keeps one reminder and,
-/// when it fires, hands every movement that has been listed too long to a coordinator to finish.
-/// Concurrent additions share one storage write (group commit).
+/// yet ended, each with its record: the request, and the decision once made. A movement is listed
+/// before any account changes; each shard keeps one reminder and, when it fires, hands every
+/// movement that has been listed too long to a coordinator to finish. Concurrent changes share one
+/// storage write (group commit), so recording and deciding a movement cost a share of a write.
 /// </summary>
 [Alias("Transactor.IRecoveryShardGrain")]
 public interface IRecoveryShardGrain : IGrainWithIntegerKey
 {
-    /// <summary>Lists a movement; returns once the list is durable.</summary>
+    /// <summary>
+    /// Lists <paramref name="record"/> unless its id is listed already; returns the listed record
+    /// (which may hold another request, or a decision) once the list is durable.
+    /// </summary>
     [Alias("Track")]
-    Task Track(string transferId);
+    Task<ListedTransfer> Track(TransferRecord record);
+
+    /// <summary>The listed record of <paramref name="transferId"/>, durable, or null when it is not listed.</summary>
+    [Alias("Find")]
+    Task<TransferRecord?> Find(string transferId);
+
+    /// <summary>
+    /// Records the decision of a listed movement; the first decision wins. Returns the listed
+    /// record once it is durable, or null when the movement is not listed.
+    /// </summary>
+    [Alias("Decide")]
+    Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset decidedAt);
 
     /// <summary>Takes an ended movement off the list (durable with the next write).</summary>
     [Alias("Untrack"), OneWay]
@@ -113,6 +128,13 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     [Alias("List"), ReadOnly]
     Task<IReadOnlyList<string>> List(int limit);
 }
+
+/// <summary>A movement's record as its recovery shard lists it.</summary>
+/// <param name="Created">True when this call listed it; false when it was listed before.</param>
+[GenerateSerializer, Immutable, Alias("Transactor.ListedTransfer")]
+public sealed record ListedTransfer(
+    [property: Id(0)] TransferRecord Record,
+    [property: Id(1)] bool Created);
 
 /// <summary>The ids of all open accounts, in ordinal order, for paging through them.</summary>
 [Alias("Transactor.IAccountDirectoryGrain")]

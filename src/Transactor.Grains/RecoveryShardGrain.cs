@@ -10,6 +10,12 @@ public sealed class RecoveryShardState
 {
     /// <summary>Movements that have begun and not ended, with when they were listed.</summary>
     [Id(0)] public Dictionary<string, DateTimeOffset> InFlight { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The records of listed movements: request, and decision once made. A listed id without one
+    /// was listed by an earlier version, which kept the record in the movement's own grain.
+    /// </summary>
+    [Id(1)] public Dictionary<string, TransferRecord>? Records { get; set; }
 }
 
 /// <summary>See <see cref="IRecoveryShardGrain"/>. Reentrant: its own turns only touch memory between writes.</summary>
@@ -21,7 +27,7 @@ public sealed partial class RecoveryShardGrain(
     ILogger<RecoveryShardGrain> logger) : Grain, IRecoveryShardGrain, IRemindable
 {
     /// <summary>Most movements one shard lists at once; beyond it new movements are refused (back-pressure).</summary>
-    public const int MaxInFlight = 1_000_000;
+    public const int MaxInFlight = 100_000;
 
     /// <summary>Most movements one reminder tick hands to coordinators.</summary>
     public const int MaxRecoveriesPerTick = 1_000;
@@ -34,11 +40,13 @@ public sealed partial class RecoveryShardGrain(
     private readonly TransferOptions _options = options.Value;
     private GroupCommit _commit = null!;
     private Dictionary<string, DateTimeOffset> _inFlight = null!;
+    private Dictionary<string, TransferRecord> _records = null!;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _inFlight = new Dictionary<string, DateTimeOffset>(state.State.InFlight, StringComparer.Ordinal);
-        _commit = new GroupCommit(WriteSnapshot);
+        _records = new Dictionary<string, TransferRecord>(state.State.Records ?? [], StringComparer.Ordinal);
+        _commit = new GroupCommit(WriteSnapshot, _options.RecoveryWriteDelay, time);
         // One reminder per shard, registered once per activation: it outlives this silo and
         // brings the shard back to finish what it lists.
         await this.RegisterOrUpdateReminder(SweepReminder, _options.RecoveryDueTime, _options.RecoveryPeriod, cancellationToken);
@@ -51,28 +59,71 @@ public sealed partial class RecoveryShardGrain(
         await base.OnDeactivateAsync(reason, cancellationToken);
     }
 
-    public async Task Track(string transferId)
+    public async Task<ListedTransfer> Track(TransferRecord record)
     {
-        var inFlight = _inFlight;
-        if (!inFlight.ContainsKey(transferId))
+        ArgumentNullException.ThrowIfNull(record);
+        var transferId = record.Request.TransferId;
+        if (_records.TryGetValue(transferId, out var listed))
         {
-            if (inFlight.Count >= MaxInFlight)
-            {
-                throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} lists {inFlight.Count} movements, the limit is {MaxInFlight}.");
-            }
-
-            inFlight[transferId] = time.GetUtcNow();
-            await _commit.Persisted(_commit.Changed());
-            return;
+            // Listed already (a retry, or the same key with another request): the listing must be durable.
+            await Durable();
+            return new ListedTransfer(listed, Created: false);
         }
 
-        // Listed already (a retry): still wait until the listing is durable.
-        await _commit.Persisted(_commit.Latest);
+        if (_inFlight.Count >= MaxInFlight)
+        {
+            throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} lists {_inFlight.Count} movements, the limit is {MaxInFlight}.");
+        }
+
+        // An id listed without a record came from an earlier version that died before writing
+        // the record; recovery would drop it, so this record takes its place.
+        _inFlight.TryAdd(transferId, time.GetUtcNow());
+        _records[transferId] = record;
+        await _commit.Persisted(_commit.Changed());
+        return new ListedTransfer(record, Created: true);
     }
+
+    public async Task<TransferRecord?> Find(string transferId)
+    {
+        if (!_records.TryGetValue(transferId, out var listed))
+        {
+            return null;
+        }
+
+        // Never hand out a listing that a failed write may not have stored.
+        await Durable();
+        return listed;
+    }
+
+    public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset decidedAt)
+    {
+        if (!_records.TryGetValue(transferId, out var listed))
+        {
+            return null;
+        }
+
+        if (listed.Status != TransferStatus.Pending)
+        {
+            await Durable();
+            return listed;
+        }
+
+        listed = listed with
+        {
+            Status = reason == RejectionReason.None ? TransferStatus.Committed : TransferStatus.Rejected,
+            Reason = reason,
+            DecidedAt = decidedAt,
+        };
+        _records[transferId] = listed;
+        await _commit.Persisted(_commit.Changed());
+        return listed;
+    }
+
+    private Task Durable() => _commit.Dirty ? _commit.Persisted(_commit.Latest) : Task.CompletedTask;
 
     public Task Untrack(string transferId)
     {
-        if (_inFlight.Remove(transferId))
+        if (_inFlight.Remove(transferId) | _records.Remove(transferId))
         {
             // Not written now: the next listing's write carries it, or the flush timer does. Until
             // then a restart only lists an ended movement once more, which recovery drops.
@@ -82,8 +133,7 @@ public sealed partial class RecoveryShardGrain(
         return Task.CompletedTask;
     }
 
-    private Task FlushRemovals(CancellationToken cancellation) =>
-        _commit.Dirty ? _commit.Persisted(_commit.Latest) : Task.CompletedTask;
+    private Task FlushRemovals(CancellationToken cancellation) => Durable();
 
     public Task<IReadOnlyList<string>> List(int limit) =>
         Task.FromResult<IReadOnlyList<string>>(_inFlight.OrderBy(e => e.Value).Take(limit).Select(e => e.Key).ToArray());
@@ -114,7 +164,11 @@ public sealed partial class RecoveryShardGrain(
     /// </summary>
     private Task WriteSnapshot()
     {
-        state.State = new RecoveryShardState { InFlight = new Dictionary<string, DateTimeOffset>(_inFlight, StringComparer.Ordinal) };
+        state.State = new RecoveryShardState
+        {
+            InFlight = new Dictionary<string, DateTimeOffset>(_inFlight, StringComparer.Ordinal),
+            Records = new Dictionary<string, TransferRecord>(_records, StringComparer.Ordinal),
+        };
         return state.WriteStateAsync();
     }
 

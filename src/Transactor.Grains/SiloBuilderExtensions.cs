@@ -65,6 +65,7 @@ public static class SiloBuilderExtensions
     /// <summary>
     /// Stores grain state under <paramref name="name"/> in an <see cref="InMemoryLedgerStore"/>:
     /// <paramref name="store"/> when given (to share one store between silos of one process), else one per silo.
+    /// For the ledger's storage, recovery shards then write without gathering (<see cref="TransferOptions.RecoveryWriteDelay"/>).
     /// </summary>
     public static ISiloBuilder AddInMemoryLedgerStorage(this ISiloBuilder silo, string name = StorageNames.Ledger, InMemoryLedgerStore? store = null)
     {
@@ -81,6 +82,12 @@ public static class SiloBuilderExtensions
         silo.Services.AddKeyedSingleton<IGrainStorage>(
             name,
             (sp, _) => new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>()));
+        if (name == StorageNames.Ledger)
+        {
+            // A write to memory costs no round trip: gathering changes for it would only add latency.
+            silo.Services.Configure<TransferOptions>(o => o.RecoveryWriteDelay = TimeSpan.Zero);
+        }
+
         return silo;
     }
 }

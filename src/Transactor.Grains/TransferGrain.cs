@@ -18,7 +18,12 @@ public sealed class TransferState
     [Id(3)] public AccountSnapshot? Credit { get; set; }
 }
 
-/// <summary>The durable record of one movement; see <see cref="ITransferGrain"/> and docs/transfers.md.</summary>
+/// <summary>
+/// One movement's record; see <see cref="ITransferGrain"/> and docs/transfers.md. Until the movement
+/// ends, its record (request, then decision) lives on its recovery shard, which shares one write
+/// among concurrent movements; this grain writes once, when the movement is complete, the outcome
+/// and the resulting balances that retries of the key get back.
+/// </summary>
 public sealed partial class TransferGrain(
     [PersistentState("transfer", StorageNames.Ledger)] IPersistentState<TransferState> state,
     IOptions<TransferOptions> options,
@@ -29,53 +34,55 @@ public sealed partial class TransferGrain(
     private DateTimeOffset? _leaseUntil;
     private Guid _leaseId;
 
+    /// <summary>The record as it stands: the stored one once complete, else the shard's listing once known.</summary>
+    private TransferRecord? _record;
+
     private bool Completed => state.State.Completed;
 
     private string TransferId => LedgerGrains.TransferIdOf(this.GetPrimaryKeyString());
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        if (state.State.Record is not null && !Completed)
+        _record = state.State.Record;
+        if (_record is not null && !Completed)
         {
-            // A coordinator of the previous activation may still have messages on their way to the
-            // accounts. Nobody drives until its lease would have ended; see docs/transfers.md.
+            // Stored by an earlier version, which kept the record here until the end: hand it to
+            // the shard, which keeps the records of movements in flight now. A coordinator of the
+            // previous activation may still be at work: hold the lease back, as for any adoption.
             _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
-            // The previous activation may have died between writing the record and listing it.
-            await RecoveryShard().Track(TransferId);
+            _record = (await RecoveryShard().Track(_record)).Record;
         }
     }
 
     public async Task<DriveTicket> Begin(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var record = state.State.Record;
-        if (record is null)
+        var created = false;
+        if (_record is null)
         {
-            record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, time.GetUtcNow(), null);
-            // Listed for recovery first, then recorded: both are durable before any account is
-            // touched. In this order a failure leaves either nothing, or a listed id without a
-            // record (which recovery drops); never a record that nobody would finish.
-            await RecoveryShard().Track(request.TransferId);
-            state.State.Record = record;
-            await Persist();
-            return Ticket(record, created: true);
+            // Listing the record is what records it: durable before any account is touched.
+            var listed = await RecoveryShard().Track(new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, time.GetUtcNow(), null));
+            Adopted(listed);
+            created = listed.Created;
         }
 
-        if (record.Request != request)
+        if (_record!.Request != request)
         {
-            return new DriveTicket(record, null, Conflict: true, Completed);
+            return new DriveTicket(_record, null, Conflict: true, Completed);
         }
 
-        if (!Completed)
-        {
-            // A first Begin may have failed between its two writes: list the movement again (idempotent).
-            await RecoveryShard().Track(request.TransferId);
-        }
-
-        return Ticket(record);
+        return Ticket(created);
     }
 
-    public Task<DriveTicket> Claim() => Task.FromResult(Ticket(state.State.Record));
+    public async Task<DriveTicket> Claim()
+    {
+        if (_record is null && await RecoveryShard().Find(TransferId) is { } listed)
+        {
+            Adopted(new ListedTransfer(listed, Created: false));
+        }
+
+        return Ticket();
+    }
 
     public Task<TimeSpan?> RenewLease(Guid leaseId)
     {
@@ -92,21 +99,15 @@ public sealed partial class TransferGrain(
 
     public async Task<TransferRecord> Decide(RejectionReason reason)
     {
-        var record = state.State.Record ?? throw new InvalidOperationException($"Transfer '{TransferId}' was decided before it was begun.");
+        var record = _record ?? throw new InvalidOperationException($"Transfer '{TransferId}' was decided before it was begun.");
         if (record.Status != TransferStatus.Pending)
         {
             return record;
         }
 
-        record = record with
-        {
-            Status = reason == RejectionReason.None ? TransferStatus.Committed : TransferStatus.Rejected,
-            Reason = reason,
-            DecidedAt = time.GetUtcNow(),
-        };
-        state.State.Record = record;
-        await Persist();
-        return record;
+        _record = await RecoveryShard().Decide(TransferId, reason, time.GetUtcNow())
+            ?? throw new InvalidOperationException($"Transfer '{TransferId}' was decided while its recovery shard does not list it.");
+        return _record;
     }
 
     public async Task Complete(AccountSnapshot? debit, AccountSnapshot? credit)
@@ -116,11 +117,12 @@ public sealed partial class TransferGrain(
             return;
         }
 
-        if (state.State.Record is not { Status: not TransferStatus.Pending })
+        if (_record is not { Status: not TransferStatus.Pending } record)
         {
             throw new InvalidOperationException($"Transfer '{TransferId}' was completed before it was decided.");
         }
 
+        state.State.Record = record;
         state.State.Completed = true;
         state.State.Debit = debit;
         state.State.Credit = credit;
@@ -135,7 +137,7 @@ public sealed partial class TransferGrain(
 
     public async Task<TransferResult?> WaitForResult(TimeSpan timeout)
     {
-        if (state.State.Record is not null && !Completed)
+        if (_record is not null && !Completed)
         {
             try
             {
@@ -150,22 +152,42 @@ public sealed partial class TransferGrain(
         return Result();
     }
 
-    public Task<TransferResult?> GetResult() => Task.FromResult(Result());
-
-    private TransferResult? Result()
+    public async Task<TransferResult?> GetResult()
     {
-        var record = state.State.Record;
+        // A movement begun by an activation that is gone is known only to its shard.
+        var record = _record ?? await RecoveryShard().Find(TransferId);
+        return Result(record);
+    }
+
+    private TransferResult? Result(TransferRecord? record = null)
+    {
+        record ??= _record;
         return record is null ? null : new TransferResult(record.Request, record.Status, record.Reason, state.State.Debit, state.State.Credit, record.CreatedAt);
+    }
+
+    /// <summary>
+    /// Takes the shard's listing as this activation's record. A listing this activation did not
+    /// create may have a driver from a previous activation, whose messages may still be on their
+    /// way to the accounts: nobody drives until its lease would have ended; see docs/transfers.md.
+    /// </summary>
+    private void Adopted(ListedTransfer listed)
+    {
+        if (!listed.Created && _leaseUntil is null && !Completed)
+        {
+            _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+        }
+
+        _record ??= listed.Record;
     }
 
     /// <summary>
     /// Where the movement stands, with the lease when the caller may drive it: it has a record, has
     /// not ended, and nobody else holds the lease. The lease id goes only to the lease's holder.
     /// </summary>
-    private DriveTicket Ticket(TransferRecord? record, bool created = false)
+    private DriveTicket Ticket(bool created = false)
     {
-        var lease = record is null || Completed ? null : TakeLease();
-        return new DriveTicket(record, lease, Conflict: false, Completed, created, lease is null ? Guid.Empty : _leaseId);
+        var lease = _record is null || Completed ? null : TakeLease();
+        return new DriveTicket(_record, lease, Conflict: false, Completed, created, lease is null ? Guid.Empty : _leaseId);
     }
 
     private TimeSpan? TakeLease()

@@ -20,6 +20,14 @@ public sealed class TransferOptions
     /// <summary>How often the recovery reminder fires after that, until the movement has ended.</summary>
     public TimeSpan RecoveryPeriod { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How long a recovery shard gathers changes (movements listed and decided) before it writes
+    /// them in one storage write. A few milliseconds of latency buy fewer writes, which is what a
+    /// busy database runs out of first (docs/benchmarks.md). The in-memory store sets zero: its
+    /// writes cost no round trip, so waiting would only add latency.
+    /// </summary>
+    public TimeSpan RecoveryWriteDelay { get; set; } = TimeSpan.FromMilliseconds(5);
+
     /// <summary>How long a retry waits for a movement that another coordinator is driving.</summary>
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

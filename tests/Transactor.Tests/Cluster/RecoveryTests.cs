@@ -106,3 +106,32 @@ public sealed class RecoveryListStorageTests(ClusterFixture fixture)
         await ledger.AssertBalanced(ids, 20_000);
     }
 }
+
+/// <summary>Movements that an earlier version left in flight, with the record in the movement's own grain, still end.</summary>
+[Collection(ClusterTestGroup.Name)]
+public sealed class EarlierVersionRecoveryTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task A_pending_record_stored_by_an_earlier_version_is_handed_to_its_shard_and_finished_once()
+    {
+        var ledger = new Ledger(fixture.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("legacy"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 300, "USD");
+        var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
+        var record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, DateTimeOffset.UtcNow, null);
+        var transfer = fixture.Client.GetTransfer(request.TransferId);
+        // What an earlier version wrote at Begin, before any account changed.
+        Assert.True(ClusterFixture.Store.Rows.TryAdd(("transfer", transfer.GetGrainId()), new(serializer.SerializeToArray(new TransferState { Record = record }), 1)));
+
+        var seen = await transfer.GetResult();
+        var result = await ledger.WaitForRecordedEnd(request.TransferId, TimeSpan.FromSeconds(30));
+        await ledger.WaitUntilQuiet(ids, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(TransferStatus.Pending, seen!.Status);
+        Assert.Equal(TransferStatus.Committed, result.Status);
+        Assert.Equal([700L, 1_300L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+        var retry = await ledger.Coordinator.Execute(request);
+        Assert.Equal((TransferStatus.Committed, true), (retry.Status, retry.Replayed));
+        await ledger.AssertBalanced(ids, 2_000);
+    }
+}
