@@ -49,6 +49,11 @@ internal sealed class GroupCommit(Func<Task> write, TimeSpan gatherDelay = defau
         {
             await Task.Delay(gatherDelay, time ?? TimeProvider.System);
         }
+        else
+        {
+            // Let the turns already queued for the grain make their changes first, so they share this write.
+            await Task.Yield();
+        }
 
         var upTo = _changes;
         try
