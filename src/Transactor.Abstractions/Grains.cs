@@ -72,16 +72,13 @@ public interface ITransferGrain : IGrainWithStringKey
     [Alias("RenewLease")]
     Task<TimeSpan?> RenewLease(Guid leaseId);
 
-    /// <summary>Records the decision. The first decision wins; the recorded one is returned.</summary>
-    [Alias("Decide")]
-    Task<TransferRecord> Decide(RejectionReason reason);
-
     /// <summary>
-    /// Notes that every account has applied the decision, with the accounts' resulting balances.
+    /// Notes that every account has applied <paramref name="decided"/> (the record as the recovery
+    /// shard decided it), with the accounts' resulting balances, and writes it as the outcome.
     /// One-way: the caller holds the lease until this arrives, so nobody else drives meanwhile.
     /// </summary>
     [Alias("Complete"), OneWay]
-    Task Complete(AccountSnapshot? debit, AccountSnapshot? credit);
+    Task Complete(TransferRecord decided, AccountSnapshot? debit, AccountSnapshot? credit);
 
     /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
     [Alias("WaitForResult"), AlwaysInterleave]
@@ -114,11 +111,13 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     Task<TransferRecord?> Find(string transferId);
 
     /// <summary>
-    /// Records the decision of a listed movement; the first decision wins. Returns the listed
-    /// record once it is durable, or null when the movement is not listed.
+    /// Records the decision of a listed movement; the first decision wins. A decision that
+    /// arrives after <paramref name="notAfter"/> (the end of its driver's lease) is not recorded.
+    /// Returns the listed record once it is durable (still pending when the decision came too
+    /// late), or null when the movement is not listed.
     /// </summary>
     [Alias("Decide")]
-    Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset decidedAt);
+    Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset notAfter);
 
     /// <summary>Takes an ended movement off the list (durable with the next write).</summary>
     [Alias("Untrack"), OneWay]

@@ -95,15 +95,18 @@ public sealed partial class RecoveryShardGrain(
         return listed;
     }
 
-    public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset decidedAt)
+    public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset notAfter)
     {
         if (!_records.TryGetValue(transferId, out var listed))
         {
             return null;
         }
 
-        if (listed.Status != TransferStatus.Pending)
+        var decidedAt = time.GetUtcNow();
+        if (listed.Status != TransferStatus.Pending || decidedAt > notAfter)
         {
+            // Decided already, or the driver's lease has ended: a successor may be preparing now,
+            // and must find either no decision or one made before its lease began.
             await Durable();
             return listed;
         }

@@ -107,7 +107,16 @@ public sealed partial class TransferCoordinatorGrain(
                 }
 
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);
-                record = await transfer.Decide(prepared.Value);
+                // The commit point: the decision is written into the record the shard keeps, only
+                // within the lease, like every prepare.
+                record = await GrainFactory.GetRecoveryShard(request.TransferId).Decide(request.TransferId, prepared.Value, deadline)
+                    ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' was decided while its recovery shard does not list it.");
+                if (record.Status == TransferStatus.Pending)
+                {
+                    // Out of lease before the decision: whoever holds the next lease finishes.
+                    return new TransferResult(request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
+                }
+
                 faults.OnStep(TransferStep.AfterDecide, request.TransferId);
             }
 
@@ -118,7 +127,7 @@ public sealed partial class TransferCoordinatorGrain(
 
             var debit = first.Entry == EntrySide.Debit ? firstSnapshot : secondSnapshot;
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
-            await transfer.Complete(debit, credit);
+            await transfer.Complete(record, debit, credit);
             status = record.Status;
             reason = record.Reason;
             return new TransferResult(request, record.Status, record.Reason, debit, credit, record.CreatedAt);

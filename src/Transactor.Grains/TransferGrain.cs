@@ -66,6 +66,13 @@ public sealed partial class TransferGrain(
             created = listed.Created;
         }
 
+        else if (!Completed)
+        {
+            // A retry: coordinators decide on the shard, so only the shard knows whether this
+            // movement has been decided since it was listed.
+            await Refresh();
+        }
+
         if (_record!.Request != request)
         {
             return new DriveTicket(_record, null, Conflict: true, Completed);
@@ -76,9 +83,9 @@ public sealed partial class TransferGrain(
 
     public async Task<DriveTicket> Claim()
     {
-        if (_record is null && await RecoveryShard().Find(TransferId) is { } listed)
+        if (!Completed)
         {
-            Adopted(new ListedTransfer(listed, Created: false));
+            await Refresh();
         }
 
         return Ticket();
@@ -97,32 +104,21 @@ public sealed partial class TransferGrain(
         return Task.FromResult<TimeSpan?>(_options.LeaseDuration);
     }
 
-    public async Task<TransferRecord> Decide(RejectionReason reason)
+    public async Task Complete(TransferRecord decided, AccountSnapshot? debit, AccountSnapshot? credit)
     {
-        var record = _record ?? throw new InvalidOperationException($"Transfer '{TransferId}' was decided before it was begun.");
-        if (record.Status != TransferStatus.Pending)
-        {
-            return record;
-        }
-
-        _record = await RecoveryShard().Decide(TransferId, reason, time.GetUtcNow())
-            ?? throw new InvalidOperationException($"Transfer '{TransferId}' was decided while its recovery shard does not list it.");
-        return _record;
-    }
-
-    public async Task Complete(AccountSnapshot? debit, AccountSnapshot? credit)
-    {
+        ArgumentNullException.ThrowIfNull(decided);
         if (Completed)
         {
             return;
         }
 
-        if (_record is not { Status: not TransferStatus.Pending } record)
+        if (decided.Status == TransferStatus.Pending || _record is null || decided.Request != _record.Request)
         {
-            throw new InvalidOperationException($"Transfer '{TransferId}' was completed before it was decided.");
+            throw new InvalidOperationException($"Transfer '{TransferId}' was completed with a record that is undecided or of another request.");
         }
 
-        state.State.Record = record;
+        _record = decided;
+        state.State.Record = decided;
         state.State.Completed = true;
         state.State.Debit = debit;
         state.State.Credit = credit;
@@ -163,6 +159,20 @@ public sealed partial class TransferGrain(
     {
         record ??= _record;
         return record is null ? null : new TransferResult(record.Request, record.Status, record.Reason, state.State.Debit, state.State.Credit, record.CreatedAt);
+    }
+
+    /// <summary>
+    /// Reads the listing again before anyone may drive from it. A driver that finds the movement
+    /// decided must not prepare again: an account that has applied the decision has forgotten
+    /// the movement, and would take a second prepare for a new one.
+    /// </summary>
+    private async Task Refresh()
+    {
+        if (await RecoveryShard().Find(TransferId) is { } listed)
+        {
+            Adopted(new ListedTransfer(listed, Created: false));
+            _record = listed;
+        }
     }
 
     /// <summary>

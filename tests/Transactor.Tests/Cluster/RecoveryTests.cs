@@ -53,6 +53,30 @@ public sealed class RecoveryTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task A_decision_that_arrives_after_its_drivers_lease_is_not_recorded()
+    {
+        // A coordinator that stalled past its lease must not decide: a successor may already be
+        // preparing, and would take an account that applied the late decision for one that never saw it.
+        var ids = await _ledger.OpenFunded(Ledger.NewId("late"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+        var shard = fixture.Client.GetRecoveryShard(request.TransferId);
+        await shard.Track(new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, DateTimeOffset.UtcNow, null));
+
+        var late = await shard.Decide(request.TransferId, RejectionReason.None, notAfter: DateTimeOffset.UtcNow.AddSeconds(-1));
+        var timely = await shard.Decide(request.TransferId, RejectionReason.InsufficientFunds, notAfter: DateTimeOffset.UtcNow.AddSeconds(30));
+        var again = await shard.Decide(request.TransferId, RejectionReason.None, notAfter: DateTimeOffset.UtcNow.AddSeconds(30));
+
+        Assert.Equal(TransferStatus.Pending, late!.Status);
+        Assert.Equal((TransferStatus.Rejected, RejectionReason.InsufficientFunds), (timely!.Status, timely.Reason));
+        Assert.Equal(timely, again);
+        // Recovery finishes the listed movement with the recorded decision: nothing moves.
+        var result = await _ledger.WaitForRecordedEnd(request.TransferId, RecoveryTimeout);
+        Assert.Equal(RejectionReason.InsufficientFunds, result.Reason);
+        await _ledger.WaitUntilQuiet(ids, RecoveryTimeout);
+        Assert.Equal([1_000L, 1_000L], (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
+    [Fact]
     public async Task A_retry_during_the_lease_of_a_crashed_coordinator_waits_then_recovery_finishes()
     {
         var ids = await _ledger.OpenFunded(Ledger.NewId("rec-retry"), 2, 1_000);
