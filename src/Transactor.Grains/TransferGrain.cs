@@ -65,7 +65,6 @@ public sealed partial class TransferGrain(
             Adopted(listed);
             created = listed.Created;
         }
-
         else if (!Completed)
         {
             // A retry: coordinators decide on the shard, so only the shard knows whether this
