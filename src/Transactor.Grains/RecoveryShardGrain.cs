@@ -122,7 +122,8 @@ public sealed partial class RecoveryShardGrain(
         return listed;
     }
 
-    private Task Durable() => _commit.Dirty ? _commit.Persisted(_commit.Latest) : Task.CompletedTask;
+    /// <summary>Returns once every change made so far is in storage (at once when it already is).</summary>
+    private Task Durable() => _commit.Persisted(_commit.Latest);
 
     public Task Untrack(string transferId)
     {

@@ -99,7 +99,7 @@ public sealed partial class TransferCoordinatorGrain(
                     // again (idempotent); else whoever holds the next lease (recovery, a retry) finishes.
                     if (renewals == MaxLeaseRenewals || await transfer.RenewLease(leaseId) is not { } renewed)
                     {
-                        return new TransferResult(request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
+                        return StillPending(record);
                     }
 
                     deadline = time.GetUtcNow() + renewed - _options.ClockSkewAllowance;
@@ -114,7 +114,7 @@ public sealed partial class TransferCoordinatorGrain(
                 if (record.Status == TransferStatus.Pending)
                 {
                     // Out of lease before the decision: whoever holds the next lease finishes.
-                    return new TransferResult(request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
+                    return StillPending(record);
                 }
 
                 faults.OnStep(TransferStep.AfterDecide, request.TransferId);
@@ -137,6 +137,10 @@ public sealed partial class TransferCoordinatorGrain(
             instruments.Ended(status, reason, time.GetElapsedTime(started));
         }
     }
+
+    /// <summary>The answer of a driver that lost its lease before the decision: the next lease holder finishes.</summary>
+    private static TransferResult StillPending(TransferRecord record) =>
+        new(record.Request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
 
     /// <summary>Prepares each side in ascending account-id order. Null when the lease ran out first.</summary>
     private async Task<RejectionReason?> PrepareAll(TransferRequest request, Side first, Side? second, DateTimeOffset deadline)

@@ -170,7 +170,6 @@ public sealed partial class TransferGrain(
         if (await RecoveryShard().Find(TransferId) is { } listed)
         {
             Adopted(new ListedTransfer(listed, Created: false));
-            _record = listed;
         }
     }
 
@@ -186,7 +185,7 @@ public sealed partial class TransferGrain(
             _leaseUntil = time.GetUtcNow() + _options.LeaseDuration;
         }
 
-        _record ??= listed.Record;
+        _record = listed.Record;
     }
 
     /// <summary>
