@@ -127,7 +127,7 @@ public static class ServiceDefaultsExtensions
 
         // Spans cost on every request and every grain call; with nowhere to send them they are pure cost.
         var otlp = !string.IsNullOrWhiteSpace(configuration[OtlpEndpointKey]);
-        if (otlp || console)
+        if (TracingEnabled(configuration))
         {
             telemetry.WithTracing(tracing =>
             {
@@ -149,6 +149,16 @@ public static class ServiceDefaultsExtensions
         }
 
         return builder;
+    }
+
+    /// <summary>
+    /// True when spans have somewhere to go (OTLP or the console). Hosts ask it before they add
+    /// per-call tracing of their own, such as Orleans' activity propagation on every grain call.
+    /// </summary>
+    public static bool TracingEnabled(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return !string.IsNullOrWhiteSpace(configuration[OtlpEndpointKey]) || configuration.GetValue(ConsoleKey, defaultValue: false);
     }
 
     /// <summary>

@@ -146,7 +146,7 @@ internal static class Bench
     private static async Task OpenAndFund(IGrainFactory grains, string id)
     {
         await grains.GetAccount(id).Open("USD", null);
-        var funded = await grains.GetGrain<ITransferCoordinatorGrain>(0).Execute(TransferRequest.Deposit($"fund-{id}", id, InitialBalanceMinor));
+        var funded = await grains.GetCoordinator().Execute(TransferRequest.Deposit($"fund-{id}", id, InitialBalanceMinor));
         if (funded.Status != TransferStatus.Committed)
         {
             throw new InvalidOperationException($"Funding {id}: {funded.Status} {funded.Reason}");
@@ -155,7 +155,7 @@ internal static class Bench
 
     private static async Task<Outcome> TransactorTransfer(IGrainFactory grains, string from, string to, long amount, long n)
     {
-        var result = await grains.GetGrain<ITransferCoordinatorGrain>(0).Execute(new TransferRequest($"{from}>{to}#{n}", from, to, amount, "USD"));
+        var result = await grains.GetCoordinator().Execute(new TransferRequest($"{from}>{to}#{n}", from, to, amount, "USD"));
         return result.Status switch
         {
             TransferStatus.Committed => Outcome.Committed,
@@ -265,7 +265,7 @@ internal static class Bench
         var row = new Row(workload, engine, committed, rejected, failed, committed / seconds,
             Ms(() => histogram.GetValueAtPercentile(50)), Ms(() => histogram.GetValueAtPercentile(99)), Ms(histogram.GetMaxValue));
         Console.WriteLine($"  {workload,-8} {engine,-22} {row.PerSecond,10:N0}/s  p50 {row.P50Ms,7:N2} ms  p99 {row.P99Ms,7:N2} ms  max {row.MaxMs,8:N2} ms  (committed {committed:N0}, rejected {rejected:N0}, failed {failed:N0})");
-        Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time)");
+        Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {gc.Allocated / 1024.0 / Math.Max(1, committed + rejected + failed):N1} KiB per transfer");
         return row;
     }
 
@@ -315,11 +315,11 @@ internal static class Bench
         }
     }
 
-    private readonly record struct GcSnapshot(int Gen0, int Gen1, int Gen2, TimeSpan Paused)
+    private readonly record struct GcSnapshot(int Gen0, int Gen1, int Gen2, TimeSpan Paused, long Allocated)
     {
-        public static GcSnapshot Take() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        public static GcSnapshot Take() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration(), GC.GetTotalAllocatedBytes());
 
-        public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused);
+        public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused, a.Allocated - b.Allocated);
     }
 
     private enum Outcome

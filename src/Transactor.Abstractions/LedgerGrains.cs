@@ -1,10 +1,19 @@
+using Orleans.Runtime;
+
 namespace Transactor;
 
 /// <summary>
-/// How account and transfer ids become grain keys. Every key gets a prefix that is not a hex digit:
-/// Orleans' ADO.NET storage reads a string key that parses as hex (such as "cafe" or "0CAFE") as a
-/// number, so "cafe" and "0cafe" would share one row. The prefix keeps every id its own row.
+/// How account and transfer ids become grain keys, and the references to the ledger's grains.
+/// Every key gets a prefix that is not a hex digit: Orleans' ADO.NET storage reads a string key
+/// that parses as hex (such as "cafe" or "0CAFE") as a number, so "cafe" and "0cafe" would share
+/// one row. The prefix keeps every id its own row.
 /// </summary>
+/// <remarks>
+/// <c>IGrainFactory.GetGrain&lt;T&gt;(key)</c> works out the grain type of <c>T</c> again on every
+/// call, reading <c>T</c>'s attributes and formatting its name: a few kilobytes of garbage per
+/// reference, several references per transfer. These methods work it out once per interface and
+/// then build references from the grain id, through <c>GetGrain(GrainId, GrainInterfaceType)</c>.
+/// </remarks>
 public static class LedgerGrains
 {
     private const string AccountPrefix = "acct/";
@@ -14,21 +23,28 @@ public static class LedgerGrains
     public static IAccountGrain GetAccount(this IGrainFactory grains, string accountId)
     {
         ArgumentNullException.ThrowIfNull(grains);
-        return grains.GetGrain<IAccountGrain>(AccountPrefix + accountId);
+        return Reference<IAccountGrain>(grains, IdSpan.Create(AccountPrefix + accountId));
     }
 
     /// <summary>The record grain of transfer (idempotency key) <paramref name="transferId"/>.</summary>
     public static ITransferGrain GetTransfer(this IGrainFactory grains, string transferId)
     {
         ArgumentNullException.ThrowIfNull(grains);
-        return grains.GetGrain<ITransferGrain>(TransferPrefix + transferId);
+        return Reference<ITransferGrain>(grains, IdSpan.Create(TransferPrefix + transferId));
     }
 
     /// <summary>The recovery shard that lists transfer <paramref name="transferId"/> while it is in flight.</summary>
     public static IRecoveryShardGrain GetRecoveryShard(this IGrainFactory grains, string transferId)
     {
         ArgumentNullException.ThrowIfNull(grains);
-        return grains.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(transferId));
+        return Reference<IRecoveryShardGrain>(grains, GrainIdKeyExtensions.CreateIntegerKey(RecoveryShards.Of(transferId)));
+    }
+
+    /// <summary>The transfer coordinator (a stateless worker: every silo runs its own).</summary>
+    public static ITransferCoordinatorGrain GetCoordinator(this IGrainFactory grains)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        return Reference<ITransferCoordinatorGrain>(grains, GrainIdKeyExtensions.CreateIntegerKey(0));
     }
 
     /// <summary>The account id in an account grain's key.</summary>
@@ -36,6 +52,27 @@ public static class LedgerGrains
 
     /// <summary>The transfer id in a transfer grain's key.</summary>
     public static string TransferIdOf(string grainKey) => Strip(grainKey, TransferPrefix);
+
+    private static TGrain Reference<TGrain>(IGrainFactory grains, IdSpan key)
+        where TGrain : IAddressable
+    {
+        if (GrainTypes<TGrain>.Resolved is { } types)
+        {
+            return (TGrain)grains.GetGrain(GrainId.Create(types.GrainType, key), types.InterfaceType);
+        }
+
+        var reference = (GrainReference)grains.GetGrain(typeof(TGrain), key);
+        GrainTypes<TGrain>.Resolved = new ResolvedTypes(reference.GrainId.Type, reference.InterfaceType);
+        return (TGrain)(object)reference;
+    }
+
+    private static class GrainTypes<TGrain>
+    {
+        /// <summary>Set once, by the first reference; the same for every grain factory of this process.</summary>
+        public static volatile ResolvedTypes? Resolved;
+    }
+
+    private sealed record ResolvedTypes(GrainType GrainType, GrainInterfaceType InterfaceType);
 
     private static string Strip(string grainKey, string prefix)
     {

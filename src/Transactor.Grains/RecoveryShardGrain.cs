@@ -145,7 +145,7 @@ public sealed partial class RecoveryShardGrain(
     public Task ReceiveReminder(string reminderName, TickStatus status)
     {
         var cutoff = time.GetUtcNow() - _options.RecoveryDueTime;
-        var coordinator = GrainFactory.GetGrain<ITransferCoordinatorGrain>(0);
+        var coordinator = GrainFactory.GetCoordinator();
         var due = _inFlight.Where(e => e.Value <= cutoff).OrderBy(e => e.Value).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
         if (due.Length > 0)
         {

@@ -58,7 +58,6 @@ public static class SiloBuilderExtensions
             silo.UseInMemoryReminderService();
         }
 
-        silo.AddActivityPropagation();
         return silo;
     }
 

@@ -33,13 +33,14 @@ public sealed partial class TransferGrain(
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTimeOffset? _leaseUntil;
     private Guid _leaseId;
+    private string? _transferId;
 
     /// <summary>The record as it stands: the stored one once complete, else the shard's listing once known.</summary>
     private TransferRecord? _record;
 
     private bool Completed => state.State.Completed;
 
-    private string TransferId => LedgerGrains.TransferIdOf(this.GetPrimaryKeyString());
+    private string TransferId => _transferId ??= LedgerGrains.TransferIdOf(this.GetPrimaryKeyString());
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Orleans.Dashboard;
 using Transactor.Grains;
 using Transactor.Persistence;
+using Transactor.ServiceDefaults;
 
 namespace Transactor.Silo;
 
@@ -25,6 +26,11 @@ internal static class SiloHosting
 
             silo.AddTransactorSilo(configuration);
             silo.AddDashboard();
+            if (ServiceDefaultsExtensions.TracingEnabled(configuration))
+            {
+                // Carries spans across grain calls; a filter on every call, so only when spans are exported.
+                silo.AddActivityPropagation();
+            }
         });
         return builder;
     }

@@ -31,7 +31,7 @@ public static class TransfersApi
     /// <summary>Executes a movement and answers with its outcome: 201, 202 while recovery finishes it, or a problem.</summary>
     internal static async Task<IResult> Execute(HttpContext context, IClusterClient client, ApiMetrics metrics, TransferRequest request)
     {
-        var result = await client.GetGrain<ITransferCoordinatorGrain>(0).Execute(request);
+        var result = await client.GetCoordinator().Execute(request);
         metrics.Outcome(result);
         if (result.Replayed)
         {

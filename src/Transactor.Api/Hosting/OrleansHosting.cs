@@ -1,6 +1,7 @@
 using Orleans.Dashboard;
 using Transactor.Grains;
 using Transactor.Persistence;
+using Transactor.ServiceDefaults;
 
 namespace Transactor.Api.Hosting;
 
@@ -40,7 +41,12 @@ public static partial class OrleansHosting
         {
             builder.UseOrleansClient(client =>
             {
-                client.AddActivityPropagation();
+                // Carries spans across grain calls; a filter on every call, so only when spans are exported.
+                if (ServiceDefaultsExtensions.TracingEnabled(configuration))
+                {
+                    client.AddActivityPropagation();
+                }
+
                 client.AddDashboard();
             });
             return LedgerMode.Client;
@@ -52,6 +58,10 @@ public static partial class OrleansHosting
             silo.UseLocalhostClustering(embedded.SiloPort, embedded.GatewayPort);
             silo.AddTransactorSilo(configuration);
             silo.AddDashboard();
+            if (ServiceDefaultsExtensions.TracingEnabled(configuration))
+            {
+                silo.AddActivityPropagation();
+            }
         });
         return LedgerMode.Embedded;
     }
