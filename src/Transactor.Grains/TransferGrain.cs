@@ -75,9 +75,11 @@ public sealed partial class TransferGrain(
 
         if (_record!.Request != request)
         {
+            ReleaseIfIdle();
             return new DriveTicket(_record, null, Conflict: true, Completed);
         }
 
+        ReleaseIfIdle();
         return Ticket(created);
     }
 
@@ -88,6 +90,7 @@ public sealed partial class TransferGrain(
             await Refresh();
         }
 
+        ReleaseIfIdle();
         return Ticket();
     }
 
@@ -145,6 +148,7 @@ public sealed partial class TransferGrain(
             }
         }
 
+        ReleaseIfIdle();
         return Result();
     }
 
@@ -152,7 +156,22 @@ public sealed partial class TransferGrain(
     {
         // A movement begun by an activation that is gone is known only to its shard.
         var record = _record ?? await RecoveryShard().Find(TransferId);
+        ReleaseIfIdle();
         return Result(record);
+    }
+
+    /// <summary>
+    /// An activation is worth its memory only while its movement is in flight here: one that holds
+    /// a completed record, or none, goes once idle. Retries and reads of old keys read it again
+    /// from storage; without this, each read would keep one activation per key in memory for the
+    /// silo's collection age.
+    /// </summary>
+    private void ReleaseIfIdle()
+    {
+        if (_record is null || Completed)
+        {
+            DeactivateOnIdle();
+        }
     }
 
     private TransferResult? Result(TransferRecord? record = null)

@@ -1,0 +1,47 @@
+using Orleans.Runtime;
+
+namespace Transactor.Tests.Cluster;
+
+[Collection(ClusterTestGroup.Name)]
+public sealed class ActivationLifetimeTests(ClusterFixture fixture)
+{
+    [Fact]
+    public async Task Completed_transfer_records_leave_memory_after_the_movement_and_after_every_later_read()
+    {
+        var ledger = new Ledger(fixture.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("life"), 4, 1_000_000);
+        var management = fixture.Client.GetGrain<IManagementGrain>(0);
+        var before = await TransferActivations(management);
+
+        const int transfers = 200;
+        var results = await Task.WhenAll(Enumerable.Range(0, transfers).Select(i =>
+            ledger.Execute(new TransferRequest(Ledger.NewId("life-t"), ids[i % 4], ids[(i + 1) % 4], 1, "USD"))));
+        Assert.All(results, r => Assert.Equal(TransferStatus.Committed, r.Status));
+
+        // Reads, replays and conflicting reuses of the keys, and reads of keys never used, as
+        // clients and the load generator's final check make them.
+        var client = fixture.Client;
+        await Task.WhenAll(results.Select(async r =>
+        {
+            Assert.Equal(TransferStatus.Committed, (await client.GetTransfer(r.Request.TransferId).GetResult())!.Status);
+            Assert.True((await ledger.Execute(r.Request)).Replayed);
+            Assert.Equal(RejectionReason.IdempotencyKeyReused, (await ledger.Execute(r.Request with { AmountMinor = 2 })).Reason);
+            Assert.Null(await client.GetTransfer(Ledger.NewId("never")).GetResult());
+        }));
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        int after;
+        while ((after = await TransferActivations(management)) > before + 10 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(after <= before + 10, $"{after - before} transfer records are still activated after {transfers} movements and their reads.");
+    }
+
+    private static async Task<int> TransferActivations(IManagementGrain management)
+    {
+        var stats = await management.GetSimpleGrainStatistics();
+        return stats.Where(s => s.GrainType.Contains("TransferGrain", StringComparison.Ordinal) && !s.GrainType.Contains("Coordinator", StringComparison.Ordinal)).Sum(s => s.ActivationCount);
+    }
+}
