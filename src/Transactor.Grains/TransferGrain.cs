@@ -29,11 +29,15 @@ public sealed partial class TransferGrain(
     IOptions<TransferOptions> options,
     TimeProvider time) : Grain, ITransferGrain
 {
+    /// <summary>How long an activation that has nothing in flight stays for further reads and retries.</summary>
+    public static readonly TimeSpan IdleRelease = TimeSpan.FromSeconds(2);
+
     private readonly TransferOptions _options = options.Value;
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DateTimeOffset? _leaseUntil;
     private Guid _leaseId;
     private string? _transferId;
+    private IGrainTimer? _release;
 
     /// <summary>The record as it stands: the stored one once complete, else the shard's listing once known.</summary>
     private TransferRecord? _record;
@@ -162,15 +166,23 @@ public sealed partial class TransferGrain(
 
     /// <summary>
     /// An activation is worth its memory only while its movement is in flight here: one that holds
-    /// a completed record, or none, goes once idle. Retries and reads of old keys read it again
-    /// from storage; without this, each read would keep one activation per key in memory for the
-    /// silo's collection age.
+    /// a completed record, or none, goes after <see cref="IdleRelease"/>. Retries and reads of old
+    /// keys then read it again from storage; without this, each read would keep one activation per
+    /// key in memory for the silo's collection age. Not at once: concurrent retries of one key
+    /// would chase a string of activations, each gone as soon as it answered.
     /// </summary>
     private void ReleaseIfIdle()
     {
-        if (_record is null || Completed)
+        if ((_record is null || Completed) && _release is null)
         {
-            DeactivateOnIdle();
+            _release = this.RegisterGrainTimer(
+                _ =>
+                {
+                    DeactivateOnIdle();
+                    return Task.CompletedTask;
+                },
+                IdleRelease,
+                Timeout.InfiniteTimeSpan);
         }
     }
 

@@ -39,6 +39,25 @@ public sealed class ActivationLifetimeTests(ClusterFixture fixture)
         Assert.True(after <= before + 10, $"{after - before} transfer records are still activated after {transfers} movements and their reads.");
     }
 
+    [Fact]
+    public async Task Concurrent_retries_of_one_key_all_get_its_outcome_while_its_record_leaves_memory()
+    {
+        var ledger = new Ledger(fixture.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("burst"), 2, 1_000);
+        for (var round = 0; round < 20; round++)
+        {
+            var request = new TransferRequest(Ledger.NewId("burst-t"), ids[0], ids[1], 1, "USD");
+
+            var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => ledger.Coordinator.Execute(request)));
+
+            Assert.All(results, r => Assert.Equal(TransferStatus.Committed, r.Status));
+            Assert.Single(results, r => !r.Replayed);
+        }
+
+        var balances = await ledger.Snapshots(ids);
+        Assert.Equal([980L, 1_020L], balances.Select(b => b.AvailableMinor));
+    }
+
     private static async Task<int> TransferActivations(IManagementGrain management)
     {
         var stats = await management.GetSimpleGrainStatistics();
