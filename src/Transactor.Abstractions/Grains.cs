@@ -135,7 +135,10 @@ public sealed record ListedTransfer(
     [property: Id(0)] TransferRecord Record,
     [property: Id(1)] bool Created);
 
-/// <summary>The ids of all open accounts, in ordinal order, for paging through them.</summary>
+/// <summary>
+/// One shard of the ids of open accounts, in ordinal order, for paging through them. Reach the
+/// directory through <see cref="AccountDirectory"/>, which places ids and merges the shards' pages.
+/// </summary>
 [Alias("Transactor.IAccountDirectoryGrain")]
 public interface IAccountDirectoryGrain : IGrainWithIntegerKey
 {
@@ -166,13 +169,24 @@ public static class RecoveryShards
     public static int Of(string transferId)
     {
         ArgumentNullException.ThrowIfNull(transferId);
+        return (int)(StableHash.Fnv1a(transferId) % Count);
+    }
+}
+
+/// <summary>A hash of a string that is the same in every process and every version (unlike <see cref="string.GetHashCode()"/>).</summary>
+public static class StableHash
+{
+    /// <summary>32-bit FNV-1a over the string's UTF-16 code units.</summary>
+    public static uint Fnv1a(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
         var hash = 2166136261u;
-        foreach (var c in transferId)
+        foreach (var c in value)
         {
             hash = (hash ^ c) * 16777619u;
         }
 
-        return (int)(hash % Count);
+        return hash;
     }
 }
 

@@ -66,7 +66,7 @@ public static class AccountsApi
         {
             case OpenAccountStatus.Opened:
             case OpenAccountStatus.AlreadyOpen:
-                await client.GetGrain<IAccountDirectoryGrain>(0).Add(id!);
+                await AccountDirectory.Add(client, id!);
                 var view = AccountView.From(opened.Account!);
                 return opened.Status == OpenAccountStatus.Opened
                     ? TypedResults.Created($"/accounts/{id}", view)
@@ -98,7 +98,7 @@ public static class AccountsApi
             return Problems.InvalidField("limit", $"The limit is from 1 to {MaxPageSize}.");
         }
 
-        var page = await client.GetGrain<IAccountDirectoryGrain>(0).Page(after, size);
+        var page = await AccountDirectory.Page(client, after, size);
         var snapshots = await Task.WhenAll(page.AccountIds.Select(id => client.GetAccount(id).GetSnapshot()));
         var items = snapshots.OfType<AccountSnapshot>().Select(AccountView.From).ToArray();
         return TypedResults.Ok(new AccountPageView(items, page.Next, page.Total));
