@@ -178,7 +178,14 @@ public sealed partial class TransferGrain(
             _release = this.RegisterGrainTimer(
                 _ =>
                 {
-                    DeactivateOnIdle();
+                    _release?.Dispose();
+                    _release = null;
+                    // A new movement may have begun under this key since (a read of a key before its first use).
+                    if (_record is null || Completed)
+                    {
+                        DeactivateOnIdle();
+                    }
+
                     return Task.CompletedTask;
                 },
                 IdleRelease,

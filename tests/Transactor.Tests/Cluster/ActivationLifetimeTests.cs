@@ -1,4 +1,5 @@
 using Orleans.Runtime;
+using Transactor.Grains;
 
 namespace Transactor.Tests.Cluster;
 
@@ -56,6 +57,29 @@ public sealed class ActivationLifetimeTests(ClusterFixture fixture)
 
         var balances = await ledger.Snapshots(ids);
         Assert.Equal([980L, 1_020L], balances.Select(b => b.AvailableMinor));
+    }
+
+    [Fact]
+    public async Task A_record_read_before_its_key_is_used_stays_while_its_movement_is_in_flight()
+    {
+        var ledger = new Ledger(fixture.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("early"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("early-t"), ids[0], ids[1], 100, "USD");
+        var record = fixture.Client.GetTransfer(request.TransferId);
+
+        // A read of an unused key schedules the record's release; the key is then used at once.
+        Assert.Null(await record.GetResult());
+        var ticket = await record.Begin(request);
+        Assert.NotNull(ticket.Lease);
+
+        // Past the release: the activation still holds this driver's lease, so the movement in
+        // flight was not dropped from memory under its driver.
+        await Task.Delay(TransferGrain.IdleRelease + TimeSpan.FromSeconds(1));
+        Assert.NotNull(await record.RenewLease(ticket.LeaseId));
+
+        // This test's driver stops here; recovery finishes the movement once the lease has run out.
+        var result = await ledger.WaitForRecordedEnd(request.TransferId, TimeSpan.FromSeconds(30));
+        Assert.Equal(TransferStatus.Committed, result.Status);
     }
 
     private static async Task<int> TransferActivations(IManagementGrain management)
