@@ -22,7 +22,7 @@ public static class AccountDirectory
     {
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentNullException.ThrowIfNull(accountId);
-        return grains.GetGrain<IAccountDirectoryGrain>(ShardOf(accountId)).Add(accountId);
+        return grains.GetAccountDirectory(ShardOf(accountId)).Add(accountId);
     }
 
     /// <summary>
@@ -34,7 +34,7 @@ public static class AccountDirectory
     {
         ArgumentNullException.ThrowIfNull(grains);
         var pages = await Task.WhenAll(Enumerable.Range(0, Shards + 1)
-            .Select(key => grains.GetGrain<IAccountDirectoryGrain>(key).Page(after, limit)));
+            .Select(key => grains.GetAccountDirectory(key).Page(after, limit)));
         var merged = pages.SelectMany(p => p.AccountIds).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
         var more = merged.Count > limit || pages.Any(p => p.Next is not null);
         var ids = merged.Count > limit ? merged.GetRange(0, limit) : merged;

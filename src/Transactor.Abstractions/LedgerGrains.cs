@@ -40,6 +40,13 @@ public static class LedgerGrains
         return Reference<IRecoveryShardGrain>(grains, GrainIdKeyExtensions.CreateIntegerKey(RecoveryShards.Of(transferId)));
     }
 
+    /// <summary>The account directory's grain under <paramref name="key"/> (see <see cref="AccountDirectory"/>).</summary>
+    public static IAccountDirectoryGrain GetAccountDirectory(this IGrainFactory grains, long key)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        return Reference<IAccountDirectoryGrain>(grains, GrainIdKeyExtensions.CreateIntegerKey(key));
+    }
+
     /// <summary>The transfer coordinator (a stateless worker: every silo runs its own).</summary>
     public static ITransferCoordinatorGrain GetCoordinator(this IGrainFactory grains)
     {

@@ -77,13 +77,12 @@ public sealed partial class TransferGrain(
             await Refresh();
         }
 
+        ReleaseIfIdle();
         if (_record!.Request != request)
         {
-            ReleaseIfIdle();
             return new DriveTicket(_record, null, Conflict: true, Completed);
         }
 
-        ReleaseIfIdle();
         return Ticket(created);
     }
 

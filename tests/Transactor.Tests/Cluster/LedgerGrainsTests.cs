@@ -16,6 +16,7 @@ public sealed class LedgerGrainsTests(ClusterFixture fixture)
             Assert.Equal(client.GetGrain<ITransferGrain>("xfer/" + id).GetGrainId(), client.GetTransfer(id).GetGrainId());
             Assert.Equal(client.GetGrain<IRecoveryShardGrain>(RecoveryShards.Of(id)).GetGrainId(), client.GetRecoveryShard(id).GetGrainId());
             Assert.Equal(client.GetGrain<ITransferCoordinatorGrain>(0).GetGrainId(), client.GetCoordinator().GetGrainId());
+            Assert.Equal(client.GetGrain<IAccountDirectoryGrain>(i + 1).GetGrainId(), client.GetAccountDirectory(i + 1).GetGrainId());
         }
 
         // And they reach them: an account opened through one reference is found through the other.
