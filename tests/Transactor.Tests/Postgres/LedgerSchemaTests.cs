@@ -1,3 +1,4 @@
+using System.Data;
 using Npgsql;
 using Transactor.Persistence;
 
@@ -36,6 +37,114 @@ public sealed class LedgerSchemaTests(PostgresFixture postgres)
         var after = await Keys(connection);
 
         Assert.Equal(before, after);
+    }
+
+    /// <summary>
+    /// The grain-storage write contract the ADO.NET provider relies on (one row with the new version
+    /// on success, no row on a stale version or on a first insert that finds a row), through the
+    /// statement the current migrations install, on rows the first migrations' statement wrote; and
+    /// that statement still works after the last migration (a silo of the earlier version keeps the
+    /// text it loaded at start-up).
+    /// </summary>
+    [Fact]
+    public async Task Writes_keep_the_providers_contract_across_migrations()
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        foreach (var (version, _, sql) in LedgerSchema.Migrations.Where(m => m.Version <= 2))
+        {
+            await using var migrate = new NpgsqlCommand(sql, connection);
+            await migrate.ExecuteNonQueryAsync();
+        }
+
+        var earlierWrite = await Query(connection, "WriteToStorageKey");
+        var (first, second, third) = (s_keys[0], s_keys[5], s_keys[4]);
+        var v1 = Assert.Single(await Write(connection, earlierWrite, first, null, [1]));
+        var v2 = Assert.Single(await Write(connection, earlierWrite, first, v1, [2]));
+
+        await LedgerSchema.MigrateAsync(database);
+        var write = await Query(connection, "WriteToStorageKey");
+        Assert.NotEqual(earlierWrite, write);
+
+        Assert.Empty(await Write(connection, write, first, v1, [9]));
+        Assert.Empty(await Write(connection, write, first, null, [9]));
+        var v3 = Assert.Single(await Write(connection, write, first, v2, [3]));
+        Assert.Equal(v2 + 1, v3);
+        await AssertStored(connection, first, [3], v3);
+
+        var w1 = Assert.Single(await Write(connection, write, second, null, [4]));
+        Assert.Empty(await Write(connection, write, second, null, [9]));
+        var w2 = Assert.Single(await Write(connection, write, second, w1, [5]));
+        await AssertStored(connection, second, [5], w2);
+
+        // A silo still running the earlier statement text.
+        var x1 = Assert.Single(await Write(connection, earlierWrite, third, null, [6]));
+        Assert.Empty(await Write(connection, earlierWrite, third, x1 + 1, [9]));
+        var x2 = Assert.Single(await Write(connection, earlierWrite, third, x1, [7]));
+        await AssertStored(connection, third, [7], x2);
+
+        // Every row's stored key is the one the key function gives for its identity.
+        await using var check = new NpgsqlCommand(
+            "SELECT count(*) FILTER (WHERE grain_key = orleans_grain_state_key(service_id, state_name, grain_id_n0, grain_id_n1, grain_id_ext)), count(*) FROM orleans_grain_state",
+            connection);
+        await using var reader = await check.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal(3, reader.GetInt64(1));
+        Assert.Equal(reader.GetInt64(1), reader.GetInt64(0));
+    }
+
+    private static async Task<string> Query(NpgsqlConnection connection, string key)
+    {
+        await using var command = new NpgsqlCommand("SELECT QueryText FROM OrleansQuery WHERE QueryKey = @key", connection);
+        command.Parameters.AddWithValue("key", key);
+        return (string)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Runs a storage statement with the parameters and DbTypes the ADO.NET provider sends.</summary>
+    private static NpgsqlCommand Statement(NpgsqlConnection connection, string text, (string Service, string State, long N0, long N1, string? Extension) key)
+    {
+        var command = new NpgsqlCommand(text, connection);
+        Add(command, "GrainIdHash", DbType.Int32, 17);
+        Add(command, "GrainIdN0", DbType.Int64, key.N0);
+        Add(command, "GrainIdN1", DbType.Int64, key.N1);
+        Add(command, "GrainTypeHash", DbType.Int32, 23);
+        Add(command, "GrainTypeString", DbType.String, key.State);
+        Add(command, "GrainIdExtensionString", DbType.String, key.Extension);
+        Add(command, "ServiceId", DbType.String, key.Service);
+        return command;
+    }
+
+    private static void Add(NpgsqlCommand command, string name, DbType type, object? value) =>
+        command.Parameters.Add(new NpgsqlParameter { ParameterName = name, DbType = type, Value = value ?? DBNull.Value });
+
+    private static async Task<List<int>> Write(NpgsqlConnection connection, string text, (string, string, long, long, string?) key, int? version, byte[] payload)
+    {
+        await using var command = Statement(connection, text, key);
+        Add(command, "GrainStateVersion", DbType.Int32, version);
+        Add(command, "PayloadBinary", DbType.Binary, payload);
+        var versions = new List<int>();
+        await using var reader = await command.ExecuteReaderAsync();
+        do
+        {
+            while (await reader.ReadAsync())
+            {
+                Assert.Equal("NewGrainStateVersion", reader.GetName(0));
+                versions.Add(reader.GetInt32(0));
+            }
+        }
+        while (await reader.NextResultAsync());
+        return versions;
+    }
+
+    private static async Task AssertStored(NpgsqlConnection connection, (string, string, long, long, string?) key, byte[] payload, int version)
+    {
+        await using var command = Statement(connection, await Query(connection, "ReadFromStorageKey"), key);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal(payload, (byte[])reader["PayloadBinary"]);
+        Assert.Equal(version, (int)reader["Version"]);
+        Assert.False(await reader.ReadAsync());
     }
 
     /// <summary>The keys the function gives for <see cref="s_keys"/>, in hex.</summary>
