@@ -43,13 +43,21 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# A silo joins only once it has reached every silo the membership table lists as active. Silos of
+# an earlier run that did not stop cleanly (killed, machine crashed) stay listed until their last
+# "I am alive" is 90 s old (Orleans: 3 missed updates of 30 s), so a start soon after such a run
+# waits up to that long before the first silo is up.
 wait_healthy() {
-    local url="$1" name="$2"
-    for _ in $(seq 1 120); do
+    local url="$1" name="$2" log="$3" hinted=""
+    for attempt in $(seq 1 360); do
         if curl -sf "$url" >/dev/null 2>&1; then return 0; fi
+        if [[ -z "$hinted" && $attempt -gt 20 ]] && grep -q "Failed to get ping responses" "$log" 2>/dev/null; then
+            echo "$name is waiting for silos of an earlier run that did not stop cleanly to be declared dead (up to 90 s after they stopped)..."
+            hinted=yes
+        fi
         sleep 0.5
     done
-    echo "$name did not become healthy at $url; see $LOGS" >&2
+    echo "$name did not become healthy at $url within 3 minutes; see $LOGS" >&2
     exit 1
 }
 
@@ -62,9 +70,9 @@ for i in $(seq 0 $((SILOS - 1))); do
         dotnet "$ROOT/src/Transactor.Silo/bin/$CONFIGURATION/net10.0/Transactor.Silo.dll" >"$LOGS/silo$i.log" 2>&1 &
     pids+=($!)
     # The first silo creates the schema; the others join once it is up.
-    [[ $i -eq 0 ]] && wait_healthy "http://127.0.0.1:5100/health" "silo0"
+    [[ $i -eq 0 ]] && wait_healthy "http://127.0.0.1:5100/health" "silo0" "$LOGS/silo0.log"
 done
-for i in $(seq 1 $((SILOS - 1))); do wait_healthy "http://127.0.0.1:$((5100 + i))/health" "silo$i"; done
+for i in $(seq 1 $((SILOS - 1))); do wait_healthy "http://127.0.0.1:$((5100 + i))/health" "silo$i" "$LOGS/silo$i.log"; done
 
 # Admission sized to what one small PostgreSQL on the same machine absorbs at sub-second latency
 # (about 64 transfers in flight, docs/benchmarks.md); beyond it the API answers 429 at once
@@ -74,7 +82,7 @@ Transactor__Api__MaxQueuedRequests="${API_MAX_QUEUED:-64}" \
 ASPNETCORE_URLS="http://127.0.0.1:$API_PORT" \
     dotnet "$ROOT/src/Transactor.Api/bin/$CONFIGURATION/net10.0/Transactor.Api.dll" >"$LOGS/api.log" 2>&1 &
 pids+=($!)
-wait_healthy "http://127.0.0.1:$API_PORT/health" "api"
+wait_healthy "http://127.0.0.1:$API_PORT/health" "api" "$LOGS/api.log"
 
 echo "Transactor is up: $SILOS silos on PostgreSQL."
 echo "  API:               http://127.0.0.1:$API_PORT   (docs: /scalar, counters: /metrics)"
