@@ -257,8 +257,10 @@ internal static class Bench
         // The collector's share of the measured window: what a latency tail owes to GC pauses.
         await Task.Delay(settings.Warmup);
         var gcBefore = GcSnapshot.Take();
+        var databaseBefore = await DatabaseSnapshot.Take(settings.Postgres);
         await Task.WhenAll(workers);
         var gc = GcSnapshot.Take() - gcBefore;
+        var database = await DatabaseSnapshot.Take(settings.Postgres) - databaseBefore;
 
         var seconds = settings.Measure.TotalSeconds;
         double Ms(Func<long> ticks) => histogram.TotalCount == 0 ? double.NaN : ticks() * 1000.0 / Stopwatch.Frequency;
@@ -266,6 +268,12 @@ internal static class Bench
             Ms(() => histogram.GetValueAtPercentile(50)), Ms(() => histogram.GetValueAtPercentile(99)), Ms(histogram.GetMaxValue));
         Console.WriteLine($"  {workload,-8} {engine,-22} {row.PerSecond,10:N0}/s  p50 {row.P50Ms,7:N2} ms  p99 {row.P99Ms,7:N2} ms  max {row.MaxMs,8:N2} ms  (committed {committed:N0}, rejected {rejected:N0}, failed {failed:N0})");
         Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {gc.Allocated / 1024.0 / Math.Max(1, committed + rejected + failed):N1} KiB per transfer");
+        if (database is { } d)
+        {
+            double Per(long count) => count / (double)Math.Max(1, committed + rejected + failed);
+            Console.WriteLine($"  {"",-8} {"",-22} database: {Per(d.Transactions):N2} transactions, {Per(d.Inserted):N2} rows inserted, {Per(d.Updated):N2} updated, {Per(d.Fetched):N2} fetched per transfer (pg_stat_database; its counters lag up to 1 s)");
+        }
+
         return row;
     }
 
@@ -320,6 +328,33 @@ internal static class Bench
         public static GcSnapshot Take() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration(), GC.GetTotalAllocatedBytes());
 
         public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused, a.Allocated - b.Allocated);
+    }
+
+    /// <summary>
+    /// The benchmark database's counters in <c>pg_stat_database</c>: every statement the providers send
+    /// is its own transaction, so transactions per transfer is statements per transfer.
+    /// </summary>
+    private readonly record struct DatabaseSnapshot(long Transactions, long Inserted, long Updated, long Fetched)
+    {
+        public static async Task<DatabaseSnapshot?> Take(string? connectionString)
+        {
+            if (connectionString is null)
+            {
+                return null;
+            }
+
+            await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            await using var command = new Npgsql.NpgsqlCommand(
+                "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_fetched FROM pg_stat_database WHERE datname = current_database()",
+                connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            await reader.ReadAsync();
+            return new DatabaseSnapshot(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
+        }
+
+        public static DatabaseSnapshot? operator -(DatabaseSnapshot? a, DatabaseSnapshot? b) =>
+            a is { } x && b is { } y ? new(x.Transactions - y.Transactions, x.Inserted - y.Inserted, x.Updated - y.Updated, x.Fetched - y.Fetched) : null;
     }
 
     private enum Outcome
