@@ -267,10 +267,10 @@ internal static class Bench
         var row = new Row(workload, engine, committed, rejected, failed, committed / seconds,
             Ms(() => histogram.GetValueAtPercentile(50)), Ms(() => histogram.GetValueAtPercentile(99)), Ms(histogram.GetMaxValue));
         Console.WriteLine($"  {workload,-8} {engine,-22} {row.PerSecond,10:N0}/s  p50 {row.P50Ms,7:N2} ms  p99 {row.P99Ms,7:N2} ms  max {row.MaxMs,8:N2} ms  (committed {committed:N0}, rejected {rejected:N0}, failed {failed:N0})");
-        Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {gc.Allocated / 1024.0 / Math.Max(1, committed + rejected + failed):N1} KiB per transfer");
+        double Per(long count) => count / (double)Math.Max(1, committed + rejected + failed);
+        Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {Per(gc.Allocated) / 1024.0:N1} KiB per transfer");
         if (database is { } d)
         {
-            double Per(long count) => count / (double)Math.Max(1, committed + rejected + failed);
             Console.WriteLine($"  {"",-8} {"",-22} database: {Per(d.Transactions):N2} transactions, {Per(d.Inserted):N2} rows inserted, {Per(d.Updated):N2} updated, {Per(d.Fetched):N2} fetched per transfer (pg_stat_database; its counters lag up to 1 s)");
         }
 

@@ -22,15 +22,8 @@ public sealed class LedgerSchemaTests(PostgresFixture postgres)
     [Fact]
     public async Task Every_migration_keeps_the_grain_keys_the_first_one_computed()
     {
-        var database = await postgres.Server.CreateDatabaseAsync();
-        await using var connection = new NpgsqlConnection(database);
-        await connection.OpenAsync();
-        var (_, _, first) = LedgerSchema.Migrations[0];
-        await using (var migrate = new NpgsqlCommand(first, connection))
-        {
-            await migrate.ExecuteNonQueryAsync();
-        }
-
+        var (database, connection) = await DatabaseMigratedThrough(1);
+        await using var _ = connection;
         var before = await Keys(connection);
         Assert.Equal(s_keys.Length, before.Distinct().Count());
         await LedgerSchema.MigrateAsync(database);
@@ -49,15 +42,8 @@ public sealed class LedgerSchemaTests(PostgresFixture postgres)
     [Fact]
     public async Task Writes_keep_the_providers_contract_across_migrations()
     {
-        var database = await postgres.Server.CreateDatabaseAsync();
-        await using var connection = new NpgsqlConnection(database);
-        await connection.OpenAsync();
-        foreach (var (version, _, sql) in LedgerSchema.Migrations.Where(m => m.Version <= 2))
-        {
-            await using var migrate = new NpgsqlCommand(sql, connection);
-            await migrate.ExecuteNonQueryAsync();
-        }
-
+        var (database, connection) = await DatabaseMigratedThrough(2);
+        await using var _ = connection;
         var earlierWrite = await Query(connection, "WriteToStorageKey");
         var (first, second, third) = (s_keys[0], s_keys[5], s_keys[4]);
         var v1 = Assert.Single(await Write(connection, earlierWrite, first, null, [1]));
@@ -92,6 +78,25 @@ public sealed class LedgerSchemaTests(PostgresFixture postgres)
         Assert.True(await reader.ReadAsync());
         Assert.Equal(3, reader.GetInt64(1));
         Assert.Equal(reader.GetInt64(1), reader.GetInt64(0));
+    }
+
+    /// <summary>
+    /// A new database with the migrations up to <paramref name="lastVersion"/> run by hand, as a
+    /// database that earlier versions created looks (LedgerSchema.MigrateAsync runs them again, as
+    /// each is idempotent), and an open connection to it.
+    /// </summary>
+    private async Task<(string Database, NpgsqlConnection Connection)> DatabaseMigratedThrough(int lastVersion)
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        foreach (var (_, _, sql) in LedgerSchema.Migrations.Where(m => m.Version <= lastVersion))
+        {
+            await using var migrate = new NpgsqlCommand(sql, connection);
+            await migrate.ExecuteNonQueryAsync();
+        }
+
+        return (database, connection);
     }
 
     private static async Task<string> Query(NpgsqlConnection connection, string key)
