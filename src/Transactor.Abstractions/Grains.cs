@@ -46,69 +46,36 @@ public interface IAccountGrain : IGrainWithStringKey
 }
 
 /// <summary>
-/// The durable record of one movement, keyed by its transfer id. It is written before any account
-/// changes, holds the decision, hands out the right to drive the movement to one coordinator at a
-/// time, and lists the movement on its <see cref="IRecoveryShardGrain"/> until it has ended, so an
-/// interrupted movement is finished without anybody calling again.
+/// One of <see cref="RecoveryShards.Count"/> keepers of movements, each for the transfer ids that
+/// hash to it. While a movement is in flight its shard holds its record (the request, then the
+/// decision) in a durable list, and hands the right to drive it (a lease) to one coordinator at a
+/// time; once every account has applied the decision, the shard writes the outcome into the
+/// movement's own row (<see cref="LedgerGrains.TransferRowId"/>), where retries and reads find it,
+/// and takes the movement off its list. A movement is listed before any account changes; each shard
+/// keeps one reminder and, when it fires, hands every movement that has been listed too long to a
+/// coordinator to finish. Concurrent changes share one storage write of the list (group commit).
 /// </summary>
-[Alias("Transactor.ITransferGrain")]
-public interface ITransferGrain : IGrainWithStringKey
+[Alias("Transactor.IRecoveryShardGrain")]
+public interface IRecoveryShardGrain : IGrainWithIntegerKey
 {
     /// <summary>
-    /// Records <paramref name="request"/> as pending if the id is new. Returns the record, and a
-    /// lease when the caller should drive it.
+    /// Records <paramref name="request"/> as pending if its id is new, and returns once that is
+    /// durable, with a lease when the caller should drive it. For an id in use: its record, a lease
+    /// when nobody drives it, or its outcome when it has ended; a conflict when the id holds another request.
     /// </summary>
     [Alias("Begin")]
     Task<DriveTicket> Begin(TransferRequest request);
 
-    /// <summary>Hands the lease to a recovering coordinator when the movement has not ended and nobody drives it.</summary>
+    /// <summary>Hands the lease to a recovering coordinator when the movement is listed, has not ended and nobody drives it.</summary>
     [Alias("Claim")]
-    Task<DriveTicket> Claim();
+    Task<DriveTicket> Claim(string transferId);
 
     /// <summary>
     /// Extends the lease named <paramref name="leaseId"/> when its holder still holds it (nobody took
     /// it over). Returns the new lease length, or null when the lease is gone.
     /// </summary>
     [Alias("RenewLease")]
-    Task<TimeSpan?> RenewLease(Guid leaseId);
-
-    /// <summary>
-    /// Notes that every account has applied <paramref name="decided"/> (the record as the recovery
-    /// shard decided it), with the accounts' resulting balances, and writes it as the outcome.
-    /// One-way: the caller holds the lease until this arrives, so nobody else drives meanwhile.
-    /// </summary>
-    [Alias("Complete"), OneWay]
-    Task Complete(TransferRecord decided, AccountSnapshot? debit, AccountSnapshot? credit);
-
-    /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
-    [Alias("WaitForResult"), AlwaysInterleave]
-    Task<TransferResult?> WaitForResult(TimeSpan timeout);
-
-    /// <summary>The result as it stands, or null when the id is unknown.</summary>
-    [Alias("GetResult"), ReadOnly]
-    Task<TransferResult?> GetResult();
-}
-
-/// <summary>
-/// One of <see cref="RecoveryShards.Count"/> durable lists of movements that have begun and not
-/// yet ended, each with its record: the request, and the decision once made. A movement is listed
-/// before any account changes; each shard keeps one reminder and, when it fires, hands every
-/// movement that has been listed too long to a coordinator to finish. Concurrent changes share one
-/// storage write (group commit), so recording and deciding a movement cost a share of a write.
-/// </summary>
-[Alias("Transactor.IRecoveryShardGrain")]
-public interface IRecoveryShardGrain : IGrainWithIntegerKey
-{
-    /// <summary>
-    /// Lists <paramref name="record"/> unless its id is listed already; returns the listed record
-    /// (which may hold another request, or a decision) once the list is durable.
-    /// </summary>
-    [Alias("Track")]
-    Task<ListedTransfer> Track(TransferRecord record);
-
-    /// <summary>The listed record of <paramref name="transferId"/>, durable, or null when it is not listed.</summary>
-    [Alias("Find")]
-    Task<TransferRecord?> Find(string transferId);
+    Task<TimeSpan?> RenewLease(string transferId, Guid leaseId);
 
     /// <summary>
     /// Records the decision of a listed movement; the first decision wins. A decision that
@@ -119,21 +86,26 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     [Alias("Decide")]
     Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset notAfter);
 
-    /// <summary>Takes an ended movement off the list (durable with the next write).</summary>
-    [Alias("Untrack"), OneWay]
-    Task Untrack(string transferId);
+    /// <summary>
+    /// Notes that every account has applied the recorded decision, with the accounts' resulting
+    /// balances: writes the outcome into the movement's row, then takes it off the list. One-way:
+    /// the caller's lease lasts until this is done, so nobody else drives meanwhile.
+    /// </summary>
+    [Alias("Complete"), OneWay]
+    Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit);
+
+    /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
+    [Alias("WaitForResult")]
+    Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout);
+
+    /// <summary>The result as it stands (pending or decided while in flight), or null when the id is unknown.</summary>
+    [Alias("GetResult")]
+    Task<TransferResult?> GetResult(string transferId);
 
     /// <summary>The movements listed now, oldest first, at most <paramref name="limit"/>.</summary>
     [Alias("List"), ReadOnly]
     Task<IReadOnlyList<string>> List(int limit);
 }
-
-/// <summary>A movement's record as its recovery shard lists it.</summary>
-/// <param name="Created">True when this call listed it; false when it was listed before.</param>
-[GenerateSerializer, Immutable, Alias("Transactor.ListedTransfer")]
-public sealed record ListedTransfer(
-    [property: Id(0)] TransferRecord Record,
-    [property: Id(1)] bool Created);
 
 /// <summary>
 /// One shard of the ids of open accounts, in ordinal order, for paging through them. Reach the
@@ -192,7 +164,7 @@ public static class StableHash
 
 /// <summary>
 /// Executes movements. Stateless: any number of activations may run; all durable facts live in
-/// the <see cref="ITransferGrain"/> and the <see cref="IAccountGrain"/>s.
+/// the <see cref="IRecoveryShardGrain"/>s, the movements' rows and the <see cref="IAccountGrain"/>s.
 /// </summary>
 [Alias("Transactor.ITransferCoordinatorGrain")]
 public interface ITransferCoordinatorGrain : IGrainWithIntegerKey

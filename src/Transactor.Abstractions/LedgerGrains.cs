@@ -18,6 +18,7 @@ public static class LedgerGrains
 {
     private const string AccountPrefix = "acct/";
     private const string TransferPrefix = "xfer/";
+    private static readonly GrainType TransferRowType = GrainType.Create("transfer");
 
     /// <summary>The grain of account <paramref name="accountId"/>.</summary>
     public static IAccountGrain GetAccount(this IGrainFactory grains, string accountId)
@@ -26,11 +27,25 @@ public static class LedgerGrains
         return Reference<IAccountGrain>(grains, IdSpan.Create(AccountPrefix + accountId));
     }
 
-    /// <summary>The record grain of transfer (idempotency key) <paramref name="transferId"/>.</summary>
-    public static ITransferGrain GetTransfer(this IGrainFactory grains, string transferId)
+    /// <summary>
+    /// The grain id under which the ended record of transfer <paramref name="transferId"/> is
+    /// stored. Its grain type is that of the record grain earlier versions kept per transfer, so
+    /// their rows and ours are one: never change it without a migration.
+    /// </summary>
+    public static GrainId TransferRowId(string transferId)
+    {
+        ArgumentNullException.ThrowIfNull(transferId);
+        return GrainId.Create(TransferRowType, IdSpan.Create(TransferPrefix + transferId));
+    }
+
+    /// <summary>
+    /// The result recorded under transfer (idempotency key) <paramref name="transferId"/>: pending or
+    /// decided while in flight, final once ended; null when the id is unknown.
+    /// </summary>
+    public static Task<TransferResult?> GetTransferResult(this IGrainFactory grains, string transferId)
     {
         ArgumentNullException.ThrowIfNull(grains);
-        return Reference<ITransferGrain>(grains, IdSpan.Create(TransferPrefix + transferId));
+        return grains.GetRecoveryShard(transferId).GetResult(transferId);
     }
 
     /// <summary>The recovery shard that lists transfer <paramref name="transferId"/> while it is in flight.</summary>
@@ -56,9 +71,6 @@ public static class LedgerGrains
 
     /// <summary>The account id in an account grain's key.</summary>
     public static string AccountIdOf(string grainKey) => Strip(grainKey, AccountPrefix);
-
-    /// <summary>The transfer id in a transfer grain's key.</summary>
-    public static string TransferIdOf(string grainKey) => Strip(grainKey, TransferPrefix);
 
     private static TGrain Reference<TGrain>(IGrainFactory grains, IdSpan key)
         where TGrain : IAddressable

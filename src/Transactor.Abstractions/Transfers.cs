@@ -86,7 +86,7 @@ public sealed record TransferResult(
     public string TransferId => Request.TransferId;
 }
 
-/// <summary>The durable record of a movement, kept by its <see cref="ITransferGrain"/>.</summary>
+/// <summary>The durable record of a movement: on its <see cref="IRecoveryShardGrain"/> while in flight, in its own row once ended.</summary>
 [GenerateSerializer, Immutable, Alias("Transactor.TransferRecord")]
 public sealed record TransferRecord(
     [property: Id(0)] TransferRequest Request,
@@ -95,16 +95,17 @@ public sealed record TransferRecord(
     [property: Id(3)] DateTimeOffset CreatedAt,
     [property: Id(4)] DateTimeOffset? DecidedAt);
 
-/// <summary>What <see cref="ITransferGrain.Begin"/> and <see cref="ITransferGrain.Claim"/> hand to a coordinator.</summary>
+/// <summary>What <see cref="IRecoveryShardGrain.Begin"/> and <see cref="IRecoveryShardGrain.Claim"/> hand to a coordinator.</summary>
 /// <param name="Record">The record under the id, or null when there is none.</param>
 /// <param name="Lease">
 /// How long the caller may drive the movement, or null when it may not (another driver holds it, or
 /// it has ended). Only one coordinator drives a movement at a time.
 /// </param>
 /// <param name="Conflict">True when the id is already recorded for a different request.</param>
-/// <param name="Completed">True when every account has applied the decision.</param>
+/// <param name="Completed">True when every account has applied the decision: <paramref name="Result"/> holds the outcome.</param>
 /// <param name="Created">True when this call recorded the movement; false when it was recorded before.</param>
 /// <param name="LeaseId">Names the lease, so its holder (and only its holder) can renew it.</param>
+/// <param name="Result">The outcome recorded when the movement ended, with the accounts' balances right after it.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.DriveTicket")]
 public sealed record DriveTicket(
     [property: Id(0)] TransferRecord? Record,
@@ -112,4 +113,5 @@ public sealed record DriveTicket(
     [property: Id(2)] bool Conflict,
     [property: Id(3)] bool Completed,
     [property: Id(4)] bool Created = false,
-    [property: Id(5)] Guid LeaseId = default);
+    [property: Id(5)] Guid LeaseId = default,
+    [property: Id(6)] TransferResult? Result = null);

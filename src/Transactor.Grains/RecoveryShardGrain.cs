@@ -1,6 +1,8 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Storage;
 
 namespace Transactor.Grains;
 
@@ -13,12 +15,15 @@ public sealed class RecoveryShardState
 
     /// <summary>
     /// The records of listed movements: request, and decision once made. A listed id without one
-    /// was listed by an earlier version, which kept the record in the movement's own grain.
+    /// was listed by an earlier version, which kept the record in the movement's own row.
     /// </summary>
     [Id(1)] public Dictionary<string, TransferRecord>? Records { get; set; }
 }
 
-/// <summary>See <see cref="IRecoveryShardGrain"/>. Reentrant: its own turns only touch memory between writes.</summary>
+/// <summary>
+/// See <see cref="IRecoveryShardGrain"/> and docs/transfers.md. Reentrant: its own turns only touch
+/// memory between awaits, and every await is followed by a fresh look at the list.
+/// </summary>
 [Reentrant]
 public sealed partial class RecoveryShardGrain(
     [PersistentState("recovery", StorageNames.Ledger)] IPersistentState<RecoveryShardState> state,
@@ -38,14 +43,23 @@ public sealed partial class RecoveryShardGrain(
     private const string SweepReminder = "sweep";
 
     private readonly TransferOptions _options = options.Value;
+    private readonly Dictionary<string, Listing> _listings = new(StringComparer.Ordinal);
     private GroupCommit _commit = null!;
-    private Dictionary<string, DateTimeOffset> _inFlight = null!;
-    private Dictionary<string, TransferRecord> _records = null!;
+    private IGrainStorage _rows = null!;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _inFlight = new Dictionary<string, DateTimeOffset>(state.State.InFlight, StringComparer.Ordinal);
-        _records = new Dictionary<string, TransferRecord>(state.State.Records ?? [], StringComparer.Ordinal);
+        // A coordinator of the previous activation may still hold a lease on any listed movement,
+        // with its messages on their way to the accounts: nobody drives one before that lease
+        // would have ended (rule 3 in docs/transfers.md).
+        var heldUntil = time.GetUtcNow() + _options.LeaseDuration;
+        var records = state.State.Records;
+        foreach (var (transferId, listedAt) in state.State.InFlight)
+        {
+            _listings[transferId] = new Listing(listedAt, records?.GetValueOrDefault(transferId)) { LeaseUntil = heldUntil };
+        }
+
+        _rows = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
         _commit = new GroupCommit(WriteSnapshot, _options.RecoveryWriteDelay, time);
         // One reminder per shard, registered once per activation: it outlives this silo and
         // brings the shard back to finish what it lists.
@@ -59,45 +73,84 @@ public sealed partial class RecoveryShardGrain(
         await base.OnDeactivateAsync(reason, cancellationToken);
     }
 
-    public async Task<ListedTransfer> Track(TransferRecord record)
+    public async Task<DriveTicket> Begin(TransferRequest request)
     {
-        ArgumentNullException.ThrowIfNull(record);
-        var transferId = record.Request.TransferId;
-        if (_records.TryGetValue(transferId, out var listed))
+        ArgumentNullException.ThrowIfNull(request);
+        var transferId = request.TransferId;
+        var found = await Lookup(transferId);
+        if (found.Ended is { Record: { } ended } row)
+        {
+            return new DriveTicket(ended, null, Conflict: ended.Request != request, Completed: true, Result: Result(ended, row));
+        }
+
+        if (found.Listing is { } listing)
         {
             // Listed already (a retry, or the same key with another request): the listing must be durable.
             await Durable();
-            return new ListedTransfer(listed, Created: false);
+            return Ticket(listing, request);
         }
 
-        if (_inFlight.Count >= MaxInFlight)
+        if (_listings.Count >= MaxInFlight)
         {
-            throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} lists {_inFlight.Count} movements, the limit is {MaxInFlight}.");
+            throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} lists {_listings.Count} movements, the limit is {MaxInFlight}.");
         }
 
-        // An id listed without a record came from an earlier version that died before writing
-        // the record; recovery would drop it, so this record takes its place.
-        _inFlight.TryAdd(transferId, time.GetUtcNow());
-        _records[transferId] = record;
-        await _commit.Persisted(_commit.Changed());
-        return new ListedTransfer(record, Created: true);
+        // Listing the record is what records it: durable before any account is touched. Concurrent
+        // retries of the key find the lease held for this caller meanwhile, and wait for the outcome.
+        var now = time.GetUtcNow();
+        var created = new Listing(now, new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, now, null))
+        {
+            RowRead = true,
+            RowETag = found.RowETag,
+            LeaseUntil = now + _options.LeaseDuration,
+            LeaseId = Guid.NewGuid(),
+        };
+        _listings.Add(transferId, created);
+        try
+        {
+            await _commit.Persisted(_commit.Changed());
+        }
+        catch
+        {
+            // Not known to be stored: nobody drives it on this caller's behalf; recovery or a retry may.
+            created.LeaseUntil = null;
+            created.LeaseId = Guid.Empty;
+            throw;
+        }
+
+        // The lease runs from when its holder may start.
+        created.LeaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+        return new DriveTicket(created.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: true, created.LeaseId);
     }
 
-    public async Task<TransferRecord?> Find(string transferId)
+    public async Task<DriveTicket> Claim(string transferId)
     {
-        if (!_records.TryGetValue(transferId, out var listed))
+        var found = await Lookup(transferId);
+        if (found.Listing is not { Record: { } record } listing)
         {
-            return null;
+            return new DriveTicket(found.Ended?.Record, null, Conflict: false, Completed: found.Ended is not null);
         }
 
-        // Never hand out a listing that a failed write may not have stored.
         await Durable();
-        return listed;
+        return Ticket(listing, record.Request);
+    }
+
+    public Task<TimeSpan?> RenewLease(string transferId, Guid leaseId)
+    {
+        if (leaseId == Guid.Empty || !_listings.TryGetValue(transferId, out var listing) || listing.LeaseId != leaseId || listing.Completing is not null)
+        {
+            return Task.FromResult<TimeSpan?>(null);
+        }
+
+        // Only the holder renews, and nobody else has taken the lease since: its old prepares
+        // and its new ones come from one driver.
+        listing.LeaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+        return Task.FromResult<TimeSpan?>(_options.LeaseDuration);
     }
 
     public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset notAfter)
     {
-        if (!_records.TryGetValue(transferId, out var listed))
+        if (!_listings.TryGetValue(transferId, out var listing) || listing.Record is not { } listed)
         {
             return null;
         }
@@ -111,51 +164,97 @@ public sealed partial class RecoveryShardGrain(
             return listed;
         }
 
-        listed = listed with
+        listing.Record = listed with
         {
             Status = reason == RejectionReason.None ? TransferStatus.Committed : TransferStatus.Rejected,
             Reason = reason,
             DecidedAt = decidedAt,
         };
-        _records[transferId] = listed;
         await _commit.Persisted(_commit.Changed());
-        return listed;
+        return listing.Record;
     }
 
-    /// <summary>Returns once every change made so far is in storage (at once when it already is).</summary>
-    private Task Durable() => _commit.Persisted(_commit.Latest);
-
-    public Task Untrack(string transferId)
+    public async Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit)
     {
-        if (_inFlight.Remove(transferId) | _records.Remove(transferId))
+        if (!_listings.TryGetValue(transferId, out var listing))
         {
-            // Not written now: the next listing's write carries it, or the flush timer does. Until
-            // then a restart only lists an ended movement once more, which recovery drops.
-            _commit.Changed();
+            // Ended already (a driver that outlived its lease completes after its successor).
+            return;
         }
 
-        return Task.CompletedTask;
+        if (listing.Record is not { Status: not TransferStatus.Pending } decided)
+        {
+            throw new InvalidOperationException($"Transfer '{transferId}' was completed before it was decided.");
+        }
+
+        if (listing.Completing is { } writing)
+        {
+            // A driver that outlived its lease, completing while its successor does.
+            await writing;
+            return;
+        }
+
+        writing = WriteOutcome(transferId, listing, new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit });
+        listing.Completing = writing;
+        try
+        {
+            await writing;
+        }
+        finally
+        {
+            // After a failed write the movement stays listed; the next lease holder completes it.
+            listing.Completing = null;
+        }
     }
 
-    private Task FlushRemovals(CancellationToken cancellation) => Durable();
+    public async Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout)
+    {
+        if ((await Lookup(transferId)).Listing is { } listing)
+        {
+            listing.Ended ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            try
+            {
+                await listing.Ended.Task.WaitAsync(timeout, time);
+            }
+            catch (TimeoutException)
+            {
+                // Still being driven (or waiting for recovery): report where it stands.
+            }
+        }
+
+        return await GetResult(transferId);
+    }
+
+    public async Task<TransferResult?> GetResult(string transferId)
+    {
+        var found = await Lookup(transferId);
+        if (found.Listing is { Record: { } listed })
+        {
+            // Never hand out a listing that a failed write may not have stored.
+            await Durable();
+            return Result(listed, row: null);
+        }
+
+        return found.Ended is { Record: { } ended } row ? Result(ended, row) : null;
+    }
 
     public Task<IReadOnlyList<string>> List(int limit) =>
-        Task.FromResult<IReadOnlyList<string>>(_inFlight.OrderBy(e => e.Value).Take(limit).Select(e => e.Key).ToArray());
+        Task.FromResult<IReadOnlyList<string>>(_listings.OrderBy(e => e.Value.ListedAt).Take(limit).Select(e => e.Key).ToArray());
 
     public Task ReceiveReminder(string reminderName, TickStatus status)
     {
         var cutoff = time.GetUtcNow() - _options.RecoveryDueTime;
         var coordinator = GrainFactory.GetCoordinator();
-        var due = _inFlight.Where(e => e.Value <= cutoff).OrderBy(e => e.Value).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
+        var due = _listings.Where(e => e.Value.ListedAt <= cutoff).OrderBy(e => e.Value.ListedAt).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
         if (due.Length > 0)
         {
             var shard = this.GetPrimaryKeyLong();
-            LogSweep(logger, shard, due.Length, _inFlight.Count);
+            LogSweep(logger, shard, due.Length, _listings.Count);
         }
 
         foreach (var transferId in due)
         {
-            // One-way: the coordinator claims the movement and finishes it, or untracks it if it has ended.
+            // One-way: the coordinator claims the movement and finishes it, or finds it ended.
             coordinator.Recover(transferId).Ignore();
         }
 
@@ -163,19 +262,209 @@ public sealed partial class RecoveryShardGrain(
     }
 
     /// <summary>
+    /// Where a movement stands: listed (with its row read by this activation), ended (its row holds
+    /// the outcome), or unknown (with the etag of its empty row, for the write at its end). A listing
+    /// this activation loaded from storage is checked against the movement's row the first time it
+    /// is asked for: the movement may have ended with its removal not yet stored, or have been listed
+    /// by an earlier version that kept its record in the row. A pending record that an earlier
+    /// version kept in the row and never listed is listed now, its lease held back like any adoption.
+    /// </summary>
+    private async Task<Found> Lookup(string transferId)
+    {
+        if (_listings.TryGetValue(transferId, out var listing) && listing.RowRead)
+        {
+            return new Found(listing, null, null);
+        }
+
+        var row = await ReadRow(transferId);
+        // The list may have changed while the row was read.
+        _listings.TryGetValue(transferId, out listing);
+        if (listing is { RowRead: true })
+        {
+            return new Found(listing, null, null);
+        }
+
+        var stored = row.State;
+        if (stored is { Completed: true, Record: not null })
+        {
+            if (listing is not null)
+            {
+                Remove(transferId, listing);
+            }
+
+            return new Found(null, stored, row.ETag);
+        }
+
+        if (stored.Record is { } pending)
+        {
+            var now = time.GetUtcNow();
+            listing ??= AddAdopted(transferId, now);
+            listing.Record ??= pending;
+            _commit.Changed();
+        }
+        else if (listing is { Record: null })
+        {
+            // Listed by an earlier version that stopped before it wrote the record: no account was touched.
+            Remove(transferId, listing);
+            return new Found(null, null, row.ETag);
+        }
+
+        if (listing is null)
+        {
+            return new Found(null, null, row.ETag);
+        }
+
+        listing.RowRead = true;
+        listing.RowETag = row.ETag;
+        return new Found(listing, null, null);
+    }
+
+    private Listing AddAdopted(string transferId, DateTimeOffset now)
+    {
+        var listing = new Listing(now, null) { LeaseUntil = now + _options.LeaseDuration };
+        _listings.Add(transferId, listing);
+        return listing;
+    }
+
+    /// <summary>
+    /// The ticket for a caller of a listed movement: a conflict when the id holds another request,
+    /// else the record, with the lease when nobody holds it. The lease id goes only to its holder.
+    /// </summary>
+    private DriveTicket Ticket(Listing listing, TransferRequest request)
+    {
+        var record = listing.Record!;
+        if (record.Request != request)
+        {
+            return new DriveTicket(record, null, Conflict: true, Completed: false);
+        }
+
+        var now = time.GetUtcNow();
+        if (listing.Completing is not null || listing.LeaseUntil is { } until && until > now)
+        {
+            return new DriveTicket(record, null, Conflict: false, Completed: false);
+        }
+
+        listing.LeaseUntil = now + _options.LeaseDuration;
+        listing.LeaseId = Guid.NewGuid();
+        return new DriveTicket(record, _options.LeaseDuration, Conflict: false, Completed: false, Created: false, listing.LeaseId);
+    }
+
+    /// <summary>
+    /// Writes the ended movement's outcome into its row, then takes it off the list.
+    /// </summary>
+    private async Task WriteOutcome(string transferId, Listing listing, TransferState outcome)
+    {
+        try
+        {
+            if (!listing.RowRead)
+            {
+                // Loaded from storage by this activation: the row's etag is not known yet.
+                var current = await ReadRow(transferId);
+                listing.RowRead = true;
+                listing.RowETag = current.ETag;
+                if (current.State.Completed)
+                {
+                    Remove(transferId, listing);
+                    return;
+                }
+            }
+
+            var row = new GrainState<TransferState>(outcome) { ETag = listing.RowETag, RecordExists = listing.RowETag is not null };
+            await _rows.WriteStateAsync(TransferState.StateName, LedgerGrains.TransferRowId(transferId), row);
+            // Only once the outcome is durable may the movement leave the list.
+            Remove(transferId, listing);
+        }
+        catch (Exception ex)
+        {
+            // The row may have changed under another writer: read it again before the next try.
+            listing.RowRead = false;
+            LogCompleteFailed(logger, ex, transferId);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Takes a movement off the list and wakes whoever waits for its end. Not written now: the next
+    /// listing's write carries it, or the flush timer does. Until then a restart only lists an ended
+    /// movement once more, which the check against its row drops.
+    /// </summary>
+    private void Remove(string transferId, Listing listing)
+    {
+        if (_listings.TryGetValue(transferId, out var current) && current == listing)
+        {
+            _listings.Remove(transferId);
+            _commit.Changed();
+        }
+
+        listing.Ended?.TrySetResult();
+    }
+
+    private async Task<(TransferState State, string? ETag)> ReadRow(string transferId)
+    {
+        var row = new GrainState<TransferState>(new TransferState());
+        await _rows.ReadStateAsync(TransferState.StateName, LedgerGrains.TransferRowId(transferId), row);
+        return (row.State ?? new TransferState(), row.ETag);
+    }
+
+    private static TransferResult Result(TransferRecord record, TransferState? row) =>
+        new(record.Request, record.Status, record.Reason, row?.Debit, row?.Credit, record.CreatedAt);
+
+    /// <summary>Returns once every change made so far is in storage (at once when it already is).</summary>
+    private Task Durable() => _commit.Persisted(_commit.Latest);
+
+    private Task FlushRemovals(CancellationToken cancellation) => Durable();
+
+    /// <summary>
     /// Writes a copy of the list: turns that interleave with a write (the grain is reentrant) change
     /// the live list, never the one a storage provider may still be serializing.
     /// </summary>
     private Task WriteSnapshot()
     {
-        state.State = new RecoveryShardState
+        var inFlight = new Dictionary<string, DateTimeOffset>(_listings.Count, StringComparer.Ordinal);
+        var records = new Dictionary<string, TransferRecord>(_listings.Count, StringComparer.Ordinal);
+        foreach (var (transferId, listing) in _listings)
         {
-            InFlight = new Dictionary<string, DateTimeOffset>(_inFlight, StringComparer.Ordinal),
-            Records = new Dictionary<string, TransferRecord>(_records, StringComparer.Ordinal),
-        };
+            inFlight.Add(transferId, listing.ListedAt);
+            if (listing.Record is { } record)
+            {
+                records.Add(transferId, record);
+            }
+        }
+
+        state.State = new RecoveryShardState { InFlight = inFlight, Records = records };
         return state.WriteStateAsync();
     }
 
+    /// <summary>A listed movement: what is stored of it (when listed, its record) and what only this activation knows.</summary>
+    private sealed class Listing(DateTimeOffset listedAt, TransferRecord? record)
+    {
+        public DateTimeOffset ListedAt { get; } = listedAt;
+
+        /// <summary>The request, and the decision once made; null until the row of an earlier version's listing is read.</summary>
+        public TransferRecord? Record { get; set; } = record;
+
+        /// <summary>True once this activation has read the movement's row: it has not ended, and its etag is known.</summary>
+        public bool RowRead { get; set; }
+
+        public string? RowETag { get; set; }
+
+        /// <summary>When the lease ends; while it lasts nobody else may drive. Null: nobody holds it.</summary>
+        public DateTimeOffset? LeaseUntil { get; set; }
+
+        public Guid LeaseId { get; set; }
+
+        /// <summary>The write of the outcome, once every account has applied the decision.</summary>
+        public Task? Completing { get; set; }
+
+        /// <summary>Set when the movement leaves the list; created only when somebody waits for it.</summary>
+        public TaskCompletionSource? Ended { get; set; }
+    }
+
+    private readonly record struct Found(Listing? Listing, TransferState? Ended, string? RowETag);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovery shard {Shard}: handing {Due} of {Listed} listed movements to coordinators")]
     private static partial void LogSweep(ILogger logger, long shard, int due, int listed);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Writing the outcome of transfer {TransferId} failed; it stays listed, and its next lease holder completes it")]
+    private static partial void LogCompleteFailed(ILogger logger, Exception exception, string transferId);
 }

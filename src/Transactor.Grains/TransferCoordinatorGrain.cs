@@ -32,42 +32,41 @@ public sealed partial class TransferCoordinatorGrain(
             return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
         }
 
-        var transfer = GrainFactory.GetTransfer(request.TransferId);
-        var ticket = await transfer.Begin(request);
+        var shard = GrainFactory.GetRecoveryShard(request.TransferId);
+        var ticket = await shard.Begin(request);
         if (ticket.Conflict)
         {
             instruments.Rejected(RejectionReason.IdempotencyKeyReused);
             return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
         }
 
-        if (ticket.Lease is not { } lease)
+        if (ticket.Result is { } ended)
         {
-            // Ended, or another coordinator is driving it: every caller sees the one outcome.
-            var ended = await transfer.WaitForResult(_options.WaitTimeout)
-                ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
             return ended with { Replayed = true };
         }
 
-        var result = await Drive(transfer, ticket.Record!, lease, ticket.LeaseId);
+        if (ticket.Lease is not { } lease)
+        {
+            // Another coordinator is driving it (or its lease has not run out): every caller sees the one outcome.
+            var awaited = await shard.WaitForResult(request.TransferId, _options.WaitTimeout)
+                ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
+            return awaited with { Replayed = true };
+        }
+
+        var result = await Drive(shard, ticket.Record!, lease, ticket.LeaseId);
         return ticket.Created ? result : result with { Replayed = true };
     }
 
     public async Task Recover(string transferId)
     {
-        var transfer = GrainFactory.GetTransfer(transferId);
+        var shard = GrainFactory.GetRecoveryShard(transferId);
         try
         {
-            var ticket = await transfer.Claim();
-            if (ticket.Record is null || ticket.Completed)
-            {
-                await GrainFactory.GetRecoveryShard(transferId).Untrack(transferId);
-                return;
-            }
-
-            if (ticket is { Record: { } record, Lease: { } lease })
+            // Ended, or driven by someone else: nothing to do here.
+            if (await shard.Claim(transferId) is { Record: { } record, Lease: { } lease } ticket)
             {
                 instruments.Recovered();
-                var result = await Drive(transfer, record, lease, ticket.LeaseId);
+                var result = await Drive(shard, record, lease, ticket.LeaseId);
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
         }
@@ -78,7 +77,7 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
-    private async Task<TransferResult> Drive(ITransferGrain transfer, TransferRecord record, TimeSpan lease, Guid leaseId)
+    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, TimeSpan lease, Guid leaseId)
     {
         var started = time.GetTimestamp();
         var request = record.Request;
@@ -97,7 +96,7 @@ public sealed partial class TransferCoordinatorGrain(
                 {
                     // Out of lease (busy accounts): renew it if nobody has taken it over, and prepare
                     // again (idempotent); else whoever holds the next lease (recovery, a retry) finishes.
-                    if (renewals == MaxLeaseRenewals || await transfer.RenewLease(leaseId) is not { } renewed)
+                    if (renewals == MaxLeaseRenewals || await shard.RenewLease(request.TransferId, leaseId) is not { } renewed)
                     {
                         return StillPending(record);
                     }
@@ -109,7 +108,7 @@ public sealed partial class TransferCoordinatorGrain(
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);
                 // The commit point: the decision is written into the record the shard keeps, only
                 // within the lease, like every prepare.
-                record = await GrainFactory.GetRecoveryShard(request.TransferId).Decide(request.TransferId, prepared.Value, deadline)
+                record = await shard.Decide(request.TransferId, prepared.Value, deadline)
                     ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' was decided while its recovery shard does not list it.");
                 if (record.Status == TransferStatus.Pending)
                 {
@@ -127,7 +126,8 @@ public sealed partial class TransferCoordinatorGrain(
 
             var debit = first.Entry == EntrySide.Debit ? firstSnapshot : secondSnapshot;
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
-            await transfer.Complete(record, debit, credit);
+            // One-way: the client hears the outcome now; the shard writes it into the movement's row.
+            await shard.Complete(request.TransferId, debit, credit);
             status = record.Status;
             reason = record.Reason;
             return new TransferResult(request, record.Status, record.Reason, debit, credit, record.CreatedAt);

@@ -89,7 +89,7 @@ public static class TransfersApi
             return Problems.TransferNotFound(id);
         }
 
-        var result = await client.GetTransfer(id).GetResult();
+        var result = await client.GetTransferResult(id);
         return result is null ? Problems.TransferNotFound(id) : TypedResults.Ok(TransferView.Of(result));
     }
 

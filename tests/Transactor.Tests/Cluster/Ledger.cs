@@ -85,7 +85,7 @@ internal sealed class Ledger(IClusterClient client)
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            var result = await client.GetTransfer(transferId).GetResult();
+            var result = await client.GetTransferResult(transferId);
             if (result is null || result.Status != TransferStatus.Pending)
             {
                 if (result is not null)

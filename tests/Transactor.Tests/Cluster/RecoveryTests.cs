@@ -60,7 +60,8 @@ public sealed class RecoveryTests(ClusterFixture fixture)
         var ids = await _ledger.OpenFunded(Ledger.NewId("late"), 2, 1_000);
         var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
         var shard = fixture.Client.GetRecoveryShard(request.TransferId);
-        await shard.Track(new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, DateTimeOffset.UtcNow, null));
+        var ticket = await shard.Begin(request);
+        Assert.True(ticket.Created && ticket.Lease is not null, "The first Begin of a key records it and hands its caller the lease.");
 
         var late = await shard.Decide(request.TransferId, RejectionReason.None, notAfter: DateTimeOffset.UtcNow.AddSeconds(-1));
         var timely = await shard.Decide(request.TransferId, RejectionReason.InsufficientFunds, notAfter: DateTimeOffset.UtcNow.AddSeconds(30));
@@ -143,11 +144,10 @@ public sealed class EarlierVersionRecoveryTests(ClusterFixture fixture)
         var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 300, "USD");
         var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
         var record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, DateTimeOffset.UtcNow, null);
-        var transfer = fixture.Client.GetTransfer(request.TransferId);
         // What an earlier version wrote at Begin, before any account changed.
-        Assert.True(ClusterFixture.Store.Rows.TryAdd(("transfer", transfer.GetGrainId()), new(serializer.SerializeToArray(new TransferState { Record = record }), 1)));
+        Assert.True(ClusterFixture.Store.Rows.TryAdd((TransferState.StateName, LedgerGrains.TransferRowId(request.TransferId)), new(serializer.SerializeToArray(new TransferState { Record = record }), 1)));
 
-        var seen = await transfer.GetResult();
+        var seen = await fixture.Client.GetTransferResult(request.TransferId);
         var result = await ledger.WaitForRecordedEnd(request.TransferId, TimeSpan.FromSeconds(30));
         await ledger.WaitUntilQuiet(ids, TimeSpan.FromSeconds(30));
 

@@ -155,7 +155,7 @@ public sealed class TransferTests(ClusterFixture fixture)
         Assert.Equal(RejectionReason.IdempotencyKeyReused, reused.Reason);
         Assert.Equal(RejectionReason.IdempotencyKeyReused, asDeposit.Reason);
         Assert.Equal([900L, 100L], (await _ledger.Snapshots([a, b])).Select(s => s.AvailableMinor));
-        var recorded = await fixture.Client.GetTransfer(id).GetResult();
+        var recorded = await fixture.Client.GetTransferResult(id);
         Assert.Equal(100, recorded!.Request.AmountMinor);
     }
 

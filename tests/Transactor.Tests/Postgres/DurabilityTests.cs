@@ -62,7 +62,7 @@ public sealed class DurabilityTests(PostgresFixture postgres)
             Assert.Equal((TransferStatus.Rejected, RejectionReason.InsufficientFunds), (rejectedAgain.Status, rejectedAgain.Reason));
             Assert.Equal(RejectionReason.IdempotencyKeyReused, reused.Reason);
             Assert.Equal(balances, (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
-            var record = await restarted.Client.GetTransfer(committed.TransferId).GetResult();
+            var record = await restarted.Client.GetTransferResult(committed.TransferId);
             Assert.Equal(TransferStatus.Committed, record!.Status);
         }
         finally
