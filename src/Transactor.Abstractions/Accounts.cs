@@ -22,6 +22,7 @@ public sealed record AccountSnapshot(
 }
 
 /// <summary>Outcome of opening an account.</summary>
+[GenerateSerializer]
 public enum OpenAccountStatus
 {
     /// <summary>The account was opened now.</summary>
@@ -44,6 +45,7 @@ public sealed record OpenAccountResult(
     [property: Id(1)] AccountSnapshot? Account);
 
 /// <summary>Which side of a movement an account is on.</summary>
+[GenerateSerializer]
 public enum EntrySide
 {
     /// <summary>Money leaves the account.</summary>
@@ -70,6 +72,7 @@ public sealed record PrepareRequest(
     [property: Id(5)] bool External = false);
 
 /// <summary>Outcome of a prepare.</summary>
+[GenerateSerializer]
 public enum PrepareStatus
 {
     /// <summary>The account promised its side (or had already promised it).</summary>

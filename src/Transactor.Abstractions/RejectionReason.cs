@@ -5,6 +5,7 @@ namespace Transactor;
 /// snake_case code (see <see cref="RejectionReasons.ToCode"/>) that clients may rely on.
 /// Values are persisted: never renumber them.
 /// </summary>
+[GenerateSerializer]
 public enum RejectionReason
 {
     /// <summary>Not rejected.</summary>

@@ -36,6 +36,7 @@ public sealed record TransferRequest(
 }
 
 /// <summary>The kinds of money movement.</summary>
+[GenerateSerializer]
 public enum TransferKind
 {
     /// <summary>Neither account is named.</summary>
@@ -52,6 +53,7 @@ public enum TransferKind
 }
 
 /// <summary>Where a movement stands. Values are persisted: never renumber them.</summary>
+[GenerateSerializer]
 public enum TransferStatus
 {
     /// <summary>Recorded, not yet decided; recovery drives it to an end.</summary>

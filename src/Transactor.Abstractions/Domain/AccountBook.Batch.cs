@@ -181,6 +181,7 @@ public sealed partial class AccountBook
 }
 
 /// <summary>What a batch rule did. Values are stable: never renumber them.</summary>
+[GenerateSerializer]
 public enum BatchOutcome
 {
     /// <summary>The rule applied and the state changed.</summary>
@@ -221,6 +222,7 @@ public enum BatchOutcome
 }
 
 /// <summary>Where a remembered deposit stands in its dispute life cycle. Persisted: never renumber.</summary>
+[GenerateSerializer]
 public enum DepositStatus : byte
 {
     /// <summary>Marks a free slot of <see cref="DepositHistory"/>; never the status of a deposit.</summary>

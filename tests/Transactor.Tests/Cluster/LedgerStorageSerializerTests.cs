@@ -38,6 +38,31 @@ public sealed class LedgerStorageSerializerTests
         Assert.Equal(payload.ToArray(), ((BinaryData)serialize.Invoke(serializer, [copy])!).ToArray());
     }
 
+    /// <summary>
+    /// What versions before the enums carried <c>[GenerateSerializer]</c> stored: the runtime's
+    /// fallback codec wrote each enum with its type (two bytes more). Rows in that encoding stay in
+    /// databases for good, so they must keep reading as they were written.
+    /// </summary>
+    [Fact]
+    public void States_stored_in_the_earlier_enum_encoding_still_read()
+    {
+        var record = new TransferRecord(new TransferRequest("t-1", "a", "b", 5, "USD"), TransferStatus.Rejected, RejectionReason.InsufficientFunds, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+
+        var row = Serializer.Deserialize<TransferState>(Convert.FromHexString(
+            "30012991d4b1315472616e736163746f722e5472616e73666572537461746520e820e84007742d3141036141036201154107555344e009030909030521800080b5f7f57f9f08810000000000000000e021800080b5f7f57f9f08810000000000000000e0e00103c101c101e0"));
+        var shard = Serializer.Deserialize<RecoveryShardState>(Convert.FromHexString(
+            "300123ccf9b33b5472616e736163746f722e5265636f7665727953686172645374617465203001312cd42e1d537472696e67436f6d706172657200030101e0e02101034107742d3120e820e8c01141036141036201154107555344e009030909030521800080b5f7f57f9f08810000000000000000e021800080b5f7f57f9f08810000000000000000e0e0e0e0"));
+        var account = Serializer.Deserialize<AccountState>(Convert.FromHexString(
+            "30015af7199b2f5472616e736163746f722e4163636f756e7453746174654007555344c10121800000000000000000810000000000000000e0011d01010101010101010101213001312cd42e1d537472696e67436f6d706172657200030101e0010341037820e8080305010d0103e0e02120001121e8002203010b091503e020e800010101091501e020e800010101091501e020e800010101091501e020e80062090113091503e020e800010101091501e020e800010101091501e020e800010101091501e0e00109e0c1010101e0"));
+
+        Assert.Equal((record, true), (row!.Record, row.Completed));
+        Assert.Equal(record, Assert.Single(shard!.Records!).Value);
+        Assert.Equal(("USD", 7L), (account!.Currency, account.AvailableMinor));
+        Assert.Equal(new PendingEntry(EntrySide.Credit, 3, External: true), Assert.Single(account.Pending).Value);
+        Assert.True(account.Deposits!.TryGet(9, out var deposit));
+        Assert.Equal(new DepositRecord(300, 9, DepositStatus.Settled), deposit);
+    }
+
     [Fact]
     public void Json_is_recognised_by_its_opening_brace()
     {
