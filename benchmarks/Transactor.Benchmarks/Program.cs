@@ -22,7 +22,7 @@ var hotOption = new Option<int>("--hot-accounts") { Description = "Accounts in t
 var seedOption = new Option<int>("--seed") { Description = "Seed of the random transfers.", DefaultValueFactory = _ => 42 };
 var postgresOption = new Option<string?>("--postgres") { Description = "Store grain state and reminders in this PostgreSQL database (an Npgsql connection string) instead of in memory." };
 var workloadsOption = new Option<string>("--workloads") { Description = "Comma-separated workloads to run: uniform, hot.", DefaultValueFactory = _ => "uniform,hot" };
-var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions.", DefaultValueFactory = _ => "transactor,orleans-transactions" };
+var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
@@ -50,6 +50,9 @@ internal static class Bench
 {
     private const long InitialBalanceMinor = 1_000_000_000;
     private const long MaxTransferMinor = 10_000;
+    private const string TransactorEngine = "Transactor";
+    private const string BaselineEngine = "Orleans transactions";
+    private const string GrainCallsEngine = "trivial grain call";
 
     public static async Task<int> Run(Settings settings, int accounts, int hotAccounts, CancellationToken cancellation)
     {
@@ -111,9 +114,17 @@ internal static class Bench
             if (settings.Engines.Contains("transactor"))
             {
                 await Setup(ids, id => OpenAndFund(grains, id));
-                var transactor = await Measure(name, "Transactor", settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n));
+                var transactor = await Measure(name, TransactorEngine, settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n));
                 rows.Add(transactor);
                 failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+            }
+
+            if (settings.Engines.Contains("grain-calls") && settings.Postgres is null)
+            {
+                var echoIds = ids.Select(id => "e-" + id).ToArray();
+                await Setup(echoIds, id => grains.GetGrain<IEchoGrain>(id).Echo(0));
+                rows.Add(await Measure(name, GrainCallsEngine, settings, echoIds, async (from, _, amount, _) =>
+                    await grains.GetGrain<IEchoGrain>(from).Echo(amount) == amount ? Outcome.Committed : Outcome.Failed));
             }
 
             if (!settings.Engines.Contains("orleans-transactions"))
@@ -123,7 +134,7 @@ internal static class Bench
 
             var baselineIds = ids.Select(id => "b-" + id).ToArray();
             await Setup(baselineIds, id => grains.GetGrain<IBaselineAccountGrain>(id).Deposit(InitialBalanceMinor));
-            var baseline = await Measure(name, "Orleans transactions", settings, baselineIds, (from, to, amount, _) => BaselineTransfer(grains, from, to, amount));
+            var baseline = await Measure(name, BaselineEngine, settings, baselineIds, (from, to, amount, _) => BaselineTransfer(grains, from, to, amount));
             rows.Add(baseline);
             var baselineTotal = (await Task.WhenAll(baselineIds.Select(id => BaselineBalance(grains, id)))).Sum();
             if (baselineTotal != count * InitialBalanceMinor)
@@ -315,11 +326,21 @@ internal static class Bench
             Console.WriteLine($"| {r.Workload} | {r.Engine} | {r.PerSecond:N0} | {r.P50Ms:N2} | {r.P99Ms:N2} | {r.MaxMs:N2} | {r.Committed:N0} | {r.Rejected:N0} | {r.Failed:N0} |");
         }
 
-        foreach (var group in rows.GroupBy(r => r.Workload).Where(g => g.Count() == 2))
+        foreach (var group in rows.GroupBy(r => r.Workload))
         {
-            var t = group.First(r => r.Engine == "Transactor");
-            var b = group.First(r => r.Engine != "Transactor");
-            Console.WriteLine($"{group.Key}: Transactor / Orleans transactions = {(b.PerSecond > 0 ? t.PerSecond / b.PerSecond : double.PositiveInfinity):N1}x");
+            var t = group.FirstOrDefault(r => r.Engine == TransactorEngine);
+            var b = group.FirstOrDefault(r => r.Engine == BaselineEngine);
+            var c = group.FirstOrDefault(r => r.Engine == GrainCallsEngine);
+            if (t is not null && b is not null)
+            {
+                Console.WriteLine($"{group.Key}: Transactor / Orleans transactions = {(b.PerSecond > 0 ? t.PerSecond / b.PerSecond : double.PositiveInfinity):N1}x");
+            }
+
+            if (t is not null && c is not null)
+            {
+                var calls = t.PerSecond * GrainCallCeiling.TransferGrainCalls;
+                Console.WriteLine($"{group.Key}: Transactor's {GrainCallCeiling.TransferGrainCalls} grain calls per transfer = {calls:N0} calls/s, {calls / c.PerSecond:P0} of the {c.PerSecond:N0} trivial calls/s of this run");
+            }
         }
     }
 
