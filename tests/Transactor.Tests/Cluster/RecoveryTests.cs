@@ -159,3 +159,68 @@ public sealed class EarlierVersionRecoveryTests(ClusterFixture fixture)
         await ledger.AssertBalanced(ids, 2_000);
     }
 }
+
+/// <summary>
+/// A recovery shard that comes back after a crash loads its stored list, which may be behind the
+/// movements' rows: it checks each listing against its row before it answers from it.
+/// </summary>
+[Collection(ClusterTestGroup.Name)]
+public sealed class ShardRestartTests(ClusterFixture fixture)
+{
+    /// <summary>A shard key outside <see cref="RecoveryShards.Count"/>: never activated by other tests, so its stored list is this test's.</summary>
+    private const long UnusedShard = 1_000 + RecoveryShards.Count;
+
+    [Fact]
+    public async Task A_shard_that_comes_back_checks_its_stored_list_against_the_movements_rows()
+    {
+        var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
+        var at = DateTimeOffset.UtcNow;
+        TransferRecord Pending(string id) => new(new TransferRequest(id, "acct-a", "acct-b", 10, "USD"), TransferStatus.Pending, RejectionReason.None, at, null);
+        void StoreRow(string id, TransferState row) =>
+            Assert.True(ClusterFixture.Store.Rows.TryAdd((TransferState.StateName, LedgerGrains.TransferRowId(id)), new(serializer.SerializeToArray(row), 1)));
+
+        // Ended, with its removal from the list not yet stored when the shard's silo died.
+        var ended = Pending(Ledger.NewId("restart-ended")) with { Status = TransferStatus.Committed, DecidedAt = at };
+        var debit = new AccountSnapshot("acct-a", "USD", null, 90, 0, 0, false, 3, at, 0);
+        StoreRow(ended.Request.TransferId, new TransferState { Record = ended, Completed = true, Debit = debit });
+        // Listed by id by an earlier version, which kept the record in the row: ended, and never recorded.
+        var legacyEnded = Pending(Ledger.NewId("restart-legacy")) with { Status = TransferStatus.Rejected, Reason = RejectionReason.InsufficientFunds, DecidedAt = at };
+        StoreRow(legacyEnded.Request.TransferId, new TransferState { Record = legacyEnded, Completed = true });
+        var neverRecorded = Ledger.NewId("restart-unrecorded");
+        // In flight: a coordinator of the shard's previous activation may still drive it.
+        var inFlight = Pending(Ledger.NewId("restart-inflight"));
+
+        var shard = fixture.Client.GetGrain<IRecoveryShardGrain>(UnusedShard);
+        var list = new RecoveryShardState
+        {
+            InFlight = { [ended.Request.TransferId] = at, [legacyEnded.Request.TransferId] = at, [neverRecorded] = at, [inFlight.Request.TransferId] = at },
+            Records = new() { [ended.Request.TransferId] = ended, [inFlight.Request.TransferId] = inFlight },
+        };
+        Assert.True(ClusterFixture.Store.Rows.TryAdd(("recovery", shard.GetGrainId()), new(serializer.SerializeToArray(list), 1)));
+
+        var retry = await shard.Begin(ended.Request);
+        Assert.True(retry is { Completed: true, Conflict: false, Lease: null }, "a retry of a movement that ended gets its outcome, not a lease");
+        Assert.Equal((TransferStatus.Committed, debit), (retry.Result!.Status, retry.Result.Debit));
+        Assert.Equal(RejectionReason.InsufficientFunds, (await shard.GetResult(legacyEnded.Request.TransferId))!.Reason);
+        Assert.Null(await shard.GetResult(neverRecorded));
+        var held = await shard.Begin(inFlight.Request);
+        Assert.True(held is { Completed: false, Conflict: false, Lease: null }, "a movement listed before the shard came back is held back for one lease");
+        Assert.Equal([inFlight.Request.TransferId], await shard.List(10));
+
+        // Once the previous activation's lease would have ended, a driver gets it and ends the movement.
+        DriveTicket claimed;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while ((claimed = await shard.Claim(inFlight.Request.TransferId)).Lease is null && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.NotNull(claimed.Lease);
+        var decided = await shard.Decide(inFlight.Request.TransferId, RejectionReason.InsufficientFunds, DateTimeOffset.UtcNow + claimed.Lease.Value);
+        Assert.Equal(TransferStatus.Rejected, decided!.Status);
+        await shard.Complete(inFlight.Request.TransferId, null, null);
+        var result = await shard.WaitForResult(inFlight.Request.TransferId, TimeSpan.FromSeconds(10));
+        Assert.Equal((TransferStatus.Rejected, RejectionReason.InsufficientFunds), (result!.Status, result.Reason));
+        Assert.Empty(await shard.List(10));
+    }
+}
