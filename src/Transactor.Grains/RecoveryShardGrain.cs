@@ -87,7 +87,7 @@ public sealed partial class RecoveryShardGrain(
         {
             // Listed already (a retry, or the same key with another request): the listing must be durable.
             await Durable();
-            return Ticket(listing, request);
+            return Ticket(transferId, listing, request);
         }
 
         if (_listings.Count >= MaxInFlight)
@@ -132,7 +132,7 @@ public sealed partial class RecoveryShardGrain(
         }
 
         await Durable();
-        return Ticket(listing, record.Request);
+        return Ticket(transferId, listing, record.Request);
     }
 
     public Task<TimeSpan?> RenewLease(string transferId, Guid leaseId)
@@ -329,8 +329,10 @@ public sealed partial class RecoveryShardGrain(
     /// <summary>
     /// The ticket for a caller of a listed movement: a conflict when the id holds another request,
     /// else the record, with the lease when nobody holds it. The lease id goes only to its holder.
+    /// No lease for a listing that left the list while its caller waited for the list to be
+    /// durable: the movement has ended, and the caller reads its outcome instead.
     /// </summary>
-    private DriveTicket Ticket(Listing listing, TransferRequest request)
+    private DriveTicket Ticket(string transferId, Listing listing, TransferRequest request)
     {
         var record = listing.Record!;
         if (record.Request != request)
@@ -339,7 +341,8 @@ public sealed partial class RecoveryShardGrain(
         }
 
         var now = time.GetUtcNow();
-        if (listing.Completing is not null || listing.LeaseUntil is { } until && until > now)
+        var listed = _listings.TryGetValue(transferId, out var current) && current == listing;
+        if (!listed || listing.Completing is not null || listing.LeaseUntil is { } until && until > now)
         {
             return new DriveTicket(record, null, Conflict: false, Completed: false);
         }
