@@ -78,6 +78,12 @@ public sealed partial class RecoveryShardGrain(
         ArgumentNullException.ThrowIfNull(request);
         var transferId = request.TransferId;
         var found = await Lookup(transferId);
+        while (found is { Listing: null, Ended: null } && _listings.ContainsKey(transferId))
+        {
+            // Listed by a concurrent call while this one read the row: answer from that listing.
+            found = await Lookup(transferId);
+        }
+
         if (found.Ended is { Record: { } ended } row)
         {
             return new DriveTicket(ended, null, Conflict: ended.Request != request, Completed: true, Result: Result(ended, row));
