@@ -44,6 +44,12 @@ public sealed partial class RecoveryShardGrain(
 
     private readonly TransferOptions _options = options.Value;
     private readonly Dictionary<string, Listing> _listings = new(StringComparer.Ordinal);
+
+    /// <summary>Row reads in flight by key, so that a movement ending meanwhile sends them to read again.</summary>
+    private readonly Dictionary<string, RowReads> _rowReads = new(StringComparer.Ordinal);
+
+    /// <summary>Counts the movements that left the list while a read of their row was in flight.</summary>
+    private long _endings;
     private GroupCommit _commit = null!;
     private IGrainStorage _rows = null!;
 
@@ -282,7 +288,7 @@ public sealed partial class RecoveryShardGrain(
             return new Found(listing, null, null);
         }
 
-        var row = await ReadRow(transferId);
+        var row = await ReadListedRow(transferId);
         // The list may have changed while the row was read.
         _listings.TryGetValue(transferId, out listing);
         if (listing is { RowRead: true })
@@ -403,9 +409,48 @@ public sealed partial class RecoveryShardGrain(
         {
             _listings.Remove(transferId);
             _commit.Changed();
+            if (_rowReads.TryGetValue(transferId, out var reads))
+            {
+                reads.EndedAt = ++_endings;
+            }
         }
 
         listing.Ended?.TrySetResult();
+    }
+
+    /// <summary>
+    /// Reads a movement's row for <see cref="Lookup"/>, again if the movement ended while it was
+    /// read. A read that began before the outcome was written may return the row without it; by
+    /// then the listing is gone too, and the key would look unused: a retry would list it anew and
+    /// apply the movement a second time.
+    /// </summary>
+    private async Task<(TransferState State, string? ETag)> ReadListedRow(string transferId)
+    {
+        if (!_rowReads.TryGetValue(transferId, out var reads))
+        {
+            _rowReads[transferId] = reads = new RowReads();
+        }
+
+        reads.Count++;
+        try
+        {
+            while (true)
+            {
+                var before = _endings;
+                var row = await ReadRow(transferId);
+                if (reads.EndedAt <= before)
+                {
+                    return row;
+                }
+            }
+        }
+        finally
+        {
+            if (--reads.Count == 0)
+            {
+                _rowReads.Remove(transferId);
+            }
+        }
     }
 
     private async Task<(TransferState State, string? ETag)> ReadRow(string transferId)
@@ -470,6 +515,14 @@ public sealed partial class RecoveryShardGrain(
     }
 
     private readonly record struct Found(Listing? Listing, TransferState? Ended, string? RowETag);
+
+    private sealed class RowReads
+    {
+        public int Count { get; set; }
+
+        /// <summary>The value of <see cref="_endings"/> when the movement last left the list, or 0.</summary>
+        public long EndedAt { get; set; }
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovery shard {Shard}: handing {Due} of {Listed} listed movements to coordinators")]
     private static partial void LogSweep(ILogger logger, long shard, int due, int listed);
