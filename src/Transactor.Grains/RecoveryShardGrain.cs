@@ -118,6 +118,7 @@ public sealed partial class RecoveryShardGrain(
             LeaseId = Guid.NewGuid(),
         };
         _listings.Add(transferId, created);
+        var leaseId = created.LeaseId;
         try
         {
             await _commit.Persisted(_commit.Changed());
@@ -125,14 +126,24 @@ public sealed partial class RecoveryShardGrain(
         catch
         {
             // Not known to be stored: nobody drives it on this caller's behalf; recovery or a retry may.
-            created.LeaseUntil = null;
-            created.LeaseId = Guid.Empty;
+            if (created.LeaseId == leaseId)
+            {
+                created.LeaseUntil = null;
+                created.LeaseId = Guid.Empty;
+            }
+
             throw;
+        }
+
+        if (created.LeaseId != leaseId)
+        {
+            // The write outlasted the lease and a retry or recovery took it: only one driver at a time.
+            return new DriveTicket(created.Record, null, Conflict: false, Completed: false, Created: true);
         }
 
         // The lease runs from when its holder may start.
         created.LeaseUntil = time.GetUtcNow() + _options.LeaseDuration;
-        return new DriveTicket(created.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: true, created.LeaseId);
+        return new DriveTicket(created.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: true, leaseId);
     }
 
     public async Task<DriveTicket> Claim(string transferId)
