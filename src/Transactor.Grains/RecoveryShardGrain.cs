@@ -320,10 +320,12 @@ public sealed partial class RecoveryShardGrain(
 
         if (stored.Record is { } pending)
         {
-            var now = time.GetUtcNow();
-            listing ??= AddAdopted(transferId, now);
-            listing.Record ??= pending;
-            _commit.Changed();
+            listing ??= AddAdopted(transferId);
+            if (listing.Record is null)
+            {
+                listing.Record = pending;
+                _commit.Changed();
+            }
         }
         else if (listing is { Record: null })
         {
@@ -342,8 +344,9 @@ public sealed partial class RecoveryShardGrain(
         return new Found(listing, null, null);
     }
 
-    private Listing AddAdopted(string transferId, DateTimeOffset now)
+    private Listing AddAdopted(string transferId)
     {
+        var now = time.GetUtcNow();
         var listing = new Listing(now, null) { LeaseUntil = now + _options.LeaseDuration };
         _listings.Add(transferId, listing);
         return listing;
@@ -382,17 +385,11 @@ public sealed partial class RecoveryShardGrain(
     {
         try
         {
-            if (!listing.RowRead)
+            // A listing loaded from storage by this activation is checked against its row first (its
+            // etag is not known yet); a movement found ended there has left the list already.
+            if ((await Lookup(transferId)).Listing != listing)
             {
-                // Loaded from storage by this activation: the row's etag is not known yet.
-                var current = await ReadRow(transferId);
-                listing.RowRead = true;
-                listing.RowETag = current.ETag;
-                if (current.State.Completed)
-                {
-                    Remove(transferId, listing);
-                    return;
-                }
+                return;
             }
 
             var row = new GrainState<TransferState>(outcome) { ETag = listing.RowETag, RecordExists = listing.RowETag is not null };
