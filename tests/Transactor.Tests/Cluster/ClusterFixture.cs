@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Hosting;
+using Orleans.Serialization;
 using Orleans.TestingHost;
 using Transactor.Grains;
 
@@ -22,6 +23,16 @@ public sealed class ClusterFixture : IAsyncLifetime
     public TestCluster Cluster { get; private set; } = null!;
 
     public IClusterClient Client => Cluster.Client;
+
+    /// <summary>
+    /// Stores <paramref name="state"/> as the row of <paramref name="grainId"/>, as a silo of an
+    /// earlier version or one that died would have left it. The row must not exist yet.
+    /// </summary>
+    public void StoreRow<T>(string stateName, GrainId grainId, T state)
+    {
+        var serializer = Client.ServiceProvider.GetRequiredService<Serializer>();
+        Assert.True(Store.Rows.TryAdd((stateName, grainId), new(serializer.SerializeToArray(state), 1)), $"The row '{stateName}' of {grainId} exists already.");
+    }
 
     public async Task InitializeAsync()
     {

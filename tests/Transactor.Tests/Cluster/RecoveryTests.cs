@@ -142,10 +142,9 @@ public sealed class EarlierVersionRecoveryTests(ClusterFixture fixture)
         var ledger = new Ledger(fixture.Client);
         var ids = await ledger.OpenFunded(Ledger.NewId("legacy"), 2, 1_000);
         var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 300, "USD");
-        var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
         var record = new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, DateTimeOffset.UtcNow, null);
         // What an earlier version wrote at Begin, before any account changed.
-        Assert.True(ClusterFixture.Store.Rows.TryAdd((TransferState.StateName, LedgerGrains.TransferRowId(request.TransferId)), new(serializer.SerializeToArray(new TransferState { Record = record }), 1)));
+        fixture.StoreRow(TransferState.StateName, LedgerGrains.TransferRowId(request.TransferId), new TransferState { Record = record });
 
         var seen = await fixture.Client.GetTransferResult(request.TransferId);
         var result = await ledger.WaitForRecordedEnd(request.TransferId, TimeSpan.FromSeconds(30));
@@ -173,11 +172,9 @@ public sealed class ShardRestartTests(ClusterFixture fixture)
     [Fact]
     public async Task A_shard_that_comes_back_checks_its_stored_list_against_the_movements_rows()
     {
-        var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
         var at = DateTimeOffset.UtcNow;
         TransferRecord Pending(string id) => new(new TransferRequest(id, "acct-a", "acct-b", 10, "USD"), TransferStatus.Pending, RejectionReason.None, at, null);
-        void StoreRow(string id, TransferState row) =>
-            Assert.True(ClusterFixture.Store.Rows.TryAdd((TransferState.StateName, LedgerGrains.TransferRowId(id)), new(serializer.SerializeToArray(row), 1)));
+        void StoreRow(string id, TransferState row) => fixture.StoreRow(TransferState.StateName, LedgerGrains.TransferRowId(id), row);
 
         // Ended, with its removal from the list not yet stored when the shard's silo died.
         var ended = Pending(Ledger.NewId("restart-ended")) with { Status = TransferStatus.Committed, DecidedAt = at };
@@ -196,7 +193,7 @@ public sealed class ShardRestartTests(ClusterFixture fixture)
             InFlight = { [ended.Request.TransferId] = at, [legacyEnded.Request.TransferId] = at, [neverRecorded] = at, [inFlight.Request.TransferId] = at },
             Records = new() { [ended.Request.TransferId] = ended, [inFlight.Request.TransferId] = inFlight },
         };
-        Assert.True(ClusterFixture.Store.Rows.TryAdd(("recovery", shard.GetGrainId()), new(serializer.SerializeToArray(list), 1)));
+        fixture.StoreRow("recovery", shard.GetGrainId(), list);
 
         var retry = await shard.Begin(ended.Request);
         Assert.True(retry is { Completed: true, Conflict: false, Lease: null }, "a retry of a movement that ended gets its outcome, not a lease");
