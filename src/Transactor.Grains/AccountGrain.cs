@@ -1,22 +1,26 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Orleans.Storage;
 using Transactor.Domain;
 
 namespace Transactor.Grains;
 
 /// <summary>One account. Calls no other grain: coordinators call it, in ascending account-id order.</summary>
-public sealed partial class AccountGrain(
-    [PersistentState("account", StorageNames.Ledger)] IPersistentState<AccountState> state,
-    TimeProvider time,
-    ILogger<AccountGrain> logger) : Grain, IAccountGrain
+public sealed partial class AccountGrain(TimeProvider time, ILogger<AccountGrain> logger) : Grain, IAccountGrain
 {
+    /// <summary>The state name of an account's row.</summary>
+    public const string StateName = "account";
+
+    private StoredState<AccountState> _state = null!;
     private AccountBook _book = null!;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), state.State);
+        _state = new StoredState<AccountState>(ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger), StateName, this.GetGrainId(), logger);
+        await _state.ReadAsync();
+        _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), _state.State);
         // Check what was loaded, not only what is written: a bad row must stop here, not spread.
         _book.AssertInvariants();
-        return Task.CompletedTask;
     }
 
     public async Task<OpenAccountResult> Open(string currency, string? owner)
@@ -80,7 +84,7 @@ public sealed partial class AccountGrain(
         return new DisputeResult(outcome, _book.Snapshot());
     }
 
-    private Task Persist() => state.WriteOrDeactivate(this);
+    private Task Persist() => _state.WriteOrDeactivate(this);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Opened account {AccountId} in {Currency}")]
     private static partial void LogOpened(ILogger logger, string accountId, string currency);
