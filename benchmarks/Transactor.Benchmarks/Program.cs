@@ -280,6 +280,7 @@ internal static class Bench
         var row = new Row(workload, engine, committed, rejected, failed, committed / seconds,
             Ms(() => histogram.GetValueAtPercentile(50)), Ms(() => histogram.GetValueAtPercentile(99)), Ms(histogram.GetMaxValue));
         Console.WriteLine($"  {workload,-8} {engine,-22} {row.PerSecond,10:N0}/s  p50 {row.P50Ms,7:N2} ms  p99 {row.P99Ms,7:N2} ms  max {row.MaxMs,8:N2} ms  (committed {committed:N0}, rejected {rejected:N0}, failed {failed:N0})");
+        Console.WriteLine($"  {"",-8} {"",-22} latency: p90 {Ms(() => histogram.GetValueAtPercentile(90)):N2} ms, p95 {Ms(() => histogram.GetValueAtPercentile(95)):N2} ms, p99.9 {Ms(() => histogram.GetValueAtPercentile(99.9)):N2} ms");
         double Per(long count) => count / (double)Math.Max(1, committed + rejected + failed);
         Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {Per(gc.Allocated) / 1024.0:N1} KiB per transfer");
         if (database is { } d)

@@ -1,24 +1,83 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using Orleans.Concurrency;
+using Orleans.Serialization;
 using Orleans.Storage;
 
 namespace Transactor.Grains;
 
-/// <summary>The persisted state of a <see cref="RecoveryShardGrain"/>.</summary>
+/// <summary>
+/// The persisted state of a <see cref="RecoveryShardGrain"/>: the movements it lists. This version
+/// writes them in <see cref="Listings"/>; earlier versions wrote <see cref="InFlight"/> and
+/// <see cref="Records"/>, which are still read.
+/// </summary>
 [GenerateSerializer, Alias("Transactor.RecoveryShardState")]
 public sealed class RecoveryShardState
 {
-    /// <summary>Movements that have begun and not ended, with when they were listed.</summary>
+    /// <summary>Earlier versions: movements that have begun and not ended, with when they were listed.</summary>
     [Id(0)] public Dictionary<string, DateTimeOffset> InFlight { get; set; } = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// The records of listed movements: request, and decision once made. A listed id without one
-    /// was listed by an earlier version, which kept the record in the movement's own row.
+    /// Earlier versions: the records of listed movements. A listed id without one was listed by a
+    /// version before those, which kept the record in the movement's own row.
     /// </summary>
     [Id(1)] public Dictionary<string, TransferRecord>? Records { get; set; }
+
+    /// <summary>
+    /// The listed movements, each a <see cref="ShardListing"/> in Orleans' binary encoding after its
+    /// length (a 32-bit little-endian integer). A shard encodes a listing once, when it changes, and
+    /// a write of the list copies those bytes: serializing the whole list as one object graph at
+    /// every write cost a fifth of the benchmark's allocations (reference tracking of its strings).
+    /// </summary>
+    [Id(2)] public ReadOnlyMemory<byte> Listings { get; set; }
+
+    /// <summary>Every listed movement, from whichever encoding wrote it.</summary>
+    public List<ShardListing> ReadListings(Serializer serializer)
+    {
+        ArgumentNullException.ThrowIfNull(serializer);
+        var listings = new List<ShardListing>(InFlight.Count);
+        foreach (var (transferId, listedAt) in InFlight)
+        {
+            listings.Add(new ShardListing(transferId, listedAt, Records?.GetValueOrDefault(transferId)));
+        }
+
+        var packed = Listings.Span;
+        while (!packed.IsEmpty)
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(packed);
+            listings.Add(serializer.Deserialize<ShardListing>(packed.Slice(sizeof(int), length))
+                ?? throw new InvalidDataException("A recovery shard's stored list holds an empty listing."));
+            packed = packed[(sizeof(int) + length)..];
+        }
+
+        return listings;
+    }
+
+    /// <summary>Appends one listing to <paramref name="listings"/> as <see cref="Listings"/> holds it.</summary>
+    public static void Append(Serializer serializer, ShardListing listing, ArrayBufferWriter<byte> listings)
+    {
+        ArgumentNullException.ThrowIfNull(serializer);
+        ArgumentNullException.ThrowIfNull(listings);
+        var start = listings.WrittenCount;
+        listings.GetSpan(sizeof(int));
+        listings.Advance(sizeof(int));
+        serializer.Serialize(listing, listings);
+        var length = listings.WrittenCount - start - sizeof(int);
+        // The prefix is patched in place: WrittenMemory is the writer's own buffer.
+        BinaryPrimitives.WriteInt32LittleEndian(MemoryMarshal.AsMemory(listings.WrittenMemory).Span.Slice(start, sizeof(int)), length);
+    }
 }
+
+/// <summary>A movement a recovery shard lists: since when, and its record (null for a listing of a version that kept the record in the movement's row).</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.ShardListing")]
+public sealed record ShardListing(
+    [property: Id(0)] string TransferId,
+    [property: Id(1)] DateTimeOffset ListedAt,
+    [property: Id(2)] TransferRecord? Record);
 
 /// <summary>
 /// See <see cref="IRecoveryShardGrain"/> and docs/transfers.md. Reentrant: its own turns only touch
@@ -28,6 +87,7 @@ public sealed class RecoveryShardState
 public sealed partial class RecoveryShardGrain(
     [PersistentState("recovery", StorageNames.Ledger)] IPersistentState<RecoveryShardState> state,
     IOptions<TransferOptions> options,
+    Serializer serializer,
     TimeProvider time,
     ILogger<RecoveryShardGrain> logger) : Grain, IRecoveryShardGrain, IRemindable
 {
@@ -50,6 +110,8 @@ public sealed partial class RecoveryShardGrain(
 
     /// <summary>Counts the movements that left the list while a read of their row was in flight.</summary>
     private long _endings;
+    private readonly RecoveryShardState _snapshot = new();
+    private readonly ArrayBufferWriter<byte> _snapshotBytes = new();
     private GroupCommit _commit = null!;
     private IGrainStorage _rows = null!;
 
@@ -59,10 +121,9 @@ public sealed partial class RecoveryShardGrain(
         // with its messages on their way to the accounts: nobody drives one before that lease
         // would have ended (rule 3 in docs/transfers.md).
         var heldUntil = time.GetUtcNow() + _options.LeaseDuration;
-        var records = state.State.Records;
-        foreach (var (transferId, listedAt) in state.State.InFlight)
+        foreach (var listed in state.State.ReadListings(serializer))
         {
-            _listings[transferId] = new Listing(listedAt, records?.GetValueOrDefault(transferId)) { LeaseUntil = heldUntil };
+            _listings[listed.TransferId] = new Listing(listed.ListedAt, listed.Record) { LeaseUntil = heldUntil };
         }
 
         _rows = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
@@ -478,22 +539,31 @@ public sealed partial class RecoveryShardGrain(
 
     /// <summary>
     /// Writes a copy of the list: turns that interleave with a write (the grain is reentrant) change
-    /// the live list, never the one a storage provider may still be serializing.
+    /// the live list, never the one a storage provider may still be serializing. The copy is made
+    /// in the same buffer every time: <see cref="GroupCommit"/> runs one write at a time, and a
+    /// provider is done with the state when its write ends.
     /// </summary>
     private Task WriteSnapshot()
     {
-        var inFlight = new Dictionary<string, DateTimeOffset>(_listings.Count, StringComparer.Ordinal);
-        var records = new Dictionary<string, TransferRecord>(_listings.Count, StringComparer.Ordinal);
+        _snapshotBytes.ResetWrittenCount();
         foreach (var (transferId, listing) in _listings)
         {
-            inFlight.Add(transferId, listing.ListedAt);
-            if (listing.Record is { } record)
+            if (listing.Encoded is { } encoded)
             {
-                records.Add(transferId, record);
+                _snapshotBytes.Write(encoded);
+            }
+            else
+            {
+                var start = _snapshotBytes.WrittenCount;
+                RecoveryShardState.Append(serializer, new ShardListing(transferId, listing.ListedAt, listing.Record), _snapshotBytes);
+                listing.Encoded = _snapshotBytes.WrittenSpan[start..].ToArray();
             }
         }
 
-        state.State = new RecoveryShardState { InFlight = inFlight, Records = records };
+        _snapshot.InFlight.Clear();
+        _snapshot.Records = null;
+        _snapshot.Listings = _snapshotBytes.WrittenMemory;
+        state.State = _snapshot;
         return state.WriteStateAsync();
     }
 
@@ -503,7 +573,18 @@ public sealed partial class RecoveryShardGrain(
         public DateTimeOffset ListedAt { get; } = listedAt;
 
         /// <summary>The request, and the decision once made; null until the row of an earlier version's listing is read.</summary>
-        public TransferRecord? Record { get; set; } = record;
+        public TransferRecord? Record
+        {
+            get;
+            set
+            {
+                field = value;
+                Encoded = null;
+            }
+        } = record;
+
+        /// <summary>What the stored list holds of this listing; null until the next write encodes it.</summary>
+        public byte[]? Encoded { get; set; }
 
         /// <summary>True once this activation has read the movement's row: it has not ended, and its etag is known.</summary>
         public bool RowRead { get; set; }

@@ -20,6 +20,7 @@ public sealed class LedgerStorageSerializerTests
             Completed = true,
         },
         new RecoveryShardState { InFlight = { ["t-1"] = DateTimeOffset.UnixEpoch } },
+        Packed(new ShardListing("t-1", DateTimeOffset.UnixEpoch, null)),
         new AccountDirectoryState { AccountIds = ["a", "b"] },
     };
 
@@ -61,6 +62,35 @@ public sealed class LedgerStorageSerializerTests
         Assert.Equal(new PendingEntry(EntrySide.Credit, 3, External: true), Assert.Single(account.Pending).Value);
         Assert.True(account.Deposits!.TryGet(9, out var deposit));
         Assert.Equal(new DepositRecord(300, 9, DepositStatus.Settled), deposit);
+    }
+
+    [Fact]
+    public void A_shard_list_reads_back_every_listing_of_either_encoding()
+    {
+        var at = new DateTimeOffset(2026, 11, 24, 12, 0, 0, TimeSpan.Zero);
+        var decided = new TransferRecord(new TransferRequest("t-2", "a", "b", 5, "USD"), TransferStatus.Committed, RejectionReason.None, at, at.AddSeconds(1));
+        var pending = new TransferRecord(new TransferRequest("t-3", null, "b", 7, null), TransferStatus.Pending, RejectionReason.None, at, null);
+        ShardListing[] listings = [new("t-1", at, null), new("t-2", at, decided), new("t-3", at.AddMinutes(1), pending)];
+        var state = Packed(listings);
+        // An earlier version's listing that a shard of this version has not rewritten yet.
+        state.InFlight["t-0"] = at;
+        state.Records = new() { ["t-0"] = decided with { Request = decided.Request with { TransferId = "t-0" } } };
+
+        var stored = new LedgerStorageSerializer(Serializer, json: null!).Serialize(state);
+        var read = new LedgerStorageSerializer(Serializer, json: null!).Deserialize<RecoveryShardState>(stored)!.ReadListings(Serializer);
+
+        Assert.Equal([new ShardListing("t-0", at, state.Records["t-0"]), .. listings], read);
+    }
+
+    private static RecoveryShardState Packed(params ShardListing[] listings)
+    {
+        var bytes = new System.Buffers.ArrayBufferWriter<byte>();
+        foreach (var listing in listings)
+        {
+            RecoveryShardState.Append(Serializer, listing, bytes);
+        }
+
+        return new RecoveryShardState { Listings = bytes.WrittenMemory };
     }
 
     [Fact]

@@ -114,7 +114,7 @@ public sealed class RecoveryListStorageTests(ClusterFixture fixture)
         var serializer = fixture.Client.ServiceProvider.GetRequiredService<Orleans.Serialization.Serializer>();
         string[] StillListed() => ClusterFixture.Store.Rows
             .Where(row => row.Key.StateName == "recovery")
-            .SelectMany(row => serializer.Deserialize<RecoveryShardState>(row.Value.Data)?.InFlight.Keys ?? Enumerable.Empty<string>())
+            .SelectMany(row => serializer.Deserialize<RecoveryShardState>(row.Value.Data)!.ReadListings(serializer).Select(listing => listing.TransferId))
             .Where(transferIds.Contains)
             .ToArray();
 
