@@ -1,0 +1,163 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
+using Orleans.Serialization;
+using Orleans.Storage;
+using Orleans.TestingHost;
+using Transactor.Grains;
+
+namespace Transactor.Tests.Cluster;
+
+/// <summary>
+/// What a database does that the in-memory store does not: answer a read late, and fail a write.
+/// This class gives one silo a store that holds the answers of chosen reads until the test lets
+/// them go, and fails chosen writes.
+/// </summary>
+public sealed class StoreFaultTests : IAsyncLifetime
+{
+    private static readonly InMemoryLedgerStore Store = new();
+    private TestCluster _cluster = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = new TestClusterBuilder(1);
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        _cluster = builder.Build();
+        await _cluster.DeployAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _cluster.StopAllSilosAsync();
+        await _cluster.DisposeAsync();
+    }
+
+    /// <summary>
+    /// A database answers a read with the row as it was when the read ran, and the answer can
+    /// arrive after the movement has ended.
+    /// </summary>
+    [Fact]
+    public async Task A_retry_whose_read_of_the_row_predates_the_outcome_does_not_apply_the_movement_again()
+    {
+        var ledger = new Ledger(_cluster.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("slow-read"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+        var shard = _cluster.Client.GetRecoveryShard(request.TransferId);
+        // Both first reads of the key's row run at once and find no row; their answers are held.
+        var first = FaultyRows.Hold(request.TransferId);
+        var second = FaultyRows.Hold(request.TransferId);
+
+        var original = ledger.Coordinator.Execute(request);
+        await first.Read.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var retry = shard.Begin(request);
+        await second.Read.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        // The original lists the key, moves the money and completes, while the retry's answer waits.
+        first.Answer.SetResult();
+        Assert.Equal(TransferStatus.Committed, (await original).Status);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while ((await shard.List(100)).Contains(request.TransferId) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+
+        // Then the retry learns that the row held nothing when it was read.
+        second.Answer.SetResult();
+        var ticket = await retry;
+
+        Assert.True(ticket is { Completed: true, Lease: null }, $"a retry after the end must get the outcome, not a lease: {ticket}");
+        Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
+    /// <summary>
+    /// An account whose write fails holds in memory a change that storage does not: it must drop
+    /// the change (its activation) and answer from storage, and the movement must still end once.
+    /// </summary>
+    [Fact]
+    public async Task An_account_whose_write_fails_forgets_the_change_and_the_transfer_still_ends_once()
+    {
+        var ledger = new Ledger(_cluster.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("failed-write"), 2, 1_000);
+        var account = _cluster.Client.GetAccount(ids[0]);
+        var notAfter = DateTimeOffset.UtcNow.AddMinutes(1);
+
+        FaultyRows.FailNextWrite(account.GetGrainId());
+        await Assert.ThrowsAnyAsync<Exception>(() => account.Prepare(new PrepareRequest(Ledger.NewId("p"), EntrySide.Debit, 100, "USD", notAfter)));
+        var reloaded = await account.GetSnapshot();
+        Assert.Equal((1_000L, 0L), (reloaded!.AvailableMinor, reloaded.ReservedMinor));
+
+        // Through the coordinator: the first account's prepare fails to be stored, and recovery
+        // drives the listed movement to its end, applied once.
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+        FaultyRows.FailNextWrite(account.GetGrainId());
+        await Assert.ThrowsAnyAsync<Exception>(() => ledger.Coordinator.Execute(request));
+        var ended = await ledger.WaitForRecordedEnd(request.TransferId, TimeSpan.FromSeconds(30));
+
+        Assert.Equal(TransferStatus.Committed, ended.Status);
+        Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+        var replay = await _cluster.Client.GetGrain<ITransferCoordinatorGrain>(0).Execute(request);
+        Assert.Equal((TransferStatus.Committed, true), (replay.Status, replay.Replayed));
+        Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
+    private sealed class SiloConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder)
+        {
+            siloBuilder.AddTransactor(configure: options =>
+            {
+                // Short, so a movement left by a failed call is recovered within seconds.
+                options.LeaseDuration = TimeSpan.FromSeconds(5);
+                options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
+                options.RecoveryDueTime = TimeSpan.FromSeconds(1);
+                options.RecoveryPeriod = TimeSpan.FromSeconds(1);
+            });
+            siloBuilder.AddInMemoryLedgerStorage(store: Store);
+            siloBuilder.Services.AddKeyedSingleton<IGrainStorage>(
+                StorageNames.Ledger,
+                (sp, _) => new FaultyRows(new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>())));
+            siloBuilder.UseInMemoryReminderService();
+            siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
+        }
+    }
+
+    /// <summary>Reads a held row at once, then answers when the test says so; fails the writes the test names.</summary>
+    private sealed class FaultyRows(IGrainStorage inner) : IGrainStorage
+    {
+        private static readonly ConcurrentDictionary<GrainId, ConcurrentQueue<Gate>> Gates = new();
+        private static readonly ConcurrentDictionary<GrainId, bool> FailingWrites = new();
+
+        public static void FailNextWrite(GrainId grainId) => FailingWrites[grainId] = true;
+
+        public static Gate Hold(string transferId)
+        {
+            var gate = new Gate();
+            Gates.GetOrAdd(LedgerGrains.TransferRowId(transferId), _ => new ConcurrentQueue<Gate>()).Enqueue(gate);
+            return gate;
+        }
+
+        public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            await inner.ReadStateAsync(stateName, grainId, grainState);
+            if (stateName == TransferState.StateName && Gates.TryGetValue(grainId, out var gates) && gates.TryDequeue(out var gate))
+            {
+                gate.Read.SetResult();
+                await gate.Answer.Task;
+            }
+        }
+
+        public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) =>
+            FailingWrites.TryRemove(grainId, out _)
+                ? Task.FromException(new InvalidOperationException($"Injected: the write of {grainId} failed."))
+                : inner.WriteStateAsync(stateName, grainId, grainState);
+
+        public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ClearStateAsync(stateName, grainId, grainState);
+    }
+
+    private sealed class Gate
+    {
+        public TaskCompletionSource Read { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
