@@ -95,8 +95,32 @@ public sealed class StoreFaultTests : IAsyncLifetime
 
         Assert.Equal(TransferStatus.Committed, ended.Status);
         Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
-        var replay = await _cluster.Client.GetGrain<ITransferCoordinatorGrain>(0).Execute(request);
+        var replay = await ledger.Coordinator.Execute(request);
         Assert.Equal((TransferStatus.Committed, true), (replay.Status, replay.Replayed));
+        Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
+    /// <summary>
+    /// A recovery shard whose write of its list fails tells the caller, which drives nothing. The
+    /// client's retry of the key then gets one outcome, applied once, however the retry and the
+    /// recovery sweep meet.
+    /// </summary>
+    [Fact]
+    public async Task A_transfer_whose_listing_failed_to_be_stored_is_applied_once_when_retried()
+    {
+        var ledger = new Ledger(_cluster.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("failed-list"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+        var shard = _cluster.Client.GetRecoveryShard(request.TransferId);
+        await shard.List(1); // activated, so the failure hits the listing's write and not a read at activation
+
+        FaultyRows.FailNextWrite(shard.GetGrainId());
+        await Assert.ThrowsAnyAsync<Exception>(() => ledger.Coordinator.Execute(request));
+        var retried = await ledger.Coordinator.Execute(request);
+        var replayed = await ledger.Coordinator.Execute(request);
+
+        Assert.Equal(TransferStatus.Committed, retried.Status);
+        Assert.Equal((TransferStatus.Committed, true), (replayed.Status, replayed.Replayed));
         Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
     }
 
