@@ -560,8 +560,7 @@ public sealed partial class RecoveryShardGrain(
             }
         }
 
-        _snapshot.InFlight.Clear();
-        _snapshot.Records = null;
+        // Only Listings is ever set on the snapshot: earlier versions' fields stay empty.
         _snapshot.Listings = _snapshotBytes.WrittenMemory;
         state.State = _snapshot;
         return state.WriteStateAsync();
