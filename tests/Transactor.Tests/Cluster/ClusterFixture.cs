@@ -10,7 +10,7 @@ namespace Transactor.Tests.Cluster;
 /// <summary>
 /// One 3-silo cluster shared by the cluster tests. The silos share one in-memory store (as silos
 /// share a database), so accounts land on different silos and state outlives an activation.
-/// Recovery timings are short so interrupted transfers finish within seconds.
+/// Recovery timings are short so interrupted transfers finish within seconds (<see cref="AddTransactorWithShortRecovery"/>).
 /// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
@@ -53,18 +53,27 @@ public sealed class ClusterFixture : IAsyncLifetime
         public void Configure(ISiloBuilder siloBuilder)
         {
             siloBuilder.Services.AddSingleton<ITransferFaults>(Faults);
-            siloBuilder.AddTransactor(configure: options =>
-            {
-                options.LeaseDuration = TimeSpan.FromSeconds(5);
-                options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
-                options.RecoveryDueTime = TimeSpan.FromSeconds(1);
-                options.RecoveryPeriod = TimeSpan.FromSeconds(1);
-                options.WaitTimeout = TimeSpan.FromSeconds(5);
-            });
+            AddTransactorWithShortRecovery(siloBuilder);
             siloBuilder.AddInMemoryLedgerStorage(store: Store);
-            siloBuilder.UseInMemoryReminderService();
-            siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
         }
+    }
+
+    /// <summary>
+    /// The ledger with the in-memory reminder service and recovery timings short enough that a
+    /// movement left by a crash or a failed call ends within seconds. Storage is the caller's.
+    /// </summary>
+    internal static void AddTransactorWithShortRecovery(ISiloBuilder siloBuilder)
+    {
+        siloBuilder.AddTransactor(configure: options =>
+        {
+            options.LeaseDuration = TimeSpan.FromSeconds(5);
+            options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
+            options.RecoveryDueTime = TimeSpan.FromSeconds(1);
+            options.RecoveryPeriod = TimeSpan.FromSeconds(1);
+            options.WaitTimeout = TimeSpan.FromSeconds(5);
+        });
+        siloBuilder.UseInMemoryReminderService();
+        siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
     }
 }
 

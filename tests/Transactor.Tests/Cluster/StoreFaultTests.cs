@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Storage;
 using Orleans.TestingHost;
@@ -128,20 +127,11 @@ public sealed class StoreFaultTests : IAsyncLifetime
     {
         public void Configure(ISiloBuilder siloBuilder)
         {
-            siloBuilder.AddTransactor(configure: options =>
-            {
-                // Short, so a movement left by a failed call is recovered within seconds.
-                options.LeaseDuration = TimeSpan.FromSeconds(5);
-                options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
-                options.RecoveryDueTime = TimeSpan.FromSeconds(1);
-                options.RecoveryPeriod = TimeSpan.FromSeconds(1);
-            });
+            ClusterFixture.AddTransactorWithShortRecovery(siloBuilder);
             siloBuilder.AddInMemoryLedgerStorage(store: Store);
             siloBuilder.Services.AddKeyedSingleton<IGrainStorage>(
                 StorageNames.Ledger,
                 (sp, _) => new FaultyRows(new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>())));
-            siloBuilder.UseInMemoryReminderService();
-            siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
         }
     }
 
