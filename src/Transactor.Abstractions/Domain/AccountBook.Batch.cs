@@ -304,6 +304,37 @@ public sealed class DepositHistory
         }
     }
 
+    /// <summary>
+    /// Forgets the deposit remembered under <paramref name="tx"/>; false when there is none. The
+    /// entries after it in its probe run shift back into the gap (no tombstones), so lookups stay
+    /// as short as if it had never been added.
+    /// </summary>
+    public bool Remove(uint tx)
+    {
+        var gap = IndexOf(tx);
+        if (gap < 0)
+        {
+            return false;
+        }
+
+        var mask = _slots.Length - 1;
+        for (var i = (gap + 1) & mask; _slots[i].Status != DepositStatus.None; i = (i + 1) & mask)
+        {
+            // An entry may move back into the gap only if its home is not after the gap in its run:
+            // its distance from home must reach back over the gap.
+            var home = Home(_slots[i].Tx);
+            if (((i - home) & mask) >= ((i - gap) & mask))
+            {
+                _slots[gap] = _slots[i];
+                gap = i;
+            }
+        }
+
+        _slots[gap] = default;
+        _count--;
+        return true;
+    }
+
     /// <summary>The deposit remembered under <paramref name="tx"/>, if any.</summary>
     public bool TryGet(uint tx, out DepositRecord deposit)
     {

@@ -7,6 +7,12 @@ namespace Transactor.Domain;
 /// </summary>
 public sealed partial class AccountBook
 {
+    /// <summary>
+    /// How many of an account's most recent deposits can be disputed. The account's row holds them,
+    /// and it is rewritten on every change of the account, so the number is bounded.
+    /// </summary>
+    public const int DisputableDeposits = 1_000;
+
     /// <summary>Disputes the deposit recorded under transfer id <paramref name="depositId"/>.</summary>
     public BatchOutcome DisputeDeposit(string depositId) => WithDeposit(depositId, Dispute);
 
@@ -38,10 +44,68 @@ public sealed partial class AccountBook
         return outcome;
     }
 
+    /// <summary>
+    /// Remembers a deposit so it can be disputed, keeping the account's row bounded: at most
+    /// <see cref="DisputableDeposits"/> deposits are remembered. The oldest deposit not under dispute
+    /// is forgotten to make room; a deposit under dispute is kept until its dispute ends (its amount
+    /// is held). When every remembered deposit is under dispute, the new one is not remembered.
+    /// </summary>
     private void RememberDeposit(string transferId, long amountMinor)
     {
         var number = ++State.LastDepositNumber;
-        (State.Deposits ??= new DepositHistory()).TryAdd(number, amountMinor);
-        (State.DepositNumbers ??= new Dictionary<string, uint>(StringComparer.Ordinal))[transferId] = number;
+        var numbers = State.DepositNumbers ??= new Dictionary<string, uint>(StringComparer.Ordinal);
+        var deposits = State.Deposits ??= new DepositHistory();
+        if (numbers.Count >= DisputableDeposits)
+        {
+            ForgetOldestSettled(numbers, deposits, numbers.Count - DisputableDeposits + 1);
+            if (numbers.Count >= DisputableDeposits)
+            {
+                return;
+            }
+        }
+
+        deposits.TryAdd(number, amountMinor);
+        numbers[transferId] = number;
+    }
+
+    private static void ForgetOldestSettled(Dictionary<string, uint> numbers, DepositHistory deposits, int count)
+    {
+        // Settled (or charged back) deposits, oldest first. One to forget, as on every deposit of a
+        // full account, takes one pass; more (a row that an earlier version let grow) take a sort.
+        var candidates = new List<KeyValuePair<string, uint>>();
+        foreach (var pair in numbers)
+        {
+            if (!deposits.TryGet(pair.Value, out var deposit) || deposit.Status != DepositStatus.Disputed)
+            {
+                candidates.Add(pair);
+            }
+        }
+
+        if (count == 1 && candidates.Count > 0)
+        {
+            var oldest = candidates[0];
+            foreach (var candidate in candidates)
+            {
+                if (candidate.Value < oldest.Value)
+                {
+                    oldest = candidate;
+                }
+            }
+
+            Forget(oldest);
+            return;
+        }
+
+        candidates.Sort(static (a, b) => a.Value.CompareTo(b.Value));
+        foreach (var candidate in candidates.Take(count))
+        {
+            Forget(candidate);
+        }
+
+        void Forget(KeyValuePair<string, uint> pair)
+        {
+            numbers.Remove(pair.Key);
+            deposits.Remove(pair.Value);
+        }
     }
 }

@@ -53,7 +53,7 @@ public static class DisputesApi
             BatchOutcome.Applied => TypedResults.Ok(AccountView.From(result.Account!)),
             BatchOutcome.AccountNotFound => Problems.AccountNotFound(id),
             BatchOutcome.UnknownTx => Problems.Create(StatusCodes.Status404NotFound, "deposit_not_found", "No such deposit on this account.",
-                $"Account '{id}' has no committed deposit '{deposit}'."),
+                $"Account '{id}' has no committed deposit '{deposit}' among the last {AccountBook.DisputableDeposits:N0}, the deposits that can be disputed."),
             BatchOutcome.AccountLocked => Refused("account_locked", "The account is locked by a chargeback."),
             BatchOutcome.AlreadyDisputed => Refused("already_disputed", "The deposit is under dispute already."),
             BatchOutcome.NotDisputed => Refused("not_disputed", "The deposit is not under dispute."),

@@ -40,6 +40,29 @@ public sealed class LedgerStorageSerializerTests
     }
 
     /// <summary>
+    /// An account's row is rewritten on each of its changes, so it must not grow with the account's
+    /// history: a busy account, with its window of disputable deposits full of 36-character keys
+    /// (GUIDs), stays within the size docs/persistence.md gives.
+    /// </summary>
+    [Fact]
+    public void A_row_with_every_disputable_deposit_stays_within_64_KiB()
+    {
+        var book = new AccountBook("acct", new AccountState());
+        book.Open("USD", null, DateTimeOffset.UnixEpoch);
+        for (var i = 0; i < 3 * AccountBook.DisputableDeposits; i++)
+        {
+            var id = Guid.NewGuid().ToString();
+            book.Prepare(new PrepareRequest(id, EntrySide.Credit, 1_000_000 + i, "USD", DateTimeOffset.MaxValue, External: true), DateTimeOffset.UnixEpoch, out _);
+            book.Commit(id);
+        }
+
+        var payload = new LedgerStorageSerializer(Serializer, json: null!).Serialize(book.State);
+
+        Assert.Equal(AccountBook.DisputableDeposits, book.State.DepositNumbers!.Count);
+        Assert.InRange(payload.ToMemory().Length, 36 * AccountBook.DisputableDeposits, 64 * 1024);
+    }
+
+    /// <summary>
     /// What versions before the enums carried <c>[GenerateSerializer]</c> stored: the runtime's
     /// fallback codec wrote each enum with its type (two bytes more). Rows in that encoding stay in
     /// databases for good, so they must keep reading as they were written.
