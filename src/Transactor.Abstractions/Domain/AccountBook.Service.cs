@@ -34,10 +34,10 @@ public sealed partial class AccountBook
             return BatchOutcome.UnknownTx;
         }
 
+        // The rule bumps the version when it applies.
         var outcome = rule(number);
         if (outcome == BatchOutcome.Applied)
         {
-            State.Version++;
             AssertInvariants();
         }
 

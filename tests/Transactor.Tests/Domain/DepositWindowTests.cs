@@ -28,8 +28,10 @@ public sealed class DepositWindowTests
             Assert.Equal(BatchOutcome.UnknownTx, book.DisputeDeposit($"d-{i}"));
         }
 
+        var version = book.State.Version;
         Assert.Equal(BatchOutcome.Applied, book.DisputeDeposit("d-6"));
         Assert.Equal(BatchOutcome.Applied, book.DisputeDeposit($"d-{Window + 5}"));
+        Assert.Equal(version + 2, book.State.Version);
         Assert.Equal((10L * (Window + 5) - 20, 20L), (book.State.AvailableMinor, book.State.HeldMinor));
         book.AssertBatchInvariants();
     }
