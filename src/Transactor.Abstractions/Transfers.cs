@@ -117,3 +117,27 @@ public sealed record DriveTicket(
     [property: Id(4)] bool Created = false,
     [property: Id(5)] Guid LeaseId = default,
     [property: Id(6)] TransferResult? Result = null);
+
+/// <summary>
+/// A silo refused a movement because as many as it admits are in progress and as many as it queues
+/// are waiting (<c>Transactor:Transfers:MaxConcurrentTransfers</c> and <c>MaxQueuedTransfers</c>).
+/// Nothing was recorded: a retry with the same idempotency key is safe.
+/// </summary>
+[GenerateSerializer, Alias("Transactor.LedgerOverloadedException")]
+public sealed class LedgerOverloadedException : Exception
+{
+    public LedgerOverloadedException()
+        : base("The silo is at capacity: nothing was recorded; retry later with the same idempotency key.")
+    {
+    }
+
+    public LedgerOverloadedException(string message)
+        : base(message)
+    {
+    }
+
+    public LedgerOverloadedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

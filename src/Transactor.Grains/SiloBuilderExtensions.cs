@@ -32,6 +32,7 @@ public static class SiloBuilderExtensions
         silo.Services.TryAddSingleton(TimeProvider.System);
         silo.Services.TryAddSingleton<ITransferFaults, NoTransferFaults>();
         silo.Services.TryAddSingleton<TransactorInstruments>();
+        silo.Services.TryAddSingleton<TransferAdmission>();
         // Orleans' providers look for a serializer keyed by their name before the JSON default.
         silo.Services.TryAddKeyedSingleton<IGrainStorageSerializer, LedgerStorageSerializer>(StorageNames.Ledger);
         return silo;

@@ -46,5 +46,9 @@ public sealed class TransactorInstruments : IDisposable
 
     public void Recovered() => _recoveries.Add(1);
 
+    /// <summary>Reports how many movements wait for the silo to admit them (<see cref="TransferAdmission"/>).</summary>
+    public void ObserveQueue(Func<long> queued) =>
+        _meter.CreateObservableGauge("transactor.transfers.queued", queued, "{transfer}", "Movements waiting for the silo to admit them.");
+
     public void Dispose() => _meter.Dispose();
 }

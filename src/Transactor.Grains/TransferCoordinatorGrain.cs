@@ -15,6 +15,7 @@ public sealed partial class TransferCoordinatorGrain(
     ITransferFaults faults,
     TimeProvider time,
     TransactorInstruments instruments,
+    TransferAdmission admission,
     ILogger<TransferCoordinatorGrain> logger) : Grain, ITransferCoordinatorGrain
 {
     /// <summary>How often one coordinator renews its lease while prepares queue behind busy accounts, before leaving the movement to recovery.</summary>
@@ -32,29 +33,40 @@ public sealed partial class TransferCoordinatorGrain(
             return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
         }
 
-        var shard = GrainFactory.GetRecoveryShard(request.TransferId);
-        var ticket = await shard.Begin(request);
-        if (ticket.Conflict)
+        // Only movements the silo has admitted begin; a refused one leaves no trace.
+        var admitted = await admission.Enter();
+        try
         {
-            instruments.Rejected(RejectionReason.IdempotencyKeyReused);
-            return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
-        }
+            var shard = GrainFactory.GetRecoveryShard(request.TransferId);
+            var ticket = await shard.Begin(request);
+            if (ticket.Conflict)
+            {
+                instruments.Rejected(RejectionReason.IdempotencyKeyReused);
+                return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
+            }
 
-        if (ticket.Result is { } ended)
+            if (ticket.Result is { } ended)
+            {
+                return ended with { Replayed = true };
+            }
+
+            if (ticket.Lease is not { } lease)
+            {
+                // Another coordinator is driving it (or its lease has not run out): every caller sees
+                // the one outcome. Waiting for it takes no place from movements that can progress.
+                admitted.Dispose();
+                var awaited = await shard.WaitForResult(request.TransferId, _options.WaitTimeout)
+                    ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
+                return awaited with { Replayed = true };
+            }
+
+            var result = await Drive(shard, ticket.Record!, lease, ticket.LeaseId);
+            return ticket.Created ? result : result with { Replayed = true };
+        }
+        finally
         {
-            return ended with { Replayed = true };
+            admitted.Dispose();
         }
-
-        if (ticket.Lease is not { } lease)
-        {
-            // Another coordinator is driving it (or its lease has not run out): every caller sees the one outcome.
-            var awaited = await shard.WaitForResult(request.TransferId, _options.WaitTimeout)
-                ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
-            return awaited with { Replayed = true };
-        }
-
-        var result = await Drive(shard, ticket.Record!, lease, ticket.LeaseId);
-        return ticket.Created ? result : result with { Replayed = true };
     }
 
     public async Task Recover(string transferId)

@@ -28,6 +28,21 @@ public sealed class TransferOptions
     /// </summary>
     public TimeSpan RecoveryWriteDelay { get; set; } = TimeSpan.FromMilliseconds(5);
 
+    /// <summary>
+    /// How many movements a silo's coordinators drive at once for their callers (recovery is not
+    /// counted). The default, 32 per processor, keeps an in-memory silo's cores busy with the
+    /// shortest tail measured (docs/benchmarks.md); a silo on a slow database may want more.
+    /// </summary>
+    public int MaxConcurrentTransfers { get; set; } = 32 * Environment.ProcessorCount;
+
+    /// <summary>
+    /// How many movements wait, oldest first, for one of those places. A movement beyond that is
+    /// refused at once (<see cref="LedgerOverloadedException"/>, HTTP 429), with nothing recorded.
+    /// A waiting movement costs a few hundred bytes; at the in-memory rate the whole queue drains
+    /// in well under a second, on PostgreSQL in a few seconds, within Orleans' 30 s response timeout.
+    /// </summary>
+    public int MaxQueuedTransfers { get; set; } = 10_000;
+
     /// <summary>How long a retry waits for a movement that another coordinator is driving.</summary>
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

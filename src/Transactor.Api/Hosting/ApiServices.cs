@@ -46,6 +46,7 @@ public static class ApiServices
             {
                 BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => Problems.PayloadTooLarge(JsonBody.MaxBytes),
                 BadHttpRequestException bad => Problems.BadRequest("bad_request", bad.Message),
+                LedgerOverloadedException => Problems.TooManyRequests(context.Response),
                 TimeoutException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger did not answer in time.",
                     "Retry with the same Idempotency-Key; the request is applied at most once."),
                 _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",

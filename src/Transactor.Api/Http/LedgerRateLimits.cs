@@ -35,11 +35,7 @@ internal static class LedgerRateLimits
             });
             limiter.OnRejected = async (context, cancellation) =>
             {
-                var response = context.HttpContext.Response;
-                response.Headers.RetryAfter = "1";
-                var problem = Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
-                    "Too many requests are in flight; retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
-                await problem.ExecuteAsync(context.HttpContext);
+                await Problems.TooManyRequests(context.HttpContext.Response).ExecuteAsync(context.HttpContext);
             };
         });
         return services;

@@ -46,6 +46,18 @@ internal static class Problems
     public static IResult TransferNotFound(string transferId) =>
         Create(StatusCodes.Status404NotFound, "transfer_not_found", "The transfer does not exist.", $"Nothing has been recorded under id '{transferId}'.");
 
+    /// <summary>
+    /// 429 with <c>Retry-After</c>: the API's limit on requests in flight, or a silo's on movements
+    /// (<c>Transactor:Transfers:MaxQueuedTransfers</c>), refused the request before anything was recorded.
+    /// </summary>
+    public static IResult TooManyRequests(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        response.Headers.RetryAfter = "1";
+        return Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
+            "Too many requests are in flight; retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
+    }
+
     public static IResult UnsupportedMediaType() =>
         Create(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "The body must be JSON.", "Send the body as application/json.");
 

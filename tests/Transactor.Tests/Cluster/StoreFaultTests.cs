@@ -1,7 +1,4 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
-using Orleans.Serialization;
-using Orleans.Storage;
 using Orleans.TestingHost;
 using Transactor.Grains;
 
@@ -12,25 +9,8 @@ namespace Transactor.Tests.Cluster;
 /// This class gives one silo a store that holds the answers of chosen reads until the test lets
 /// them go, and fails chosen writes.
 /// </summary>
-public sealed class StoreFaultTests : IAsyncLifetime
+public sealed class StoreFaultTests : OneSiloCluster<StoreFaultTests.SiloConfigurator>
 {
-    private static readonly InMemoryLedgerStore Store = new();
-    private TestCluster _cluster = null!;
-
-    public async Task InitializeAsync()
-    {
-        var builder = new TestClusterBuilder(1);
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        _cluster = builder.Build();
-        await _cluster.DeployAsync();
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _cluster.StopAllSilosAsync();
-        await _cluster.DisposeAsync();
-    }
-
     /// <summary>
     /// A database answers a read with the row as it was when the read ran, and the answer can
     /// arrive after the movement has ended.
@@ -38,10 +18,10 @@ public sealed class StoreFaultTests : IAsyncLifetime
     [Fact]
     public async Task A_retry_whose_read_of_the_row_predates_the_outcome_does_not_apply_the_movement_again()
     {
-        var ledger = new Ledger(_cluster.Client);
+        var ledger = new Ledger(Cluster.Client);
         var ids = await ledger.OpenFunded(Ledger.NewId("slow-read"), 2, 1_000);
         var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
-        var shard = _cluster.Client.GetRecoveryShard(request.TransferId);
+        var shard = Cluster.Client.GetRecoveryShard(request.TransferId);
         // Both first reads of the key's row run at once and find no row; their answers are held.
         var first = FaultyRows.Hold(request.TransferId);
         var second = FaultyRows.Hold(request.TransferId);
@@ -75,9 +55,9 @@ public sealed class StoreFaultTests : IAsyncLifetime
     [Fact]
     public async Task An_account_whose_write_fails_forgets_the_change_and_the_transfer_still_ends_once()
     {
-        var ledger = new Ledger(_cluster.Client);
+        var ledger = new Ledger(Cluster.Client);
         var ids = await ledger.OpenFunded(Ledger.NewId("failed-write"), 2, 1_000);
-        var account = _cluster.Client.GetAccount(ids[0]);
+        var account = Cluster.Client.GetAccount(ids[0]);
         var notAfter = DateTimeOffset.UtcNow.AddMinutes(1);
 
         FaultyRows.FailNextWrite(account.GetGrainId());
@@ -107,10 +87,10 @@ public sealed class StoreFaultTests : IAsyncLifetime
     [Fact]
     public async Task A_transfer_whose_listing_failed_to_be_stored_is_applied_once_when_retried()
     {
-        var ledger = new Ledger(_cluster.Client);
+        var ledger = new Ledger(Cluster.Client);
         var ids = await ledger.OpenFunded(Ledger.NewId("failed-list"), 2, 1_000);
         var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
-        var shard = _cluster.Client.GetRecoveryShard(request.TransferId);
+        var shard = Cluster.Client.GetRecoveryShard(request.TransferId);
         await shard.List(1); // activated, so the failure hits the listing's write and not a read at activation
 
         FaultyRows.FailNextWrite(shard.GetGrainId());
@@ -123,55 +103,12 @@ public sealed class StoreFaultTests : IAsyncLifetime
         Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
     }
 
-    private sealed class SiloConfigurator : ISiloConfigurator
+    public sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder)
         {
             ClusterFixture.AddTransactorWithShortRecovery(siloBuilder);
-            siloBuilder.AddInMemoryLedgerStorage(store: Store);
-            siloBuilder.Services.AddKeyedSingleton<IGrainStorage>(
-                StorageNames.Ledger,
-                (sp, _) => new FaultyRows(new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>())));
+            FaultyRows.AddTo(siloBuilder);
         }
-    }
-
-    /// <summary>Reads a held row at once, then answers when the test says so; fails the writes the test names.</summary>
-    private sealed class FaultyRows(IGrainStorage inner) : IGrainStorage
-    {
-        private static readonly ConcurrentDictionary<GrainId, ConcurrentQueue<Gate>> Gates = new();
-        private static readonly ConcurrentDictionary<GrainId, bool> FailingWrites = new();
-
-        public static void FailNextWrite(GrainId grainId) => FailingWrites[grainId] = true;
-
-        public static Gate Hold(string transferId)
-        {
-            var gate = new Gate();
-            Gates.GetOrAdd(LedgerGrains.TransferRowId(transferId), _ => new ConcurrentQueue<Gate>()).Enqueue(gate);
-            return gate;
-        }
-
-        public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
-        {
-            await inner.ReadStateAsync(stateName, grainId, grainState);
-            if (stateName == TransferState.StateName && Gates.TryGetValue(grainId, out var gates) && gates.TryDequeue(out var gate))
-            {
-                gate.Read.SetResult();
-                await gate.Answer.Task;
-            }
-        }
-
-        public Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) =>
-            FailingWrites.TryRemove(grainId, out _)
-                ? Task.FromException(new InvalidOperationException($"Injected: the write of {grainId} failed."))
-                : inner.WriteStateAsync(stateName, grainId, grainState);
-
-        public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ClearStateAsync(stateName, grainId, grainState);
-    }
-
-    private sealed class Gate
-    {
-        public TaskCompletionSource Read { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public TaskCompletionSource Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -49,14 +49,20 @@ public sealed class LoadRunnerTests(ApiFixture api)
         Assert.InRange(summary.ElapsedSeconds, 1.0, 30.0);
     }
 
-    [Fact]
-    public async Task Rate_limited_clients_retry_under_the_same_key_and_never_move_money_twice()
+    /// <summary>
+    /// A ledger that executes one money-moving request at a time and queues none, so most requests
+    /// get 429: from the API's limit on requests, or from the silo's on movements (the API then has
+    /// room, and the silo refuses before recording anything).
+    /// </summary>
+    [Theory]
+    [InlineData("Transactor:Api:MaxConcurrentRequests", "Transactor:Api:MaxQueuedRequests")]
+    [InlineData("Transactor:Transfers:MaxConcurrentTransfers", "Transactor:Transfers:MaxQueuedTransfers")]
+    public async Task Rate_limited_clients_retry_under_the_same_key_and_never_move_money_twice(string concurrencyLimit, string queueLimit)
     {
-        // A ledger that executes one money-moving request at a time and queues none: most requests get 429.
         await using var tight = api.WithWebHostBuilder(builder =>
         {
-            builder.UseSetting("Transactor:Api:MaxConcurrentRequests", "1");
-            builder.UseSetting("Transactor:Api:MaxQueuedRequests", "0");
+            builder.UseSetting(concurrencyLimit, "1");
+            builder.UseSetting(queueLimit, "0");
             builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
             builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
         });
