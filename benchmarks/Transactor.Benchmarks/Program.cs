@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime;
 using System.Runtime.InteropServices;
 using HdrHistogram;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Storage;
 using Orleans.Transactions;
 using Transactor;
@@ -22,11 +24,12 @@ var hotOption = new Option<int>("--hot-accounts") { Description = "Accounts in t
 var seedOption = new Option<int>("--seed") { Description = "Seed of the random transfers.", DefaultValueFactory = _ => 42 };
 var postgresOption = new Option<string?>("--postgres") { Description = "Store grain state and reminders in this PostgreSQL database (an Npgsql connection string) instead of in memory." };
 var workloadsOption = new Option<string>("--workloads") { Description = "Comma-separated workloads to run: uniform, hot.", DefaultValueFactory = _ => "uniform,hot" };
+var admitOption = new Option<int?>("--max-concurrent-transfers") { Description = "Transactor:Transfers:MaxConcurrentTransfers, the movements the silo drives at once (default: 32 per processor; 0: no limit)." };
 var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
-    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption,
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -37,12 +40,13 @@ root.SetAction(async (parse, cancellation) =>
         parse.GetValue(seedOption),
         parse.GetValue(postgresOption),
         parse.GetValue(workloadsOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-        parse.GetValue(engineOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+        parse.GetValue(engineOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+        parse.GetValue(admitOption));
     return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
 });
 return await root.Parse(args).InvokeAsync();
 
-internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines);
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers);
 
 internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
 
@@ -67,7 +71,13 @@ internal static class Bench
             {
                 silo.UseLocalhostClustering();
                 silo.Configure<ClusterOptions>(o => o.ServiceId = $"bench-{Guid.NewGuid():N}");
-                silo.AddTransactor();
+                silo.AddTransactor(configure: options =>
+                {
+                    if (settings.MaxConcurrentTransfers is { } admitted)
+                    {
+                        options.MaxConcurrentTransfers = admitted > 0 ? admitted : int.MaxValue;
+                    }
+                });
                 // Both engines' state in the same binary encoding, so the comparison is of protocols.
                 silo.Services.TryAddKeyedSingleton<IGrainStorageSerializer, LedgerStorageSerializer>("TransactionStore");
                 silo.Services.AddPostgresConnectionTuning();
@@ -104,6 +114,8 @@ internal static class Bench
         Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
         Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
         Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : "PostgreSQL (Orleans ADO.NET providers)")}");
+        var admitted = host.Services.GetRequiredService<IOptions<TransferOptions>>().Value.MaxConcurrentTransfers;
+        Console.WriteLine($"# the silo drives {(admitted == int.MaxValue ? "every movement at once" : $"{admitted} movements at once, the rest wait oldest first")} (Transactor:Transfers:MaxConcurrentTransfers); GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, {(GCSettings.LatencyMode == GCLatencyMode.Batch ? "non-concurrent" : "concurrent")}");
         var rows = new List<Row>();
         var failures = new List<string>();
         foreach (var (name, count) in new[] { ("uniform", accounts), ("hot", hotAccounts) }.Where(w => settings.Workloads.Contains(w.Item1)))
