@@ -13,13 +13,54 @@ namespace Transactor.Grains;
 /// </summary>
 public sealed class InMemoryLedgerStore
 {
+    /// <summary>Bytes of one slab: over the large-object threshold, so a slab is never copied by a young collection.</summary>
+    private const int SlabBytes = 1 << 20;
+
+    /// <summary>Largest first write carved out of a slab; a larger one gets a buffer of its own.</summary>
+    private const int MaxSlabRowBytes = 16 << 10;
+
+    private readonly Lock _slabLock = new();
+    private byte[] _slab = [];
+    private int _slabUsed;
+
     internal ConcurrentDictionary<(string StateName, GrainId GrainId), StoredState> Rows { get; } = new();
 
     /// <summary>Number of grain states held.</summary>
     public int Count => Rows.Count;
 
     /// <summary>
-    /// One row: its bytes in a pooled buffer that a write replaces in place, under the row's lock.
+    /// A new row holding <paramref name="data"/>. Its first bytes are carved out of a shared slab:
+    /// most rows (every ended movement's) are written once and kept for good, and a buffer of their
+    /// own would be a young object that every young collection copies until it is old.
+    /// </summary>
+    internal StoredState NewRow(ReadOnlySpan<byte> data, long version)
+    {
+        if (data.Length > MaxSlabRowBytes)
+        {
+            return new StoredState(ArrayPool<byte>.Shared.Rent(data.Length), 0, pooled: true, data, version);
+        }
+
+        byte[] slab;
+        int offset;
+        lock (_slabLock)
+        {
+            if (_slab.Length - _slabUsed < data.Length)
+            {
+                _slab = GC.AllocateUninitializedArray<byte>(SlabBytes);
+                _slabUsed = 0;
+            }
+
+            slab = _slab;
+            offset = _slabUsed;
+            _slabUsed += data.Length;
+        }
+
+        return new StoredState(slab, offset, pooled: false, data, version);
+    }
+
+    /// <summary>
+    /// One row: its bytes in a buffer that a write replaces in place, under the row's lock: first a
+    /// region of a slab (<see cref="NewRow"/>), and once a write outgrows it, a pooled buffer.
     /// A row lives as long as the store, so a write that allocated a new object for the row would
     /// hand the collector a young object referenced from an old one: a copy at every young
     /// collection, and garbage for the old generation once it is replaced. Benchmarks spent a tenth
@@ -28,18 +69,26 @@ public sealed class InMemoryLedgerStore
     internal sealed class StoredState
     {
         private byte[] _buffer;
+        private int _offset;
+        private int _capacity;
         private int _length;
+        private bool _pooled;
         private bool _removed;
 
-        public StoredState(ReadOnlySpan<byte> data, long version)
+        public StoredState(byte[] buffer, int offset, bool pooled, ReadOnlySpan<byte> data, long version)
         {
-            _buffer = ArrayPool<byte>.Shared.Rent(data.Length);
-            data.CopyTo(_buffer);
+            _buffer = buffer;
+            _offset = offset;
+            _capacity = pooled ? buffer.Length : data.Length;
+            _pooled = pooled;
+            data.CopyTo(_buffer.AsSpan(offset));
             _length = data.Length;
             Version = version;
         }
 
         public long Version { get; private set; }
+
+        private ReadOnlySpan<byte> Bytes => _buffer.AsSpan(_offset, _length);
 
         /// <summary>A copy of the stored bytes.</summary>
         public byte[] Data
@@ -48,7 +97,7 @@ public sealed class InMemoryLedgerStore
             {
                 lock (this)
                 {
-                    return _buffer.AsSpan(0, _length).ToArray();
+                    return Bytes.ToArray();
                 }
             }
         }
@@ -58,7 +107,7 @@ public sealed class InMemoryLedgerStore
             lock (this)
             {
                 version = Version;
-                return serializer.Deserialize<T>(_buffer.AsSpan(0, _length))!;
+                return serializer.Deserialize<T>(Bytes)!;
             }
         }
 
@@ -72,27 +121,40 @@ public sealed class InMemoryLedgerStore
                     return null;
                 }
 
-                if (data.Length > _buffer.Length)
+                if (data.Length > _capacity)
                 {
-                    ArrayPool<byte>.Shared.Return(_buffer);
+                    // A slab's region stays unused from now on; a pooled buffer goes back.
+                    ReturnBuffer();
                     _buffer = ArrayPool<byte>.Shared.Rent(data.Length);
+                    _offset = 0;
+                    _capacity = _buffer.Length;
+                    _pooled = true;
                 }
 
-                data.CopyTo(_buffer);
+                data.CopyTo(_buffer.AsSpan(_offset));
                 _length = data.Length;
                 return ++Version;
             }
         }
 
-        /// <summary>Marks the row removed, so writes that still hold it fail, and gives its buffer back.</summary>
+        /// <summary>Marks the row removed, so writes that still hold it fail, and gives a pooled buffer back.</summary>
         public void Remove()
         {
             lock (this)
             {
                 _removed = true;
-                ArrayPool<byte>.Shared.Return(_buffer);
+                ReturnBuffer();
                 _buffer = [];
-                _length = 0;
+                _offset = _capacity = _length = 0;
+            }
+        }
+
+        private void ReturnBuffer()
+        {
+            if (_pooled)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _pooled = false;
             }
         }
     }
@@ -143,7 +205,7 @@ public sealed class InMemoryGrainStorage(InMemoryLedgerStore store, Serializer s
         if (expected is null)
         {
             version = 1;
-            var row = new InMemoryLedgerStore.StoredState(data, version);
+            var row = store.NewRow(data, version);
             if (!store.Rows.TryAdd(key, row))
             {
                 row.Remove();

@@ -31,7 +31,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public void StoreRow<T>(string stateName, GrainId grainId, T state)
     {
         var serializer = Client.ServiceProvider.GetRequiredService<Serializer>();
-        Assert.True(Store.Rows.TryAdd((stateName, grainId), new(serializer.SerializeToArray(state), 1)), $"The row '{stateName}' of {grainId} exists already.");
+        Assert.True(Store.Rows.TryAdd((stateName, grainId), Store.NewRow(serializer.SerializeToArray(state), 1)), $"The row '{stateName}' of {grainId} exists already.");
     }
 
     public async Task InitializeAsync()
