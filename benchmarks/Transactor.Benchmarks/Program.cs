@@ -24,7 +24,7 @@ var hotOption = new Option<int>("--hot-accounts") { Description = "Accounts in t
 var seedOption = new Option<int>("--seed") { Description = "Seed of the random transfers.", DefaultValueFactory = _ => 42 };
 var postgresOption = new Option<string?>("--postgres") { Description = "Store grain state and reminders in this PostgreSQL database (an Npgsql connection string) instead of in memory." };
 var workloadsOption = new Option<string>("--workloads") { Description = "Comma-separated workloads to run: uniform, hot.", DefaultValueFactory = _ => "uniform,hot" };
-var admitOption = new Option<int?>("--max-concurrent-transfers") { Description = "Transactor:Transfers:MaxConcurrentTransfers, the movements the silo drives at once (default: 32 per processor; 0: no limit)." };
+var admitOption = new Option<int?>("--max-concurrent-transfers") { Description = "Transactor:Transfers:MaxConcurrentTransfers, the movements the silo drives at once (default: 8 per processor in memory, 32 on PostgreSQL; 0: no limit)." };
 var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
@@ -114,7 +114,7 @@ internal static class Bench
         Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
         Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
         Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : "PostgreSQL (Orleans ADO.NET providers)")}");
-        var admitted = host.Services.GetRequiredService<IOptions<TransferOptions>>().Value.MaxConcurrentTransfers;
+        var admitted = host.Services.GetRequiredService<TransferAdmission>().Places;
         Console.WriteLine($"# the silo drives {(admitted == int.MaxValue ? "every movement at once" : $"{admitted} movements at once, the rest wait oldest first")} (Transactor:Transfers:MaxConcurrentTransfers); GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, {(GCSettings.LatencyMode == GCLatencyMode.Batch ? "non-concurrent" : "concurrent")}");
         var rows = new List<Row>();
         var failures = new List<string>();

@@ -65,7 +65,8 @@ public static class SiloBuilderExtensions
     /// <summary>
     /// Stores grain state under <paramref name="name"/> in an <see cref="InMemoryLedgerStore"/>:
     /// <paramref name="store"/> when given (to share one store between silos of one process), else one per silo.
-    /// For the ledger's storage, recovery shards then write without gathering (<see cref="TransferOptions.RecoveryWriteDelay"/>).
+    /// For the ledger's storage, recovery shards then write without gathering (<see cref="TransferOptions.RecoveryWriteDelay"/>),
+    /// and unless configured, a silo drives <see cref="TransferOptions.InMemoryPlacesPerProcessor"/> movements per processor at once.
     /// </summary>
     public static ISiloBuilder AddInMemoryLedgerStorage(this ISiloBuilder silo, string name = StorageNames.Ledger, InMemoryLedgerStore? store = null)
     {
@@ -84,8 +85,10 @@ public static class SiloBuilderExtensions
             (sp, _) => new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>()));
         if (name == StorageNames.Ledger)
         {
-            // A write to memory costs no round trip: gathering changes for it would only add latency.
+            // A write to memory costs no round trip: gathering changes for it would only add latency,
+            // and a movement needs only the processors, so fewer at once keep them as busy.
             silo.Services.Configure<TransferOptions>(o => o.RecoveryWriteDelay = TimeSpan.Zero);
+            silo.Services.PostConfigure<TransferOptions>(o => o.MaxConcurrentTransfers ??= TransferOptions.InMemoryPlacesPerProcessor * Environment.ProcessorCount);
         }
 
         return silo;

@@ -23,16 +23,20 @@ public sealed class TransferAdmission : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(instruments);
         var value = options.Value;
-        ArgumentOutOfRangeException.ThrowIfLessThan(value.MaxConcurrentTransfers, 1, $"{nameof(TransferOptions)}.{nameof(TransferOptions.MaxConcurrentTransfers)}");
+        Places = value.MaxConcurrentTransfers ?? TransferOptions.PlacesPerProcessor * Environment.ProcessorCount;
+        ArgumentOutOfRangeException.ThrowIfLessThan(Places, 1, $"{nameof(TransferOptions)}.{nameof(TransferOptions.MaxConcurrentTransfers)}");
         ArgumentOutOfRangeException.ThrowIfNegative(value.MaxQueuedTransfers, $"{nameof(TransferOptions)}.{nameof(TransferOptions.MaxQueuedTransfers)}");
         _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
-            PermitLimit = value.MaxConcurrentTransfers,
+            PermitLimit = Places,
             QueueLimit = value.MaxQueuedTransfers,
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
         instruments.ObserveQueue(() => Queued);
     }
+
+    /// <summary>How many movements the silo drives at once.</summary>
+    public int Places { get; }
 
     /// <summary>How many movements wait for a place now.</summary>
     public long Queued => _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;

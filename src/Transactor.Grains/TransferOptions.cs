@@ -30,10 +30,18 @@ public sealed class TransferOptions
 
     /// <summary>
     /// How many movements a silo's coordinators drive at once for their callers (recovery is not
-    /// counted). The default, 32 per processor, keeps an in-memory silo's cores busy with the
-    /// shortest tail measured (docs/benchmarks.md); a silo on a slow database may want more.
+    /// counted). Unset: <see cref="InMemoryPlacesPerProcessor"/> per processor with in-memory
+    /// ledger storage, where a movement only needs the processors, and
+    /// <see cref="PlacesPerProcessor"/> with a database, where most of a movement's time is spent
+    /// waiting on it (docs/benchmarks.md measures both).
     /// </summary>
-    public int MaxConcurrentTransfers { get; set; } = 32 * Environment.ProcessorCount;
+    public int? MaxConcurrentTransfers { get; set; }
+
+    /// <summary>Places per processor when <see cref="MaxConcurrentTransfers"/> is unset and the ledger is stored in a database.</summary>
+    public const int PlacesPerProcessor = 32;
+
+    /// <summary>Places per processor when <see cref="MaxConcurrentTransfers"/> is unset and the ledger is stored in memory.</summary>
+    public const int InMemoryPlacesPerProcessor = 8;
 
     /// <summary>
     /// How many movements wait, oldest first, for one of those places. A movement beyond that is
