@@ -12,7 +12,7 @@ namespace Transactor.Grains;
 /// Orleans runs a grain's turns on the thread pool, whose threads take their own newest work first.
 /// With hundreds of movements interleaved on a silo, that order lets some of them wait behind many
 /// later ones, so the slowest take many times the mean. Admitting a few at a time, oldest first,
-/// keeps that unfairness among a few, and the silo no more busy: see docs/benchmarks.md.
+/// keeps that unfairness among a few, and the few keep the processors as busy: see docs/benchmarks.md.
 /// </remarks>
 public sealed class TransferAdmission : IDisposable
 {
