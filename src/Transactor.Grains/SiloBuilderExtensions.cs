@@ -17,7 +17,11 @@ public static class SiloBuilderExtensions
     public static ISiloBuilder AddTransactor(this ISiloBuilder silo, IConfiguration? configuration = null, Action<TransferOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(silo);
-        var options = silo.Services.AddOptions<TransferOptions>();
+        // A silo with limits it cannot use must not start: it would fail every movement instead.
+        var options = silo.Services.AddOptions<TransferOptions>()
+            .Validate(o => o.MaxConcurrentTransfers is null or > 0, $"{TransferOptions.SectionName}:{nameof(TransferOptions.MaxConcurrentTransfers)} must be at least 1.")
+            .Validate(o => o.MaxQueuedTransfers >= 0, $"{TransferOptions.SectionName}:{nameof(TransferOptions.MaxQueuedTransfers)} must not be negative.")
+            .ValidateOnStart();
         if (configuration is not null)
         {
             options.Bind(configuration.GetSection(TransferOptions.SectionName));

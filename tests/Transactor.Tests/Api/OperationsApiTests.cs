@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Json;
+using System.Globalization;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 
 namespace Transactor.Tests.Api;
 
@@ -8,6 +10,23 @@ namespace Transactor.Tests.Api;
 public sealed class OperationsApiTests(ApiFixture api)
 {
     private readonly HttpClient _client = api.CreateClient();
+
+    /// <summary>A silo with admission limits it cannot use stops at start, naming the setting, instead of failing every movement.</summary>
+    [Theory]
+    [InlineData("Transactor:Transfers:MaxConcurrentTransfers", "0")]
+    [InlineData("Transactor:Transfers:MaxQueuedTransfers", "-1")]
+    public void A_ledger_configured_with_unusable_admission_limits_does_not_start(string key, string value)
+    {
+        using var misconfigured = api.WithWebHostBuilder(builder =>
+        {
+            builder.UseSetting(key, value);
+            builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
+            builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
+        });
+
+        var error = Assert.Throws<OptionsValidationException>(() => misconfigured.CreateClient());
+        Assert.Contains(key, error.Message, StringComparison.Ordinal);
+    }
 
     [Fact]
     public async Task Metrics_report_requests_latency_outcomes_and_the_cluster()
