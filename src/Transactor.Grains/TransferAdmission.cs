@@ -22,10 +22,9 @@ public sealed class TransferAdmission : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(instruments);
+        // Both limits are validated with the options (SiloBuilderExtensions.AddTransactor).
         var value = options.Value;
         Places = value.MaxConcurrentTransfers ?? TransferOptions.PlacesPerProcessor * Environment.ProcessorCount;
-        ArgumentOutOfRangeException.ThrowIfLessThan(Places, 1, $"{nameof(TransferOptions)}.{nameof(TransferOptions.MaxConcurrentTransfers)}");
-        ArgumentOutOfRangeException.ThrowIfNegative(value.MaxQueuedTransfers, $"{nameof(TransferOptions)}.{nameof(TransferOptions.MaxQueuedTransfers)}");
         _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
             PermitLimit = Places,
