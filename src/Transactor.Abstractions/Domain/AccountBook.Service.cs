@@ -83,16 +83,7 @@ public sealed partial class AccountBook
 
         if (count == 1 && candidates.Count > 0)
         {
-            var oldest = candidates[0];
-            foreach (var candidate in candidates)
-            {
-                if (candidate.Value < oldest.Value)
-                {
-                    oldest = candidate;
-                }
-            }
-
-            Forget(oldest);
+            Forget(candidates.MinBy(static c => c.Value));
             return;
         }
 
