@@ -13,9 +13,26 @@ public sealed class ApiFixture : WebApplicationFactory<Program>
 {
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
+        UseFreeEmbeddedPorts(builder);
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+    }
+
+    /// <summary>Another API, with its own embedded silo on free ports, and these settings on top.</summary>
+    public WebApplicationFactory<Program> WithSettings(params (string Key, string Value)[] settings) =>
+        WithWebHostBuilder(builder =>
+        {
+            foreach (var (key, value) in settings)
+            {
+                builder.UseSetting(key, value);
+            }
+
+            UseFreeEmbeddedPorts(builder);
+        });
+
+    private static void UseFreeEmbeddedPorts(IWebHostBuilder builder)
+    {
         builder.UseSetting("Transactor:Embedded:SiloPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Transactor:Embedded:GatewayPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
-        builder.UseSetting("Logging:LogLevel:Default", "Warning");
     }
 
     public static int FreePort()

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Json;
-using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 
@@ -17,12 +16,7 @@ public sealed class OperationsApiTests(ApiFixture api)
     [InlineData("Transactor:Transfers:MaxQueuedTransfers", "-1")]
     public void A_ledger_configured_with_unusable_admission_limits_does_not_start(string key, string value)
     {
-        using var misconfigured = api.WithWebHostBuilder(builder =>
-        {
-            builder.UseSetting(key, value);
-            builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
-            builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
-        });
+        using var misconfigured = api.WithSettings((key, value));
 
         var error = Assert.Throws<OptionsValidationException>(() => misconfigured.CreateClient());
         Assert.Contains(key, error.Message, StringComparison.Ordinal);

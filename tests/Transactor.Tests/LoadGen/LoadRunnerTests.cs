@@ -1,5 +1,3 @@
-using System.Globalization;
-using Microsoft.AspNetCore.Hosting;
 using Transactor.LoadGen;
 using Transactor.Tests.Api;
 
@@ -59,13 +57,7 @@ public sealed class LoadRunnerTests(ApiFixture api)
     [InlineData("Transactor:Transfers:MaxConcurrentTransfers", "Transactor:Transfers:MaxQueuedTransfers")]
     public async Task Rate_limited_clients_retry_under_the_same_key_and_never_move_money_twice(string concurrencyLimit, string queueLimit)
     {
-        await using var tight = api.WithWebHostBuilder(builder =>
-        {
-            builder.UseSetting(concurrencyLimit, "1");
-            builder.UseSetting(queueLimit, "0");
-            builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
-            builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
-        });
+        await using var tight = api.WithSettings((concurrencyLimit, "1"), (queueLimit, "0"));
         var options = new LoadOptions
         {
             Clients = 12,
