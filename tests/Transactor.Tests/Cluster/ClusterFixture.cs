@@ -64,15 +64,24 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// </summary>
     internal static void AddTransactorWithShortRecovery(ISiloBuilder siloBuilder)
     {
+        AddTransactorWithShortRecovery(siloBuilder, sweepPeriod: TimeSpan.FromSeconds(1));
+        siloBuilder.UseInMemoryReminderService();
+    }
+
+    /// <summary>
+    /// The ledger with short leases and waits, and recovery sweeps every <paramref name="sweepPeriod"/>
+    /// (reminders may fire that often). Storage and reminders are the caller's.
+    /// </summary>
+    internal static void AddTransactorWithShortRecovery(ISiloBuilder siloBuilder, TimeSpan sweepPeriod)
+    {
         siloBuilder.AddTransactor(configure: options =>
         {
             options.LeaseDuration = TimeSpan.FromSeconds(5);
             options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
-            options.RecoveryDueTime = TimeSpan.FromSeconds(1);
-            options.RecoveryPeriod = TimeSpan.FromSeconds(1);
+            options.RecoveryDueTime = sweepPeriod;
+            options.RecoveryPeriod = sweepPeriod;
             options.WaitTimeout = TimeSpan.FromSeconds(5);
         });
-        siloBuilder.UseInMemoryReminderService();
         siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
     }
 }

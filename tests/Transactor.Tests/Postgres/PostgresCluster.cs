@@ -7,6 +7,7 @@ using Orleans.Storage;
 using Orleans.TestingHost;
 using Transactor.Grains;
 using Transactor.Persistence;
+using Transactor.Tests.Cluster;
 
 namespace Transactor.Tests.Postgres;
 
@@ -58,15 +59,7 @@ internal static class PostgresCluster
                 options.ConnectionString = connectionString;
             });
             siloBuilder.Services.AddSingleton<ITransferFaults, NoTransferFaults>();
-            siloBuilder.AddTransactor(configure: options =>
-            {
-                options.LeaseDuration = TimeSpan.FromSeconds(5);
-                options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
-                options.RecoveryDueTime = TimeSpan.FromSeconds(2);
-                options.RecoveryPeriod = TimeSpan.FromSeconds(2);
-                options.WaitTimeout = TimeSpan.FromSeconds(5);
-            });
-            siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
+            ClusterFixture.AddTransactorWithShortRecovery(siloBuilder, sweepPeriod: TimeSpan.FromSeconds(2));
         }
     }
 }
