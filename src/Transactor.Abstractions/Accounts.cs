@@ -58,9 +58,11 @@ public enum EntrySide
 /// <summary>A coordinator's request that an account promise its side of a movement.</summary>
 /// <param name="Currency">The movement's currency, or null to accept the account's own.</param>
 /// <param name="External">True for a deposit or withdrawal; a committed external credit can be disputed.</param>
-/// <param name="NotAfter">
-/// The coordinator's lease ends here; a request that arrives later is refused, so a message from a
-/// coordinator that lost its lease can never reserve money behind the back of its successor.
+/// <param name="Epoch">
+/// The fencing token of the driver's lease (<see cref="DriveTicket.Epoch"/>). An account that has
+/// prepared the movement under a later epoch refuses it (<see cref="PrepareStatus.Superseded"/>), so
+/// a driver that lost its lease cannot overwrite its successor's prepare. (Id 4 held a deadline in
+/// earlier versions; it is not reused.)
 /// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.PrepareRequest")]
 public sealed record PrepareRequest(
@@ -68,7 +70,7 @@ public sealed record PrepareRequest(
     [property: Id(1)] EntrySide Side,
     [property: Id(2)] long AmountMinor,
     [property: Id(3)] string? Currency,
-    [property: Id(4)] DateTimeOffset NotAfter,
+    [property: Id(6)] long Epoch,
     [property: Id(5)] bool External = false);
 
 /// <summary>Outcome of a prepare.</summary>
@@ -81,8 +83,11 @@ public enum PrepareStatus
     /// <summary>The account refused, for <see cref="PrepareResult.Reason"/>.</summary>
     Rejected = 1,
 
-    /// <summary>The request arrived after its deadline and was ignored.</summary>
-    Expired = 2,
+    /// <summary>
+    /// The account has prepared the movement under a later epoch: a newer driver holds it, and this
+    /// request's driver must stop. Nothing changed.
+    /// </summary>
+    Superseded = 2,
 }
 
 /// <summary>The result of <see cref="IAccountGrain.Prepare"/>.</summary>

@@ -19,18 +19,32 @@ public interface IAccountGrain : IGrainWithStringKey
 
     /// <summary>
     /// Promises this account's side of a movement: a debit moves the amount from available to
-    /// reserved; a credit is checked and remembered. Idempotent by transfer id.
+    /// reserved; a credit is checked and remembered. Idempotent by transfer id; refused
+    /// (<see cref="PrepareStatus.Superseded"/>) when the movement is prepared here under a later epoch.
     /// </summary>
     [Alias("Prepare")]
     Task<PrepareResult> Prepare(PrepareRequest request);
 
-    /// <summary>Applies a prepared movement. A transfer id with nothing prepared is a no-op.</summary>
+    /// <summary>
+    /// Applies a movement decided (committed) under <paramref name="decidedEpoch"/>: an entry
+    /// prepared under that epoch is applied; one prepared under an earlier epoch is a superseded
+    /// driver's late prepare and is released instead. A transfer id with nothing prepared is a no-op,
+    /// checked against storage first (another activation of this account may have prepared it).
+    /// </summary>
     [Alias("Commit")]
-    Task<AccountSnapshot?> Commit(string transferId);
+    Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch);
 
-    /// <summary>Releases a prepared movement. A transfer id with nothing prepared is a no-op.</summary>
+    /// <summary>Releases a prepared movement (rejected under <paramref name="decidedEpoch"/>). A transfer id with nothing prepared is a no-op, checked against storage first.</summary>
     [Alias("Abort")]
-    Task<AccountSnapshot?> Abort(string transferId);
+    Task<AccountSnapshot?> Abort(string transferId, long decidedEpoch);
+
+    /// <summary>
+    /// Releases the entry of an ended movement (decided under <paramref name="decidedEpoch"/>) when
+    /// it was prepared under an earlier epoch: a superseded driver's prepare that arrived after the
+    /// movement was applied here. An entry under the decided epoch or a later one is left alone.
+    /// </summary>
+    [Alias("ReleaseSuperseded")]
+    Task ReleaseSuperseded(string transferId, long decidedEpoch);
 
     /// <summary>Disputes a committed deposit (by its transfer id): its amount moves from available to held.</summary>
     [Alias("Dispute")]
@@ -66,25 +80,28 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     [Alias("Begin")]
     Task<DriveTicket> Begin(TransferRequest request);
 
-    /// <summary>Hands the lease to a recovering coordinator when the movement is listed, has not ended and nobody drives it.</summary>
+    /// <summary>
+    /// Hands the lease to a recovering coordinator when the movement is listed, has not ended and
+    /// nobody drives it (with a new epoch, stored first). For an ended movement: its record, completed.
+    /// </summary>
     [Alias("Claim")]
     Task<DriveTicket> Claim(string transferId);
 
     /// <summary>
-    /// Extends the lease named <paramref name="leaseId"/> when its holder still holds it (nobody took
-    /// it over). Returns the new lease length, or null when the lease is gone.
+    /// Extends the lease of epoch <paramref name="epoch"/> when it is still the movement's latest
+    /// (nobody took it over). Returns the new lease length, or null when the lease is gone.
     /// </summary>
     [Alias("RenewLease")]
-    Task<TimeSpan?> RenewLease(string transferId, Guid leaseId);
+    Task<TimeSpan?> RenewLease(string transferId, long epoch);
 
     /// <summary>
-    /// Records the decision of a listed movement; the first decision wins. A decision that
-    /// arrives after <paramref name="notAfter"/> (the end of its driver's lease) is not recorded.
-    /// Returns the listed record once it is durable (still pending when the decision came too
-    /// late), or null when the movement is not listed.
+    /// Records the decision of a listed movement, made by the driver of lease <paramref name="epoch"/>;
+    /// the first decision wins. A decision from any epoch but the movement's latest is not recorded:
+    /// a later driver may be preparing. Returns the listed record once it is durable (still pending
+    /// when the decision was fenced out), or null when the movement is not listed.
     /// </summary>
     [Alias("Decide")]
-    Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset notAfter);
+    Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch);
 
     /// <summary>
     /// Notes that every account has applied the recorded decision, with the accounts' resulting
@@ -98,7 +115,10 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     [Alias("WaitForResult")]
     Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout);
 
-    /// <summary>The result as it stands (pending or decided while in flight), or null when the id is unknown.</summary>
+    /// <summary>
+    /// The result as it stands, or null when the id is unknown. A movement still listed is pending,
+    /// even when decided: a client hears "committed" only once every account has applied it.
+    /// </summary>
     [Alias("GetResult")]
     Task<TransferResult?> GetResult(string transferId);
 
@@ -173,7 +193,10 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     [Alias("Execute")]
     Task<TransferResult> Execute(TransferRequest request);
 
-    /// <summary>Drives an interrupted movement to its end. Fire and forget.</summary>
+    /// <summary>
+    /// Drives an interrupted movement to its end; for one that has ended, releases any entry a
+    /// superseded driver prepared late on its accounts. Fire and forget.
+    /// </summary>
     [Alias("Recover"), OneWay]
     Task Recover(string transferId);
 }

@@ -89,13 +89,19 @@ public sealed record TransferResult(
 }
 
 /// <summary>The durable record of a movement: on its <see cref="IRecoveryShardGrain"/> while in flight, in its own row once ended.</summary>
+/// <param name="DecidedEpoch">
+/// The epoch of the lease under which the decision was made: every account's entry for the movement
+/// was prepared under it. An entry under an earlier epoch is a late prepare of a superseded driver,
+/// which the accounts release instead of applying. 0 for a decision of an earlier version.
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.TransferRecord")]
 public sealed record TransferRecord(
     [property: Id(0)] TransferRequest Request,
     [property: Id(1)] TransferStatus Status,
     [property: Id(2)] RejectionReason Reason,
     [property: Id(3)] DateTimeOffset CreatedAt,
-    [property: Id(4)] DateTimeOffset? DecidedAt);
+    [property: Id(4)] DateTimeOffset? DecidedAt,
+    [property: Id(5)] long DecidedEpoch = 0);
 
 /// <summary>What <see cref="IRecoveryShardGrain.Begin"/> and <see cref="IRecoveryShardGrain.Claim"/> hand to a coordinator.</summary>
 /// <param name="Record">The record under the id, or null when there is none.</param>
@@ -106,8 +112,12 @@ public sealed record TransferRecord(
 /// <param name="Conflict">True when the id is already recorded for a different request.</param>
 /// <param name="Completed">True when every account has applied the decision: <paramref name="Result"/> holds the outcome.</param>
 /// <param name="Created">True when this call recorded the movement; false when it was recorded before.</param>
-/// <param name="LeaseId">Names the lease, so its holder (and only its holder) can renew it.</param>
 /// <param name="Result">The outcome recorded when the movement ended, with the accounts' balances right after it.</param>
+/// <param name="Epoch">
+/// The lease's fencing token: it only grows, is stored with the movement's listing before the lease
+/// is handed out, and goes with every prepare and the decision. The holder of a later epoch fences
+/// out every earlier one, whatever the clocks say. (Id 5 named the lease in earlier versions.)
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.DriveTicket")]
 public sealed record DriveTicket(
     [property: Id(0)] TransferRecord? Record,
@@ -115,8 +125,8 @@ public sealed record DriveTicket(
     [property: Id(2)] bool Conflict,
     [property: Id(3)] bool Completed,
     [property: Id(4)] bool Created = false,
-    [property: Id(5)] Guid LeaseId = default,
-    [property: Id(6)] TransferResult? Result = null);
+    [property: Id(6)] TransferResult? Result = null,
+    [property: Id(7)] long Epoch = 0);
 
 /// <summary>
 /// A silo refused a movement because as many as it admits are in progress and as many as it queues

@@ -1,26 +1,40 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Storage;
 using Transactor.Domain;
 
 namespace Transactor.Grains;
 
-/// <summary>One account. Calls no other grain: coordinators call it, in ascending account-id order.</summary>
-public sealed partial class AccountGrain(TimeProvider time, ILogger<AccountGrain> logger) : Grain, IAccountGrain
+/// <summary>
+/// One account. Coordinators call it, in ascending account-id order; it never waits on another
+/// grain. Its only call out is one-way: an entry that stays prepared for a whole
+/// <see cref="TransferOptions.RecoveryPeriod"/> is handed to a coordinator (<see cref="ITransferCoordinatorGrain.Recover"/>),
+/// which finishes the movement or, if it has ended, releases a superseded driver's late prepare.
+/// </summary>
+public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOptions> options, ILogger<AccountGrain> logger) : Grain, IAccountGrain
 {
     /// <summary>The state name of an account's row.</summary>
     public const string StateName = "account";
 
+    /// <summary>Most entries one check hands to coordinators.</summary>
+    public const int MaxRecoveriesPerCheck = 1_000;
+
     private StoredState<AccountState> _state = null!;
     private AccountBook _book = null!;
+
+    /// <summary>The entries held at the last check, so that the next finds the ones that stayed; null until the first prepare.</summary>
+    private HashSet<string>? _heldAtLastCheck;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _state = new StoredState<AccountState>(ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger), StateName, this.GetGrainId(), logger);
         await _state.ReadAsync();
-        _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), _state.State);
-        // Check what was loaded, not only what is written: a bad row must stop here, not spread.
-        _book.AssertInvariants();
+        Load();
+        if (_book.State.Pending.Count > 0)
+        {
+            StartChecks();
+        }
     }
 
     public async Task<OpenAccountResult> Open(string currency, string? owner)
@@ -39,18 +53,20 @@ public sealed partial class AccountGrain(TimeProvider time, ILogger<AccountGrain
 
     public async Task<PrepareResult> Prepare(PrepareRequest request)
     {
-        var result = _book.Prepare(request, time.GetUtcNow(), out var changed);
+        var result = _book.Prepare(request, out var changed);
         if (changed)
         {
+            StartChecks();
             await Persist();
         }
 
         return result;
     }
 
-    public async Task<AccountSnapshot?> Commit(string transferId)
+    public async Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch)
     {
-        if (_book.Commit(transferId))
+        await ReloadUnlessHeld(transferId);
+        if (_book.Commit(transferId, decidedEpoch))
         {
             await Persist();
         }
@@ -58,14 +74,24 @@ public sealed partial class AccountGrain(TimeProvider time, ILogger<AccountGrain
         return _book.Snapshot();
     }
 
-    public async Task<AccountSnapshot?> Abort(string transferId)
+    public async Task<AccountSnapshot?> Abort(string transferId, long decidedEpoch)
     {
+        await ReloadUnlessHeld(transferId);
         if (_book.Abort(transferId))
         {
             await Persist();
         }
 
         return _book.Snapshot();
+    }
+
+    public async Task ReleaseSuperseded(string transferId, long decidedEpoch)
+    {
+        if (_book.ReleaseSuperseded(transferId, decidedEpoch))
+        {
+            LogReleasedSuperseded(logger, _book.AccountId, transferId, decidedEpoch);
+            await Persist();
+        }
     }
 
     public Task<DisputeResult> Dispute(string depositId) => Apply(_book.DisputeDeposit(depositId));
@@ -84,8 +110,72 @@ public sealed partial class AccountGrain(TimeProvider time, ILogger<AccountGrain
         return new DisputeResult(outcome, _book.Snapshot());
     }
 
+    /// <summary>
+    /// Before this account answers that it holds nothing of a movement, it checks storage: another
+    /// activation of it (Orleans' default directory can briefly run two during membership changes)
+    /// may have prepared the movement, and an answer from memory would tell the coordinator the
+    /// movement was applied here while the stored entry stayed for ever. Every prepare the
+    /// coordinator saw answered was stored before its answer, so this read finds it.
+    /// </summary>
+    private async Task ReloadUnlessHeld(string transferId)
+    {
+        if (!_book.Holds(transferId) && await _state.ReloadIfChanged())
+        {
+            LogReloaded(logger, _book.AccountId, transferId);
+            Load();
+        }
+    }
+
+    private void Load()
+    {
+        _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), _state.State);
+        // Check what was loaded, not only what is written: a bad row must stop here, not spread.
+        _book.AssertInvariants();
+    }
+
+    /// <summary>Starts the check for entries that stay prepared, once per activation.</summary>
+    private void StartChecks()
+    {
+        if (_heldAtLastCheck is null)
+        {
+            _heldAtLastCheck = new HashSet<string>(StringComparer.Ordinal);
+            var period = options.Value.RecoveryPeriod;
+            this.RegisterGrainTimer(CheckHeldEntries, period, period);
+        }
+    }
+
+    /// <summary>
+    /// Hands every entry held since the last check to a coordinator. A live movement's shard sweeps
+    /// it anyway (and a claim while its driver works is refused), so this matters only for an
+    /// entry no shard lists: a prepare that reached this account after its movement had ended here.
+    /// Time only decides when to look; what is released is decided by the movement's record.
+    /// </summary>
+    private Task CheckHeldEntries(CancellationToken cancellation)
+    {
+        var previous = _heldAtLastCheck!;
+        var coordinator = GrainFactory.GetCoordinator();
+        var handed = 0;
+        foreach (var transferId in _book.State.Pending.Keys)
+        {
+            if (previous.Contains(transferId) && handed++ < MaxRecoveriesPerCheck)
+            {
+                coordinator.Recover(transferId).Ignore();
+            }
+        }
+
+        previous.Clear();
+        previous.UnionWith(_book.State.Pending.Keys);
+        return Task.CompletedTask;
+    }
+
     private Task Persist() => _state.WriteOrDeactivate(this);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Opened account {AccountId} in {Currency}")]
     private static partial void LogOpened(ILogger logger, string accountId, string currency);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: storage held a newer row than this activation when transfer {TransferId} was applied; took it")]
+    private static partial void LogReloaded(ILogger logger, string accountId, string transferId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: released transfer {TransferId}'s entry, a late prepare of a driver superseded before epoch {DecidedEpoch} decided it")]
+    private static partial void LogReleasedSuperseded(ILogger logger, string accountId, string transferId, long decidedEpoch);
 }

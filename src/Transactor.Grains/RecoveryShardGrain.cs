@@ -72,12 +72,17 @@ public sealed class RecoveryShardState
     }
 }
 
-/// <summary>A movement a recovery shard lists: since when, and its record (null for a listing of a version that kept the record in the movement's row).</summary>
+/// <summary>
+/// A movement a recovery shard lists: since when, its record (null for a listing of a version that
+/// kept the record in the movement's row), and the epoch of the latest lease handed out on it (0
+/// for a listing of an earlier version: none).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Transactor.ShardListing")]
 public sealed record ShardListing(
     [property: Id(0)] string TransferId,
     [property: Id(1)] DateTimeOffset ListedAt,
-    [property: Id(2)] TransferRecord? Record);
+    [property: Id(2)] TransferRecord? Record,
+    [property: Id(3)] long Epoch = 0);
 
 /// <summary>
 /// See <see cref="IRecoveryShardGrain"/> and docs/transfers.md. Reentrant: its own turns only touch
@@ -113,21 +118,22 @@ public sealed partial class RecoveryShardGrain(
     private readonly RecoveryShardState _snapshot = new();
     private readonly ArrayBufferWriter<byte> _snapshotBytes = new();
     private GroupCommit _commit = null!;
+
+    /// <summary>Why this activation's list can no longer be trusted (a write of it failed); null while it can.</summary>
+    private Exception? _broken;
     private IGrainStorage _rows = null!;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        // A coordinator of the previous activation may still hold a lease on any listed movement,
-        // with its messages on their way to the accounts: nobody drives one before that lease
-        // would have ended (rule 3 in docs/transfers.md).
-        var heldUntil = time.GetUtcNow() + _options.LeaseDuration;
+        // A coordinator of a previous activation may still drive a listed movement; the next lease
+        // on it is handed out with a later epoch, stored first, which fences that driver out.
         foreach (var listed in state.State.ReadListings(serializer))
         {
-            _listings[listed.TransferId] = new Listing(listed.ListedAt, listed.Record) { LeaseUntil = heldUntil };
+            _listings[listed.TransferId] = new Listing(listed.ListedAt, listed.Record) { Epoch = listed.Epoch };
         }
 
         _rows = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
-        _commit = new GroupCommit(WriteSnapshot, _options.RecoveryWriteDelay, time);
+        _commit = new GroupCommit(WriteListOrDeactivate, _options.RecoveryWriteDelay, time);
         // One reminder per shard, registered once per activation: it outlives this silo and
         // brings the shard back to finish what it lists.
         await this.RegisterOrUpdateReminder(SweepReminder, _options.RecoveryDueTime, _options.RecoveryPeriod, cancellationToken);
@@ -143,6 +149,7 @@ public sealed partial class RecoveryShardGrain(
     public async Task<DriveTicket> Begin(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        ThrowIfBroken();
         var transferId = request.TransferId;
         var found = await Lookup(transferId);
         while (found is { Listing: null, Ended: null } && _listings.ContainsKey(transferId))
@@ -160,7 +167,7 @@ public sealed partial class RecoveryShardGrain(
         {
             // Listed already (a retry, or the same key with another request): the listing must be durable.
             await Durable();
-            return Ticket(transferId, listing, request);
+            return await Ticket(transferId, listing, request);
         }
 
         if (_listings.Count >= MaxInFlight)
@@ -170,45 +177,29 @@ public sealed partial class RecoveryShardGrain(
 
         // Listing the record is what records it: durable before any account is touched. Concurrent
         // retries of the key find the lease held for this caller meanwhile, and wait for the outcome.
+        // The first lease (epoch 1) is stored with the listing: the caller drives under it.
         var now = time.GetUtcNow();
         var created = new Listing(now, new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, now, null))
         {
             RowRead = true,
             RowETag = found.RowETag,
             LeaseUntil = now + _options.LeaseDuration,
-            LeaseId = Guid.NewGuid(),
+            Epoch = 1,
         };
         _listings.Add(transferId, created);
-        var leaseId = created.LeaseId;
-        try
+        await Stored(_commit.Changed());
+        if (created.Epoch != 1)
         {
-            await _commit.Persisted(_commit.Changed());
-        }
-        catch
-        {
-            // Not known to be stored: nobody drives it on this caller's behalf; recovery or a retry may.
-            if (created.LeaseId == leaseId)
-            {
-                created.LeaseUntil = null;
-                created.LeaseId = Guid.Empty;
-            }
-
-            throw;
-        }
-
-        if (created.LeaseId != leaseId)
-        {
-            // The write outlasted the lease and a retry or recovery took it: only one driver at a time.
+            // The write outlasted the lease and a retry or recovery took a later one: only that one drives.
             return new DriveTicket(created.Record, null, Conflict: false, Completed: false, Created: true);
         }
 
-        // The lease runs from when its holder may start.
-        created.LeaseUntil = time.GetUtcNow() + _options.LeaseDuration;
-        return new DriveTicket(created.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: true, leaseId);
+        return new DriveTicket(created.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: true, Epoch: 1);
     }
 
     public async Task<DriveTicket> Claim(string transferId)
     {
+        ThrowIfBroken();
         var found = await Lookup(transferId);
         if (found.Listing is not { Record: { } record } listing)
         {
@@ -216,34 +207,35 @@ public sealed partial class RecoveryShardGrain(
         }
 
         await Durable();
-        return Ticket(transferId, listing, record.Request);
+        return await Ticket(transferId, listing, record.Request);
     }
 
-    public Task<TimeSpan?> RenewLease(string transferId, Guid leaseId)
+    public Task<TimeSpan?> RenewLease(string transferId, long epoch)
     {
-        if (leaseId == Guid.Empty || !_listings.TryGetValue(transferId, out var listing) || listing.LeaseId != leaseId || listing.Completing is not null)
+        ThrowIfBroken();
+        if (!_listings.TryGetValue(transferId, out var listing) || listing.Epoch != epoch || listing.Completing is not null)
         {
             return Task.FromResult<TimeSpan?>(null);
         }
 
-        // Only the holder renews, and nobody else has taken the lease since: its old prepares
-        // and its new ones come from one driver.
+        // Nobody has taken the lease since: only its time grows, the epoch stays. Time is liveness
+        // here; a lease taken over after all is fenced by its epoch.
         listing.LeaseUntil = time.GetUtcNow() + _options.LeaseDuration;
         return Task.FromResult<TimeSpan?>(_options.LeaseDuration);
     }
 
-    public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, DateTimeOffset notAfter)
+    public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch)
     {
+        ThrowIfBroken();
         if (!_listings.TryGetValue(transferId, out var listing) || listing.Record is not { } listed)
         {
             return null;
         }
 
-        var decidedAt = time.GetUtcNow();
-        if (listed.Status != TransferStatus.Pending || decidedAt > notAfter)
+        if (listed.Status != TransferStatus.Pending || listing.Epoch != epoch)
         {
-            // Decided already, or the driver's lease has ended: a successor may be preparing now,
-            // and must find either no decision or one made before its lease began.
+            // Decided already, or a later lease has been handed out: its driver may be preparing now,
+            // and must find either no decision or one made under an epoch all its prepares supersede.
             await Durable();
             return listed;
         }
@@ -252,14 +244,16 @@ public sealed partial class RecoveryShardGrain(
         {
             Status = reason == RejectionReason.None ? TransferStatus.Committed : TransferStatus.Rejected,
             Reason = reason,
-            DecidedAt = decidedAt,
+            DecidedAt = time.GetUtcNow(),
+            DecidedEpoch = epoch,
         };
-        await _commit.Persisted(_commit.Changed());
+        await Stored(_commit.Changed());
         return listing.Record;
     }
 
     public async Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit)
     {
+        ThrowIfBroken();
         if (!_listings.TryGetValue(transferId, out var listing))
         {
             // Ended already (a driver that outlived its lease completes after its successor).
@@ -293,6 +287,7 @@ public sealed partial class RecoveryShardGrain(
 
     public async Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout)
     {
+        ThrowIfBroken();
         if ((await Lookup(transferId)).Listing is { } listing)
         {
             listing.Ended ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -311,12 +306,15 @@ public sealed partial class RecoveryShardGrain(
 
     public async Task<TransferResult?> GetResult(string transferId)
     {
+        ThrowIfBroken();
         var found = await Lookup(transferId);
         if (found.Listing is { Record: { } listed })
         {
-            // Never hand out a listing that a failed write may not have stored.
+            // Never hand out a listing that a failed write may not have stored. Still listed means
+            // pending to a client, even once decided: it hears the outcome only once every account
+            // has applied it (docs/transfers.md).
             await Durable();
-            return Result(listed, row: null);
+            return Result(listed with { Status = TransferStatus.Pending, Reason = RejectionReason.None }, row: null);
         }
 
         return found.Ended is { Record: { } ended } row ? Result(ended, row) : null;
@@ -327,6 +325,11 @@ public sealed partial class RecoveryShardGrain(
 
     public Task ReceiveReminder(string reminderName, TickStatus status)
     {
+        if (_broken is not null)
+        {
+            return Task.CompletedTask;
+        }
+
         var cutoff = time.GetUtcNow() - _options.RecoveryDueTime;
         var coordinator = GrainFactory.GetCoordinator();
         var due = _listings.Where(e => e.Value.ListedAt <= cutoff).OrderBy(e => e.Value.ListedAt).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
@@ -407,19 +410,21 @@ public sealed partial class RecoveryShardGrain(
 
     private Listing AddAdopted(string transferId)
     {
-        var now = time.GetUtcNow();
-        var listing = new Listing(now, null) { LeaseUntil = now + _options.LeaseDuration };
+        // Its first lease gets epoch 1, which fences out a driver of the earlier version (epoch 0).
+        var listing = new Listing(time.GetUtcNow(), null);
         _listings.Add(transferId, listing);
         return listing;
     }
 
     /// <summary>
     /// The ticket for a caller of a listed movement: a conflict when the id holds another request,
-    /// else the record, with the lease when nobody holds it. The lease id goes only to its holder.
-    /// No lease for a listing that left the list while its caller waited for the list to be
-    /// durable: the movement has ended, and the caller reads its outcome instead.
+    /// else the record, with a lease when nobody holds one. A lease gets the next epoch, and is
+    /// handed out only once that epoch is stored: a later activation of this shard (after a crash,
+    /// or a second one that Orleans' directory let run) starts from it, so no two drivers ever hold
+    /// one epoch. No lease for a listing that left the list, or was leased again, while its caller
+    /// waited for the list to be durable.
     /// </summary>
-    private DriveTicket Ticket(string transferId, Listing listing, TransferRequest request)
+    private async Task<DriveTicket> Ticket(string transferId, Listing listing, TransferRequest request)
     {
         var record = listing.Record!;
         if (record.Request != request)
@@ -428,16 +433,23 @@ public sealed partial class RecoveryShardGrain(
         }
 
         var now = time.GetUtcNow();
-        var listed = _listings.TryGetValue(transferId, out var current) && current == listing;
-        if (!listed || listing.Completing is not null || listing.LeaseUntil is { } until && until > now)
+        if (!IsListed(transferId, listing) || listing.Completing is not null || listing.LeaseUntil is { } until && until > now)
         {
             return new DriveTicket(record, null, Conflict: false, Completed: false);
         }
 
+        var epoch = ++listing.Epoch;
         listing.LeaseUntil = now + _options.LeaseDuration;
-        listing.LeaseId = Guid.NewGuid();
-        return new DriveTicket(record, _options.LeaseDuration, Conflict: false, Completed: false, Created: false, listing.LeaseId);
+        await Stored(_commit.Changed());
+        if (!IsListed(transferId, listing) || listing.Epoch != epoch || listing.Completing is not null)
+        {
+            return new DriveTicket(listing.Record, null, Conflict: false, Completed: false);
+        }
+
+        return new DriveTicket(listing.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: false, Epoch: epoch);
     }
+
+    private bool IsListed(string transferId, Listing listing) => _listings.TryGetValue(transferId, out var current) && current == listing;
 
     /// <summary>
     /// Writes the ended movement's outcome into its row, then takes it off the list.
@@ -533,9 +545,46 @@ public sealed partial class RecoveryShardGrain(
         new(record.Request, record.Status, record.Reason, row?.Debit, row?.Credit, record.CreatedAt);
 
     /// <summary>Returns once every change made so far is in storage (at once when it already is).</summary>
-    private Task Durable() => _commit.Persisted(_commit.Latest);
+    private Task Durable() => Stored(_commit.Latest);
 
-    private Task FlushRemovals(CancellationToken cancellation) => Durable();
+    /// <summary>Returns once change number <paramref name="change"/> is in storage; throws when this activation's list can no longer be trusted.</summary>
+    private async Task Stored(long change)
+    {
+        ThrowIfBroken();
+        await _commit.Persisted(change);
+        ThrowIfBroken();
+    }
+
+    /// <summary>
+    /// After a failed write of the list this activation answers nothing more: the write may have been
+    /// stored even though it failed (its answer lost), so the etag this activation holds may be stale,
+    /// and what it holds in memory may not be what storage holds. The next activation reads storage.
+    /// </summary>
+    private void ThrowIfBroken()
+    {
+        if (_broken is { } failure)
+        {
+            throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} is reloading its list from storage after a failed write; retry.", failure);
+        }
+    }
+
+    private async Task WriteListOrDeactivate()
+    {
+        ThrowIfBroken();
+        try
+        {
+            await WriteSnapshot();
+        }
+        catch (Exception ex)
+        {
+            _broken = ex;
+            LogListWriteFailed(logger, ex, this.GetPrimaryKeyLong());
+            DeactivateOnIdle();
+            throw;
+        }
+    }
+
+    private Task FlushRemovals(CancellationToken cancellation) => _broken is null ? Durable() : Task.CompletedTask;
 
     /// <summary>
     /// Writes a copy of the list: turns that interleave with a write (the grain is reentrant) change
@@ -555,7 +604,7 @@ public sealed partial class RecoveryShardGrain(
             else
             {
                 var start = _snapshotBytes.WrittenCount;
-                RecoveryShardState.Append(serializer, new ShardListing(transferId, listing.ListedAt, listing.Record), _snapshotBytes);
+                RecoveryShardState.Append(serializer, new ShardListing(transferId, listing.ListedAt, listing.Record, listing.Epoch), _snapshotBytes);
                 listing.Encoded = _snapshotBytes.WrittenSpan[start..].ToArray();
             }
         }
@@ -590,10 +639,19 @@ public sealed partial class RecoveryShardGrain(
 
         public string? RowETag { get; set; }
 
-        /// <summary>When the lease ends; while it lasts nobody else may drive. Null: nobody holds it.</summary>
+        /// <summary>When the lease is taken to end (liveness only: the epoch fences); until then no other caller gets one. Null: nobody holds it.</summary>
         public DateTimeOffset? LeaseUntil { get; set; }
 
-        public Guid LeaseId { get; set; }
+        /// <summary>The epoch of the latest lease handed out (stored before it is handed out); 0 before the first.</summary>
+        public long Epoch
+        {
+            get;
+            set
+            {
+                field = value;
+                Encoded = null;
+            }
+        }
 
         /// <summary>The write of the outcome, once every account has applied the decision.</summary>
         public Task? Completing { get; set; }
@@ -614,6 +672,9 @@ public sealed partial class RecoveryShardGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovery shard {Shard}: handing {Due} of {Listed} listed movements to coordinators")]
     private static partial void LogSweep(ILogger logger, long shard, int due, int listed);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Recovery shard {Shard}: writing its list failed; the activation is dropped and the next one reads storage")]
+    private static partial void LogListWriteFailed(ILogger logger, Exception exception, long shard);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Writing the outcome of transfer {TransferId} failed; it stays listed, and its next lease holder completes it")]
     private static partial void LogCompleteFailed(ILogger logger, Exception exception, string transferId);

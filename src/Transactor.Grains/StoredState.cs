@@ -25,6 +25,27 @@ internal sealed partial class StoredState<T>(IGrainStorage storage, string state
     }
 
     /// <summary>
+    /// Reads the row again, and takes it as the state when another writer has changed it since this
+    /// grain last read or wrote it (its etag differs): Orleans' default directory can briefly run two
+    /// activations of one grain, and each writes only through its own etag. Returns true when the
+    /// state was replaced.
+    /// </summary>
+    public async Task<bool> ReloadIfChanged()
+    {
+        var stored = new GrainState<T>(new T());
+        await storage.ReadStateAsync(stateName, grainId, stored);
+        if (stored.ETag == _row.ETag)
+        {
+            return false;
+        }
+
+        _row.State = stored.State ?? new T();
+        _row.ETag = stored.ETag;
+        _row.RecordExists = stored.RecordExists;
+        return true;
+    }
+
+    /// <summary>
     /// Writes the state; if the write fails, memory holds a change that storage may not, so the
     /// grain's activation is dropped and the next call starts again from what storage holds.
     /// </summary>

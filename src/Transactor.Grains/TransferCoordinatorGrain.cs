@@ -38,6 +38,8 @@ public sealed partial class TransferCoordinatorGrain(
         try
         {
             var shard = GrainFactory.GetRecoveryShard(request.TransferId);
+            // The lease runs, for liveness, from before it was asked for: never from its late answer.
+            var asked = time.GetTimestamp();
             var ticket = await shard.Begin(request);
             if (ticket.Conflict)
             {
@@ -60,7 +62,7 @@ public sealed partial class TransferCoordinatorGrain(
                 return awaited with { Replayed = true };
             }
 
-            var result = await Drive(shard, ticket.Record!, lease, ticket.LeaseId);
+            var result = await Drive(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease));
             return ticket.Created ? result : result with { Replayed = true };
         }
         finally
@@ -74,26 +76,33 @@ public sealed partial class TransferCoordinatorGrain(
         var shard = GrainFactory.GetRecoveryShard(transferId);
         try
         {
-            // Ended, or driven by someone else: nothing to do here.
-            if (await shard.Claim(transferId) is { Record: { } record, Lease: { } lease } ticket)
+            var asked = time.GetTimestamp();
+            var ticket = await shard.Claim(transferId);
+            if (ticket is { Completed: true, Record: { } ended })
+            {
+                // Asked by an account that holds an entry of a movement that has ended: a late prepare.
+                await ReleaseSuperseded(ended);
+            }
+            else if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
-                var result = await Drive(shard, record, lease, ticket.LeaseId);
+                var result = await Drive(shard, record, new Lease(ticket.Epoch, asked, lease));
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
+
+            // Otherwise someone else drives it: nothing to do here.
         }
         catch (Exception ex)
         {
-            // The movement stays listed: the next sweep of its shard tries again.
+            // The movement stays listed (or the late entry held): the next sweep or check tries again.
             LogRecoveryFailed(logger, ex, transferId);
         }
     }
 
-    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, TimeSpan lease, Guid leaseId)
+    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease)
     {
         var started = time.GetTimestamp();
         var request = record.Request;
-        var deadline = time.GetUtcNow() + lease - _options.ClockSkewAllowance;
         var (first, second) = OrderedSides(request);
         instruments.Started();
         var status = TransferStatus.Pending;
@@ -103,38 +112,47 @@ public sealed partial class TransferCoordinatorGrain(
             faults.OnStep(TransferStep.AfterBegin, request.TransferId);
             if (record.Status == TransferStatus.Pending)
             {
-                var prepared = await PrepareAll(request, first, second, deadline);
+                var prepared = await PrepareAll(request, first, second, lease);
                 for (var renewals = 0; prepared is null; renewals++)
                 {
-                    // Out of lease (busy accounts): renew it if nobody has taken it over, and prepare
-                    // again (idempotent); else whoever holds the next lease (recovery, a retry) finishes.
-                    if (renewals == MaxLeaseRenewals || await shard.RenewLease(request.TransferId, leaseId) is not { } renewed)
+                    // Out of lease (busy accounts), or superseded: renew it if nobody has taken it over,
+                    // and prepare again (idempotent); else whoever holds the next lease finishes.
+                    var asked = time.GetTimestamp();
+                    if (renewals == MaxLeaseRenewals || await shard.RenewLease(request.TransferId, lease.Epoch) is not { } renewed)
                     {
                         return StillPending(record);
                     }
 
-                    deadline = time.GetUtcNow() + renewed - _options.ClockSkewAllowance;
-                    prepared = await PrepareAll(request, first, second, deadline);
+                    lease = lease with { AskedAt = asked, Length = renewed };
+                    prepared = await PrepareAll(request, first, second, lease);
                 }
 
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);
                 // The commit point: the decision is written into the record the shard keeps, only
-                // within the lease, like every prepare.
-                record = await shard.Decide(request.TransferId, prepared.Value, deadline)
-                    ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' was decided while its recovery shard does not list it.");
+                // under the movement's latest epoch. A later one means a successor may be preparing.
+                if (await shard.Decide(request.TransferId, prepared.Value, lease.Epoch) is not { } decided)
+                {
+                    // Ended by a successor while this driver prepared: its prepares may have reached
+                    // an account after the successor applied there, so they are released.
+                    return await Ended(shard, request.TransferId);
+                }
+
+                record = decided;
                 if (record.Status == TransferStatus.Pending)
                 {
-                    // Out of lease before the decision: whoever holds the next lease finishes.
+                    // Fenced out before the decision: whoever holds the next lease finishes.
                     return StillPending(record);
                 }
 
                 faults.OnStep(TransferStep.AfterDecide, request.TransferId);
             }
 
+            // The decision's own epoch goes with it, whoever made it: an entry this driver prepared
+            // after a successor's decision was applied is released, never applied.
             var commit = record.Status == TransferStatus.Committed;
-            var firstSnapshot = await Apply(first.AccountId, request.TransferId, commit);
+            var firstSnapshot = await Apply(first.AccountId, request.TransferId, commit, record.DecidedEpoch);
             faults.OnStep(TransferStep.AfterFirstApply, request.TransferId);
-            var secondSnapshot = second is { } s ? await Apply(s.AccountId, request.TransferId, commit) : null;
+            var secondSnapshot = second is { } s ? await Apply(s.AccountId, request.TransferId, commit, record.DecidedEpoch) : null;
 
             var debit = first.Entry == EntrySide.Debit ? firstSnapshot : secondSnapshot;
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
@@ -150,27 +168,54 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
+    /// <summary>The outcome of a movement that ended while a superseded driver still worked on it, once that driver's late prepares are released.</summary>
+    private async Task<TransferResult> Ended(IRecoveryShardGrain shard, string transferId)
+    {
+        var ticket = await shard.Claim(transferId);
+        if (ticket is not { Completed: true, Record: { } ended })
+        {
+            throw new InvalidOperationException($"Transfer '{transferId}' left its recovery shard's list without ending.");
+        }
+
+        await ReleaseSuperseded(ended);
+        return await shard.GetResult(transferId) ?? throw new InvalidOperationException($"Transfer '{transferId}' ended without a result.");
+    }
+
+    /// <summary>Releases, on each account of an ended movement, an entry prepared under an epoch before the one that decided it.</summary>
+    private async Task ReleaseSuperseded(TransferRecord ended)
+    {
+        var (first, second) = OrderedSides(ended.Request);
+        await GrainFactory.GetAccount(first.AccountId).ReleaseSuperseded(ended.Request.TransferId, ended.DecidedEpoch);
+        if (second is { } s)
+        {
+            await GrainFactory.GetAccount(s.AccountId).ReleaseSuperseded(ended.Request.TransferId, ended.DecidedEpoch);
+        }
+    }
+
     /// <summary>The answer of a driver that lost its lease before the decision: the next lease holder finishes.</summary>
     private static TransferResult StillPending(TransferRecord record) =>
         new(record.Request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
 
-    /// <summary>Prepares each side in ascending account-id order. Null when the lease ran out first.</summary>
-    private async Task<RejectionReason?> PrepareAll(TransferRequest request, Side first, Side? second, DateTimeOffset deadline)
+    /// <summary>
+    /// Prepares each side in ascending account-id order, under the lease's epoch. Null when the lease
+    /// ran out first (a liveness limit only: the epoch is what fences) or a later driver has prepared.
+    /// </summary>
+    private async Task<RejectionReason?> PrepareAll(TransferRequest request, Side first, Side? second, Lease lease)
     {
         var currency = request.Currency;
         Side[] sides = second is { } s ? [first, s] : [first];
         foreach (var side in sides)
         {
-            if (time.GetUtcNow() >= deadline)
+            if (time.GetElapsedTime(lease.AskedAt) >= lease.Length)
             {
                 return null;
             }
 
             var account = GrainFactory.GetAccount(side.AccountId);
-            var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, deadline, External: request.Kind != TransferKind.Transfer));
+            var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer));
             switch (result.Status)
             {
-                case PrepareStatus.Expired:
+                case PrepareStatus.Superseded:
                     return null;
                 case PrepareStatus.Rejected:
                     return result.Reason;
@@ -187,10 +232,10 @@ public sealed partial class TransferCoordinatorGrain(
         return RejectionReason.None;
     }
 
-    private Task<AccountSnapshot?> Apply(string accountId, string transferId, bool commit)
+    private Task<AccountSnapshot?> Apply(string accountId, string transferId, bool commit, long decidedEpoch)
     {
         var account = GrainFactory.GetAccount(accountId);
-        return commit ? account.Commit(transferId) : account.Abort(transferId);
+        return commit ? account.Commit(transferId, decidedEpoch) : account.Abort(transferId, decidedEpoch);
     }
 
     /// <summary>The accounts of a movement with their sides, in the order every coordinator calls them.</summary>
@@ -248,6 +293,9 @@ public sealed partial class TransferCoordinatorGrain(
     }
 
     private readonly record struct Side(string AccountId, EntrySide Entry);
+
+    /// <summary>A lease: its fencing token, and (for liveness only) when it was asked for and how long it lasts.</summary>
+    private readonly record struct Lease(long Epoch, long AskedAt, TimeSpan Length);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered transfer {TransferId}: {Status} ({Reason})")]
     private static partial void LogRecovered(ILogger logger, string transferId, TransferStatus status, RejectionReason reason);

@@ -5,14 +5,11 @@ public sealed class TransferOptions
 {
     public const string SectionName = "Transactor:Transfers";
 
-    /// <summary>How long one coordinator may drive a movement before another may take over.</summary>
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
-
     /// <summary>
-    /// Taken off the lease when a coordinator sets the deadline of its prepares, so that a clock on
-    /// another silo that runs this much ahead cannot accept a prepare after the lease has ended.
+    /// How long one coordinator may drive a movement before another may take over. Liveness only:
+    /// a lease taken over is fenced by its epoch, whatever the clocks and pauses (docs/transfers.md).
     /// </summary>
-    public TimeSpan ClockSkewAllowance { get; set; } = TimeSpan.FromSeconds(2);
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>When the recovery reminder of a movement first fires.</summary>
     public TimeSpan RecoveryDueTime { get; set; } = TimeSpan.FromMinutes(1);

@@ -41,15 +41,10 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
     /// <summary>Promises this account's side of a movement; see <see cref="IAccountGrain.Prepare"/>.</summary>
     /// <param name="changed">True when the state changed and must be persisted.</param>
-    public PrepareResult Prepare(PrepareRequest request, DateTimeOffset now, out bool changed)
+    public PrepareResult Prepare(PrepareRequest request, out bool changed)
     {
         ArgumentNullException.ThrowIfNull(request);
         changed = false;
-        if (now > request.NotAfter)
-        {
-            return new(PrepareStatus.Expired, RejectionReason.None, State.Currency);
-        }
-
         if (!IsOpen)
         {
             return Rejected(RejectionReason.AccountNotFound);
@@ -61,6 +56,19 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             {
                 throw new LedgerInvariantException(
                     $"Account '{AccountId}': transfer '{request.TransferId}' prepared as {existing.Side} {existing.AmountMinor}, now asked as {request.Side} {request.AmountMinor}.");
+            }
+
+            if (existing.Epoch > request.Epoch)
+            {
+                // A later driver has prepared it here: this request comes from one it fenced out.
+                return new(PrepareStatus.Superseded, RejectionReason.None, State.Currency);
+            }
+
+            if (existing.Epoch < request.Epoch)
+            {
+                // The entry now belongs to the later driver: from here on, only its epoch's decision applies it.
+                State.Pending[request.TransferId] = existing with { Epoch = request.Epoch };
+                changed = true;
             }
 
             return Prepared();
@@ -107,20 +115,42 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.IncomingMinor += request.AmountMinor;
         }
 
-        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External));
+        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch));
         State.Version++;
         changed = true;
         AssertInvariants();
         return Prepared();
     }
 
-    /// <summary>Applies a prepared movement. Returns false (and changes nothing) when none is prepared under the id.</summary>
-    public bool Commit(string transferId)
+    /// <summary>True when a movement is prepared here under <paramref name="transferId"/> and not yet applied or released.</summary>
+    public bool Holds(string transferId) => State.Pending.ContainsKey(transferId);
+
+    /// <summary>
+    /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <see cref="IAccountGrain.Commit"/>.
+    /// An entry prepared under an earlier epoch is released instead. Returns false (and changes
+    /// nothing) when none is prepared under the id.
+    /// </summary>
+    public bool Commit(string transferId, long decidedEpoch)
     {
-        if (!State.Pending.Remove(transferId, out var entry))
+        if (!State.Pending.TryGetValue(transferId, out var entry))
         {
             return false;
         }
+
+        if (entry.Epoch < decidedEpoch)
+        {
+            // Every account was prepared under the deciding epoch before the decision, and an entry
+            // only moves to later epochs: this one was added after the movement was applied here,
+            // by a driver that the deciding epoch had fenced out. Applying it would apply the movement twice.
+            return Release(transferId);
+        }
+
+        if (entry.Epoch > decidedEpoch)
+        {
+            Fail($"transfer '{transferId}' is prepared under epoch {entry.Epoch}, after the epoch {decidedEpoch} that decided it");
+        }
+
+        State.Pending.Remove(transferId);
 
         if (entry.Side == EntrySide.Debit)
         {
@@ -142,7 +172,16 @@ public sealed partial class AccountBook(string accountId, AccountState state)
     }
 
     /// <summary>Releases a prepared movement. Returns false (and changes nothing) when none is prepared under the id.</summary>
-    public bool Abort(string transferId)
+    public bool Abort(string transferId) => Release(transferId);
+
+    /// <summary>
+    /// Releases the entry of a movement that has ended, decided under <paramref name="decidedEpoch"/>,
+    /// when it was prepared under an earlier epoch (see <see cref="IAccountGrain.ReleaseSuperseded"/>).
+    /// </summary>
+    public bool ReleaseSuperseded(string transferId, long decidedEpoch) =>
+        State.Pending.TryGetValue(transferId, out var entry) && entry.Epoch < decidedEpoch && Release(transferId);
+
+    private bool Release(string transferId)
     {
         if (!State.Pending.Remove(transferId, out var entry))
         {

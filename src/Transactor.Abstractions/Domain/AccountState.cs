@@ -40,8 +40,10 @@ public sealed class AccountState
 
 /// <summary>One side of a movement that an account has promised and not yet applied or released.</summary>
 /// <param name="External">True for a deposit or withdrawal (the other side is outside the ledger).</param>
+/// <param name="Epoch">The epoch of the lease whose driver prepared it last (0: an earlier version's entry).</param>
 [GenerateSerializer, Immutable, Alias("Transactor.PendingEntry")]
 public sealed record PendingEntry(
     [property: Id(0)] EntrySide Side,
     [property: Id(1)] long AmountMinor,
-    [property: Id(2)] bool External = false);
+    [property: Id(2)] bool External = false,
+    [property: Id(3)] long Epoch = 0);

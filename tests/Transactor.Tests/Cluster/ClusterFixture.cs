@@ -77,7 +77,6 @@ public sealed class ClusterFixture : IAsyncLifetime
         siloBuilder.AddTransactor(configure: options =>
         {
             options.LeaseDuration = TimeSpan.FromSeconds(5);
-            options.ClockSkewAllowance = TimeSpan.FromSeconds(1);
             options.RecoveryDueTime = sweepPeriod;
             options.RecoveryPeriod = sweepPeriod;
             options.WaitTimeout = TimeSpan.FromSeconds(5);

@@ -52,8 +52,8 @@ public sealed class LedgerStorageSerializerTests
         for (var i = 0; i < 3 * AccountBook.DisputableDeposits; i++)
         {
             var id = Guid.NewGuid().ToString();
-            book.Prepare(new PrepareRequest(id, EntrySide.Credit, 1_000_000 + i, "USD", DateTimeOffset.MaxValue, External: true), DateTimeOffset.UnixEpoch, out _);
-            book.Commit(id);
+            book.Prepare(new PrepareRequest(id, EntrySide.Credit, 1_000_000 + i, "USD", Epoch: 1, External: true), out _);
+            book.Commit(id, 1);
         }
 
         var payload = new LedgerStorageSerializer(Serializer, json: null!).Serialize(book.State);

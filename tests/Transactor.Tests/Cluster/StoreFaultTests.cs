@@ -58,10 +58,9 @@ public sealed class StoreFaultTests : OneSiloCluster<StoreFaultTests.SiloConfigu
         var ledger = new Ledger(Cluster.Client);
         var ids = await ledger.OpenFunded(Ledger.NewId("failed-write"), 2, 1_000);
         var account = Cluster.Client.GetAccount(ids[0]);
-        var notAfter = DateTimeOffset.UtcNow.AddMinutes(1);
 
         FaultyRows.FailNextWrite(account.GetGrainId());
-        await Assert.ThrowsAnyAsync<Exception>(() => account.Prepare(new PrepareRequest(Ledger.NewId("p"), EntrySide.Debit, 100, "USD", notAfter)));
+        await Assert.ThrowsAnyAsync<Exception>(() => account.Prepare(new PrepareRequest(Ledger.NewId("p"), EntrySide.Debit, 100, "USD", Epoch: 1)));
         var reloaded = await account.GetSnapshot();
         Assert.Equal((1_000L, 0L), (reloaded!.AvailableMinor, reloaded.ReservedMinor));
 

@@ -11,14 +11,14 @@ public sealed class AccountBookTests
     {
         var book = Funded(1_000);
 
-        var prepared = book.Prepare(Debit("t1", 300), Now, out var changed);
+        var prepared = book.Prepare(Debit("t1", 300), out var changed);
 
         Assert.Equal(PrepareStatus.Prepared, prepared.Status);
         Assert.True(changed);
         Assert.Equal((700L, 300L), (book.State.AvailableMinor, book.State.ReservedMinor));
-        Assert.True(book.Commit("t1"));
+        Assert.True(book.Commit("t1", 1));
         Assert.Equal((700L, 0L), (book.State.AvailableMinor, book.State.ReservedMinor));
-        Assert.False(book.Commit("t1"));
+        Assert.False(book.Commit("t1", 1));
         Assert.Equal(700L, book.State.AvailableMinor);
     }
 
@@ -26,7 +26,7 @@ public sealed class AccountBookTests
     public void Aborted_debit_gives_the_money_back()
     {
         var book = Funded(1_000);
-        book.Prepare(Debit("t1", 300), Now, out _);
+        book.Prepare(Debit("t1", 300), out _);
 
         Assert.True(book.Abort("t1"));
         Assert.False(book.Abort("t1"));
@@ -37,10 +37,10 @@ public sealed class AccountBookTests
     public void Prepared_credit_is_not_available_until_commit()
     {
         var book = Funded(0);
-        book.Prepare(Credit("t1", 500), Now, out _);
+        book.Prepare(Credit("t1", 500), out _);
 
         Assert.Equal((0L, 500L), (book.State.AvailableMinor, book.State.IncomingMinor));
-        book.Commit("t1");
+        book.Commit("t1", 1);
         Assert.Equal((500L, 0L), (book.State.AvailableMinor, book.State.IncomingMinor));
     }
 
@@ -48,9 +48,9 @@ public sealed class AccountBookTests
     public void Prepare_is_idempotent_by_transfer_id()
     {
         var book = Funded(1_000);
-        book.Prepare(Debit("t1", 300), Now, out _);
+        book.Prepare(Debit("t1", 300), out _);
 
-        var again = book.Prepare(Debit("t1", 300), Now, out var changed);
+        var again = book.Prepare(Debit("t1", 300), out var changed);
 
         Assert.Equal(PrepareStatus.Prepared, again.Status);
         Assert.False(changed);
@@ -62,7 +62,7 @@ public sealed class AccountBookTests
     {
         var book = Funded(100);
 
-        var result = book.Prepare(Debit("t1", 101), Now, out var changed);
+        var result = book.Prepare(Debit("t1", 101), out var changed);
 
         Assert.Equal((PrepareStatus.Rejected, RejectionReason.InsufficientFunds), (result.Status, result.Reason));
         Assert.False(changed);
@@ -70,15 +70,69 @@ public sealed class AccountBookTests
     }
 
     [Fact]
-    public void Prepare_after_its_deadline_is_ignored()
+    public void Prepare_from_an_earlier_epoch_than_the_entry_is_superseded_and_changes_nothing()
     {
         var book = Funded(1_000);
+        book.Prepare(Debit("t1", 300) with { Epoch = 3 }, out _);
 
-        var result = book.Prepare(Debit("t1", 10) with { NotAfter = Now.AddSeconds(-1) }, Now, out var changed);
+        var late = book.Prepare(Debit("t1", 300) with { Epoch = 2 }, out var changed);
 
-        Assert.Equal(PrepareStatus.Expired, result.Status);
+        Assert.Equal(PrepareStatus.Superseded, late.Status);
         Assert.False(changed);
+        Assert.Equal((700L, 300L, 3L), (book.State.AvailableMinor, book.State.ReservedMinor, book.State.Pending["t1"].Epoch));
+    }
+
+    [Fact]
+    public void Prepare_from_a_later_epoch_takes_the_entry_over_without_reserving_again()
+    {
+        var book = Funded(1_000);
+        book.Prepare(Debit("t1", 300) with { Epoch = 1 }, out _);
+
+        var successor = book.Prepare(Debit("t1", 300) with { Epoch = 2 }, out var changed);
+
+        Assert.Equal(PrepareStatus.Prepared, successor.Status);
+        Assert.True(changed, "the entry's new epoch must be stored");
+        Assert.Equal((700L, 300L, 2L), (book.State.AvailableMinor, book.State.ReservedMinor, book.State.Pending["t1"].Epoch));
+    }
+
+    [Fact]
+    public void Commit_releases_an_entry_prepared_under_an_epoch_before_the_decision()
+    {
+        // The movement was decided under epoch 2 and applied here; a driver of epoch 1 then prepared
+        // it again. Applying that entry would debit the account twice.
+        var book = Funded(1_000);
+        book.Prepare(Debit("t1", 300) with { Epoch = 2 }, out _);
+        Assert.True(book.Commit("t1", 2));
+        book.Prepare(Debit("t1", 300) with { Epoch = 1 }, out _);
+
+        Assert.True(book.Commit("t1", 2));
+
+        Assert.Equal((700L, 0L), (book.State.AvailableMinor, book.State.ReservedMinor));
         Assert.Empty(book.State.Pending);
+    }
+
+    [Fact]
+    public void Release_of_a_superseded_entry_leaves_the_deciding_epochs_entry_alone()
+    {
+        var book = Funded(1_000);
+        book.Prepare(Debit("late", 100) with { Epoch = 1 }, out _);
+        book.Prepare(Debit("live", 200) with { Epoch = 4 }, out _);
+
+        Assert.True(book.ReleaseSuperseded("late", 2));
+        Assert.False(book.ReleaseSuperseded("live", 4));
+        Assert.False(book.ReleaseSuperseded("unknown", 9));
+
+        Assert.Equal((800L, 200L), (book.State.AvailableMinor, book.State.ReservedMinor));
+        Assert.Equal(["live"], book.State.Pending.Keys);
+    }
+
+    [Fact]
+    public void Commit_of_an_entry_prepared_after_its_deciding_epoch_is_an_invariant_failure()
+    {
+        var book = Funded(1_000);
+        book.Prepare(Debit("t1", 300) with { Epoch = 5 }, out _);
+
+        Assert.Throws<LedgerInvariantException>(() => book.Commit("t1", 4));
     }
 
     [Fact]
@@ -87,8 +141,8 @@ public sealed class AccountBookTests
         var book = Funded(1_000);
         book.State.Locked = true;
 
-        Assert.Equal(RejectionReason.AccountLocked, book.Prepare(Debit("t1", 1), Now, out _).Reason);
-        Assert.Equal(RejectionReason.AccountLocked, book.Prepare(Credit("t2", 1), Now, out _).Reason);
+        Assert.Equal(RejectionReason.AccountLocked, book.Prepare(Debit("t1", 1), out _).Reason);
+        Assert.Equal(RejectionReason.AccountLocked, book.Prepare(Credit("t2", 1), out _).Reason);
     }
 
     [Fact]
@@ -96,7 +150,7 @@ public sealed class AccountBookTests
     {
         var book = new AccountBook("nobody", new AccountState());
 
-        Assert.Equal(RejectionReason.AccountNotFound, book.Prepare(Credit("t1", 1), Now, out _).Reason);
+        Assert.Equal(RejectionReason.AccountNotFound, book.Prepare(Credit("t1", 1), out _).Reason);
         Assert.Null(book.Snapshot());
     }
 
@@ -105,7 +159,7 @@ public sealed class AccountBookTests
     {
         var book = Funded(1_000);
 
-        Assert.Equal(RejectionReason.CurrencyMismatch, book.Prepare(Debit("t1", 1) with { Currency = "EUR" }, Now, out _).Reason);
+        Assert.Equal(RejectionReason.CurrencyMismatch, book.Prepare(Debit("t1", 1) with { Currency = "EUR" }, out _).Reason);
     }
 
     [Fact]
@@ -113,12 +167,12 @@ public sealed class AccountBookTests
     {
         var book = Funded(long.MaxValue - 10);
 
-        var result = book.Prepare(Credit("t1", 11), Now, out var changed);
+        var result = book.Prepare(Credit("t1", 11), out var changed);
 
         Assert.Equal(RejectionReason.BalanceLimitExceeded, result.Reason);
         Assert.False(changed);
-        Assert.Equal(PrepareStatus.Prepared, book.Prepare(Credit("t2", 10), Now, out _).Status);
-        Assert.Equal(RejectionReason.BalanceLimitExceeded, book.Prepare(Credit("t3", 1), Now, out _).Reason);
+        Assert.Equal(PrepareStatus.Prepared, book.Prepare(Credit("t2", 10), out _).Status);
+        Assert.Equal(RejectionReason.BalanceLimitExceeded, book.Prepare(Credit("t3", 1), out _).Reason);
     }
 
     [Fact]
@@ -149,7 +203,7 @@ public sealed class AccountBookTests
         return book;
     }
 
-    private static PrepareRequest Debit(string id, long amount) => new(id, EntrySide.Debit, amount, "USD", Now.AddMinutes(1));
+    private static PrepareRequest Debit(string id, long amount) => new(id, EntrySide.Debit, amount, "USD", Epoch: 1);
 
-    private static PrepareRequest Credit(string id, long amount) => new(id, EntrySide.Credit, amount, "USD", Now.AddMinutes(1));
+    private static PrepareRequest Credit(string id, long amount) => new(id, EntrySide.Credit, amount, "USD", Epoch: 1);
 }

@@ -152,8 +152,8 @@ public sealed class DepositWindowTests
     /// <summary>A deposit as the service makes one: an external credit, prepared and committed.</summary>
     private static void Deposit(AccountBook book, string id, long amount)
     {
-        var prepared = book.Prepare(new PrepareRequest(id, EntrySide.Credit, amount, "USD", Now.AddMinutes(1), External: true), Now, out _);
+        var prepared = book.Prepare(new PrepareRequest(id, EntrySide.Credit, amount, "USD", Epoch: 1, External: true), out _);
         Assert.Equal(PrepareStatus.Prepared, prepared.Status);
-        Assert.True(book.Commit(id));
+        Assert.True(book.Commit(id, 1));
     }
 }
