@@ -22,7 +22,12 @@ public interface IAccountGrain : IGrainWithStringKey
     /// reserved; a credit is checked and remembered. Idempotent by transfer id; refused
     /// (<see cref="PrepareStatus.Superseded"/>) when the movement is prepared here under a later epoch.
     /// </summary>
-    [Alias("Prepare")]
+    /// <remarks>
+    /// The aliases of the methods that fencing changed (Prepare, Commit, Abort, Decide, RenewLease)
+    /// are new, so that a silo of an earlier version refuses these calls loudly instead of reading
+    /// them with its own rules: versions before fencing and after it cannot run in one cluster.
+    /// </remarks>
+    [Alias("PrepareFenced")]
     Task<PrepareResult> Prepare(PrepareRequest request);
 
     /// <summary>
@@ -31,20 +36,12 @@ public interface IAccountGrain : IGrainWithStringKey
     /// driver's late prepare and is released instead. A transfer id with nothing prepared is a no-op,
     /// checked against storage first (another activation of this account may have prepared it).
     /// </summary>
-    [Alias("Commit")]
+    [Alias("CommitFenced")]
     Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch);
 
     /// <summary>Releases a prepared movement (rejected under <paramref name="decidedEpoch"/>). A transfer id with nothing prepared is a no-op, checked against storage first.</summary>
-    [Alias("Abort")]
+    [Alias("AbortFenced")]
     Task<AccountSnapshot?> Abort(string transferId, long decidedEpoch);
-
-    /// <summary>
-    /// Releases the entry of an ended movement (decided under <paramref name="decidedEpoch"/>) when
-    /// it was prepared under an earlier epoch: a superseded driver's prepare that arrived after the
-    /// movement was applied here. An entry under the decided epoch or a later one is left alone.
-    /// </summary>
-    [Alias("ReleaseSuperseded")]
-    Task ReleaseSuperseded(string transferId, long decidedEpoch);
 
     /// <summary>Disputes a committed deposit (by its transfer id): its amount moves from available to held.</summary>
     [Alias("Dispute")]
@@ -91,7 +88,7 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     /// Extends the lease of epoch <paramref name="epoch"/> when it is still the movement's latest
     /// (nobody took it over). Returns the new lease length, or null when the lease is gone.
     /// </summary>
-    [Alias("RenewLease")]
+    [Alias("RenewLeaseFenced")]
     Task<TimeSpan?> RenewLease(string transferId, long epoch);
 
     /// <summary>
@@ -100,7 +97,7 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     /// a later driver may be preparing. Returns the listed record once it is durable (still pending
     /// when the decision was fenced out), or null when the movement is not listed.
     /// </summary>
-    [Alias("Decide")]
+    [Alias("DecideFenced")]
     Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch);
 
     /// <summary>
@@ -194,8 +191,8 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     Task<TransferResult> Execute(TransferRequest request);
 
     /// <summary>
-    /// Drives an interrupted movement to its end; for one that has ended, releases any entry a
-    /// superseded driver prepared late on its accounts. Fire and forget.
+    /// Drives an interrupted movement to its end; for one that has ended, applies its decision to
+    /// its accounts again, which releases an entry a superseded driver prepared there late. Fire and forget.
     /// </summary>
     [Alias("Recover"), OneWay]
     Task Recover(string transferId);

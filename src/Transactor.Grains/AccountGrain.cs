@@ -66,8 +66,14 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     public async Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch)
     {
         await ReloadUnlessHeld(transferId);
+        var superseded = _book.State.Pending.TryGetValue(transferId, out var entry) && entry.Epoch < decidedEpoch;
         if (_book.Commit(transferId, decidedEpoch))
         {
+            if (superseded)
+            {
+                LogReleasedSuperseded(logger, _book.AccountId, transferId, entry!.Epoch, decidedEpoch);
+            }
+
             await Persist();
         }
 
@@ -83,15 +89,6 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         }
 
         return _book.Snapshot();
-    }
-
-    public async Task ReleaseSuperseded(string transferId, long decidedEpoch)
-    {
-        if (_book.ReleaseSuperseded(transferId, decidedEpoch))
-        {
-            LogReleasedSuperseded(logger, _book.AccountId, transferId, decidedEpoch);
-            await Persist();
-        }
     }
 
     public Task<DisputeResult> Dispute(string depositId) => Apply(_book.DisputeDeposit(depositId));
@@ -123,6 +120,10 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         {
             LogReloaded(logger, _book.AccountId, transferId);
             Load();
+            if (_book.State.Pending.Count > 0)
+            {
+                StartChecks();
+            }
         }
     }
 
@@ -155,12 +156,23 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         var previous = _heldAtLastCheck!;
         var coordinator = GrainFactory.GetCoordinator();
         var handed = 0;
-        foreach (var transferId in _book.State.Pending.Keys)
+        foreach (var (transferId, entry) in _book.State.Pending)
         {
-            if (previous.Contains(transferId) && handed++ < MaxRecoveriesPerCheck)
+            if (!previous.Contains(transferId) || handed == MaxRecoveriesPerCheck)
             {
-                coordinator.Recover(transferId).Ignore();
+                continue;
             }
+
+            if (entry.Epoch == 0)
+            {
+                // An earlier version's entry: its listed movement's shard drives it (and moves the
+                // entry to an epoch); one that ended cannot be told from a commit never applied, so
+                // it is left for an operator (docs/transfers.md, "Upgrades").
+                LogEarlierVersionEntry(logger, _book.AccountId, transferId);
+            }
+
+            handed++;
+            coordinator.Recover(transferId).Ignore();
         }
 
         previous.Clear();
@@ -176,6 +188,9 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: storage held a newer row than this activation when transfer {TransferId} was applied; took it")]
     private static partial void LogReloaded(ILogger logger, string accountId, string transferId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: released transfer {TransferId}'s entry, a late prepare of a driver superseded before epoch {DecidedEpoch} decided it")]
-    private static partial void LogReleasedSuperseded(ILogger logger, string accountId, string transferId, long decidedEpoch);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: released transfer {TransferId}'s entry of epoch {Epoch}, a late prepare of a driver superseded before epoch {DecidedEpoch} decided it")]
+    private static partial void LogReleasedSuperseded(ILogger logger, string accountId, string transferId, long epoch, long decidedEpoch);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: transfer {TransferId} has stayed prepared here since an earlier version; recovery finishes it if it is listed, else it needs an operator")]
+    private static partial void LogEarlierVersionEntry(ILogger logger, string accountId, string transferId);
 }

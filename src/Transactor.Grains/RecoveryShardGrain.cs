@@ -183,7 +183,7 @@ public sealed partial class RecoveryShardGrain(
         {
             RowRead = true,
             RowETag = found.RowETag,
-            LeaseUntil = now + _options.LeaseDuration,
+            LeasedAt = time.GetTimestamp(),
             Epoch = 1,
         };
         _listings.Add(transferId, created);
@@ -220,7 +220,7 @@ public sealed partial class RecoveryShardGrain(
 
         // Nobody has taken the lease since: only its time grows, the epoch stays. Time is liveness
         // here; a lease taken over after all is fenced by its epoch.
-        listing.LeaseUntil = time.GetUtcNow() + _options.LeaseDuration;
+        listing.LeasedAt = time.GetTimestamp();
         return Task.FromResult<TimeSpan?>(_options.LeaseDuration);
     }
 
@@ -272,7 +272,9 @@ public sealed partial class RecoveryShardGrain(
             return;
         }
 
-        writing = WriteOutcome(transferId, listing, new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit });
+        // Every account has applied the decision: from now on a read of the key gets the outcome.
+        listing.Outcome = new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit };
+        writing = WriteOutcome(transferId, listing, listing.Outcome);
         listing.Completing = writing;
         try
         {
@@ -308,13 +310,15 @@ public sealed partial class RecoveryShardGrain(
     {
         ThrowIfBroken();
         var found = await Lookup(transferId);
-        if (found.Listing is { Record: { } listed })
+        if (found.Listing is { Record: { } listed } listing)
         {
             // Never hand out a listing that a failed write may not have stored. Still listed means
-            // pending to a client, even once decided: it hears the outcome only once every account
-            // has applied it (docs/transfers.md).
+            // pending to a client, even once decided, until a driver has reported that every
+            // account applied the decision (docs/transfers.md).
             await Durable();
-            return Result(listed with { Status = TransferStatus.Pending, Reason = RejectionReason.None }, row: null);
+            return listing.Outcome is { } applied
+                ? Result(applied.Record!, applied)
+                : Result(listed with { Status = TransferStatus.Pending, Reason = RejectionReason.None }, row: null);
         }
 
         return found.Ended is { Record: { } ended } row ? Result(ended, row) : null;
@@ -432,14 +436,13 @@ public sealed partial class RecoveryShardGrain(
             return new DriveTicket(record, null, Conflict: true, Completed: false);
         }
 
-        var now = time.GetUtcNow();
-        if (!IsListed(transferId, listing) || listing.Completing is not null || listing.LeaseUntil is { } until && until > now)
+        if (!IsListed(transferId, listing) || listing.Completing is not null || listing.LeasedAt is { } leasedAt && time.GetElapsedTime(leasedAt) < _options.LeaseDuration)
         {
             return new DriveTicket(record, null, Conflict: false, Completed: false);
         }
 
         var epoch = ++listing.Epoch;
-        listing.LeaseUntil = now + _options.LeaseDuration;
+        listing.LeasedAt = time.GetTimestamp();
         await Stored(_commit.Changed());
         if (!IsListed(transferId, listing) || listing.Epoch != epoch || listing.Completing is not null)
         {
@@ -639,8 +642,12 @@ public sealed partial class RecoveryShardGrain(
 
         public string? RowETag { get; set; }
 
-        /// <summary>When the lease is taken to end (liveness only: the epoch fences); until then no other caller gets one. Null: nobody holds it.</summary>
-        public DateTimeOffset? LeaseUntil { get; set; }
+        /// <summary>
+        /// When the latest lease was handed out or renewed (<see cref="TimeProvider.GetTimestamp"/>: a
+        /// clock that never steps); until <see cref="TransferOptions.LeaseDuration"/> has passed no
+        /// other caller gets one. Liveness only: a lease taken over is fenced by its epoch. Null: none handed out by this activation.
+        /// </summary>
+        public long? LeasedAt { get; set; }
 
         /// <summary>The epoch of the latest lease handed out (stored before it is handed out); 0 before the first.</summary>
         public long Epoch
@@ -652,6 +659,9 @@ public sealed partial class RecoveryShardGrain(
                 Encoded = null;
             }
         }
+
+        /// <summary>The outcome as a driver reported it once every account had applied the decision; null before.</summary>
+        public TransferState? Outcome { get; set; }
 
         /// <summary>The write of the outcome, once every account has applied the decision.</summary>
         public Task? Completing { get; set; }

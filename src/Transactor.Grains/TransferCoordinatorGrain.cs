@@ -80,8 +80,9 @@ public sealed partial class TransferCoordinatorGrain(
             var ticket = await shard.Claim(transferId);
             if (ticket is { Completed: true, Record: { } ended })
             {
-                // Asked by an account that holds an entry of a movement that has ended: a late prepare.
-                await ReleaseSuperseded(ended);
+                // Asked by an account that holds an entry of a movement that has ended: a late
+                // prepare of a superseded driver, which applying the decision again releases.
+                await ApplyEnded(ended);
             }
             else if (ticket is { Record: { } record, Lease: { } lease })
             {
@@ -172,23 +173,35 @@ public sealed partial class TransferCoordinatorGrain(
     private async Task<TransferResult> Ended(IRecoveryShardGrain shard, string transferId)
     {
         var ticket = await shard.Claim(transferId);
-        if (ticket is not { Completed: true, Record: { } ended })
+        if (ticket is { Completed: true, Record: { } ended })
         {
-            throw new InvalidOperationException($"Transfer '{transferId}' left its recovery shard's list without ending.");
+            await ApplyEnded(ended);
         }
 
-        await ReleaseSuperseded(ended);
-        return await shard.GetResult(transferId) ?? throw new InvalidOperationException($"Transfer '{transferId}' ended without a result.");
+        // Ended (or, if its shard's activation changed meanwhile, still being finished): where it stands.
+        return await shard.GetResult(transferId) ?? throw new InvalidOperationException($"Transfer '{transferId}' has no record after it was listed.");
     }
 
-    /// <summary>Releases, on each account of an ended movement, an entry prepared under an epoch before the one that decided it.</summary>
-    private async Task ReleaseSuperseded(TransferRecord ended)
+    /// <summary>
+    /// Applies an ended movement's decision to its accounts again. Every entry of the deciding epoch
+    /// was applied before the movement ended, so what an account still holds of it is a late
+    /// prepare of a superseded driver (an earlier epoch), which the decision's epoch releases. A
+    /// decision of an earlier version (epoch 0) cannot tell the two apart, and is left alone.
+    /// </summary>
+    private async Task ApplyEnded(TransferRecord ended)
     {
+        if (ended.DecidedEpoch == 0)
+        {
+            LogEarlierVersionEnded(logger, ended.Request.TransferId);
+            return;
+        }
+
         var (first, second) = OrderedSides(ended.Request);
-        await GrainFactory.GetAccount(first.AccountId).ReleaseSuperseded(ended.Request.TransferId, ended.DecidedEpoch);
+        var commit = ended.Status == TransferStatus.Committed;
+        await Apply(first.AccountId, ended.Request.TransferId, commit, ended.DecidedEpoch);
         if (second is { } s)
         {
-            await GrainFactory.GetAccount(s.AccountId).ReleaseSuperseded(ended.Request.TransferId, ended.DecidedEpoch);
+            await Apply(s.AccountId, ended.Request.TransferId, commit, ended.DecidedEpoch);
         }
     }
 
@@ -299,6 +312,9 @@ public sealed partial class TransferCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered transfer {TransferId}: {Status} ({Reason})")]
     private static partial void LogRecovered(ILogger logger, string transferId, TransferStatus status, RejectionReason reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Transfer {TransferId} ended under an earlier version, and an account still holds an entry of it: left for an operator (docs/transfers.md, Upgrades)")]
+    private static partial void LogEarlierVersionEnded(ILogger logger, string transferId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);

@@ -174,13 +174,6 @@ public sealed partial class AccountBook(string accountId, AccountState state)
     /// <summary>Releases a prepared movement. Returns false (and changes nothing) when none is prepared under the id.</summary>
     public bool Abort(string transferId) => Release(transferId);
 
-    /// <summary>
-    /// Releases the entry of a movement that has ended, decided under <paramref name="decidedEpoch"/>,
-    /// when it was prepared under an earlier epoch (see <see cref="IAccountGrain.ReleaseSuperseded"/>).
-    /// </summary>
-    public bool ReleaseSuperseded(string transferId, long decidedEpoch) =>
-        State.Pending.TryGetValue(transferId, out var entry) && entry.Epoch < decidedEpoch && Release(transferId);
-
     private bool Release(string transferId)
     {
         if (!State.Pending.Remove(transferId, out var entry))

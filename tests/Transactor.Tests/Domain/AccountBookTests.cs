@@ -112,18 +112,17 @@ public sealed class AccountBookTests
     }
 
     [Fact]
-    public void Release_of_a_superseded_entry_leaves_the_deciding_epochs_entry_alone()
+    public void Commit_of_a_late_credit_releases_it_and_credits_nothing()
     {
-        var book = Funded(1_000);
-        book.Prepare(Debit("late", 100) with { Epoch = 1 }, out _);
-        book.Prepare(Debit("live", 200) with { Epoch = 4 }, out _);
+        var book = Funded(0);
+        book.Prepare(Credit("t1", 300) with { Epoch = 3 }, out _);
+        Assert.True(book.Commit("t1", 3));
+        book.Prepare(Credit("t1", 300) with { Epoch = 2 }, out _);
 
-        Assert.True(book.ReleaseSuperseded("late", 2));
-        Assert.False(book.ReleaseSuperseded("live", 4));
-        Assert.False(book.ReleaseSuperseded("unknown", 9));
+        Assert.True(book.Commit("t1", 3));
+        Assert.False(book.Commit("t1", 3));
 
-        Assert.Equal((800L, 200L), (book.State.AvailableMinor, book.State.ReservedMinor));
-        Assert.Equal(["live"], book.State.Pending.Keys);
+        Assert.Equal((300L, 0L), (book.State.AvailableMinor, book.State.IncomingMinor));
     }
 
     [Fact]
