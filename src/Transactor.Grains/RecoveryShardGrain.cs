@@ -1,6 +1,4 @@
-using System.Buffers;
-using System.Buffers.Binary;
-using System.Runtime.InteropServices;
+using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -9,80 +7,6 @@ using Orleans.Serialization;
 using Orleans.Storage;
 
 namespace Transactor.Grains;
-
-/// <summary>
-/// The persisted state of a <see cref="RecoveryShardGrain"/>: the movements it lists. This version
-/// writes them in <see cref="Listings"/>; earlier versions wrote <see cref="InFlight"/> and
-/// <see cref="Records"/>, which are still read.
-/// </summary>
-[GenerateSerializer, Alias("Transactor.RecoveryShardState")]
-public sealed class RecoveryShardState
-{
-    /// <summary>Earlier versions: movements that have begun and not ended, with when they were listed.</summary>
-    [Id(0)] public Dictionary<string, DateTimeOffset> InFlight { get; set; } = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// Earlier versions: the records of listed movements. A listed id without one was listed by a
-    /// version before those, which kept the record in the movement's own row.
-    /// </summary>
-    [Id(1)] public Dictionary<string, TransferRecord>? Records { get; set; }
-
-    /// <summary>
-    /// The listed movements, each a <see cref="ShardListing"/> in Orleans' binary encoding after its
-    /// length (a 32-bit little-endian integer). A shard encodes a listing once, when it changes, and
-    /// a write of the list copies those bytes: serializing the whole list as one object graph at
-    /// every write cost a fifth of the benchmark's allocations (reference tracking of its strings).
-    /// </summary>
-    [Id(2)] public ReadOnlyMemory<byte> Listings { get; set; }
-
-    /// <summary>Every listed movement, from whichever encoding wrote it.</summary>
-    public List<ShardListing> ReadListings(Serializer serializer)
-    {
-        ArgumentNullException.ThrowIfNull(serializer);
-        var listings = new List<ShardListing>(InFlight.Count);
-        foreach (var (transferId, listedAt) in InFlight)
-        {
-            listings.Add(new ShardListing(transferId, listedAt, Records?.GetValueOrDefault(transferId)));
-        }
-
-        var packed = Listings.Span;
-        while (!packed.IsEmpty)
-        {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(packed);
-            listings.Add(serializer.Deserialize<ShardListing>(packed.Slice(sizeof(int), length))
-                ?? throw new InvalidDataException("A recovery shard's stored list holds an empty listing."));
-            packed = packed[(sizeof(int) + length)..];
-        }
-
-        return listings;
-    }
-
-    /// <summary>Appends one listing to <paramref name="listings"/> as <see cref="Listings"/> holds it.</summary>
-    public static void Append(Serializer serializer, ShardListing listing, ArrayBufferWriter<byte> listings)
-    {
-        ArgumentNullException.ThrowIfNull(serializer);
-        ArgumentNullException.ThrowIfNull(listings);
-        var start = listings.WrittenCount;
-        listings.GetSpan(sizeof(int));
-        listings.Advance(sizeof(int));
-        serializer.Serialize(listing, listings);
-        var length = listings.WrittenCount - start - sizeof(int);
-        // The prefix is patched in place: WrittenMemory is the writer's own buffer.
-        BinaryPrimitives.WriteInt32LittleEndian(MemoryMarshal.AsMemory(listings.WrittenMemory).Span.Slice(start, sizeof(int)), length);
-    }
-}
-
-/// <summary>
-/// A movement a recovery shard lists: since when, its record (null for a listing of a version that
-/// kept the record in the movement's row), and the epoch of the latest lease handed out on it (0
-/// for a listing of an earlier version: none).
-/// </summary>
-[GenerateSerializer, Immutable, Alias("Transactor.ShardListing")]
-public sealed record ShardListing(
-    [property: Id(0)] string TransferId,
-    [property: Id(1)] DateTimeOffset ListedAt,
-    [property: Id(2)] TransferRecord? Record,
-    [property: Id(3)] long Epoch = 0);
 
 /// <summary>
 /// See <see cref="IRecoveryShardGrain"/> and docs/transfers.md. Reentrant: its own turns only touch
@@ -108,32 +32,32 @@ public sealed partial class RecoveryShardGrain(
     private const string SweepReminder = "sweep";
 
     private readonly TransferOptions _options = options.Value;
-    private readonly Dictionary<string, Listing> _listings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ListedMovement> _listings = new(StringComparer.Ordinal);
 
     /// <summary>Row reads in flight by key, so that a movement ending meanwhile sends them to read again.</summary>
     private readonly Dictionary<string, RowReads> _rowReads = new(StringComparer.Ordinal);
 
     /// <summary>Counts the movements that left the list while a read of their row was in flight.</summary>
     private long _endings;
-    private readonly RecoveryShardState _snapshot = new();
-    private readonly ArrayBufferWriter<byte> _snapshotBytes = new();
-    private GroupCommit _commit = null!;
-
-    /// <summary>Why this activation's list can no longer be trusted (a write of it failed); null while it can.</summary>
-    private Exception? _broken;
+    private ShardListStore _list = null!;
     private IGrainStorage _rows = null!;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         // A coordinator of a previous activation may still drive a listed movement; the next lease
         // on it is handed out with a later epoch, stored first, which fences that driver out.
-        foreach (var listed in state.State.ReadListings(serializer))
+        var shard = this.GetPrimaryKeyLong();
+        _list = new ShardListStore(state, serializer, _listings, shard.ToString(CultureInfo.InvariantCulture), _options.RecoveryWriteDelay, time, failure =>
         {
-            _listings[listed.TransferId] = new Listing(listed.ListedAt, listed.Record) { Epoch = listed.Epoch };
+            LogListWriteFailed(logger, failure, shard);
+            DeactivateOnIdle();
+        });
+        foreach (var listed in _list.Load())
+        {
+            _listings[listed.TransferId] = new ListedMovement(listed.ListedAt, listed.Record) { Epoch = listed.Epoch };
         }
 
         _rows = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
-        _commit = new GroupCommit(WriteListOrDeactivate, _options.RecoveryWriteDelay, time);
         // One reminder per shard, registered once per activation: it outlives this silo and
         // brings the shard back to finish what it lists.
         await this.RegisterOrUpdateReminder(SweepReminder, _options.RecoveryDueTime, _options.RecoveryPeriod, cancellationToken);
@@ -149,7 +73,7 @@ public sealed partial class RecoveryShardGrain(
     public async Task<DriveTicket> Begin(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        ThrowIfBroken();
+        _list.ThrowIfBroken();
         var transferId = request.TransferId;
         var found = await Lookup(transferId);
         while (found is { Listing: null, Ended: null } && _listings.ContainsKey(transferId))
@@ -166,7 +90,7 @@ public sealed partial class RecoveryShardGrain(
         if (found.Listing is { } listing)
         {
             // Listed already (a retry, or the same key with another request): the listing must be durable.
-            await Durable();
+            await _list.Durable();
             return await Ticket(transferId, listing, request);
         }
 
@@ -178,17 +102,11 @@ public sealed partial class RecoveryShardGrain(
         // Listing the record is what records it: durable before any account is touched. Concurrent
         // retries of the key find the lease held for this caller meanwhile, and wait for the outcome.
         // The first lease (epoch 1) is stored with the listing: the caller drives under it.
-        var now = time.GetUtcNow();
-        var created = new Listing(now, new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, now, null))
-        {
-            RowRead = true,
-            RowETag = found.RowETag,
-            LeasedAt = time.GetTimestamp(),
-            Epoch = 1,
-        };
+        var created = ListedMovement.Begun(request, time);
+        (created.RowRead, created.RowETag) = (true, found.RowETag);
         _listings.Add(transferId, created);
-        await Stored(_commit.Changed());
-        if (created.Epoch != 1)
+        await _list.Stored(_list.Changed());
+        if (!created.Holds(1))
         {
             // The write outlasted the lease and a retry or recovery took a later one: only that one drives.
             return new DriveTicket(created.Record, null, Conflict: false, Completed: false, Created: true);
@@ -199,61 +117,49 @@ public sealed partial class RecoveryShardGrain(
 
     public async Task<DriveTicket> Claim(string transferId)
     {
-        ThrowIfBroken();
+        _list.ThrowIfBroken();
         var found = await Lookup(transferId);
         if (found.Listing is not { Record: { } record } listing)
         {
             return new DriveTicket(found.Ended?.Record, null, Conflict: false, Completed: found.Ended is not null);
         }
 
-        await Durable();
+        await _list.Durable();
         return await Ticket(transferId, listing, record.Request);
     }
 
     public Task<TimeSpan?> RenewLease(string transferId, long epoch)
     {
-        ThrowIfBroken();
-        if (!_listings.TryGetValue(transferId, out var listing) || listing.Epoch != epoch || listing.Completing is not null)
-        {
-            return Task.FromResult<TimeSpan?>(null);
-        }
-
+        _list.ThrowIfBroken();
         // Nobody has taken the lease since: only its time grows, the epoch stays. Time is liveness
         // here; a lease taken over after all is fenced by its epoch.
-        listing.LeasedAt = time.GetTimestamp();
-        return Task.FromResult<TimeSpan?>(_options.LeaseDuration);
+        var renewed = _listings.TryGetValue(transferId, out var listing) && listing.Renew(epoch, time);
+        return Task.FromResult<TimeSpan?>(renewed ? _options.LeaseDuration : null);
     }
 
     public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch)
     {
-        ThrowIfBroken();
-        if (!_listings.TryGetValue(transferId, out var listing) || listing.Record is not { } listed)
+        _list.ThrowIfBroken();
+        if (!_listings.TryGetValue(transferId, out var listing) || listing.Record is null)
         {
             return null;
         }
 
-        if (listed.Status != TransferStatus.Pending || listing.Epoch != epoch)
+        if (!listing.Decide(reason, epoch, time.GetUtcNow()))
         {
             // Decided already, or a later lease has been handed out: its driver may be preparing now,
             // and must find either no decision or one made under an epoch all its prepares supersede.
-            await Durable();
-            return listed;
+            await _list.Durable();
+            return listing.Record;
         }
 
-        listing.Record = listed with
-        {
-            Status = reason == RejectionReason.None ? TransferStatus.Committed : TransferStatus.Rejected,
-            Reason = reason,
-            DecidedAt = time.GetUtcNow(),
-            DecidedEpoch = epoch,
-        };
-        await Stored(_commit.Changed());
+        await _list.Stored(_list.Changed());
         return listing.Record;
     }
 
     public async Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit)
     {
-        ThrowIfBroken();
+        _list.ThrowIfBroken();
         if (!_listings.TryGetValue(transferId, out var listing))
         {
             // Ended already (a driver that outlived its lease completes after its successor).
@@ -289,7 +195,7 @@ public sealed partial class RecoveryShardGrain(
 
     public async Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout)
     {
-        ThrowIfBroken();
+        _list.ThrowIfBroken();
         if ((await Lookup(transferId)).Listing is { } listing)
         {
             listing.Ended ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -308,14 +214,14 @@ public sealed partial class RecoveryShardGrain(
 
     public async Task<TransferResult?> GetResult(string transferId)
     {
-        ThrowIfBroken();
+        _list.ThrowIfBroken();
         var found = await Lookup(transferId);
         if (found.Listing is { Record: { } listed } listing)
         {
             // Never hand out a listing that a failed write may not have stored. Still listed means
             // pending to a client, even once decided, until a driver has reported that every
             // account applied the decision (docs/transfers.md).
-            await Durable();
+            await _list.Durable();
             return listing.Outcome is { } applied
                 ? Result(applied.Record!, applied)
                 : Result(listed with { Status = TransferStatus.Pending, Reason = RejectionReason.None }, row: null);
@@ -329,7 +235,7 @@ public sealed partial class RecoveryShardGrain(
 
     public Task ReceiveReminder(string reminderName, TickStatus status)
     {
-        if (_broken is not null)
+        if (_list.Broken)
         {
             return Task.CompletedTask;
         }
@@ -392,7 +298,7 @@ public sealed partial class RecoveryShardGrain(
             if (listing.Record is null)
             {
                 listing.Record = pending;
-                _commit.Changed();
+                _list.Changed();
             }
         }
         else if (listing is { Record: null })
@@ -412,10 +318,10 @@ public sealed partial class RecoveryShardGrain(
         return new Found(listing, null, null);
     }
 
-    private Listing AddAdopted(string transferId)
+    private ListedMovement AddAdopted(string transferId)
     {
         // Its first lease gets epoch 1, which fences out a driver of the earlier version (epoch 0).
-        var listing = new Listing(time.GetUtcNow(), null);
+        var listing = new ListedMovement(time.GetUtcNow(), null);
         _listings.Add(transferId, listing);
         return listing;
     }
@@ -428,7 +334,7 @@ public sealed partial class RecoveryShardGrain(
     /// one epoch. No lease for a listing that left the list, or was leased again, while its caller
     /// waited for the list to be durable.
     /// </summary>
-    private async Task<DriveTicket> Ticket(string transferId, Listing listing, TransferRequest request)
+    private async Task<DriveTicket> Ticket(string transferId, ListedMovement listing, TransferRequest request)
     {
         var record = listing.Record!;
         if (record.Request != request)
@@ -436,15 +342,13 @@ public sealed partial class RecoveryShardGrain(
             return new DriveTicket(record, null, Conflict: true, Completed: false);
         }
 
-        if (!IsListed(transferId, listing) || listing.Completing is not null || listing.LeasedAt is { } leasedAt && time.GetElapsedTime(leasedAt) < _options.LeaseDuration)
+        if (!IsListed(transferId, listing) || listing.TakeLease(time, _options.LeaseDuration) is not { } epoch)
         {
             return new DriveTicket(record, null, Conflict: false, Completed: false);
         }
 
-        var epoch = ++listing.Epoch;
-        listing.LeasedAt = time.GetTimestamp();
-        await Stored(_commit.Changed());
-        if (!IsListed(transferId, listing) || listing.Epoch != epoch || listing.Completing is not null)
+        await _list.Stored(_list.Changed());
+        if (!IsListed(transferId, listing) || !listing.Holds(epoch))
         {
             return new DriveTicket(listing.Record, null, Conflict: false, Completed: false);
         }
@@ -452,12 +356,12 @@ public sealed partial class RecoveryShardGrain(
         return new DriveTicket(listing.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: false, Epoch: epoch);
     }
 
-    private bool IsListed(string transferId, Listing listing) => _listings.TryGetValue(transferId, out var current) && current == listing;
+    private bool IsListed(string transferId, ListedMovement listing) => _listings.TryGetValue(transferId, out var current) && current == listing;
 
     /// <summary>
     /// Writes the ended movement's outcome into its row, then takes it off the list.
     /// </summary>
-    private async Task WriteOutcome(string transferId, Listing listing, TransferState outcome)
+    private async Task WriteOutcome(string transferId, ListedMovement listing, TransferState outcome)
     {
         try
         {
@@ -487,12 +391,12 @@ public sealed partial class RecoveryShardGrain(
     /// listing's write carries it, or the flush timer does. Until then a restart only lists an ended
     /// movement once more, which the check against its row drops.
     /// </summary>
-    private void Remove(string transferId, Listing listing)
+    private void Remove(string transferId, ListedMovement listing)
     {
         if (_listings.TryGetValue(transferId, out var current) && current == listing)
         {
             _listings.Remove(transferId);
-            _commit.Changed();
+            _list.Changed();
             if (_rowReads.TryGetValue(transferId, out var reads))
             {
                 reads.EndedAt = ++_endings;
@@ -547,130 +451,9 @@ public sealed partial class RecoveryShardGrain(
     private static TransferResult Result(TransferRecord record, TransferState? row) =>
         new(record.Request, record.Status, record.Reason, row?.Debit, row?.Credit, record.CreatedAt);
 
-    /// <summary>Returns once every change made so far is in storage (at once when it already is).</summary>
-    private Task Durable() => Stored(_commit.Latest);
+    private Task FlushRemovals(CancellationToken cancellation) => _list.Broken ? Task.CompletedTask : _list.Durable();
 
-    /// <summary>Returns once change number <paramref name="change"/> is in storage; throws when this activation's list can no longer be trusted.</summary>
-    private async Task Stored(long change)
-    {
-        ThrowIfBroken();
-        await _commit.Persisted(change);
-        ThrowIfBroken();
-    }
-
-    /// <summary>
-    /// After a failed write of the list this activation answers nothing more: the write may have been
-    /// stored even though it failed (its answer lost), so the etag this activation holds may be stale,
-    /// and what it holds in memory may not be what storage holds. The next activation reads storage.
-    /// </summary>
-    private void ThrowIfBroken()
-    {
-        if (_broken is { } failure)
-        {
-            throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} is reloading its list from storage after a failed write; retry.", failure);
-        }
-    }
-
-    private async Task WriteListOrDeactivate()
-    {
-        ThrowIfBroken();
-        try
-        {
-            await WriteSnapshot();
-        }
-        catch (Exception ex)
-        {
-            _broken = ex;
-            LogListWriteFailed(logger, ex, this.GetPrimaryKeyLong());
-            DeactivateOnIdle();
-            throw;
-        }
-    }
-
-    private Task FlushRemovals(CancellationToken cancellation) => _broken is null ? Durable() : Task.CompletedTask;
-
-    /// <summary>
-    /// Writes a copy of the list: turns that interleave with a write (the grain is reentrant) change
-    /// the live list, never the one a storage provider may still be serializing. The copy is made
-    /// in the same buffer every time: <see cref="GroupCommit"/> runs one write at a time, and a
-    /// provider is done with the state when its write ends.
-    /// </summary>
-    private Task WriteSnapshot()
-    {
-        _snapshotBytes.ResetWrittenCount();
-        foreach (var (transferId, listing) in _listings)
-        {
-            if (listing.Encoded is { } encoded)
-            {
-                _snapshotBytes.Write(encoded);
-            }
-            else
-            {
-                var start = _snapshotBytes.WrittenCount;
-                RecoveryShardState.Append(serializer, new ShardListing(transferId, listing.ListedAt, listing.Record, listing.Epoch), _snapshotBytes);
-                listing.Encoded = _snapshotBytes.WrittenSpan[start..].ToArray();
-            }
-        }
-
-        // Only Listings is ever set on the snapshot: earlier versions' fields stay empty.
-        _snapshot.Listings = _snapshotBytes.WrittenMemory;
-        state.State = _snapshot;
-        return state.WriteStateAsync();
-    }
-
-    /// <summary>A listed movement: what is stored of it (when listed, its record) and what only this activation knows.</summary>
-    private sealed class Listing(DateTimeOffset listedAt, TransferRecord? record)
-    {
-        public DateTimeOffset ListedAt { get; } = listedAt;
-
-        /// <summary>The request, and the decision once made; null until the row of an earlier version's listing is read.</summary>
-        public TransferRecord? Record
-        {
-            get;
-            set
-            {
-                field = value;
-                Encoded = null;
-            }
-        } = record;
-
-        /// <summary>What the stored list holds of this listing; null until the next write encodes it.</summary>
-        public byte[]? Encoded { get; set; }
-
-        /// <summary>True once this activation has read the movement's row: it has not ended, and its etag is known.</summary>
-        public bool RowRead { get; set; }
-
-        public string? RowETag { get; set; }
-
-        /// <summary>
-        /// When the latest lease was handed out or renewed (<see cref="TimeProvider.GetTimestamp"/>: a
-        /// clock that never steps); until <see cref="TransferOptions.LeaseDuration"/> has passed no
-        /// other caller gets one. Liveness only: a lease taken over is fenced by its epoch. Null: none handed out by this activation.
-        /// </summary>
-        public long? LeasedAt { get; set; }
-
-        /// <summary>The epoch of the latest lease handed out (stored before it is handed out); 0 before the first.</summary>
-        public long Epoch
-        {
-            get;
-            set
-            {
-                field = value;
-                Encoded = null;
-            }
-        }
-
-        /// <summary>The outcome as a driver reported it once every account had applied the decision; null before.</summary>
-        public TransferState? Outcome { get; set; }
-
-        /// <summary>The write of the outcome, once every account has applied the decision.</summary>
-        public Task? Completing { get; set; }
-
-        /// <summary>Set when the movement leaves the list; created only when somebody waits for it.</summary>
-        public TaskCompletionSource? Ended { get; set; }
-    }
-
-    private readonly record struct Found(Listing? Listing, TransferState? Ended, string? RowETag);
+    private readonly record struct Found(ListedMovement? Listing, TransferState? Ended, string? RowETag);
 
     private sealed class RowReads
     {
