@@ -216,6 +216,91 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
         Assert.Equal([890L, 1_110L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
     }
 
+    /// <summary>
+    /// Every write of a movement (its listing, each account's prepare, the decision, each apply, the
+    /// outcome's row) stored while its writer heard it fail: whatever the writer does next, the
+    /// movement ends committed, applied once, and a retry of the key gets that outcome.
+    /// </summary>
+    [Theory]
+    [InlineData("listing")]
+    [InlineData("prepare")]
+    [InlineData("decision")]
+    [InlineData("apply")]
+    [InlineData("outcome")]
+    public async Task A_write_stored_while_its_writer_heard_it_fail_leaves_the_movement_applied_once(string write)
+    {
+        var ledger = new Ledger(Cluster.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId($"lost-{write}"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+        var shard = Cluster.Client.GetRecoveryShard(request.TransferId);
+        await shard.List(1);
+        var debit = Cluster.Client.GetAccount(ids[0]).GetGrainId();
+        // The write to lose is armed when the driver reaches the call before it, so that it is that write.
+        var (before, row) = write switch
+        {
+            "listing" => (null, shard.GetGrainId()),
+            "prepare" => (null, debit),
+            "decision" => ("Decide", shard.GetGrainId()),
+            "apply" => ("Decide", debit),
+            _ => ("Complete", LedgerGrains.TransferRowId(request.TransferId)),
+        };
+        var held = before is null ? null : HeldCalls.Before(before, request.TransferId);
+        if (held is null)
+        {
+            FaultyRows.LoseNextWriteAnswer(row);
+        }
+
+        var original = ledger.Coordinator.Execute(request);
+        if (held is not null)
+        {
+            await held.Reached.Task.WaitAsync(Timeout);
+            FaultyRows.LoseNextWriteAnswer(row);
+            held.Release();
+        }
+
+        try
+        {
+            await original;
+        }
+        catch (Exception ex) when (ex is not Xunit.Sdk.XunitException)
+        {
+            // The driver heard its write fail; the movement is listed, and a retry or recovery ends it.
+        }
+
+        var ended = await RetryUntilEnded(ledger, request);
+        await ledger.WaitUntilQuiet(ids, Timeout);
+        var replay = await ledger.Coordinator.Execute(request);
+
+        Assert.Equal(TransferStatus.Committed, ended.Status);
+        Assert.Equal((TransferStatus.Committed, true), (replay.Status, replay.Replayed));
+        Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+        await ledger.AssertBalanced(ids, 2_000);
+    }
+
+    /// <summary>Retries <paramref name="request"/> as a client would until it has an outcome.</summary>
+    private static async Task<TransferResult> RetryUntilEnded(Ledger ledger, TransferRequest request)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (true)
+        {
+            try
+            {
+                var result = await ledger.Coordinator.Execute(request);
+                if (result.Status != TransferStatus.Pending)
+                {
+                    return result;
+                }
+            }
+            catch (Exception ex) when (ex is not Xunit.Sdk.XunitException && DateTime.UtcNow < deadline)
+            {
+                // A shard stepping down after a failed write answers once with an error: retry.
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"{request.TransferId} has no outcome after {Timeout}");
+            await Task.Delay(100);
+        }
+    }
+
     private static string NewIdOnShard(int shard)
     {
         while (true)
