@@ -151,3 +151,27 @@ public sealed class LedgerOverloadedException : Exception
     {
     }
 }
+
+/// <summary>
+/// A part of the ledger cannot answer right now (for example a recovery shard reloading its list
+/// after a failed write). Nothing the request asked for is lost: a retry with the same idempotency
+/// key is safe, and gets the one outcome the key has.
+/// </summary>
+[GenerateSerializer, Alias("Transactor.LedgerUnavailableException")]
+public sealed class LedgerUnavailableException : Exception
+{
+    public LedgerUnavailableException()
+        : base("The ledger cannot answer right now; retry with the same idempotency key.")
+    {
+    }
+
+    public LedgerUnavailableException(string message)
+        : base(message)
+    {
+    }
+
+    public LedgerUnavailableException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

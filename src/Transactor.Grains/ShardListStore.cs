@@ -60,7 +60,9 @@ internal sealed class ShardListStore
     {
         if (_broken is { } failure)
         {
-            throw new InvalidOperationException($"Recovery shard {_name} is reloading its list from storage after a failed write; retry.", failure);
+            // Without the failure as inner exception: the caller may be in another process, and a
+            // storage provider's exception need not cross it.
+            throw new LedgerUnavailableException($"Recovery shard {_name} is reloading its list from storage after a failed write ({failure.GetType().Name}); retry.");
         }
     }
 

@@ -49,9 +49,17 @@ public static class ApiServices
                 LedgerOverloadedException => Problems.TooManyRequests(context.Response),
                 TimeoutException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger did not answer in time.",
                     "Retry with the same Idempotency-Key; the request is applied at most once."),
+                LedgerUnavailableException unavailable => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
+                    $"{unavailable.Message} The request is applied at most once."),
                 _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
                     "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
             };
+            if (exception is LedgerUnavailableException or TimeoutException)
+            {
+                // Transient: a shard reloading, or an answer that took too long. A retry soon is fine.
+                context.Response.Headers.RetryAfter = "1";
+            }
+
             await result.ExecuteAsync(context);
         }));
         app.UseStatusCodePages(async status =>
