@@ -62,7 +62,7 @@ public sealed partial class TransferCoordinatorGrain(
                 return awaited with { Replayed = true };
             }
 
-            var result = await Drive(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease));
+            var result = await Drive(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created);
             return ticket.Created ? result : result with { Replayed = true };
         }
         finally
@@ -87,7 +87,7 @@ public sealed partial class TransferCoordinatorGrain(
             else if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
-                var result = await Drive(shard, record, new Lease(ticket.Epoch, asked, lease));
+                var result = await Drive(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false);
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
 
@@ -100,7 +100,8 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
-    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease)
+    /// <param name="recordedNow">True for the driver whose Begin recorded the movement: no driver came before it.</param>
+    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow)
     {
         var started = time.GetTimestamp();
         var request = record.Request;
@@ -108,12 +109,13 @@ public sealed partial class TransferCoordinatorGrain(
         instruments.Started();
         var status = TransferStatus.Pending;
         var reason = RejectionReason.None;
+        var sidesToApply = 2;
         try
         {
             faults.OnStep(TransferStep.AfterBegin, request.TransferId);
             if (record.Status == TransferStatus.Pending)
             {
-                var prepared = await PrepareAll(request, first, second, lease);
+                var (prepared, reached) = await PrepareAll(request, first, second, lease);
                 for (var renewals = 0; prepared is null; renewals++)
                 {
                     // Out of lease (busy accounts), or superseded: renew it if nobody has taken it over,
@@ -125,7 +127,7 @@ public sealed partial class TransferCoordinatorGrain(
                     }
 
                     lease = lease with { AskedAt = asked, Length = renewed };
-                    prepared = await PrepareAll(request, first, second, lease);
+                    (prepared, reached) = await PrepareAll(request, first, second, lease);
                 }
 
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);
@@ -145,15 +147,26 @@ public sealed partial class TransferCoordinatorGrain(
                     return StillPending(record);
                 }
 
+                if (recordedNow && record.Status == TransferStatus.Rejected && record.DecidedEpoch == lease.Epoch)
+                {
+                    // Only this driver ever prepared (the first, and it decided): a side its prepares
+                    // did not reach holds nothing, so it is read, not aborted (which would read storage to be sure).
+                    sidesToApply = reached;
+                }
+
                 faults.OnStep(TransferStep.AfterDecide, request.TransferId);
             }
 
             // The decision's own epoch goes with it, whoever made it: an entry this driver prepared
             // after a successor's decision was applied is released, never applied.
             var commit = record.Status == TransferStatus.Committed;
-            var firstSnapshot = await Apply(first.AccountId, request.TransferId, commit, record.DecidedEpoch);
+            var firstSnapshot = sidesToApply > 0
+                ? await Apply(first.AccountId, request.TransferId, commit, record.DecidedEpoch)
+                : await GrainFactory.GetAccount(first.AccountId).GetSnapshot();
             faults.OnStep(TransferStep.AfterFirstApply, request.TransferId);
-            var secondSnapshot = second is { } s ? await Apply(s.AccountId, request.TransferId, commit, record.DecidedEpoch) : null;
+            var secondSnapshot = second is not { } s ? null
+                : sidesToApply > 1 ? await Apply(s.AccountId, request.TransferId, commit, record.DecidedEpoch)
+                : await GrainFactory.GetAccount(s.AccountId).GetSnapshot();
 
             var debit = first.Entry == EntrySide.Debit ? firstSnapshot : secondSnapshot;
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
@@ -210,18 +223,20 @@ public sealed partial class TransferCoordinatorGrain(
         new(record.Request, TransferStatus.Pending, RejectionReason.None, null, null, record.CreatedAt);
 
     /// <summary>
-    /// Prepares each side in ascending account-id order, under the lease's epoch. Null when the lease
-    /// ran out first (a liveness limit only: the epoch is what fences) or a later driver has prepared.
+    /// Prepares each side in ascending account-id order, under the lease's epoch, and says how many
+    /// sides answered prepared. The reason is null when the lease ran out first (a liveness limit
+    /// only: the epoch is what fences) or a later driver has prepared.
     /// </summary>
-    private async Task<RejectionReason?> PrepareAll(TransferRequest request, Side first, Side? second, Lease lease)
+    private async Task<(RejectionReason? Reason, int Prepared)> PrepareAll(TransferRequest request, Side first, Side? second, Lease lease)
     {
         var currency = request.Currency;
         Side[] sides = second is { } s ? [first, s] : [first];
+        var prepared = 0;
         foreach (var side in sides)
         {
             if (time.GetElapsedTime(lease.AskedAt) >= lease.Length)
             {
-                return null;
+                return (null, prepared);
             }
 
             var account = GrainFactory.GetAccount(side.AccountId);
@@ -229,10 +244,12 @@ public sealed partial class TransferCoordinatorGrain(
             switch (result.Status)
             {
                 case PrepareStatus.Superseded:
-                    return null;
+                    return (null, prepared);
                 case PrepareStatus.Rejected:
-                    return result.Reason;
+                    return (result.Reason, prepared);
             }
+
+            prepared++;
 
             // A request without a currency takes the first account's; the second must match it.
             currency ??= result.Currency;
@@ -242,7 +259,7 @@ public sealed partial class TransferCoordinatorGrain(
             }
         }
 
-        return RejectionReason.None;
+        return (RejectionReason.None, prepared);
     }
 
     private Task<AccountSnapshot?> Apply(string accountId, string transferId, bool commit, long decidedEpoch)
