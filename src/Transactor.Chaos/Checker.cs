@@ -21,7 +21,7 @@ public sealed record Verdict(IReadOnlyList<Violation> Violations, IReadOnlyList<
 /// every movement had ended; <paramref name="resolutions"/> holds, for every key, what
 /// GET /transfers/{id} said at that point.
 /// </summary>
-internal sealed class Checker(History history, IReadOnlyList<string> accountIds, BalanceRead final, IReadOnlyDictionary<string, Resolution> resolutions)
+public sealed class Checker(History history, IReadOnlyList<string> accountIds, BalanceRead final, IReadOnlyDictionary<string, Resolution> resolutions)
 {
     /// <summary>Past this many violations of one kind, only their count is reported.</summary>
     public const int MaxViolationsPerKind = 20;
