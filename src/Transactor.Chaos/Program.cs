@@ -9,6 +9,9 @@ var output = new Option<FileInfo?>("--out") { Description = "Write the JSON repo
 var keepData = new Option<bool>("--keep-data") { Description = "Keep PostgreSQL's data directory after a passing run (it is always kept after a failing one)." };
 var clients = new Option<int>("--clients") { Description = "Concurrent clients.", DefaultValueFactory = _ => 8 };
 var accounts = new Option<int>("--accounts") { Description = "Accounts to open and move money between.", DefaultValueFactory = _ => 12 };
+var delay = new Option<double>("--delay-probability") { Description = "Share of grain calls (0-1) the silos delay while faults are on.", DefaultValueFactory = _ => 0.005 };
+var drop = new Option<double>("--drop-probability") { Description = "Share of grain calls (0-1) the silos drop while faults are on.", DefaultValueFactory = _ => 0.002 };
+var maxDelay = new Option<double>("--max-delay") { Description = "The longest message delay in seconds (the lease is 5 s).", DefaultValueFactory = _ => 8 };
 var postgresPort = new Option<int>("--postgres-port") { Description = "PostgreSQL's port.", DefaultValueFactory = _ => 56432 };
 var apiPort = new Option<int>("--api-port") { Description = "The API's HTTP port.", DefaultValueFactory = _ => 5580 };
 var siloHttpPort = new Option<int>("--silo-http-port") { Description = "Silo i's HTTP (health, dashboard) port is this plus i.", DefaultValueFactory = _ => 5581 };
@@ -20,7 +23,7 @@ var root = new RootCommand(
     + "crashing them and delaying and dropping grain messages, then restarts the whole cluster and checks the history. "
     + "Exits 0 when no promise was broken, 1 on a violation, 2 when the run itself failed (docs/reliability.md).")
 {
-    minutes, seed, workDir, output, keepData, clients, accounts, postgresPort, apiPort, siloHttpPort, siloPort, gatewayPort,
+    minutes, seed, workDir, output, keepData, clients, accounts, delay, drop, maxDelay, postgresPort, apiPort, siloHttpPort, siloPort, gatewayPort,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -37,6 +40,9 @@ root.SetAction(async (parse, cancellation) =>
         RepositoryRoot = Built.RepositoryRoot(),
         Clients = Math.Max(1, parse.GetValue(clients)),
         Accounts = Math.Max(2, parse.GetValue(accounts)),
+        MessageDelayProbability = Math.Clamp(parse.GetValue(delay), 0, 1),
+        MessageDropProbability = Math.Clamp(parse.GetValue(drop), 0, 1),
+        MaxMessageDelay = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(maxDelay))),
         Ports = new ChaosPorts
         {
             Postgres = parse.GetValue(postgresPort),
