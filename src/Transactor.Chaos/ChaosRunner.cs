@@ -21,7 +21,7 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
     public async Task<ChaosReport> RunAsync(CancellationToken cancellation)
     {
         var startedAt = DateTimeOffset.UtcNow;
-        var plan = Nemesis.Plan(options.Seed, options.FaultPhase, options.Silos, options.Lease);
+        var plan = FaultSchedule.Plan(options.Seed, options.FaultPhase, options.Silos, options.Lease);
         Directory.CreateDirectory(options.WorkDirectory.FullName);
         var cluster = new LedgerCluster(options, _history);
         var nemesis = new Nemesis(options, cluster, _history);
@@ -89,16 +89,12 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
         while (true)
         {
             var read = await workload.ReadAllAsync(phase, cancellation);
-            var quiet = read.Complete && read.Accounts.All(a => a.Reserved == 0 && a.Incoming == 0);
-            if (quiet)
+            await ResolveAllAsync(workload, open, cancellation);
+            open.RemoveAll(m => _resolutions[m.Key].Status is not (Resolved.Pending or Resolved.Unreadable));
+            if (read.Complete && read.Accounts.All(a => a.Reserved == 0 && a.Incoming == 0) && open.Count == 0)
             {
-                await ResolveAllAsync(workload, open, cancellation);
-                open.RemoveAll(m => _resolutions[m.Key].Status is not (Resolved.Pending or Resolved.Unreadable));
-                if (open.Count == 0)
-                {
-                    _history.Event("settled", phase, $"nothing in flight after {read.EndedAtMs / 1000.0:F1} s");
-                    return read;
-                }
+                _history.Event("settled", phase, $"nothing in flight at {read.EndedAtMs / 1000.0:F1} s");
+                return read;
             }
 
             if (DateTime.UtcNow > deadline)

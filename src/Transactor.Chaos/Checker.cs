@@ -88,7 +88,11 @@ public sealed class Checker(History history, IReadOnlyList<string> accountIds, B
                     }
                     else if (DifferingField(attempt.Answer, resolution.Record) is { } field)
                     {
-                        Add("answer_changed", $"{movement.Key}: field '{field}' of the 201 answer differs from GET /transfers after the restart.", movement);
+                        // A 201 without balances is what a decided but not yet applied record looks like.
+                        var unapplied = attempt.Answer is { } answer && Raw(answer, "from_account") == "null" && Raw(answer, "to_account") == "null"
+                            ? " The 201 carried no account balances: a decided record answered before the accounts applied it?"
+                            : string.Empty;
+                        Add("answer_changed", $"{movement.Key}: field '{field}' of the 201 answer differs from GET /transfers after the restart.{unapplied}", movement);
                     }
                     else if (!SameBalances(attempt.Answer, resolution.Record))
                     {

@@ -25,17 +25,12 @@ public sealed record PlannedFault(long NotBeforeMs, FaultKind Kind, int Silo, lo
 public sealed record InjectedFault(FaultKind Kind, string Target, long StartedAtMs, long EndedAtMs, string Detail);
 
 /// <summary>
-/// Injects the faults of a schedule drawn from the seed: each kind once, in a seeded order, before
-/// any repeats, so that a short run sees every kind; calm gaps between them let the ledger make
-/// progress. Message faults (the silos' filter) are armed for the whole fault phase.
+/// The process faults of a run, drawn from the seed alone: each kind once, in a seeded order, before
+/// any repeats, so that a short run sees every kind; calm gaps between them let the ledger make progress.
 /// </summary>
-internal sealed class Nemesis(ChaosRunOptions options, LedgerCluster cluster, History history)
+public static class FaultSchedule
 {
     private static readonly TimeSpan FirstFaultAfter = TimeSpan.FromSeconds(3);
-
-    private readonly List<InjectedFault> _injected = [];
-
-    public IReadOnlyList<InjectedFault> Injected => _injected;
 
     /// <summary>The schedule for a fault phase of <paramref name="phase"/>, from <paramref name="seed"/> alone.</summary>
     public static IReadOnlyList<PlannedFault> Plan(int seed, TimeSpan phase, int silos, TimeSpan lease)
@@ -78,6 +73,17 @@ internal sealed class Nemesis(ChaosRunOptions options, LedgerCluster cluster, Hi
 
         return plan;
     }
+}
+
+/// <summary>
+/// Injects the faults of a <see cref="FaultSchedule"/>, each no earlier than planned; message faults
+/// (the silos' filter) are armed for the whole fault phase.
+/// </summary>
+internal sealed class Nemesis(ChaosRunOptions options, LedgerCluster cluster, History history)
+{
+    private readonly List<InjectedFault> _injected = [];
+
+    public IReadOnlyList<InjectedFault> Injected => _injected;
 
     /// <summary>Injects the schedule until <paramref name="phase"/> has passed; every process is up again when it returns.</summary>
     public async Task RunAsync(IReadOnlyList<PlannedFault> plan, TimeSpan phase, CancellationToken cancellation)
@@ -96,8 +102,9 @@ internal sealed class Nemesis(ChaosRunOptions options, LedgerCluster cluster, Hi
                     await Task.Delay(TimeSpan.FromMilliseconds(wait), cancellation);
                 }
 
-                // A fault that could not end within the phase is left out rather than cut short.
-                if (history.NowMs + fault.DurationMs > end)
+                // A fault that begins within the phase runs to its end, however late earlier faults
+                // (restarts on a slow machine) made it begin; the phase ends after it.
+                if (history.NowMs >= end)
                 {
                     break;
                 }
