@@ -19,8 +19,6 @@ internal sealed class PostgresProcess(string dataDirectory, int port, string log
 
     public string ConnectionString => $"Host=127.0.0.1;Port={port.ToString(CultureInfo.InvariantCulture)};Username=postgres;Database={Database}";
 
-    public bool Running => _server is { HasExited: false };
-
     /// <summary>Creates the cluster's files (once), starts the server and creates the ledger's database.</summary>
     public async Task InitializeAsync(CancellationToken cancellation)
     {
@@ -93,6 +91,22 @@ internal sealed class PostgresProcess(string dataDirectory, int port, string log
 
     public async ValueTask DisposeAsync()
     {
+        if (_server is null)
+        {
+            return;
+        }
+
+        try
+        {
+            // Stopped by pg_ctl, the server removes its shared memory; killed, it would leave it behind.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await CrashAsync(timeout.Token);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or TimeoutException or OperationCanceledException)
+        {
+            // Killed below.
+        }
+
         if (_server is not null)
         {
             await _server.DisposeAsync();
