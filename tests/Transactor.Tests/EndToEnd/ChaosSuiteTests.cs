@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Transactor.Tests.Api;
+using Xunit.Abstractions;
 
 namespace Transactor.Tests.EndToEnd;
 
@@ -13,7 +14,7 @@ namespace Transactor.Tests.EndToEnd;
 /// after the other tests, so that neither slows the other down on a small machine.
 /// </summary>
 [Collection(ChaosTestGroup.Name)]
-public sealed class ChaosSuiteTests
+public sealed class ChaosSuiteTests(ITestOutputHelper output)
 {
     /// <summary>A seed whose schedule puts every kind of fault early in the run (FaultScheduleTests checks it).</summary>
     internal const int Seed = 3;
@@ -45,6 +46,7 @@ public sealed class ChaosSuiteTests
             Assert.True(File.Exists(reportFile), $"The chaos run exited {exit} without a report.\n{runner.Output}");
             using var report = JsonDocument.Parse(await File.ReadAllTextAsync(reportFile));
             var root = report.RootElement;
+            output.WriteLine(root.GetProperty("verdict").GetString());
 
             Assert.True(root.GetProperty("error").ValueKind == JsonValueKind.Null, $"The chaos run failed: {root.GetProperty("error")}\n{runner.Output}");
             var violations = root.GetProperty("violations");
