@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
 using Orleans.Dashboard;
 using Transactor.Grains;
 using Transactor.Persistence;
@@ -17,6 +18,10 @@ internal static class SiloHosting
     {
         var configuration = builder.Configuration;
         builder.Services.AddPostgresConnectionTuning();
+        // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
+        // a recovery shard configured to sweep more often would fail to activate.
+        builder.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
+            reminders.MinimumReminderPeriod = TimeSpan.FromTicks(Math.Min(reminders.MinimumReminderPeriod.Ticks, transfers.Value.RecoveryPeriod.Ticks)));
         builder.UseOrleans(silo =>
         {
             if (configuration["Orleans:Clustering:ProviderType"] is not { Length: > 0 })
@@ -25,6 +30,7 @@ internal static class SiloHosting
             }
 
             silo.AddTransactorSilo(configuration);
+            silo.AddChaosFaultsIfConfigured(configuration);
             silo.AddDashboard();
             if (ServiceDefaultsExtensions.TracingEnabled(configuration))
             {

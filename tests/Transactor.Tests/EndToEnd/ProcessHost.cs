@@ -26,11 +26,11 @@ internal sealed class ProcessHost : IAsyncDisposable
 
     public string Output => string.Join('\n', _output);
 
-    /// <summary>Starts the built program <paramref name="project"/> (for example Transactor.Silo) with <paramref name="environment"/>.</summary>
-    public static ProcessHost Start(string project, IReadOnlyDictionary<string, string> environment)
+    /// <summary>Starts the built program <paramref name="project"/> (for example Transactor.Silo) with <paramref name="environment"/> and <paramref name="arguments"/>.</summary>
+    public static ProcessHost Start(string project, IReadOnlyDictionary<string, string> environment, IEnumerable<string>? arguments = null)
     {
         var dll = Repo.BuiltAssembly(project);
-        var start = new ProcessStartInfo("dotnet", [dll])
+        var start = new ProcessStartInfo("dotnet", [dll, .. arguments ?? []])
         {
             WorkingDirectory = Path.GetDirectoryName(dll)!,
             RedirectStandardOutput = true,
@@ -87,6 +87,21 @@ internal sealed class ProcessHost : IAsyncDisposable
         }
 
         throw new TimeoutException($"{Name}: {url} not healthy after {timeout}:\n{Output}");
+    }
+
+    /// <summary>The exit code, or null when the program still runs after <paramref name="timeout"/>.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+            return _process.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -1,0 +1,111 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Transactor.Tests.Api;
+using Xunit.Abstractions;
+
+namespace Transactor.Tests.EndToEnd;
+
+/// <summary>
+/// The fault suite (scripts/chaos.sh, docs/reliability.md) in a short seeded run: its own
+/// PostgreSQL, three silo processes and the API, under kills, a pause past the lease, a database
+/// crash and delayed and dropped grain messages; then a full restart and the checker. Runs alone,
+/// after the other tests, so that neither slows the other down on a small machine.
+/// </summary>
+[Collection(ChaosTestGroup.Name)]
+public sealed class ChaosSuiteTests(ITestOutputHelper output)
+{
+    /// <summary>A seed whose schedule puts every kind of fault early in the run (FaultScheduleTests checks it).</summary>
+    internal const int Seed = 3;
+
+    internal const double FaultMinutes = 0.75;
+
+    /// <summary>A run takes under 2 minutes on 2 cores; the rest is headroom for a slow machine.</summary>
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(10);
+
+    [Fact]
+    public async Task A_seeded_run_of_process_faults_and_message_faults_breaks_no_promise_of_the_ledger()
+    {
+        var work = Path.Combine(Path.GetTempPath(), $"transactor-chaos-test-{Guid.NewGuid():N}");
+        var taken = new HashSet<int>();
+        string[] arguments =
+        [
+            "--minutes", FaultMinutes.ToString(CultureInfo.InvariantCulture), "--seed", Str(Seed), "--work-dir", work,
+            "--postgres-port", Str(FreePorts(1, taken)), "--api-port", Str(FreePorts(1, taken)),
+            "--silo-http-port", Str(FreePorts(3, taken)), "--silo-port", Str(FreePorts(3, taken)), "--gateway-port", Str(FreePorts(3, taken)),
+        ];
+        var passed = false;
+        // Killing the runner's process tree also ends the silos, the API and PostgreSQL it started.
+        var runner = ProcessHost.Start("Transactor.Chaos", new Dictionary<string, string>(), arguments);
+        try
+        {
+            var exit = await runner.WaitForExitAsync(RunTimeout);
+            Assert.True(exit is not null, $"The chaos run did not end within {RunTimeout}; work directory {work}.\n{runner.Output}");
+            var reportFile = Path.Combine(work, "report.json");
+            Assert.True(File.Exists(reportFile), $"The chaos run exited {exit} without a report.\n{runner.Output}");
+            using var report = JsonDocument.Parse(await File.ReadAllTextAsync(reportFile));
+            var root = report.RootElement;
+            output.WriteLine(root.GetProperty("verdict").GetString());
+
+            Assert.True(root.GetProperty("error").ValueKind == JsonValueKind.Null, $"The chaos run failed: {root.GetProperty("error")}\n{runner.Output}");
+            var violations = root.GetProperty("violations");
+            Assert.True(violations.GetArrayLength() == 0, $"Seed {Seed}: the checker found violations (history and logs in {work}):\n{violations}");
+            Assert.Equal(0, exit);
+
+            var faults = root.GetProperty("faults").GetArrayLength();
+            var messages = root.GetProperty("message_faults");
+            var movements = root.GetProperty("movements");
+            Assert.True(faults >= 3, $"Only {faults} process faults were injected.\n{runner.Output}");
+            Assert.True(messages.GetProperty("delayed").GetInt32() + messages.GetProperty("dropped").GetInt32() > 0, $"No grain message was delayed or dropped: {messages}");
+            Assert.True(movements.GetProperty("acknowledged").GetInt32() >= 50, $"Too few movements were acknowledged for the run to mean much: {movements}");
+            passed = true;
+        }
+        finally
+        {
+            await runner.DisposeAsync();
+            // A failed run's directory holds the history, the logs and PostgreSQL's data to look into.
+            if (passed && Directory.Exists(work))
+            {
+                Directory.Delete(work, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>The first of <paramref name="count"/> consecutive free loopback ports none of which is in <paramref name="taken"/> (silo i uses the first plus i).</summary>
+    private static int FreePorts(int count, HashSet<int> taken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var ports = Enumerable.Range(ApiFixture.FreePort(), count).ToArray();
+            if ((!ports.Any(taken.Contains) && ports.All(Bindable)) || attempt == 100)
+            {
+                taken.UnionWith(ports);
+                return ports[0];
+            }
+        }
+    }
+
+    private static bool Bindable(int port)
+    {
+        try
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
+}
+
+/// <summary>The fault suite's collection: it runs after every parallel collection, alone.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ChaosTestGroup
+{
+    public const string Name = "chaos";
+}
