@@ -59,7 +59,6 @@ internal sealed class LedgerCluster : IAsyncDisposable
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{Str(ports.SiloHttp + i)}",
                 // Short timings, so that leases run out and recovery finishes movements within the run.
                 ["Transactor__Transfers__LeaseDuration"] = options.Lease.ToString("c", CultureInfo.InvariantCulture),
-                ["Transactor__Transfers__ClockSkewAllowance"] = "00:00:01",
                 ["Transactor__Transfers__RecoveryDueTime"] = options.RecoveryPeriod.ToString("c", CultureInfo.InvariantCulture),
                 ["Transactor__Transfers__RecoveryPeriod"] = options.RecoveryPeriod.ToString("c", CultureInfo.InvariantCulture),
                 ["Transactor__Transfers__WaitTimeout"] = "00:00:05",
