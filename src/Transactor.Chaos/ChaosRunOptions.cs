@@ -67,7 +67,7 @@ public sealed record ChaosRunOptions
 /// <summary>Loopback ports of one run; silo <c>i</c> uses each silo port plus <c>i</c>. Defaults differ from scripts/run-cluster.sh's.</summary>
 public sealed record ChaosPorts
 {
-    public int Postgres { get; init; } = 56432;
+    public int Postgres { get; init; } = 25432;
 
     public int Api { get; init; } = 5580;
 
@@ -75,5 +75,5 @@ public sealed record ChaosPorts
 
     public int Silo { get; init; } = 21111;
 
-    public int Gateway { get; init; } = 40000;
+    public int Gateway { get; init; } = 31000;
 }

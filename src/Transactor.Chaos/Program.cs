@@ -12,11 +12,11 @@ var accounts = new Option<int>("--accounts") { Description = "Accounts to open a
 var delay = new Option<double>("--delay-probability") { Description = "Share of grain calls (0-1) the silos delay while faults are on.", DefaultValueFactory = _ => 0.005 };
 var drop = new Option<double>("--drop-probability") { Description = "Share of grain calls (0-1) the silos drop while faults are on.", DefaultValueFactory = _ => 0.002 };
 var maxDelay = new Option<double>("--max-delay") { Description = "The longest message delay in seconds (the lease is 5 s).", DefaultValueFactory = _ => 8 };
-var postgresPort = new Option<int>("--postgres-port") { Description = "PostgreSQL's port.", DefaultValueFactory = _ => 56432 };
+var postgresPort = new Option<int>("--postgres-port") { Description = "PostgreSQL's port.", DefaultValueFactory = _ => 25432 };
 var apiPort = new Option<int>("--api-port") { Description = "The API's HTTP port.", DefaultValueFactory = _ => 5580 };
 var siloHttpPort = new Option<int>("--silo-http-port") { Description = "Silo i's HTTP (health, dashboard) port is this plus i.", DefaultValueFactory = _ => 5581 };
 var siloPort = new Option<int>("--silo-port") { Description = "Silo i's silo-to-silo port is this plus i.", DefaultValueFactory = _ => 21111 };
-var gatewayPort = new Option<int>("--gateway-port") { Description = "Silo i's gateway port is this plus i.", DefaultValueFactory = _ => 40000 };
+var gatewayPort = new Option<int>("--gateway-port") { Description = "Silo i's gateway port is this plus i.", DefaultValueFactory = _ => 31000 };
 
 var root = new RootCommand(
     "Transactor fault suite: starts PostgreSQL, 3 silo processes and the API, drives recorded load over HTTP while killing, pausing and "

@@ -277,6 +277,42 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
         await ledger.AssertBalanced(ids, 2_000);
     }
 
+    /// <summary>
+    /// Each call of a movement's protocol runs, and its caller hears a timeout instead of the answer
+    /// (a dropped message): the caller cannot tell whether it happened. Whatever the driver does
+    /// next, the movement ends committed, applied once, and a retry of the key gets that outcome.
+    /// </summary>
+    [Theory]
+    [InlineData("Begin")]
+    [InlineData("Prepare")]
+    [InlineData("Decide")]
+    [InlineData("Commit")]
+    public async Task A_call_that_ran_while_its_caller_heard_a_timeout_leaves_the_movement_applied_once(string method)
+    {
+        var ledger = new Ledger(Cluster.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId($"lost-answer-{method}"), 2, 1_000);
+        var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+        HeldCalls.LoseAnswer(method, request.TransferId);
+
+        try
+        {
+            await ledger.Coordinator.Execute(request);
+        }
+        catch (Exception ex) when (ex is not Xunit.Sdk.XunitException)
+        {
+            // The driver heard a timeout; the movement is listed, and a retry or recovery ends it.
+        }
+
+        var ended = await RetryUntilEnded(ledger, request);
+        await ledger.WaitUntilQuiet(ids, Timeout);
+        var replay = await ledger.Coordinator.Execute(request);
+
+        Assert.Equal(TransferStatus.Committed, ended.Status);
+        Assert.Equal((TransferStatus.Committed, true), (replay.Status, replay.Replayed));
+        Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+        await ledger.AssertBalanced(ids, 2_000);
+    }
+
     /// <summary>Retries <paramref name="request"/> as a client would until it has an outcome.</summary>
     private static async Task<TransferResult> RetryUntilEnded(Ledger ledger, TransferRequest request)
     {

@@ -5,8 +5,9 @@ namespace Transactor.Tests.Cluster;
 /// <summary>
 /// Holds chosen grain calls of a movement on their way (before they are sent, or their answer on
 /// the way back) until the test lets them go: a message that arrives late, as after a GC pause, an
-/// overloaded silo or a slow network. Each hold catches the first call of its method for its
-/// transfer id that is made after the hold was set.
+/// overloaded silo or a slow network. Or loses a call's answer: the call ran, and its caller hears
+/// a timeout. Each hold catches the first call of its method for its transfer id that is made
+/// after the hold was set.
 /// </summary>
 internal sealed class HeldCalls : IOutgoingGrainCallFilter
 {
@@ -17,6 +18,14 @@ internal sealed class HeldCalls : IOutgoingGrainCallFilter
 
     /// <summary>Holds the answer of the next <paramref name="method"/> call of <paramref name="transferId"/> before its caller gets it.</summary>
     public static HeldCall AfterAnswer(string method, string transferId) => Add(method, transferId, new HeldCall(AfterAnswer: true));
+
+    /// <summary>Lets the next <paramref name="method"/> call of <paramref name="transferId"/> run, and gives its caller a timeout instead of its answer.</summary>
+    public static HeldCall LoseAnswer(string method, string transferId)
+    {
+        var held = Add(method, transferId, new HeldCall(AfterAnswer: true) { Lost = true });
+        held.Release();
+        return held;
+    }
 
     public async Task Invoke(IOutgoingGrainCallContext context)
     {
@@ -36,6 +45,10 @@ internal sealed class HeldCalls : IOutgoingGrainCallFilter
         if (held is { AfterAnswer: true })
         {
             await held.Hold();
+            if (held.Lost)
+            {
+                throw new TimeoutException($"Injected: the answer of {context.MethodName} for '{transferId}' was lost.");
+            }
         }
     }
 
@@ -60,6 +73,9 @@ internal sealed record HeldCall(bool AfterAnswer)
     private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TaskCompletionSource Reached { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>True when the call runs and its caller hears a timeout instead of its answer.</summary>
+    public bool Lost { get; init; }
 
     public void Release() => _released.TrySetResult();
 

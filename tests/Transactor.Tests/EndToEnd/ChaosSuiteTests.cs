@@ -72,12 +72,17 @@ public sealed class ChaosSuiteTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>The first of <paramref name="count"/> consecutive free loopback ports none of which is in <paramref name="taken"/> (silo i uses the first plus i).</summary>
+    /// <summary>
+    /// The first of <paramref name="count"/> consecutive free loopback ports none of which is in
+    /// <paramref name="taken"/> (silo i uses the first plus i), below Linux's ephemeral range
+    /// (32768-60999): a process the suite kills is restarted on its ports, and a port in that range
+    /// may meanwhile be the local end of some outgoing connection.
+    /// </summary>
     private static int FreePorts(int count, HashSet<int> taken)
     {
         for (var attempt = 0; ; attempt++)
         {
-            var ports = Enumerable.Range(ApiFixture.FreePort(), count).ToArray();
+            var ports = Enumerable.Range(Random.Shared.Next(20_000, 32_000), count).ToArray();
             if ((!ports.Any(taken.Contains) && ports.All(Bindable)) || attempt == 100)
             {
                 taken.UnionWith(ports);
