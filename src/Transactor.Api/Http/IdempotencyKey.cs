@@ -10,6 +10,14 @@ internal static class IdempotencyKey
 
     public const int MaxLength = 255;
 
+    /// <summary>
+    /// The characters a key may not hold, though printable: a movement's URL (<c>Location</c>,
+    /// <c>GET /transfers/{id}</c>) carries its key, and a server cannot tell an encoded '/' in a
+    /// path from a separator, nor a key's own "%2F" from an encoded '/'. Such a key was accepted
+    /// and could never be read back.
+    /// </summary>
+    public const string ReservedCharacters = "/%";
+
     /// <summary>Reads the key, or returns the problem to answer with.</summary>
     public static bool TryRead(HttpRequest request, out string key, out IResult? problem)
     {
@@ -22,7 +30,7 @@ internal static class IdempotencyKey
         }
 
         var value = values[0]!;
-        if (values.Count > 1 || value.Length > MaxLength || value.Any(c => c is < (char)0x20 or > (char)0x7E))
+        if (values.Count > 1 || value.Length > MaxLength || value.Any(c => c is < (char)0x20 or > (char)0x7E || ReservedCharacters.Contains(c)))
         {
             problem = Problems.IdempotencyKeyInvalid();
             return false;

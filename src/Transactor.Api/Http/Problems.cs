@@ -68,7 +68,7 @@ internal static class Problems
         BadRequest("idempotency_key_missing", $"Send an '{IdempotencyKey.HeaderName}' header (1-{IdempotencyKey.MaxLength} printable characters) with every request that moves money.");
 
     public static IResult IdempotencyKeyInvalid() =>
-        BadRequest("idempotency_key_invalid", $"The '{IdempotencyKey.HeaderName}' header must be 1-{IdempotencyKey.MaxLength} printable ASCII characters.");
+        BadRequest("idempotency_key_invalid", $"The '{IdempotencyKey.HeaderName}' header must be 1-{IdempotencyKey.MaxLength} printable ASCII characters other than '/' and '%' (space to '~', 0x20-0x7E), so that the movement's URL can carry it.");
 
     /// <summary>The problem for a rejected movement: 404 for an unknown account, 422 for every other business rule.</summary>
     public static IResult Rejected(TransferResult result)

@@ -147,6 +147,8 @@ public sealed class TransfersApiTests(ApiFixture api)
     [InlineData(null, "idempotency_key_missing")]
     [InlineData("", "idempotency_key_missing")]
     [InlineData("tab\there", "idempotency_key_invalid")]
+    [InlineData("orders/42", "idempotency_key_invalid")]
+    [InlineData("50%2Foff", "idempotency_key_invalid")]
     public async Task Money_moving_requests_need_a_valid_idempotency_key(string? key, string code)
     {
         var (a, b) = (await _client.OpenAccount(1_000), await _client.OpenAccount());
@@ -173,6 +175,25 @@ public sealed class TransfersApiTests(ApiFixture api)
         Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
         await tooLong.AssertProblem(HttpStatusCode.BadRequest, "idempotency_key_invalid");
         Assert.Equal(990, await _client.Available(a));
+    }
+
+    /// <summary>Every character a key may hold survives the trip through the movement's URL: its Location reads it back.</summary>
+    [Theory]
+    [InlineData("order 42?x=1#frag")]
+    [InlineData("a+b&c=d;e:f@g!h*i(j)k'l,m$n")]
+    [InlineData("tilde~back\\slash\"quote\"<>[]{}|^`")]
+    public async Task The_location_of_a_movement_reads_it_back_for_every_allowed_key_character(string prefix)
+    {
+        var (a, b) = (await _client.OpenAccount(1_000), await _client.OpenAccount());
+        var key = $"{prefix} {Guid.NewGuid():N}";
+
+        using var created = await _client.SendAsync(Http.Post("/transfers", $$"""{"from":"{{a}}","to":"{{b}}","amount":10,"currency":"USD"}""", key));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        using var read = await _client.GetAsync(created.Headers.Location);
+
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        using var body = JsonDocument.Parse(await read.Content.ReadAsStringAsync());
+        Assert.Equal(key, body.RootElement.GetProperty("id").GetString());
     }
 
     [Fact]
