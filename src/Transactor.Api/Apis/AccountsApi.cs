@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
@@ -90,12 +91,14 @@ public static class AccountsApi
         return snapshot is null ? Problems.AccountNotFound(id) : TypedResults.Ok(AccountView.From(snapshot));
     }
 
-    private static async Task<IResult> List(IClusterClient client, int? limit, string? after)
+    private static async Task<IResult> List(IClusterClient client, string? limit, string? after)
     {
-        var size = limit ?? 50;
-        if (size is < 1 or > MaxPageSize)
+        // Parsed here, not bound as an int: a binding failure answers a bare 400 and logs it as a
+        // server failure, where a client's mistake deserves the same problem as any other field.
+        var size = 50;
+        if (!string.IsNullOrEmpty(limit) && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out size) || size is < 1 or > MaxPageSize))
         {
-            return Problems.InvalidField("limit", $"The limit is from 1 to {MaxPageSize}.");
+            return Problems.InvalidField("limit", $"The limit is a whole number from 1 to {MaxPageSize}.");
         }
 
         var page = await AccountDirectory.Page(client, after, size);

@@ -82,6 +82,18 @@ public sealed class AccountsApiTests(ApiFixture api)
         await tooBig.AssertProblem(HttpStatusCode.BadRequest, "invalid_field");
     }
 
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-1")]
+    [InlineData("2.5")]
+    public async Task A_page_limit_that_is_not_a_whole_number_is_an_invalid_field(string limit)
+    {
+        using var response = await _client.GetAsync($"/accounts?limit={limit}");
+
+        var problem = await response.AssertProblem(HttpStatusCode.BadRequest, "invalid_field");
+        Assert.Equal("limit", problem.GetProperty("field").GetString());
+    }
+
     [Fact]
     public async Task Deposit_and_withdrawal_move_money_and_replay_by_key()
     {
