@@ -17,8 +17,10 @@ builder.AddApiServices();
 
 var app = builder.Build();
 
-app.UseApiErrorHandling();
+// Metrics outermost: they count the status a response ends with, also one that the error handler,
+// the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
+app.UseApiErrorHandling();
 app.UseRateLimiter();
 
 app.MapOpenApi();

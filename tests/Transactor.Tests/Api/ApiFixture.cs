@@ -5,6 +5,8 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Transactor.Tests.Api;
 
@@ -27,6 +29,14 @@ public sealed class ApiFixture : WebApplicationFactory<Program>
             }
 
             UseFreeEmbeddedPorts(builder);
+        });
+
+    /// <summary>Another API, with its own embedded silo on free ports, and these services replaced.</summary>
+    public WebApplicationFactory<Program> WithServices(Action<IServiceCollection> configure) =>
+        WithWebHostBuilder(builder =>
+        {
+            UseFreeEmbeddedPorts(builder);
+            builder.ConfigureTestServices(configure);
         });
 
     private static void UseFreeEmbeddedPorts(IWebHostBuilder builder)
