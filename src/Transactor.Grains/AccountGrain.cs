@@ -31,10 +31,6 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         _state = new StoredState<AccountState>(ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger), StateName, this.GetGrainId(), logger);
         await _state.ReadAsync();
         Load();
-        if (_book.State.Pending.Count > 0)
-        {
-            StartChecks();
-        }
     }
 
     public async Task<OpenAccountResult> Open(string currency, string? owner)
@@ -66,14 +62,16 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     public async Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch)
     {
         await ReloadUnlessHeld(transferId);
-        var superseded = _book.State.Pending.TryGetValue(transferId, out var entry) && entry.Epoch < decidedEpoch;
-        if (_book.Commit(transferId, decidedEpoch))
+        // Read before the commit, which removes the entry: the log names the late prepare's epoch.
+        _book.State.Pending.TryGetValue(transferId, out var entry);
+        var outcome = _book.Commit(transferId, decidedEpoch);
+        if (outcome == CommitOutcome.ReleasedLatePrepare)
         {
-            if (superseded)
-            {
-                LogReleasedSuperseded(logger, _book.AccountId, transferId, entry!.Epoch, decidedEpoch);
-            }
+            LogReleasedSuperseded(logger, _book.AccountId, transferId, entry!.Epoch, decidedEpoch);
+        }
 
+        if (outcome != CommitOutcome.NotHeld)
+        {
             await Persist();
         }
 
@@ -120,18 +118,19 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         {
             LogReloaded(logger, _book.AccountId, transferId);
             Load();
-            if (_book.State.Pending.Count > 0)
-            {
-                StartChecks();
-            }
         }
     }
 
+    /// <summary>Takes the state read from storage; entries it holds are looked at like any prepared here.</summary>
     private void Load()
     {
         _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), _state.State);
         // Check what was loaded, not only what is written: a bad row must stop here, not spread.
         _book.AssertInvariants();
+        if (_book.State.Pending.Count > 0)
+        {
+            StartChecks();
+        }
     }
 
     /// <summary>Starts the check for entries that stay prepared, once per activation.</summary>

@@ -264,7 +264,7 @@ public sealed partial class RecoveryShardGrain(
     /// this activation loaded from storage is checked against the movement's row the first time it
     /// is asked for: the movement may have ended with its removal not yet stored, or have been listed
     /// by an earlier version that kept its record in the row. A pending record that an earlier
-    /// version kept in the row and never listed is listed now, its lease held back like any adoption.
+    /// version kept in the row and never listed is listed now, with epoch 0: its first lease gets epoch 1.
     /// </summary>
     private async Task<Found> Lookup(string transferId)
     {

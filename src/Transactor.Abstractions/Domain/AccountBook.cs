@@ -127,14 +127,14 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
     /// <summary>
     /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <see cref="IAccountGrain.Commit"/>.
-    /// An entry prepared under an earlier epoch is released instead. Returns false (and changes
-    /// nothing) when none is prepared under the id.
+    /// An entry prepared under an earlier epoch is released instead. Changes nothing when none is
+    /// prepared under the id.
     /// </summary>
-    public bool Commit(string transferId, long decidedEpoch)
+    public CommitOutcome Commit(string transferId, long decidedEpoch)
     {
         if (!State.Pending.TryGetValue(transferId, out var entry))
         {
-            return false;
+            return CommitOutcome.NotHeld;
         }
 
         if (entry.Epoch < decidedEpoch)
@@ -142,7 +142,8 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             // Every account was prepared under the deciding epoch before the decision, and an entry
             // only moves to later epochs: this one was added after the movement was applied here,
             // by a driver that the deciding epoch had fenced out. Applying it would apply the movement twice.
-            return Release(transferId);
+            Release(transferId);
+            return CommitOutcome.ReleasedLatePrepare;
         }
 
         if (entry.Epoch > decidedEpoch)
@@ -168,7 +169,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
         State.Version++;
         AssertInvariants();
-        return true;
+        return CommitOutcome.Applied;
     }
 
     /// <summary>Releases a prepared movement. Returns false (and changes nothing) when none is prepared under the id.</summary>
@@ -287,6 +288,19 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
     private void Fail(string what) =>
         throw new LedgerInvariantException($"Account '{AccountId}' version {State.Version}: {what}.");
+}
+
+/// <summary>What <see cref="AccountBook.Commit"/> did.</summary>
+public enum CommitOutcome
+{
+    /// <summary>Nothing is prepared under the id: nothing changed.</summary>
+    NotHeld,
+
+    /// <summary>The entry of the deciding epoch was applied.</summary>
+    Applied,
+
+    /// <summary>The entry was prepared under an earlier epoch than the deciding one (a late prepare) and was released, not applied.</summary>
+    ReleasedLatePrepare,
 }
 
 /// <summary>A ledger invariant does not hold: a bug in Transactor, never a client's mistake.</summary>

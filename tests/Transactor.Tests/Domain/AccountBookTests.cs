@@ -16,9 +16,9 @@ public sealed class AccountBookTests
         Assert.Equal(PrepareStatus.Prepared, prepared.Status);
         Assert.True(changed);
         Assert.Equal((700L, 300L), (book.State.AvailableMinor, book.State.ReservedMinor));
-        Assert.True(book.Commit("t1", 1));
+        Assert.Equal(CommitOutcome.Applied, book.Commit("t1", 1));
         Assert.Equal((700L, 0L), (book.State.AvailableMinor, book.State.ReservedMinor));
-        Assert.False(book.Commit("t1", 1));
+        Assert.Equal(CommitOutcome.NotHeld, book.Commit("t1", 1));
         Assert.Equal(700L, book.State.AvailableMinor);
     }
 
@@ -102,10 +102,10 @@ public sealed class AccountBookTests
         // it again. Applying that entry would debit the account twice.
         var book = Funded(1_000);
         book.Prepare(Debit("t1", 300) with { Epoch = 2 }, out _);
-        Assert.True(book.Commit("t1", 2));
+        Assert.Equal(CommitOutcome.Applied, book.Commit("t1", 2));
         book.Prepare(Debit("t1", 300) with { Epoch = 1 }, out _);
 
-        Assert.True(book.Commit("t1", 2));
+        Assert.Equal(CommitOutcome.ReleasedLatePrepare, book.Commit("t1", 2));
 
         Assert.Equal((700L, 0L), (book.State.AvailableMinor, book.State.ReservedMinor));
         Assert.Empty(book.State.Pending);
@@ -116,11 +116,11 @@ public sealed class AccountBookTests
     {
         var book = Funded(0);
         book.Prepare(Credit("t1", 300) with { Epoch = 3 }, out _);
-        Assert.True(book.Commit("t1", 3));
+        Assert.Equal(CommitOutcome.Applied, book.Commit("t1", 3));
         book.Prepare(Credit("t1", 300) with { Epoch = 2 }, out _);
 
-        Assert.True(book.Commit("t1", 3));
-        Assert.False(book.Commit("t1", 3));
+        Assert.Equal(CommitOutcome.ReleasedLatePrepare, book.Commit("t1", 3));
+        Assert.Equal(CommitOutcome.NotHeld, book.Commit("t1", 3));
 
         Assert.Equal((300L, 0L), (book.State.AvailableMinor, book.State.IncomingMinor));
     }

@@ -154,6 +154,6 @@ public sealed class DepositWindowTests
     {
         var prepared = book.Prepare(new PrepareRequest(id, EntrySide.Credit, amount, "USD", Epoch: 1, External: true), out _);
         Assert.Equal(PrepareStatus.Prepared, prepared.Status);
-        Assert.True(book.Commit(id, 1));
+        Assert.Equal(CommitOutcome.Applied, book.Commit(id, 1));
     }
 }
