@@ -1,61 +1,66 @@
+using System.Globalization;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
-using Transactor.AppHost;
+using Microsoft.Extensions.Configuration;
+using Transactor.AppHost.Storage;
 
-// The topology scripts/run-cluster.sh starts by hand: PostgreSQL, three silos in one Orleans
-// cluster, the API as a client of it, and a load generator started on demand. Configuration keys
-// and values match that script's; docs/deploy.md covers Azure.
-var builder = DistributedApplication.CreateBuilder(args);
+namespace Transactor.AppHost;
 
-var postgres = builder.AddPostgres("postgres")
-    .WithDataVolume();
-var database = postgres.AddDatabase("transactordb");
-
-var ledgerStore = new AdoNetProviderConfiguration(database);
-// Fixed ids: Aspire's defaults are new on every run, which would orphan the durable state.
-var orleans = builder.AddOrleans("orleans")
-    .WithClusterId("transactor")
-    .WithServiceId("transactor")
-    .WithClustering(ledgerStore)
-    .WithGrainStorage("ledger", ledgerStore)
-    .WithReminders(ledgerStore);
-
-// WithReference(orleans) adds the silo-to-silo and gateway TCP endpoints. The silo project has no
-// launch profile, so its HTTP endpoint (health, Orleans Dashboard) is declared here.
-var silo = builder.AddProject<Projects.Transactor_Silo>("silo")
-    .WithReference(orleans)
-    .WithHttpEndpoint()
-    .WithHttpHealthCheck("/health")
-    .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/dashboard", DisplayText = "Orleans Dashboard" })
-    .WithReplicas(3)
-    .WaitFor(database);
-
-if (builder.ExecutionContext.IsPublishMode)
+/// <summary>
+/// The topology scripts/run-cluster.sh starts by hand: PostgreSQL, three silos in one Orleans
+/// cluster, the API as a client of it, and a load generator started on demand. docs/deploy.md
+/// covers what this gives on Azure.
+/// </summary>
+/// <remarks>Named, not top-level: a test project that references both the AppHost and the API would see two global <c>Program</c>s.</remarks>
+public static class Program
 {
-    // A container app listens on fixed ports (locally each replica is given its own). Replicas are
-    // not published at all: see docs/deploy.md for silos on Azure Container Apps.
-    silo.WithEndpoint("orleans-silo", endpoint => endpoint.TargetPort = 11111, createIfNotExists: false)
-        .WithEndpoint("orleans-gateway", endpoint => endpoint.TargetPort = 30000, createIfNotExists: false);
+    public static void Main(string[] args)
+    {
+        var certificateNotice = DevelopmentCertificate.FallBackToHttpIfUntrusted();
+        var builder = DistributedApplication.CreateBuilder(AppHostArguments.Expand(args));
+        var storage = LedgerStorage.Choose(builder.Configuration, builder.ExecutionContext.IsPublishMode);
+        builder.AnnounceAtStart(certificateNotice, storage);
+
+        var orleans = builder.AddOrleans("orleans")
+            // Fixed ids: Aspire's defaults are new on every run, which would orphan the durable state.
+            .WithClusterId(Topology.ClusterId)
+            .WithServiceId(Topology.ServiceId);
+        var database = builder.AddLedgerDatabase(storage, orleans);
+
+        var silos = Enumerable.Range(1, Topology.SiloCount)
+            .Select(number => builder.AddSilo($"silo{number}", orleans, database))
+            .ToArray();
+        if (storage.Kind == LedgerStorageKind.Memory)
+        {
+            Topology.JoinDevelopmentCluster(silos);
+        }
+
+        var api = builder.AddProject<Projects.Transactor_Api>("api", launchProfileName: null)
+            .WithReference(orleans.AsClient())
+            .WithHttpEndpoint(port: builder.ExecutionContext.IsPublishMode ? null : builder.Configuration.GetValue(Topology.ApiPortKey, Topology.DefaultApiPort), name: "http")
+            .WithExternalHttpEndpoints()
+            .WithHttpHealthCheck("/health")
+            .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/scalar", DisplayText = "API reference (Scalar)" })
+            .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/metrics", DisplayText = "Ledger metrics" });
+        foreach (var silo in silos)
+        {
+            api.WaitFor(silo);
+        }
+
+        if (storage.Kind == LedgerStorageKind.Memory)
+        {
+            Topology.UseDevelopmentGateways(api, silos);
+        }
+
+        // A bounded run, started from the dashboard's ▶ button (again and again); never deployed.
+        builder.AddProject<Projects.Transactor_LoadGen>("loadgen", launchProfileName: null)
+            .WithArgs("--target", api.GetEndpoint("http"), "--clients", "32", "--accounts", "1000", "--quiet",
+                "--transfers", builder.Configuration.GetValue(Topology.LoadTransfersKey, Topology.DefaultLoadTransfers).ToString(CultureInfo.InvariantCulture))
+            .WithReference(api)
+            .WaitFor(api)
+            .WithExplicitStart()
+            .ExcludeFromManifest();
+
+        builder.Build().Run();
+    }
 }
-else
-{
-    // Silos on one machine reach each other on loopback, as in scripts/run-cluster.sh.
-    silo.WithEnvironment("Orleans__Endpoints__AdvertisedIPAddress", "127.0.0.1");
-}
-
-var api = builder.AddProject<Projects.Transactor_Api>("api")
-    .WithReference(orleans.AsClient())
-    .WithExternalHttpEndpoints()
-    .WithHttpHealthCheck("/health")
-    .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/scalar", DisplayText = "API reference (Scalar)" })
-    .WaitFor(silo);
-
-// Runs once per start from the dashboard, against the API's allocated address; never deployed.
-builder.AddProject<Projects.Transactor_LoadGen>("loadgen")
-    .WithReference(api)
-    .WithArgs("--target", api.GetEndpoint("http"))
-    .WaitFor(api)
-    .WithExplicitStart()
-    .ExcludeFromManifest();
-
-builder.Build().Run();

@@ -1,0 +1,216 @@
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Aspire.Hosting.Orleans;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Transactor.AppHost.Storage;
+
+namespace Transactor.AppHost;
+
+/// <summary>The resources of the ledger and how they are wired, in the order AppHost.cs reads.</summary>
+internal static partial class Topology
+{
+    public const string ClusterId = "transactor";
+    public const string ServiceId = "transactor";
+    public const int SiloCount = 3;
+
+    /// <summary>
+    /// The API's port under the AppHost (configuration <see cref="ApiPortKey"/>): not 5080, which
+    /// the embedded ledger (<c>dotnet run --project src/Transactor.Api</c>) and scripts/run-cluster.sh take.
+    /// </summary>
+    public const int DefaultApiPort = 5090;
+
+    public const string ApiPortKey = "Transactor:ApiPort";
+
+    /// <summary>Transfers in one run of the load generator resource (configuration <see cref="LoadTransfersKey"/>).</summary>
+    public const int DefaultLoadTransfers = 20_000;
+
+    public const string LoadTransfersKey = "Transactor:LoadGen:Transfers";
+
+    /// <summary>The database's name, the same on every path and in the published model.</summary>
+    public const string DatabaseName = "transactordb";
+
+    // The ports a silo listens on in a container app: one app per silo, so all may use the same.
+    private const int PublishedSiloPort = 11111;
+    private const int PublishedGatewayPort = 30000;
+
+    /// <summary>
+    /// The ledger's database on the path <paramref name="storage"/> chose, with Orleans' clustering,
+    /// grain storage and reminders on it; null for memory, where silos form a development cluster.
+    /// </summary>
+    public static IResourceBuilder<IResourceWithConnectionString>? AddLedgerDatabase(
+        this IDistributedApplicationBuilder builder, LedgerStorageChoice storage, OrleansService orleans)
+    {
+        IResourceBuilder<IResourceWithConnectionString>? database = storage.Kind switch
+        {
+            LedgerStorageKind.Container => builder.AddPostgres("postgres").WithDataVolume().AddDatabase(DatabaseName),
+            LedgerStorageKind.Local => builder.AddLocalPostgres(
+                    "postgres",
+                    storage.BinDirectory!,
+                    builder.Configuration[LedgerStorage.DataDirectoryKey] is { Length: > 0 } configured ? configured : LocalPostgresInstallation.DefaultDataRoot(),
+                    DatabaseName)
+                .AddDatabase(DatabaseName),
+            LedgerStorageKind.ConnectionString => builder.AddConnectionString(DatabaseName, ReferenceExpression.Create($"{storage.ConnectionString!}")),
+            _ => null,
+        };
+
+        if (database is null)
+        {
+            orleans.WithDevelopmentClustering()
+                .WithMemoryGrainStorage("ledger")
+                .WithMemoryReminders();
+            return null;
+        }
+
+        var provider = new AdoNetProviderConfiguration(database);
+        orleans.WithClustering(provider)
+            .WithGrainStorage("ledger", provider)
+            .WithReminders(provider);
+        return database;
+    }
+
+    /// <summary>
+    /// One silo: its own resource (so it can be stopped and started alone, and is its own container
+    /// app when published), with its health and its Orleans Dashboard.
+    /// </summary>
+    public static IResourceBuilder<ProjectResource> AddSilo(
+        this IDistributedApplicationBuilder builder, string name, OrleansService orleans, IResourceBuilder<IResourceWithConnectionString>? database)
+    {
+        // WithReference(orleans) adds the silo-to-silo and gateway TCP endpoints. The silo project
+        // has no launch profile, so its HTTP endpoint (health, Orleans Dashboard) is declared here.
+        var silo = builder.AddProject<Projects.Transactor_Silo>(name, launchProfileName: null)
+            .WithReference(orleans)
+            .WithHttpEndpoint(name: "http")
+            .WithHttpHealthCheck("/health")
+            .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/dashboard", DisplayText = "Orleans Dashboard" });
+        if (database is not null)
+        {
+            silo.WaitFor(database);
+        }
+
+        if (builder.ExecutionContext.IsPublishMode)
+        {
+            silo.WithEndpoint("orleans-silo", endpoint => endpoint.TargetPort = PublishedSiloPort, createIfNotExists: false)
+                .WithEndpoint("orleans-gateway", endpoint => endpoint.TargetPort = PublishedGatewayPort, createIfNotExists: false);
+        }
+        else
+        {
+            // Silos on one machine reach each other on loopback, as in scripts/run-cluster.sh.
+            silo.WithEnvironment("Orleans__Endpoints__AdvertisedIPAddress", "127.0.0.1");
+        }
+
+        return silo;
+    }
+
+    /// <summary>Memory only: every silo finds the cluster through the first one's silo port.</summary>
+    public static void JoinDevelopmentCluster(IResourceBuilder<ProjectResource>[] silos)
+    {
+        var primary = silos[0].GetEndpoint("orleans-silo");
+        foreach (var silo in silos)
+        {
+            silo.WithEnvironment("Orleans__Clustering__PrimarySiloEndPoint", ReferenceExpression.Create($"127.0.0.1:{primary.Property(EndpointProperty.TargetPort)}"));
+        }
+
+        foreach (var silo in silos.Skip(1))
+        {
+            silo.WaitFor(silos[0]);
+        }
+    }
+
+    /// <summary>Memory only: the API knows the silos' gateways from a static list.</summary>
+    public static void UseDevelopmentGateways(IResourceBuilder<ProjectResource> api, IResourceBuilder<ProjectResource>[] silos)
+    {
+        for (var i = 0; i < silos.Length; i++)
+        {
+            var gateway = silos[i].GetEndpoint("orleans-gateway");
+            api.WithEnvironment($"Orleans__Clustering__Gateways__{i}", ReferenceExpression.Create($"127.0.0.1:{gateway.Property(EndpointProperty.TargetPort)}"));
+        }
+    }
+
+    /// <summary>Says in the AppHost's log, and in each silo's console in the dashboard, which storage was chosen and why.</summary>
+    public static void AnnounceAtStart(this IDistributedApplicationBuilder builder, string? certificateNotice, LedgerStorageChoice storage)
+    {
+        var description = Describe(storage.Kind);
+        builder.Eventing.Subscribe<BeforeStartEvent>((@event, _) =>
+        {
+            var logger = @event.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Transactor.AppHost");
+            if (certificateNotice is not null)
+            {
+                LogCertificate(logger, certificateNotice);
+            }
+
+            if (storage.Kind == LedgerStorageKind.Memory)
+            {
+                LogMemory(logger, storage.Reason);
+            }
+            else
+            {
+                LogStorage(logger, description, storage.Reason);
+            }
+
+            return Task.CompletedTask;
+        });
+
+        builder.Eventing.Subscribe<BeforeResourceStartedEvent>((@event, _) =>
+        {
+            if (@event.Resource is ProjectResource { Name: var name } && name.StartsWith("silo", StringComparison.Ordinal))
+            {
+                var logger = @event.Services.GetRequiredService<ResourceLoggerService>().GetLogger(@event.Resource);
+                if (storage.Kind == LedgerStorageKind.Memory)
+                {
+                    LogMemory(logger, storage.Reason);
+                }
+                else
+                {
+                    LogStorage(logger, description, storage.Reason);
+                }
+            }
+
+            return Task.CompletedTask;
+        });
+    }
+
+    private static string Describe(LedgerStorageKind kind) => kind switch
+    {
+        LedgerStorageKind.Container => "PostgreSQL in a container",
+        LedgerStorageKind.Local => "a local PostgreSQL server started by the AppHost",
+        LedgerStorageKind.ConnectionString => "the PostgreSQL server named by a connection string",
+        _ => kind.ToString(),
+    };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Ledger storage: {Storage} ({Reason})")]
+    private static partial void LogStorage(ILogger logger, string storage, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Ledger storage: IN MEMORY ({Reason}). Every account and transfer is lost when a silo stops. For a durable ledger, install PostgreSQL or start a container runtime and run without --storage memory.")]
+    private static partial void LogMemory(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Notice}")]
+    private static partial void LogCertificate(ILogger logger, string notice);
+}
+
+/// <summary>The AppHost's own command-line shorthands.</summary>
+internal static class AppHostArguments
+{
+    /// <summary><c>--storage X</c> and <c>--storage=X</c> become <c>--Transactor:Postgres=X</c>.</summary>
+    public static string[] Expand(string[] args)
+    {
+        var expanded = new List<string>(args.Length);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == LedgerStorage.Switch && i + 1 < args.Length)
+            {
+                expanded.Add($"--{LedgerStorage.Key}={args[++i]}");
+            }
+            else if (args[i].StartsWith(LedgerStorage.Switch + "=", StringComparison.Ordinal))
+            {
+                expanded.Add($"--{LedgerStorage.Key}={args[i][(LedgerStorage.Switch.Length + 1)..]}");
+            }
+            else
+            {
+                expanded.Add(args[i]);
+            }
+        }
+
+        return [.. expanded];
+    }
+}
