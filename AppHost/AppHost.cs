@@ -30,11 +30,6 @@ public static class Program
         var silos = Enumerable.Range(1, Topology.SiloCount)
             .Select(number => builder.AddSilo($"silo{number}", orleans, database))
             .ToArray();
-        if (storage.Kind == LedgerStorageKind.Memory)
-        {
-            Topology.JoinDevelopmentCluster(silos);
-        }
-
         var api = builder.AddProject<Projects.Transactor_Api>("api", launchProfileName: null)
             .WithReference(orleans.AsClient())
             .WithHttpEndpoint(port: builder.ExecutionContext.IsPublishMode ? null : builder.Configuration.GetValue(Topology.ApiPortKey, Topology.DefaultApiPort), name: "http")
@@ -49,7 +44,7 @@ public static class Program
 
         if (storage.Kind == LedgerStorageKind.Memory)
         {
-            Topology.UseDevelopmentGateways(api, silos);
+            Topology.FormDevelopmentCluster(silos, api);
         }
 
         // A bounded run, started from the dashboard's ▶ button (again and again); never deployed.

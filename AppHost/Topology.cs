@@ -102,29 +102,33 @@ internal static partial class Topology
         return silo;
     }
 
-    /// <summary>Memory only: every silo finds the cluster through the first one's silo port.</summary>
-    public static void JoinDevelopmentCluster(IResourceBuilder<ProjectResource>[] silos)
+    /// <summary>
+    /// Memory only: every silo finds the cluster through the first one's silo port, and the API
+    /// knows the gateways from a static list. Those ports are chosen here, free on loopback: the
+    /// orchestrator's own choice is known only to the silo it is given to.
+    /// </summary>
+    public static void FormDevelopmentCluster(IResourceBuilder<ProjectResource>[] silos, IResourceBuilder<ProjectResource> api)
     {
-        var primary = silos[0].GetEndpoint("orleans-silo");
-        foreach (var silo in silos)
+        var ports = silos.Select(_ => (Silo: FreeLoopbackPort(), Gateway: FreeLoopbackPort())).ToArray();
+        for (var i = 0; i < silos.Length; i++)
         {
-            silo.WithEnvironment("Orleans__Clustering__PrimarySiloEndPoint", ReferenceExpression.Create($"127.0.0.1:{primary.Property(EndpointProperty.TargetPort)}"));
-        }
-
-        foreach (var silo in silos.Skip(1))
-        {
-            silo.WaitFor(silos[0]);
+            var (siloPort, gatewayPort) = ports[i];
+            silos[i].WithEndpoint("orleans-silo", endpoint => endpoint.TargetPort = siloPort, createIfNotExists: false)
+                .WithEndpoint("orleans-gateway", endpoint => endpoint.TargetPort = gatewayPort, createIfNotExists: false)
+                .WithEnvironment("Orleans__Clustering__PrimarySiloEndPoint", FormattableString.Invariant($"127.0.0.1:{ports[0].Silo}"));
+            api.WithEnvironment($"Orleans__Clustering__Gateways__{i}", FormattableString.Invariant($"127.0.0.1:{gatewayPort}"));
+            if (i > 0)
+            {
+                silos[i].WaitFor(silos[0]);
+            }
         }
     }
 
-    /// <summary>Memory only: the API knows the silos' gateways from a static list.</summary>
-    public static void UseDevelopmentGateways(IResourceBuilder<ProjectResource> api, IResourceBuilder<ProjectResource>[] silos)
+    private static int FreeLoopbackPort()
     {
-        for (var i = 0; i < silos.Length; i++)
-        {
-            var gateway = silos[i].GetEndpoint("orleans-gateway");
-            api.WithEnvironment($"Orleans__Clustering__Gateways__{i}", ReferenceExpression.Create($"127.0.0.1:{gateway.Property(EndpointProperty.TargetPort)}"));
-        }
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>Says in the AppHost's log, and in each silo's console in the dashboard, which storage was chosen and why.</summary>
