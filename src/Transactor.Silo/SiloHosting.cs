@@ -18,6 +18,7 @@ internal static class SiloHosting
     {
         var configuration = builder.Configuration;
         builder.Services.AddPostgresConnectionTuning();
+        builder.Services.AddPostgresExceptionSerialization();
         // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
         // a recovery shard configured to sweep more often would fail to activate.
         builder.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
@@ -45,7 +46,8 @@ internal static class SiloHosting
     {
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"])
-            .AddCheck<SiloActiveHealthCheck>("silo", tags: ["ready"]);
+            .AddCheck<SiloActiveHealthCheck>("silo", tags: ["ready"])
+            .AddPostgresReadiness(builder.Configuration, "ready");
         return builder;
     }
 }
