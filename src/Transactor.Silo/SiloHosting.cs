@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using Orleans.Dashboard;
 using Transactor.Grains;
 using Transactor.Persistence;
@@ -27,7 +28,10 @@ internal static class SiloHosting
         {
             if (configuration["Orleans:Clustering:ProviderType"] is not { Length: > 0 })
             {
-                silo.UseLocalhostClustering();
+                // Alone on localhost, still on the ports the configuration names.
+                silo.UseLocalhostClustering(
+                    configuration.GetValue("Orleans:Endpoints:SiloPort", EndpointOptions.DEFAULT_SILO_PORT),
+                    configuration.GetValue("Orleans:Endpoints:GatewayPort", EndpointOptions.DEFAULT_GATEWAY_PORT));
             }
 
             silo.AddTransactorSilo(configuration);
