@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Orleans.Serialization;
 using Orleans.Storage;
 
@@ -46,13 +48,19 @@ public static class SiloBuilderExtensions
     /// Everything a Transactor silo needs, with defaults for what configuration leaves open: the
     /// grains' services, and in-memory ledger storage and reminders unless the <c>Orleans</c>
     /// section names providers for them (<c>Orleans:GrainStorage:ledger</c>, <c>Orleans:Reminders</c>).
-    /// Clustering is the host's choice.
+    /// Clustering is the host's choice. The process refuses silo and gateway ports another process
+    /// listens on (<see cref="ListenPortCheck"/>), and its stop is bounded (<see cref="StopOptions"/>).
     /// </summary>
     public static ISiloBuilder AddTransactorSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(silo);
         ArgumentNullException.ThrowIfNull(configuration);
         silo.AddTransactor(configuration);
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ListenPortCheck>();
+        silo.Services.AddKeyedSingleton<TimeProvider>(TimeProviderNames.Membership, (_, _) => new MembershipClock());
+        silo.Services.AddOptions<StopOptions>().Bind(configuration.GetSection(StopOptions.SectionName));
+        silo.Services.AddOptions<HostOptions>().Configure<IOptions<StopOptions>>((host, stop) => host.ShutdownTimeout = stop.Value.StopTimeout);
+        silo.Services.AddHostedService<StopDeadline>();
         if (configuration[$"Orleans:GrainStorage:{StorageNames.Ledger}:ProviderType"] is not { Length: > 0 })
         {
             silo.AddInMemoryLedgerStorage();

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using Orleans.Dashboard;
 using Transactor.Grains;
 using Transactor.Persistence;
@@ -18,6 +19,7 @@ internal static class SiloHosting
     {
         var configuration = builder.Configuration;
         builder.Services.AddPostgresConnectionTuning();
+        builder.Services.AddPostgresExceptionSerialization();
         // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
         // a recovery shard configured to sweep more often would fail to activate.
         builder.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
@@ -26,7 +28,10 @@ internal static class SiloHosting
         {
             if (configuration["Orleans:Clustering:ProviderType"] is not { Length: > 0 })
             {
-                silo.UseLocalhostClustering();
+                // Alone on localhost, still on the ports the configuration names.
+                silo.UseLocalhostClustering(
+                    configuration.GetValue("Orleans:Endpoints:SiloPort", EndpointOptions.DEFAULT_SILO_PORT),
+                    configuration.GetValue("Orleans:Endpoints:GatewayPort", EndpointOptions.DEFAULT_GATEWAY_PORT));
             }
 
             silo.AddTransactorSilo(configuration);
@@ -45,7 +50,8 @@ internal static class SiloHosting
     {
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"])
-            .AddCheck<SiloActiveHealthCheck>("silo", tags: ["ready"]);
+            .AddCheck<SiloActiveHealthCheck>("silo", tags: ["ready"])
+            .AddPostgresReadiness(builder.Configuration, "ready");
         return builder;
     }
 }

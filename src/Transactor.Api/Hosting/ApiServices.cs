@@ -1,14 +1,19 @@
+using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Persistence;
 
 namespace Transactor.Api.Hosting;
 
 public static class ApiServices
 {
+    // Storage providers wrap the database's exception once or twice; a chain is never this deep.
+    private const int MaxInnerExceptions = 8;
+
     /// <summary>JSON (snake_case), problem details, OpenAPI, health checks, rate limits and metrics.</summary>
     public static WebApplicationBuilder AddApiServices(this WebApplicationBuilder builder)
     {
@@ -26,10 +31,30 @@ public static class ApiServices
             endpoint.RelativePath?.StartsWith("dashboard", StringComparison.OrdinalIgnoreCase) != true);
         services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), ["live"])
-            .AddCheck<OrleansHealthCheck>("orleans", tags: ["ready"]);
+            .AddCheck<OrleansHealthCheck>("orleans", tags: ["ready"])
+            .AddPostgresReadiness(builder.Configuration, "ready");
         services.AddLedgerRateLimits(builder.Configuration);
         services.AddSingleton<ApiMetrics>();
         return builder;
+    }
+
+    /// <summary>
+    /// True when the database failed the request: a <see cref="DbException"/> (Npgsql's, carried over
+    /// the grain call) anywhere in the exception's chain, also inside a storage provider's
+    /// <c>OrleansException</c>. Whatever the database said, the ledger applied nothing it could not
+    /// store, so the request may be retried with its key.
+    /// </summary>
+    internal static bool StorageFailure(Exception? exception)
+    {
+        for (var depth = 0; exception is not null && depth < MaxInnerExceptions; depth++, exception = exception.InnerException)
+        {
+            if (exception is DbException)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>
@@ -51,6 +76,7 @@ public static class ApiServices
                     "Retry with the same Idempotency-Key; the request is applied at most once."),
                 LedgerUnavailableException unavailable => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
                     $"{unavailable.Message} The request is applied at most once."),
+                _ when StorageFailure(exception) => Problems.StorageUnavailable(context.Response),
                 _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
                     "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
             };

@@ -37,6 +37,7 @@ public static partial class OrleansHosting
         ArgumentNullException.ThrowIfNull(builder);
         var configuration = builder.Configuration;
         builder.Services.AddPostgresConnectionTuning();
+        builder.Services.AddPostgresExceptionSerialization();
         if (configuration["Orleans:Clustering:ProviderType"] is { Length: > 0 })
         {
             builder.UseOrleansClient(client =>

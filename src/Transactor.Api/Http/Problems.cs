@@ -58,6 +58,22 @@ internal static class Problems
             "Too many requests are in flight; retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
     }
 
+    /// <summary>
+    /// 503 with <c>Retry-After</c>: the ledger's database did not answer or failed the request (it is
+    /// down, restarting or unreachable). Nothing the request asked for was applied without being
+    /// stored: a retry with the same idempotency key gets the one outcome the key has.
+    /// </summary>
+    public static IResult StorageUnavailable(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        response.Headers.RetryAfter = StorageRetryAfterSeconds;
+        return Create(StatusCodes.Status503ServiceUnavailable, "storage_unavailable", "The ledger's database cannot be reached.",
+            "The ledger could not read or write its database. Retry after the number of seconds in Retry-After, with the same Idempotency-Key; the request is applied at most once.");
+    }
+
+    // A database restarting takes seconds; a retry after one would mostly meet it still down.
+    private const string StorageRetryAfterSeconds = "5";
+
     public static IResult UnsupportedMediaType() =>
         Create(StatusCodes.Status415UnsupportedMediaType, "unsupported_media_type", "The body must be JSON.", "Send the body as application/json.");
 

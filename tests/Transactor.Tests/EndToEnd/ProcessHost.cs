@@ -104,6 +104,17 @@ internal sealed class ProcessHost : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends the process a signal by name (TERM for a graceful stop, as an orchestrator or Ctrl+C would).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        // .NET can send only SIGKILL to another process; kill(1) is on every Linux machine.
+        using var kill = Process.Start(new ProcessStartInfo("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            UseShellExecute = false,
+        }) ?? throw new InvalidOperationException("Could not run kill.");
+        await kill.WaitForExitAsync();
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (!_process.HasExited)

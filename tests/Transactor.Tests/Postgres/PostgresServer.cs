@@ -18,19 +18,22 @@ public sealed class PostgresServer : IAsyncDisposable
     private readonly string? _dataDirectory;
     private readonly string? _binDirectory;
     private readonly string _adminConnectionString;
+    private readonly string? _serverOptions;
+    private bool _stopped;
 
-    private PostgresServer(string adminConnectionString, string? dataDirectory, string? binDirectory)
+    private PostgresServer(string adminConnectionString, string? dataDirectory, string? binDirectory, string? serverOptions)
     {
         _adminConnectionString = adminConnectionString;
         _dataDirectory = dataDirectory;
         _binDirectory = binDirectory;
+        _serverOptions = serverOptions;
     }
 
     public static async Task<PostgresServer> StartAsync()
     {
         if (Environment.GetEnvironmentVariable(ConnectionStringVariable) is { Length: > 0 } given)
         {
-            return new PostgresServer(given, null, null);
+            return new PostgresServer(given, null, null, null);
         }
 
         var bin = Directory.Exists("/usr/lib/postgresql")
@@ -56,8 +59,26 @@ public sealed class PostgresServer : IAsyncDisposable
             $"-p {port.ToString(CultureInfo.InvariantCulture)}", $"-k {data}", "-c listen_addresses=127.0.0.1",
             "-c max_connections=1000", "-c fsync=off", "-c full_page_writes=off");
         await RunAs(asRoot, Path.Combine(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", Path.Combine(data, "server.log"), "-w", "-t", "60", "start"]);
-        return new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres", data, bin);
+        return new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres", data, bin, options);
     }
+
+    /// <summary>Stops the server as a crash would (<c>pg_ctl stop -m immediate</c>); only a throwaway server can be.</summary>
+    public async Task StopImmediatelyAsync()
+    {
+        await RunAs(Environment.UserName == "root", PgCtl(), ["-D", _dataDirectory!, "-m", "immediate", "-w", "stop"]);
+        _stopped = true;
+    }
+
+    /// <summary>Starts a server stopped by <see cref="StopImmediatelyAsync"/> again, on the same port and data.</summary>
+    public async Task StartAgainAsync()
+    {
+        await RunAs(Environment.UserName == "root", PgCtl(), ["-D", _dataDirectory!, "-o", _serverOptions!, "-l", Path.Combine(_dataDirectory!, "server.log"), "-w", "-t", "60", "start"]);
+        _stopped = false;
+    }
+
+    private string PgCtl() => _binDirectory is not null
+        ? Path.Combine(_binDirectory, "pg_ctl")
+        : throw new InvalidOperationException($"The server named by {ConnectionStringVariable} cannot be stopped by a test; unset it to use a throwaway server.");
 
     /// <summary>Creates a new, empty database and returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix = "transactor")
@@ -91,7 +112,10 @@ public sealed class PostgresServer : IAsyncDisposable
 
         try
         {
-            await RunAs(Environment.UserName == "root", Path.Combine(_binDirectory, "pg_ctl"), ["-D", _dataDirectory, "-m", "immediate", "-w", "stop"]);
+            if (!_stopped)
+            {
+                await RunAs(Environment.UserName == "root", Path.Combine(_binDirectory, "pg_ctl"), ["-D", _dataDirectory, "-m", "immediate", "-w", "stop"]);
+            }
         }
         finally
         {
