@@ -78,7 +78,8 @@ public static class ServiceDefaultsExtensions
 
     /// <summary>
     /// Logs, metrics (ASP.NET Core, HttpClient, runtime, Orleans, Transactor, Npgsql) and traces
-    /// (ASP.NET Core, HttpClient, Npgsql, Orleans), exported over OTLP when
+    /// (ASP.NET Core, HttpClient, Npgsql, Orleans; without the runtime's background traces, see
+    /// <see cref="BackgroundSpanFilter"/>), exported over OTLP when
     /// <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set, and to Prometheus or the console when
     /// <see cref="PrometheusKey"/> or <see cref="ConsoleKey"/> is <c>true</c>. Traces are recorded
     /// only when there is an exporter for them (OTLP or the console).
@@ -135,7 +136,8 @@ public static class ServiceDefaultsExtensions
                     .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context => !IsProbe(context.Request.Path))
                     .AddHttpClientInstrumentation()
                     .AddNpgsql()
-                    .AddSource(s_orleansActivitySources);
+                    .AddSource(s_orleansActivitySources)
+                    .AddProcessor(new BackgroundSpanFilter());
                 if (console)
                 {
                     tracing.AddConsoleExporter();

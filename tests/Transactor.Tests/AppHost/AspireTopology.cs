@@ -41,13 +41,7 @@ internal sealed class AspireTopology : IAsyncDisposable
         var all = new List<string>(args);
         if (localPostgres)
         {
-            // The server runs as the postgres user when the tests run as root: it must be able to enter the folder.
-            dataRoot = Path.Combine(Path.GetTempPath(), $"transactor-apphost-{Guid.NewGuid():N}");
-            Directory.CreateDirectory(dataRoot);
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(dataRoot, (UnixFileMode)0b111_101_101);
-            }
+            dataRoot = CreateDataRoot();
             all.Add("--Transactor:Postgres=local");
             all.Add($"--Transactor:PostgresDataDirectory={dataRoot}");
         }
@@ -80,6 +74,20 @@ internal sealed class AspireTopology : IAsyncDisposable
         }
 
         return new AspireTopology(app, dataRoot, clock.Elapsed);
+    }
+
+    /// <summary>A fresh data folder for the local PostgreSQL server, so the first run's initdb is tested too.</summary>
+    public static string CreateDataRoot()
+    {
+        // The server runs as the postgres user when the tests run as root: it must be able to enter the folder.
+        var dataRoot = Path.Combine(Path.GetTempPath(), $"transactor-apphost-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dataRoot);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(dataRoot, (UnixFileMode)0b111_101_101);
+        }
+
+        return dataRoot;
     }
 
     public static IEnumerable<string> ResourcesThatRun(bool localPostgres) =>

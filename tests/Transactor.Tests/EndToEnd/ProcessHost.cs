@@ -54,6 +54,42 @@ internal sealed class ProcessHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>
+    /// Starts the built AppHost as `dotnet run --project AppHost` would (Development environment),
+    /// with <paramref name="environment"/> in place of a launch profile.
+    /// </summary>
+    public static ProcessHost StartAppHost(IReadOnlyDictionary<string, string> environment, IEnumerable<string> arguments)
+    {
+        var dll = Path.Combine(Repo.Root, "AppHost", "bin", Repo.Configuration, "net10.0", "Transactor.AppHost.dll");
+        if (!File.Exists(dll))
+        {
+            throw new FileNotFoundException($"Build the AppHost first (dotnet build -c {Repo.Configuration}).", dll);
+        }
+
+        var start = new ProcessStartInfo("dotnet", [dll, .. arguments])
+        {
+            WorkingDirectory = Path.Combine(Repo.Root, "AppHost"),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        var host = new ProcessHost("Transactor.AppHost", process);
+        process.OutputDataReceived += (_, e) => host.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return host;
+    }
+
     /// <summary>Waits until GET <paramref name="url"/> answers 200, the process exits, or <paramref name="timeout"/> passes.</summary>
     public async Task WaitUntilHealthy(string url, TimeSpan timeout)
     {
