@@ -28,7 +28,7 @@ public static class Program
         var database = builder.AddLedgerDatabase(storage, orleans);
 
         var silos = Enumerable.Range(1, Topology.SiloCount)
-            .Select(number => builder.AddSilo($"silo{number}", orleans, database))
+            .Select(number => builder.AddSilo(number, orleans, database))
             .ToArray();
         var api = builder.AddProject<Projects.Transactor_Api>("api", launchProfileName: null)
             .WithReference(orleans.AsClient())

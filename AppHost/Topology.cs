@@ -30,9 +30,10 @@ internal static partial class Topology
     /// <summary>The database's name, the same on every path and in the published model.</summary>
     public const string DatabaseName = "transactordb";
 
-    // The ports a silo listens on in a container app: one app per silo, so all may use the same.
-    private const int PublishedSiloPort = 11111;
-    private const int PublishedGatewayPort = 30000;
+    // The ports silo n (from 1) listens on in its container app: 11111 + n - 1 and 30000 + n - 1, as
+    // in scripts/run-cluster.sh; Orleans' guidance for Container Apps gives each silo app its own.
+    private const int FirstPublishedSiloPort = 11111;
+    private const int FirstPublishedGatewayPort = 30000;
 
     /// <summary>
     /// The ledger's database on the path <paramref name="storage"/> chose, with Orleans' clustering,
@@ -74,8 +75,9 @@ internal static partial class Topology
     /// app when published), with its health and its Orleans Dashboard.
     /// </summary>
     public static IResourceBuilder<ProjectResource> AddSilo(
-        this IDistributedApplicationBuilder builder, string name, OrleansService orleans, IResourceBuilder<IResourceWithConnectionString>? database)
+        this IDistributedApplicationBuilder builder, int number, OrleansService orleans, IResourceBuilder<IResourceWithConnectionString>? database)
     {
+        var name = FormattableString.Invariant($"silo{number}");
         // WithReference(orleans) adds the silo-to-silo and gateway TCP endpoints. The silo project
         // has no launch profile, so its HTTP endpoint (health, Orleans Dashboard) is declared here.
         var silo = builder.AddProject<Projects.Transactor_Silo>(name, launchProfileName: null)
@@ -90,8 +92,8 @@ internal static partial class Topology
 
         if (builder.ExecutionContext.IsPublishMode)
         {
-            silo.WithEndpoint("orleans-silo", endpoint => endpoint.TargetPort = PublishedSiloPort, createIfNotExists: false)
-                .WithEndpoint("orleans-gateway", endpoint => endpoint.TargetPort = PublishedGatewayPort, createIfNotExists: false);
+            silo.WithEndpoint("orleans-silo", endpoint => endpoint.TargetPort = FirstPublishedSiloPort + number - 1, createIfNotExists: false)
+                .WithEndpoint("orleans-gateway", endpoint => endpoint.TargetPort = FirstPublishedGatewayPort + number - 1, createIfNotExists: false);
         }
         else
         {

@@ -64,6 +64,24 @@ public static class ApiServices
     public static WebApplication UseApiErrorHandling(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+
+        // Every log record of a request that moves money carries the movement's id (its key), also
+        // the error the exception handler logs: the scope is opened outside it.
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Transactor.Api");
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.Headers.TryGetValue(IdempotencyKey.HeaderName, out var keys) && keys is [{ Length: > 0 and <= IdempotencyKey.MaxLength } key])
+            {
+                using (logger.BeginScope(new TransferScope(key)))
+                {
+                    await next(context);
+                }
+            }
+            else
+            {
+                await next(context);
+            }
+        });
         app.UseExceptionHandler(error => error.Run(async context =>
         {
             var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
@@ -104,4 +122,24 @@ public static class ApiServices
         });
         return app;
     }
+}
+
+/// <summary>A log scope with one attribute, <c>TransferId</c>, which OpenTelemetry exports with each record.</summary>
+internal sealed class TransferScope(string transferId) : IReadOnlyList<KeyValuePair<string, object?>>
+{
+    public const string Name = "TransferId";
+
+    public int Count => 1;
+
+    public KeyValuePair<string, object?> this[int index] =>
+        index == 0 ? new(Name, transferId) : throw new ArgumentOutOfRangeException(nameof(index));
+
+    public IEnumerator<KeyValuePair<string, object?>> GetEnumerator()
+    {
+        yield return this[0];
+    }
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+
+    public override string ToString() => $"{Name}:{transferId}";
 }

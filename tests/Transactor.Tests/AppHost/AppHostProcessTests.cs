@@ -17,7 +17,7 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
     private static readonly string[] s_runningResources = ["postgres", "transactordb", "silo1", "silo2", "silo3", "api"];
 
     [Fact]
-    public async Task Published_manifest_models_postgres_as_a_container_and_one_project_per_silo_on_fixed_ports()
+    public async Task Published_manifest_models_postgres_as_a_container_and_one_project_per_silo_on_ports_of_its_own()
     {
         var folder = Directory.CreateTempSubdirectory("transactor-manifest-").FullName;
         try
@@ -39,12 +39,13 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
             Assert.DoesNotContain(resources.EnumerateObject(), resource => resource.Value.GetProperty("type").GetString()!.StartsWith("executable", StringComparison.Ordinal));
             Assert.False(resources.TryGetProperty("loadgen", out _), "the load generator is never deployed");
 
-            foreach (var silo in AspireTopology.Silos)
+            foreach (var (silo, index) in AspireTopology.Silos.Select((silo, index) => (silo, index)))
             {
                 Assert.Equal("project.v0", Type(silo));
                 var bindings = resources.GetProperty(silo).GetProperty("bindings");
-                Assert.Equal(11111, bindings.GetProperty("orleans-silo").GetProperty("targetPort").GetInt32());
-                Assert.Equal(30000, bindings.GetProperty("orleans-gateway").GetProperty("targetPort").GetInt32());
+                // One app per silo, each with its own ports (Orleans' guidance for Container Apps), as in run-cluster.sh.
+                Assert.Equal(11111 + index, bindings.GetProperty("orleans-silo").GetProperty("targetPort").GetInt32());
+                Assert.Equal(30000 + index, bindings.GetProperty("orleans-gateway").GetProperty("targetPort").GetInt32());
                 Assert.Equal("http", bindings.GetProperty("http").GetProperty("scheme").GetString());
                 var env = resources.GetProperty(silo).GetProperty("env");
                 Assert.Equal("transactor", env.GetProperty("Orleans__ClusterId").GetString());

@@ -17,7 +17,7 @@ public sealed partial class ReadmeWalkthroughTests
         var block = WalkthroughBlock().Match(readme);
         Assert.True(block.Success, "README.md has no ```sh block after a <!-- walkthrough --> marker");
         var script = block.Groups["script"].Value;
-        Assert.Contains("TRANSACTOR=http://localhost:5080", script, StringComparison.Ordinal);
+        Assert.Contains("TRANSACTOR=http://localhost:5090", script, StringComparison.Ordinal);
 
         var (http, silo, gateway) = (ApiFixture.FreePort(), ApiFixture.FreePort(), ApiFixture.FreePort());
         var url = $"http://127.0.0.1:{http}";
@@ -29,7 +29,7 @@ public sealed partial class ReadmeWalkthroughTests
         });
         await api.WaitUntilHealthy($"{url}/health", TimeSpan.FromSeconds(90));
 
-        var (exitCode, output) = await RunBash(script.Replace("TRANSACTOR=http://localhost:5080", $"TRANSACTOR={url}", StringComparison.Ordinal));
+        var (exitCode, output) = await RunBash(script.Replace("TRANSACTOR=http://localhost:5090", $"TRANSACTOR={url}", StringComparison.Ordinal));
 
         Assert.True(exitCode == 0, $"the walkthrough exited {exitCode}:\n{output}");
         Assert.Contains("Idempotent-Replayed: true", output, StringComparison.OrdinalIgnoreCase);
