@@ -12,8 +12,12 @@ namespace Transactor.AppHost;
 /// covers what this gives on Azure.
 /// </summary>
 /// <remarks>Named, not top-level: a test project that references both the AppHost and the API would see two global <c>Program</c>s.</remarks>
-public static class Program
+public sealed class Program
 {
+    private Program()
+    {
+    }
+
     public static void Main(string[] args)
     {
         var certificateNotice = DevelopmentCertificate.FallBackToHttpIfUntrusted();

@@ -46,7 +46,7 @@ internal sealed class AspireTopology : IAsyncDisposable
             all.Add($"--Transactor:PostgresDataDirectory={dataRoot}");
         }
 
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync(typeof(Transactor.AppHost.Program), [.. all], cancellation);
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Transactor.AppHost.Program>([.. all], cancellation);
         var app = await builder.BuildAsync(cancellation);
         using var startTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         startTimeout.CancelAfter(StartTimeout);
