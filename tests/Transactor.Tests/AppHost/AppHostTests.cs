@@ -3,7 +3,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Aspire.Hosting.ApplicationModel;
+using Npgsql;
 using Transactor.Tests.Api;
+using Transactor.Tests.Postgres;
 using Xunit.Abstractions;
 
 namespace Transactor.Tests.AppHost;
@@ -109,6 +111,31 @@ public sealed class AppHostTests(ITestOutputHelper output)
         Assert.Equal((3_766L, 1_234L), (await http.Available(from), await http.Available(to)));
         var metrics = await http.GetFromJsonAsync<JsonElement>("/metrics", cancellation);
         Assert.Equal(3, metrics.GetProperty("silos").GetInt32());
+    }
+
+    [Fact]
+    public async Task Connection_string_topology_keeps_the_ledger_in_the_named_server()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(8));
+        var cancellation = timeout.Token;
+        await using var server = await PostgresServer.StartAsync();
+        var connectionString = await server.CreateDatabaseAsync("apphost");
+        await using var topology = await AspireTopology.StartAsync(localPostgres: false, ["--storage", connectionString], cancellation);
+        output.WriteLine($"AppHost start to all healthy (connection string): {topology.StartedIn.TotalSeconds:F1} s");
+        using var http = topology.CreateApiClient();
+
+        var from = await http.OpenAccount(5_000);
+        var to = await http.OpenAccount();
+        using var transfer = await http.SendAsync(Http.Post("/transfers", $$"""{"from":"{{from}}","to":"{{to}}","amount":1234,"currency":"USD"}""", $"apphost-{Guid.NewGuid():N}"), cancellation);
+        Assert.Equal(HttpStatusCode.Created, transfer.StatusCode);
+
+        // The silos joined the cluster through that server's membership table and keep the accounts in its storage table.
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellation);
+        await using var silos = new NpgsqlCommand("SELECT count(*) FROM orleans_membership WHERE deployment_id = 'transactor' AND status = 3", connection);
+        Assert.Equal(3L, await silos.ExecuteScalarAsync(cancellation));
+        await using var rows = new NpgsqlCommand("SELECT count(*) FROM orleans_grain_state", connection);
+        Assert.True((long)(await rows.ExecuteScalarAsync(cancellation))! >= 2, "the two accounts are stored in the named server");
     }
 
     private static async Task SendTransfers(HttpClient http, List<string> accounts, int client, TransferLog log, CancellationToken stop, CancellationToken cancellation)
