@@ -23,6 +23,13 @@ public sealed partial class TransferCoordinatorGrain(
     public const int MaxLeaseRenewals = 3;
 
     /// <summary>
+    /// How long a caller waiting for a movement driven elsewhere waits before it asks again whether
+    /// the lease is free: a driver that failed gives its lease back, and one on a silo declared dead
+    /// loses it, and then the waiting caller drives at once instead of answering pending.
+    /// </summary>
+    public static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// The request context entry in which a coordinator names its silo to the recovery shard it asks
     /// for a lease: once that silo is declared dead, the lease is free before its time (liveness only).
     /// </summary>
@@ -60,15 +67,39 @@ public sealed partial class TransferCoordinatorGrain(
                 return ended with { Replayed = true };
             }
 
-            if (ticket.Lease is not { } lease)
+            if (ticket.Lease is null)
             {
                 // Another coordinator is driving it (or its lease has not run out): every caller sees
                 // the one outcome. Waiting for it takes no place from movements that can progress.
                 admitted.Dispose();
-                var awaited = await shard.WaitForResult(request.TransferId, _options.WaitTimeout)
-                    ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
-                return awaited with { Replayed = true };
+                var waitedFor = Stopwatch.StartNew();
+                while (true)
+                {
+                    var slice = _options.WaitTimeout - waitedFor.Elapsed;
+                    var awaited = await shard.WaitForResult(request.TransferId, slice < WaitSlice ? slice : WaitSlice)
+                        ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
+                    if (awaited.Status != TransferStatus.Pending || waitedFor.Elapsed >= _options.WaitTimeout)
+                    {
+                        return awaited with { Replayed = true };
+                    }
+
+                    // Still pending: its driver may have failed or died meanwhile (a lease given back, or
+                    // held on a silo declared dead), and then this caller takes over now.
+                    asked = time.GetTimestamp();
+                    ticket = await shard.Begin(request);
+                    if (ticket.Result is { } done)
+                    {
+                        return done with { Replayed = true };
+                    }
+
+                    if (ticket.Lease is not null)
+                    {
+                        break;
+                    }
+                }
             }
+
+            var lease = ticket.Lease.Value;
 
             var result = await DriveOrRelease(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created);
             return ticket.Created ? result : result with { Replayed = true };
