@@ -92,6 +92,15 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     Task<TimeSpan?> RenewLease(string transferId, long epoch);
 
     /// <summary>
+    /// Gives up the lease of epoch <paramref name="epoch"/> when it is still the movement's latest: its
+    /// driver failed (a call to a silo that died, say) and drives no more, so a retry or recovery may
+    /// take the next lease at once instead of when this one runs out. Liveness only: a call of the
+    /// old driver still on its way is fenced by its epoch. One-way.
+    /// </summary>
+    [Alias("ReleaseLease"), OneWay]
+    Task ReleaseLease(string transferId, long epoch);
+
+    /// <summary>
     /// Records the decision of a listed movement, made by the driver of lease <paramref name="epoch"/>;
     /// the first decision wins. A decision from any epoch but the movement's latest is not recorded:
     /// a later driver may be preparing. Returns the listed record once it is durable (still pending

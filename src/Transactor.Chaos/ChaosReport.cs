@@ -36,6 +36,8 @@ public sealed record ChaosReport(
     MovementCounts Movements,
     int Reads,
     int CompleteReads,
+    IReadOnlyList<FaultAvailability> Availability,
+    IReadOnlyList<KindAvailability> AvailabilityByKind,
     IReadOnlyList<Violation> Violations,
     IReadOnlyList<string> Notes,
     string WorkDirectory,
@@ -56,4 +58,9 @@ public sealed record ChaosReport(
             $"chaos seed={seed} minutes={minutes:0.##}: {verdict}: {faults} faults, {messages.Delayed} delayed and {messages.Dropped} dropped messages; {movements.Invoked} movements: {movements.Acknowledged} acknowledged, {movements.Failed} failed, {movements.Unknown} unknown; {violations} violations");
         return error is null ? line : $"{line}; {error}";
     }
+
+    /// <summary>One line per fault kind: the longest time with no committed movement, and the share of attempts that failed.</summary>
+    public IEnumerable<string> AvailabilityLines() =>
+        AvailabilityByKind.Select(k => string.Create(CultureInfo.InvariantCulture,
+            $"availability {k.Kind}: {k.Faults} faults, longest time with no commit {k.LongestGapMs / 1000.0:F1} s, {k.Failed} of {k.Attempts} attempts failed ({k.FailedShare:P1})"));
 }

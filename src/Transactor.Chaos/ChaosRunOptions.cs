@@ -24,6 +24,18 @@ public sealed record ChaosRunOptions
 
     public int Silos { get; init; } = 3;
 
+    /// <summary>The seeded schedule of faults, or one fault alone to measure availability.</summary>
+    public ChaosScenario Scenario { get; init; } = ChaosScenario.Schedule;
+
+    /// <summary>How long a silo killed by <see cref="ChaosScenario.KillSilo"/> stays down.</summary>
+    public TimeSpan ScenarioDowntime { get; init; } = TimeSpan.FromSeconds(40);
+
+    /// <summary>
+    /// Run the silos with the short transfer timings below (<see cref="Lease"/>, <see cref="RecoveryPeriod"/>);
+    /// otherwise with the defaults a deployment has.
+    /// </summary>
+    public bool ShortTimings { get; init; } = true;
+
     public int Accounts { get; init; } = 12;
 
     public long InitialBalanceMinor { get; init; } = 100_000;
@@ -76,4 +88,17 @@ public sealed record ChaosPorts
     public int Silo { get; init; } = 21111;
 
     public int Gateway { get; init; } = 31000;
+}
+
+/// <summary>What the nemesis does during the fault phase.</summary>
+public enum ChaosScenario
+{
+    /// <summary>The seeded schedule of every kind of process fault, with message faults.</summary>
+    Schedule,
+
+    /// <summary>SIGKILL of the last silo after some calm load; it stays down for <see cref="ChaosRunOptions.ScenarioDowntime"/>, then restarts.</summary>
+    KillSilo,
+
+    /// <summary>SIGKILL of every silo and the API after some calm load, all restarted at once, with nothing marked dead for them.</summary>
+    RestartCluster,
 }

@@ -15,13 +15,23 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
 
     private static readonly TimeSpan SettlePollInterval = TimeSpan.FromSeconds(2);
 
+    /// <summary>Load before a scenario's one fault, so that the ledger is warm when it strikes.</summary>
+    private static readonly TimeSpan ScenarioCalm = TimeSpan.FromSeconds(10);
+
+    private long _loadEndedAtMs;
+
     private readonly History _history = new();
     private readonly Dictionary<string, Resolution> _resolutions = new(StringComparer.Ordinal);
 
     public async Task<ChaosReport> RunAsync(CancellationToken cancellation)
     {
         var startedAt = DateTimeOffset.UtcNow;
-        var plan = FaultSchedule.Plan(options.Seed, options.FaultPhase, options.Silos, options.Lease);
+        var plan = options.Scenario switch
+        {
+            ChaosScenario.KillSilo => FaultSchedule.Alone(FaultKind.KillSilo, options.Silos, ScenarioCalm, options.ScenarioDowntime),
+            ChaosScenario.RestartCluster => FaultSchedule.Alone(FaultKind.RestartCluster, options.Silos, ScenarioCalm, TimeSpan.Zero),
+            _ => FaultSchedule.Plan(options.Seed, options.FaultPhase, options.Silos, options.Lease),
+        };
         Directory.CreateDirectory(options.WorkDirectory.FullName);
         var cluster = new LedgerCluster(options, _history);
         var nemesis = new Nemesis(options, cluster, _history);
@@ -44,6 +54,7 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
                 }
                 finally
                 {
+                    _loadEndedAtMs = _history.NowMs;
                     await stop.CancelAsync();
                     await Task.WhenAll(clients, reader);
                 }
@@ -51,7 +62,7 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
 
             _history.Event("phase", "settle", "faults healed, load stopped; waiting for every movement to end");
             await SettleAsync(workload, "settle", cancellation);
-            await cluster.RestartAllAsync(cancellation);
+            await cluster.RestartAllAsync(declareDead: true, cancellation);
             _history.Event("phase", "final", "whole cluster restarted; waiting for every movement to end");
             var final = await SettleAsync(workload, "final", cancellation);
             await ResolveAllAsync(workload, _history.Movements, cancellation);
@@ -138,10 +149,11 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
         var violations = verdict?.Violations ?? [];
         var line = ChaosReport.Line(options.Seed, options.FaultPhase.TotalMinutes, faults.Count, messages, counts, violations.Count, error);
         var reads = _history.Reads;
+        var availability = Availability.Of(faults, movements, _loadEndedAtMs);
         return new ChaosReport(
             options.Seed, options.FaultPhase.TotalMinutes, startedAt, (DateTimeOffset.UtcNow - startedAt).TotalSeconds,
             error is null && violations.Count == 0, line, plan, faults, messages, _history.Events, counts,
-            reads.Count, reads.Count(r => r.Complete), violations, verdict?.Notes ?? [], options.WorkDirectory.FullName, error);
+            reads.Count, reads.Count(r => r.Complete), availability, Availability.ByKind(availability), violations, verdict?.Notes ?? [], options.WorkDirectory.FullName, error);
     }
 
     /// <summary>Each delay and drop is a warning line in its silo's log (ChaosFaultFilter).</summary>

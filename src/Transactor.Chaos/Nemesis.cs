@@ -16,6 +16,9 @@ public enum FaultKind
 
     /// <summary><c>pg_ctl stop -m immediate</c>, started again after a few seconds.</summary>
     CrashPostgres,
+
+    /// <summary>SIGKILL of every silo and the API at once, all started again at once (a scenario, never in the seeded schedule).</summary>
+    RestartCluster,
 }
 
 /// <summary>One fault of the schedule: when it may begin (ms into the fault phase), on which silo, for how long.</summary>
@@ -32,11 +35,21 @@ public static class FaultSchedule
 {
     private static readonly TimeSpan FirstFaultAfter = TimeSpan.FromSeconds(3);
 
+    /// <summary>The kinds a seeded schedule draws from, in the order the seed shuffles.</summary>
+    public static IReadOnlyList<FaultKind> ScheduledKinds { get; } = [FaultKind.KillSilo, FaultKind.KillApi, FaultKind.PauseSilo, FaultKind.CrashPostgres];
+
+    /// <summary>
+    /// One fault after <paramref name="calm"/> of load, and nothing else: a scenario that measures how
+    /// long the ledger serves nothing (docs/reliability.md, "Availability"). The killed silo is the last one.
+    /// </summary>
+    public static IReadOnlyList<PlannedFault> Alone(FaultKind kind, int silos, TimeSpan calm, TimeSpan down) =>
+        [new PlannedFault((long)calm.TotalMilliseconds, kind, silos - 1, (long)down.TotalMilliseconds)];
+
     /// <summary>The schedule for a fault phase of <paramref name="phase"/>, from <paramref name="seed"/> alone.</summary>
     public static IReadOnlyList<PlannedFault> Plan(int seed, TimeSpan phase, int silos, TimeSpan lease)
     {
         var random = new Random(seed);
-        var kinds = Enum.GetValues<FaultKind>();
+        var kinds = ScheduledKinds;
         var plan = new List<PlannedFault>();
         var cycle = new Queue<FaultKind>();
         for (var at = (long)FirstFaultAfter.TotalMilliseconds; at < phase.TotalMilliseconds;)
@@ -148,6 +161,14 @@ internal sealed class Nemesis(ChaosRunOptions options, LedgerCluster cluster, Hi
             case FaultKind.KillSilo:
                 await KillAndRestart(cluster.Silos[fault.Silo], fault, duration, cancellation);
                 break;
+
+            case FaultKind.RestartCluster:
+            {
+                var started = history.NowMs;
+                await cluster.RestartAllAsync(declareDead: false, cancellation);
+                _injected.Add(new InjectedFault(fault.Kind, "cluster", started, history.NowMs, "every silo and the API killed and started again at once"));
+                break;
+            }
 
             case FaultKind.PauseSilo:
             {

@@ -16,6 +16,14 @@ var postgresPort = new Option<int>("--postgres-port") { Description = "PostgreSQ
 var apiPort = new Option<int>("--api-port") { Description = "The API's HTTP port.", DefaultValueFactory = _ => 5580 };
 var siloHttpPort = new Option<int>("--silo-http-port") { Description = "Silo i's HTTP (health, dashboard) port is this plus i.", DefaultValueFactory = _ => 5581 };
 var siloPort = new Option<int>("--silo-port") { Description = "Silo i's silo-to-silo port is this plus i.", DefaultValueFactory = _ => 21111 };
+var scenario = new Option<ChaosScenario>("--scenario")
+{
+    Description = "schedule: the seeded faults with message faults; kill-silo: one silo killed and kept down (--down-seconds); restart-cluster: every process killed and restarted at once. "
+        + "The two scenarios run with the silos' default transfer timings and no message faults.",
+    DefaultValueFactory = _ => ChaosScenario.Schedule,
+    CustomParser = r => Enum.Parse<ChaosScenario>(r.Tokens[0].Value.Replace("-", "", StringComparison.Ordinal), ignoreCase: true),
+};
+var downSeconds = new Option<double>("--down-seconds") { Description = "How long kill-silo keeps the silo down.", DefaultValueFactory = _ => 40 };
 var gatewayPort = new Option<int>("--gateway-port") { Description = "Silo i's gateway port is this plus i.", DefaultValueFactory = _ => 31000 };
 
 var root = new RootCommand(
@@ -23,14 +31,22 @@ var root = new RootCommand(
     + "crashing them and delaying and dropping grain messages, then restarts the whole cluster and checks the history. "
     + "Exits 0 when no promise was broken, 1 on a violation, 2 when the run itself failed (docs/reliability.md).")
 {
-    minutes, seed, workDir, output, keepData, clients, accounts, delay, drop, maxDelay, postgresPort, apiPort, siloHttpPort, siloPort, gatewayPort,
+    minutes, seed, workDir, output, keepData, clients, accounts, delay, drop, maxDelay, postgresPort, apiPort, siloHttpPort, siloPort, gatewayPort, scenario, downSeconds,
 };
 root.SetAction(async (parse, cancellation) =>
 {
     var runSeed = parse.GetValue(seed);
+    var runScenario = parse.GetValue(scenario);
+    var alone = runScenario != ChaosScenario.Schedule;
     var options = new ChaosRunOptions
     {
-        FaultPhase = TimeSpan.FromMinutes(Math.Max(0.1, parse.GetValue(minutes))),
+        // A scenario's load runs 10 s before its fault, and long enough after it to see service come back.
+        FaultPhase = runScenario switch
+        {
+            ChaosScenario.KillSilo => TimeSpan.FromSeconds(10 + Math.Max(0, parse.GetValue(downSeconds)) + 30),
+            ChaosScenario.RestartCluster => TimeSpan.FromMinutes(2),
+            _ => TimeSpan.FromMinutes(Math.Max(0.1, parse.GetValue(minutes))),
+        },
         Seed = runSeed,
         WorkDirectory = parse.GetValue(workDir)
             ?? new DirectoryInfo(Path.Combine(Path.GetTempPath(), string.Create(CultureInfo.InvariantCulture, $"transactor-chaos-{runSeed}-{DateTime.UtcNow:yyyyMMdd-HHmmss}"))),
@@ -40,8 +56,11 @@ root.SetAction(async (parse, cancellation) =>
         RepositoryRoot = Built.RepositoryRoot(),
         Clients = Math.Max(1, parse.GetValue(clients)),
         Accounts = Math.Max(2, parse.GetValue(accounts)),
-        MessageDelayProbability = Math.Clamp(parse.GetValue(delay), 0, 1),
-        MessageDropProbability = Math.Clamp(parse.GetValue(drop), 0, 1),
+        MessageDelayProbability = alone ? 0 : Math.Clamp(parse.GetValue(delay), 0, 1),
+        MessageDropProbability = alone ? 0 : Math.Clamp(parse.GetValue(drop), 0, 1),
+        Scenario = runScenario,
+        ScenarioDowntime = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(downSeconds))),
+        ShortTimings = !alone,
         MaxMessageDelay = TimeSpan.FromSeconds(Math.Max(0, parse.GetValue(maxDelay))),
         Ports = new ChaosPorts
         {
@@ -57,6 +76,11 @@ root.SetAction(async (parse, cancellation) =>
     foreach (var violation in report.Violations)
     {
         Console.Error.WriteLine($"VIOLATION {violation.Kind}: {violation.Detail}");
+    }
+
+    foreach (var line in report.AvailabilityLines())
+    {
+        Console.WriteLine(line);
     }
 
     Console.WriteLine(report.Verdict);

@@ -40,6 +40,13 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     /// </summary>
     public long? LeasedAt { get; private set; }
 
+    /// <summary>
+    /// The silo of the latest lease's holder, as its driver named it; null when unknown. Liveness only:
+    /// a lease whose holder's silo has been declared dead is over before its time, since nobody will
+    /// drive under it; a holder that runs after all is fenced by its epoch like any other.
+    /// </summary>
+    public SiloAddress? LeaseHolder { get; private set; }
+
     /// <summary>What the stored list holds of this listing; null until the next write encodes it.</summary>
     public byte[]? Encoded { get; set; }
 
@@ -58,31 +65,37 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     public TaskCompletionSource? Ended { get; set; }
 
     /// <summary>A movement listed now, with its first lease (epoch 1) for the caller that began it.</summary>
-    public static ListedMovement Begun(TransferRequest request, TimeProvider time)
+    public static ListedMovement Begun(TransferRequest request, TimeProvider time, SiloAddress? holder = null)
     {
         var now = time.GetUtcNow();
         return new ListedMovement(now, new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, now, null))
         {
             Epoch = 1,
             LeasedAt = time.GetTimestamp(),
+            LeaseHolder = holder,
         };
     }
 
     /// <summary>
-    /// Takes the next lease when nobody holds one (none handed out, or the latest older than
-    /// <paramref name="duration"/>) and the outcome is not being written: returns its epoch, which
-    /// the caller must store before it hands the lease out. Null when a lease is held.
+    /// Takes the next lease for <paramref name="holder"/> when nobody holds one (none handed out, the
+    /// latest older than <paramref name="duration"/>, or its holder's silo is dead by
+    /// <paramref name="isDead"/>) and the outcome is not being written: returns its epoch, which the
+    /// caller must store before it hands the lease out. Null when a lease is held.
     /// </summary>
-    public long? TakeLease(TimeProvider time, TimeSpan duration)
+    public long? TakeLease(TimeProvider time, TimeSpan duration, SiloAddress? holder = null, Func<SiloAddress, bool>? isDead = null)
     {
-        if (Completing is not null || LeasedAt is { } leasedAt && time.GetElapsedTime(leasedAt) < duration)
+        if (Completing is not null || (LeasedAt is { } leasedAt && time.GetElapsedTime(leasedAt) < duration && !HolderIsDead(isDead)))
         {
             return null;
         }
 
         LeasedAt = time.GetTimestamp();
+        LeaseHolder = holder;
         return ++Epoch;
     }
+
+    /// <summary>True when the latest lease's holder is known and its silo is dead: nobody drives under that lease.</summary>
+    public bool HolderIsDead(Func<SiloAddress, bool>? isDead) => LeaseHolder is { } holder && isDead is not null && isDead(holder);
 
     /// <summary>True while <paramref name="epoch"/> is the latest lease and the outcome is not being written: its holder may drive.</summary>
     public bool Holds(long epoch) => Epoch == epoch && Completing is null;
@@ -96,6 +109,19 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
         }
 
         LeasedAt = time.GetTimestamp();
+        return true;
+    }
+
+    /// <summary>Ends the lease of <paramref name="epoch"/> before its time when it is still the latest: the next caller takes the next lease at once.</summary>
+    public bool Release(long epoch)
+    {
+        if (!Holds(epoch))
+        {
+            return false;
+        }
+
+        LeasedAt = null;
+        LeaseHolder = null;
         return true;
     }
 

@@ -18,6 +18,7 @@ public sealed partial class RecoveryShardGrain(
     IOptions<TransferOptions> options,
     Serializer serializer,
     TimeProvider time,
+    IClusterMembershipService membership,
     ILogger<RecoveryShardGrain> logger) : Grain, IRecoveryShardGrain, IRemindable
 {
     /// <summary>Most movements one shard lists at once; beyond it new movements are refused (back-pressure).</summary>
@@ -28,6 +29,13 @@ public sealed partial class RecoveryShardGrain(
 
     /// <summary>How often removals that no listing has carried to storage yet are written on their own.</summary>
     public static readonly TimeSpan RemovalFlushInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How soon after it activates a shard hands what it loaded to coordinators. Its previous
+    /// activation is gone (its silo died, or it was collected), and so, most likely, are the drivers
+    /// of what it lists; a client's retry may come first, and then finds the lease free.
+    /// </summary>
+    public static readonly TimeSpan ActivationSweepDelay = TimeSpan.FromSeconds(1);
 
     private const string SweepReminder = "sweep";
 
@@ -55,6 +63,14 @@ public sealed partial class RecoveryShardGrain(
         foreach (var listed in _list.Load())
         {
             _listings[listed.TransferId] = new ListedMovement(listed.ListedAt, listed.Record) { Epoch = listed.Epoch };
+        }
+
+        if (_listings.Count > 0)
+        {
+            // Without this, what a dead silo's shard listed waits for the reminder: up to a
+            // RecoveryDueTime after this activation registers it again, and then a RecoveryPeriod more.
+            string[] loaded = [.. _listings.Keys];
+            this.RegisterGrainTimer(_ => SweepLoaded(loaded), new GrainTimerCreationOptions(ActivationSweepDelay, Timeout.InfiniteTimeSpan));
         }
 
         _rows = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
@@ -102,7 +118,7 @@ public sealed partial class RecoveryShardGrain(
         // Listing the record is what records it: durable before any account is touched. Concurrent
         // retries of the key find the lease held for this caller meanwhile, and wait for the outcome.
         // The first lease (epoch 1) is stored with the listing: the caller drives under it.
-        var created = ListedMovement.Begun(request, time);
+        var created = ListedMovement.Begun(request, time, Caller());
         (created.RowRead, created.RowETag) = (true, found.RowETag);
         _listings.Add(transferId, created);
         await _list.Stored(_list.Changed());
@@ -135,6 +151,17 @@ public sealed partial class RecoveryShardGrain(
         // here; a lease taken over after all is fenced by its epoch.
         var renewed = _listings.TryGetValue(transferId, out var listing) && listing.Renew(epoch, time);
         return Task.FromResult<TimeSpan?>(renewed ? _options.LeaseDuration : null);
+    }
+
+    public Task ReleaseLease(string transferId, long epoch)
+    {
+        // Nothing is stored: the epoch stays, and the next lease gets the next one, stored before it is handed out.
+        if (_listings.TryGetValue(transferId, out var listing) && listing.Release(epoch))
+        {
+            LogLeaseReleased(logger, transferId, epoch);
+        }
+
+        return Task.CompletedTask;
     }
 
     public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch)
@@ -240,23 +267,47 @@ public sealed partial class RecoveryShardGrain(
             return Task.CompletedTask;
         }
 
+        // Listed long enough, or driven under a lease whose holder's silo is dead: nobody else will finish it.
         var cutoff = time.GetUtcNow() - _options.RecoveryDueTime;
-        var coordinator = GrainFactory.GetCoordinator();
-        var due = _listings.Where(e => e.Value.ListedAt <= cutoff).OrderBy(e => e.Value.ListedAt).Take(MaxRecoveriesPerTick).Select(e => e.Key).ToArray();
-        if (due.Length > 0)
+        Recover(_listings.Where(e => e.Value.ListedAt <= cutoff || e.Value.HolderIsDead(IsDead)).OrderBy(e => e.Value.ListedAt).Select(e => e.Key));
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The movements this activation loaded from storage, still listed: their drivers most likely died with the previous activation.</summary>
+    private Task SweepLoaded(string[] loaded)
+    {
+        if (!_list.Broken)
         {
-            var shard = this.GetPrimaryKeyLong();
-            LogSweep(logger, shard, due.Length, _listings.Count);
+            Recover(loaded.Where(_listings.ContainsKey));
         }
 
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Hands up to <see cref="MaxRecoveriesPerTick"/> of <paramref name="transferIds"/> to coordinators.</summary>
+    private void Recover(IEnumerable<string> transferIds)
+    {
+        var due = transferIds.Take(MaxRecoveriesPerTick).ToArray();
+        if (due.Length == 0)
+        {
+            return;
+        }
+
+        var shard = this.GetPrimaryKeyLong();
+        LogSweep(logger, shard, due.Length, _listings.Count);
+        var coordinator = GrainFactory.GetCoordinator();
         foreach (var transferId in due)
         {
             // One-way: the coordinator claims the movement and finishes it, or finds it ended.
             coordinator.Recover(transferId).Ignore();
         }
-
-        return Task.CompletedTask;
     }
+
+    /// <summary>Whether the membership view says <paramref name="silo"/> is dead (liveness only).</summary>
+    private bool IsDead(SiloAddress silo) => membership.CurrentSnapshot.GetSiloStatus(silo) == SiloStatus.Dead;
+
+    /// <summary>The silo of the coordinator calling, as it names itself (<see cref="TransferCoordinatorGrain.DriverSiloKey"/>).</summary>
+    private static SiloAddress? Caller() => RequestContext.Get(TransferCoordinatorGrain.DriverSiloKey) as SiloAddress;
 
     /// <summary>
     /// Where a movement stands: listed (with its row read by this activation), ended (its row holds
@@ -342,7 +393,7 @@ public sealed partial class RecoveryShardGrain(
             return new DriveTicket(record, null, Conflict: true, Completed: false);
         }
 
-        if (!IsListed(transferId, listing) || listing.TakeLease(time, _options.LeaseDuration) is not { } epoch)
+        if (!IsListed(transferId, listing) || listing.TakeLease(time, _options.LeaseDuration, Caller(), IsDead) is not { } epoch)
         {
             return new DriveTicket(record, null, Conflict: false, Completed: false);
         }
@@ -471,4 +522,7 @@ public sealed partial class RecoveryShardGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Writing the outcome of transfer {TransferId} failed; it stays listed, and its next lease holder completes it")]
     private static partial void LogCompleteFailed(ILogger logger, Exception exception, string transferId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Transfer {TransferId}: its driver gave up the lease of epoch {Epoch} after a failure; the next caller takes over at once")]
+    private static partial void LogLeaseReleased(ILogger logger, string transferId, long epoch);
 }

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Storage;
 
@@ -57,10 +58,17 @@ public static class SiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         silo.AddTransactor(configuration);
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ListenPortCheck>();
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RecoveryWakeUp>();
         silo.Services.AddKeyedSingleton<TimeProvider>(TimeProviderNames.Membership, (_, _) => new MembershipClock());
         silo.Services.AddOptions<StopOptions>().Bind(configuration.GetSection(StopOptions.SectionName));
         silo.Services.AddOptions<HostOptions>().Configure<IOptions<StopOptions>>((host, stop) => host.ShutdownTimeout = stop.Value.StopTimeout);
         silo.Services.AddHostedService<StopDeadline>();
+        silo.Services.AddOptions<FailureDetectionOptions>().Bind(configuration.GetSection(FailureDetectionOptions.SectionName))
+            .Validate(o => o.ProbeTimeout > TimeSpan.Zero && o.NumMissedProbesLimit >= 1 && o.NumVotesForDeathDeclaration >= 1
+                && o.DeathVoteExpirationTimeout > TimeSpan.Zero && o.IAmAliveTablePublishTimeout > TimeSpan.Zero && o.TableRefreshTimeout > TimeSpan.Zero,
+                $"{FailureDetectionOptions.SectionName}: every timeout must be positive and every count at least 1.")
+            .ValidateOnStart();
+        silo.Services.AddOptions<ClusterMembershipOptions>().Configure<IOptions<FailureDetectionOptions>>((membership, detection) => detection.Value.ApplyTo(membership));
         if (configuration[$"Orleans:GrainStorage:{StorageNames.Ledger}:ProviderType"] is not { Length: > 0 })
         {
             silo.AddInMemoryLedgerStorage();

@@ -16,10 +16,24 @@ public sealed partial class TransferCoordinatorGrain(
     TimeProvider time,
     TransactorInstruments instruments,
     TransferAdmission admission,
+    ILocalSiloDetails silo,
     ILogger<TransferCoordinatorGrain> logger) : Grain, ITransferCoordinatorGrain
 {
     /// <summary>How often one coordinator renews its lease while prepares queue behind busy accounts, before leaving the movement to recovery.</summary>
     public const int MaxLeaseRenewals = 3;
+
+    /// <summary>
+    /// How long a caller waiting for a movement driven elsewhere waits before it asks again whether
+    /// the lease is free: a driver that failed gives its lease back, and one on a silo declared dead
+    /// loses it, and then the waiting caller drives at once instead of answering pending.
+    /// </summary>
+    public static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The request context entry in which a coordinator names its silo to the recovery shard it asks
+    /// for a lease: once that silo is declared dead, the lease is free before its time (liveness only).
+    /// </summary>
+    internal const string DriverSiloKey = "transactor.driver-silo";
 
     private readonly TransferOptions _options = options.Value;
 
@@ -35,6 +49,7 @@ public sealed partial class TransferCoordinatorGrain(
 
         // Only movements the silo has admitted begin; a refused one leaves no trace.
         var admitted = await admission.Enter();
+        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
             var shard = GrainFactory.GetRecoveryShard(request.TransferId);
@@ -52,17 +67,41 @@ public sealed partial class TransferCoordinatorGrain(
                 return ended with { Replayed = true };
             }
 
-            if (ticket.Lease is not { } lease)
+            if (ticket.Lease is null)
             {
                 // Another coordinator is driving it (or its lease has not run out): every caller sees
                 // the one outcome. Waiting for it takes no place from movements that can progress.
                 admitted.Dispose();
-                var awaited = await shard.WaitForResult(request.TransferId, _options.WaitTimeout)
-                    ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
-                return awaited with { Replayed = true };
+                var waitedFor = Stopwatch.StartNew();
+                while (true)
+                {
+                    var slice = _options.WaitTimeout - waitedFor.Elapsed;
+                    var awaited = await shard.WaitForResult(request.TransferId, slice < WaitSlice ? slice : WaitSlice)
+                        ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
+                    if (awaited.Status != TransferStatus.Pending || waitedFor.Elapsed >= _options.WaitTimeout)
+                    {
+                        return awaited with { Replayed = true };
+                    }
+
+                    // Still pending: its driver may have failed or died meanwhile (a lease given back, or
+                    // held on a silo declared dead), and then this caller takes over now.
+                    asked = time.GetTimestamp();
+                    ticket = await shard.Begin(request);
+                    if (ticket.Result is { } done)
+                    {
+                        return done with { Replayed = true };
+                    }
+
+                    if (ticket.Lease is not null)
+                    {
+                        break;
+                    }
+                }
             }
 
-            var result = await Drive(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created);
+            var lease = ticket.Lease.Value;
+
+            var result = await DriveOrRelease(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created);
             return ticket.Created ? result : result with { Replayed = true };
         }
         finally
@@ -74,6 +113,7 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task Recover(string transferId)
     {
         var shard = GrainFactory.GetRecoveryShard(transferId);
+        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
             var asked = time.GetTimestamp();
@@ -87,7 +127,7 @@ public sealed partial class TransferCoordinatorGrain(
             else if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
-                var result = await Drive(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false);
+                var result = await DriveOrRelease(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false);
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
 
@@ -97,6 +137,27 @@ public sealed partial class TransferCoordinatorGrain(
         {
             // The movement stays listed (or the late entry held): the next sweep or check tries again.
             LogRecoveryFailed(logger, ex, transferId);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Drive"/>; when it fails (a call to a silo that died, a storage fault), gives the
+    /// lease back before the failure reaches the caller, so that the caller's retry with the same key,
+    /// or recovery, takes over at once instead of waiting for the lease to run out.
+    /// </summary>
+    private async Task<TransferResult> DriveOrRelease(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow)
+    {
+        try
+        {
+            return await Drive(shard, record, lease, recordedNow);
+        }
+        catch (Exception ex) when (ex is not (ArgumentException or InjectedFaultException))
+        {
+            // A test's injected crash gives nothing back, as a real crash would not.
+            LogDriveFailed(logger, ex, record.Request.TransferId, lease.Epoch);
+            // One-way, and best effort: if the shard cannot be reached, the lease runs out as before.
+            shard.ReleaseLease(record.Request.TransferId, lease.Epoch).Ignore();
+            throw;
         }
     }
 
@@ -335,4 +396,7 @@ public sealed partial class TransferCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Driving transfer {TransferId} under epoch {Epoch} failed; its lease is given back")]
+    private static partial void LogDriveFailed(ILogger logger, Exception exception, string transferId, long epoch);
 }

@@ -1,3 +1,4 @@
+using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
 
@@ -31,7 +32,18 @@ public static class TransfersApi
     /// <summary>Executes a movement and answers with its outcome: 201, 202 while recovery finishes it, or a problem.</summary>
     internal static async Task<IResult> Execute(HttpContext context, IClusterClient client, ApiMetrics metrics, TransferRequest request)
     {
-        var result = await client.GetCoordinator().Execute(request);
+        var gatewayLost = context.RequestServices.GetRequiredService<GatewayLoss>().Token;
+        TransferResult result;
+        try
+        {
+            result = await client.GetCoordinator().Execute(request).WaitAsync(gatewayLost);
+        }
+        catch (OperationCanceledException) when (gatewayLost.IsCancellationRequested)
+        {
+            // The call may have gone through a gateway that died: its answer would never come.
+            throw new LedgerUnavailableException();
+        }
+
         metrics.Outcome(result);
         if (result.Replayed)
         {

@@ -94,11 +94,15 @@ public static class ApiServices
                     "Retry with the same Idempotency-Key; the request is applied at most once."),
                 LedgerUnavailableException unavailable => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
                     $"{unavailable.Message} The request is applied at most once."),
+                // A silo that died with the call in flight (SiloUnavailableException, once it is
+                // declared dead), or one that cannot be connected to: its grains come back elsewhere.
+                OrleansMessageRejectionException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "A silo of the ledger is unreachable.",
+                    "A silo the request needed stopped answering; its part of the ledger moves to the other silos within seconds. Retry with the same Idempotency-Key; the request is applied at most once."),
                 _ when StorageFailure(exception) => Problems.StorageUnavailable(context.Response),
                 _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
                     "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
             };
-            if (exception is LedgerUnavailableException or TimeoutException)
+            if (exception is LedgerUnavailableException or TimeoutException or OrleansMessageRejectionException)
             {
                 // Transient: a shard reloading, or an answer that took too long. A retry soon is fine.
                 context.Response.Headers.RetryAfter = "1";

@@ -38,10 +38,12 @@ public static partial class OrleansHosting
         var configuration = builder.Configuration;
         builder.Services.AddPostgresConnectionTuning();
         builder.Services.AddPostgresExceptionSerialization();
+        builder.Services.AddSingleton<GatewayLoss>();
         if (configuration["Orleans:Clustering:ProviderType"] is { Length: > 0 })
         {
             builder.UseOrleansClient(client =>
             {
+                client.Services.AddSingleton<IClusterConnectionStatusObserver>(sp => sp.GetRequiredService<GatewayLoss>());
                 // Carries spans across grain calls; a filter on every call, so only when spans are exported.
                 if (ServiceDefaultsExtensions.TracingEnabled(configuration))
                 {

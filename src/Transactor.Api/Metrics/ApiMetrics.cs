@@ -39,6 +39,10 @@ public sealed class ApiMetrics
         _latency.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - startedAt, 1, MaxTrackedTicks));
     }
 
+    /// <summary>Successes over requests, 1 when there were none; never above 1.</summary>
+    internal static double SuccessRate(long successes, long requests) =>
+        requests == 0 ? 1.0 : Math.Round((double)Math.Min(successes, requests) / requests, 6);
+
     public void Outcome(TransferResult result)
     {
         ArgumentNullException.ThrowIfNull(result);
@@ -60,13 +64,17 @@ public sealed class ApiMetrics
 
     public MetricsSnapshot Snapshot(int? silos, long? activations)
     {
+        // Successes first: Finished counts a request before its success, so every success read here
+        // belongs to a request the later read counts, and the rate cannot exceed 1. (Read the other
+        // way round, requests finishing between the two reads made it 1.000279 under load.)
+        var successes = Interlocked.Read(ref _successes);
         var requests = Interlocked.Read(ref _requests);
         var latency = _latency.Copy();
         double Ms(double ticks) => Math.Round(ticks * 1000.0 / Stopwatch.Frequency, 3);
         double Percentile(double p) => latency.TotalCount == 0 ? 0 : Ms(latency.GetValueAtPercentile(p));
         return new MetricsSnapshot(
             requests,
-            requests == 0 ? 1.0 : Math.Round((double)Interlocked.Read(ref _successes) / requests, 6),
+            SuccessRate(successes, requests),
             latency.TotalCount == 0 ? 0 : Ms(latency.GetMean()),
             Percentile(50),
             Percentile(90),

@@ -57,17 +57,21 @@ internal sealed class LedgerCluster : IAsyncDisposable
                 ["Orleans__Endpoints__SiloPort"] = Str(ports.Silo + i),
                 ["Orleans__Endpoints__GatewayPort"] = Str(ports.Gateway + i),
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{Str(ports.SiloHttp + i)}",
-                // Short timings, so that leases run out and recovery finishes movements within the run.
-                ["Transactor__Transfers__LeaseDuration"] = options.Lease.ToString("c", CultureInfo.InvariantCulture),
-                ["Transactor__Transfers__RecoveryDueTime"] = options.RecoveryPeriod.ToString("c", CultureInfo.InvariantCulture),
-                ["Transactor__Transfers__RecoveryPeriod"] = options.RecoveryPeriod.ToString("c", CultureInfo.InvariantCulture),
-                ["Transactor__Transfers__WaitTimeout"] = "00:00:05",
                 ["Transactor__Chaos__DelayProbability"] = options.MessageDelayProbability.ToString(CultureInfo.InvariantCulture),
                 ["Transactor__Chaos__DropProbability"] = options.MessageDropProbability.ToString(CultureInfo.InvariantCulture),
                 ["Transactor__Chaos__MaxDelay"] = options.MaxMessageDelay.ToString("c", CultureInfo.InvariantCulture),
                 ["Transactor__Chaos__ArmedFile"] = ArmedFile,
                 ["Transactor__Chaos__Seed"] = Str(options.Seed * 100 + i),
             };
+            if (options.ShortTimings)
+            {
+                // Short timings, so that leases run out and recovery finishes movements within the run.
+                silo["Transactor__Transfers__LeaseDuration"] = options.Lease.ToString("c", CultureInfo.InvariantCulture);
+                silo["Transactor__Transfers__RecoveryDueTime"] = options.RecoveryPeriod.ToString("c", CultureInfo.InvariantCulture);
+                silo["Transactor__Transfers__RecoveryPeriod"] = options.RecoveryPeriod.ToString("c", CultureInfo.InvariantCulture);
+                silo["Transactor__Transfers__WaitTimeout"] = "00:00:05";
+            }
+
             Silos.Add(new LedgerNode($"silo{i}", Assembly("Transactor.Silo"), silo, new Uri($"http://127.0.0.1:{Str(ports.SiloHttp + i)}/health"), Path.Combine(logs, $"silo{i}.log")));
         }
 
@@ -121,8 +125,12 @@ internal sealed class LedgerCluster : IAsyncDisposable
         _supervisor = Task.Run(() => Supervise(_stopping.Token), CancellationToken.None);
     }
 
-    /// <summary>Kills every silo and the API at once (SIGKILL), as a power loss of the whole cluster, and starts them again.</summary>
-    public async Task RestartAllAsync(CancellationToken cancellation)
+    /// <summary>
+    /// Kills every silo and the API at once (SIGKILL), as a power loss of the whole cluster, and
+    /// starts them all again at once. With <paramref name="declareDead"/>, the killed silos are first
+    /// marked dead in the membership table, as Orleans would once their heartbeats are old enough.
+    /// </summary>
+    public async Task RestartAllAsync(bool declareDead, CancellationToken cancellation)
     {
         foreach (var node in Nodes)
         {
@@ -133,14 +141,20 @@ internal sealed class LedgerCluster : IAsyncDisposable
         {
             await Task.WhenAll(Nodes.Select(n => n.KillAsync()));
             _history.Event("kill", "cluster", "SIGKILL of every silo and the API");
-            // A new silo joins only once it reaches every silo the membership table lists as active,
-            // and Orleans lists a killed silo until its last heartbeat is about 90 s old. Declare
-            // the killed ones dead now, as that wait would; only membership rows change, no ledger state.
-            await Postgres.ExecuteAsync(
-                $"UPDATE orleans_membership SET status = {DeadSiloStatus} WHERE deployment_id = '{ClusterId}' AND status <> {DeadSiloStatus}; "
-                + $"UPDATE orleans_membership_version SET version = version + 1 WHERE deployment_id = '{ClusterId}';",
-                cancellation);
-            await StartNodesAsync(cancellation);
+            if (declareDead)
+            {
+                // Only membership rows change, no ledger state.
+                await Postgres.ExecuteAsync(
+                    $"UPDATE orleans_membership SET status = {DeadSiloStatus} WHERE deployment_id = '{ClusterId}' AND status <> {DeadSiloStatus}; "
+                    + $"UPDATE orleans_membership_version SET version = version + 1 WHERE deployment_id = '{ClusterId}';",
+                    cancellation);
+            }
+
+            var started = await Task.WhenAll(Nodes.Select(n => StartNodeAsync(n, cancellation)));
+            if (started.Contains(false))
+            {
+                throw new InvalidOperationException($"The cluster did not start again; see {LogDirectory}.");
+            }
         }
         finally
         {

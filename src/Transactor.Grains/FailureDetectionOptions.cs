@@ -1,0 +1,58 @@
+using Orleans.Configuration;
+
+namespace Transactor.Grains;
+
+/// <summary>
+/// How fast the silos declare a dead silo dead (configuration section <c>Transactor:FailureDetection</c>),
+/// applied to Orleans' <see cref="ClusterMembershipOptions"/>. Liveness only: a silo declared dead
+/// while it still runs (a long pause) stops itself, and any movement it still drives is fenced out by
+/// its lease's epoch (docs/transfers.md). docs/reliability.md, "Failure detection", weighs the
+/// defaults against false suspicions.
+/// </summary>
+public sealed class FailureDetectionOptions
+{
+    public const string SectionName = "Transactor:FailureDetection";
+
+    /// <summary>
+    /// How often a silo probes each other silo, and how long it waits for an answer (Orleans' default:
+    /// 5 s). A dead silo's probes fail at once (its port refuses connections), so this sets the pace.
+    /// </summary>
+    public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Probes in a row that fail before a silo votes its target dead (Orleans' default: 3).</summary>
+    public int NumMissedProbesLimit { get; set; } = 3;
+
+    /// <summary>
+    /// Votes that declare a silo dead (Orleans' default: 2). With three silos and one dead, both
+    /// survivors must vote; Orleans needs fewer when fewer silos are active.
+    /// </summary>
+    public int NumVotesForDeathDeclaration { get; set; } = 2;
+
+    /// <summary>
+    /// How long a vote counts (Orleans' default: 2 minutes). Short, so that two suspicions far apart
+    /// (two brief stalls a minute apart) do not add up to a death.
+    /// </summary>
+    public TimeSpan DeathVoteExpirationTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How often a silo writes "I am alive" into the membership table (Orleans' default: 30 s). A silo
+    /// that misses three of them is not waited for by a silo that joins, which is what lets a whole
+    /// cluster killed at once start again without waiting minutes on its own dead entries.
+    /// </summary>
+    public TimeSpan IAmAliveTablePublishTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often a silo reads the membership table besides the changes it hears of (Orleans' default: 60 s).</summary>
+    public TimeSpan TableRefreshTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Applies these settings to Orleans' membership options.</summary>
+    public void ApplyTo(ClusterMembershipOptions membership)
+    {
+        ArgumentNullException.ThrowIfNull(membership);
+        membership.ProbeTimeout = ProbeTimeout;
+        membership.NumMissedProbesLimit = NumMissedProbesLimit;
+        membership.NumVotesForDeathDeclaration = NumVotesForDeathDeclaration;
+        membership.DeathVoteExpirationTimeout = DeathVoteExpirationTimeout;
+        membership.IAmAliveTablePublishTimeout = IAmAliveTablePublishTimeout;
+        membership.TableRefreshTimeout = TableRefreshTimeout;
+    }
+}
