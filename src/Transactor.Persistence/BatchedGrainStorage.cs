@@ -103,7 +103,8 @@ public sealed partial class BatchedGrainStorage : IGrainStorage, ILifecycleParti
 
         grainState.State = row.Payload is { } payload ? _options.GrainStorageSerializer.Deserialize<T>(new BinaryData(payload)) : NewState<T>();
         grainState.ETag = row.Version?.ToString(CultureInfo.InvariantCulture);
-        grainState.RecordExists = row.Version is not null;
+        // As Orleans' provider (10.4.2): a cleared row (no payload) reads as no record, with its version as the ETag.
+        grainState.RecordExists = row.Payload is not null;
     }
 
     public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
