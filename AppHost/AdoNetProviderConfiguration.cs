@@ -19,6 +19,11 @@ internal sealed class AdoNetProviderConfiguration(IResourceBuilder<IResourceWith
 {
     private const string ProviderType = "AdoNet";
 
+    // The ledger's grain storage: Transactor's batched provider (group commit across grains) on the
+    // same schema and the same keys; clustering and reminders stay on Orleans' ADO.NET providers.
+    private const string LedgerStorageSection = "GrainStorage:ledger";
+    private const string LedgerStorageProviderType = "Batched";
+
     // The ADO.NET invariant Orleans registers for Npgsql (Transactor.Persistence.LedgerSchema.Invariant).
     private const string Invariant = "Npgsql";
 
@@ -30,7 +35,7 @@ internal sealed class AdoNetProviderConfiguration(IResourceBuilder<IResourceWith
 
         var prefix = "Orleans__" + configSectionPath.Replace(":", "__", StringComparison.Ordinal);
         resourceBuilder
-            .WithEnvironment(prefix + "__ProviderType", ProviderType)
+            .WithEnvironment(prefix + "__ProviderType", configSectionPath == LedgerStorageSection ? LedgerStorageProviderType : ProviderType)
             .WithEnvironment(prefix + "__Invariant", Invariant)
             .WithEnvironment(prefix + "__ConnectionName", database.Resource.Name)
             .WithReference(database);

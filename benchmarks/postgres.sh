@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Durable transfers on PostgreSQL, measured in one run against one server:
 #   1. pgbench's built-in TPC-B-like workload (a bank transfer in SQL) at 64 clients,
-#   2. Transactor (Orleans ADO.NET storage) at 64 concurrent transfers over 10,000 accounts,
-#   3. the same transfers with Orleans' own transactions on the same storage,
-#   4. pgbench again: this machine's speed drifts by tens of percent within an hour, so the
+#   2. Transactor on the batched grain storage (group commit across grains) at 64 concurrent
+#      transfers over 10,000 accounts,
+#   3. Transactor on Orleans' ADO.NET grain storage, the same transfers,
+#   4. the same transfers with Orleans' own transactions (ADO.NET storage),
+#   5. pgbench again: this machine's speed drifts by tens of percent within an hour, so the
 #      ratio is taken against the mean of the runs before and after.
+# Each engine gets a fresh database. The last lines, one per engine:
+#   durable <engine>: <N> transfers/s, <R>x pgbench mean, p99 <P> ms, <C> commits/transfer
 # Uses scripts/start-postgres.sh (fsync on, the server's defaults otherwise).
 #
 #   benchmarks/postgres.sh [seconds]
@@ -20,7 +24,7 @@ PSQL=("$BIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -v ON_ERROR_STOP=1 -q)
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $("$BIN/postgres" --version)"
 
 # Fresh databases, so each run starts alike.
-for db in bench_pgbench bench_transactor; do
+for db in bench_pgbench bench_batched bench_adonet bench_otx; do
     "${PSQL[@]}" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 done
 
@@ -35,12 +39,26 @@ pgbench_run() {
 }
 pgbench_run before
 
-echo "## Transactor and Orleans transactions on the same server, 64 in flight, 10,000 accounts"
-TRANSACTOR_DB="${CONNECTION_STRING/Database=transactor/Database=bench_transactor}"
-dotnet run -c Release --project "$ROOT/benchmarks/Transactor.Benchmarks" -- \
-    --postgres "$TRANSACTOR_DB" --concurrency 64 --accounts 10000 --workloads uniform \
-    --seconds "$SECONDS_PER_RUN" --warmup 5
+RESULTS=""
+engine_run() { # <database> <ledger storage> <engines> <title>
+    echo "## $4, 64 in flight, 10,000 accounts"
+    local out
+    out="$(dotnet run -c Release --project "$ROOT/benchmarks/Transactor.Benchmarks" -- \
+        --postgres "${CONNECTION_STRING/Database=transactor/Database=$1}" --ledger-storage "$2" \
+        --engines "$3" --concurrency 64 --accounts 10000 --workloads uniform \
+        --seconds "$SECONDS_PER_RUN" --warmup 5 2>&1)"
+    grep -v '^RESULT ' <<<"$out" || true
+    RESULTS+="$(grep '^RESULT ' <<<"$out" || true)"$'\n'
+}
+engine_run bench_batched Batched transactor "Transactor on the batched grain storage"
+engine_run bench_adonet AdoNet transactor "Transactor on Orleans' ADO.NET grain storage"
+engine_run bench_otx AdoNet orleans-transactions "Orleans transactions on Orleans' ADO.NET grain storage"
 
 pgbench_run after
-awk -v a="${PGBENCH_TPS[0]}" -v b="${PGBENCH_TPS[1]}" \
-    'BEGIN { printf "pgbench mean of both runs: %.0f tps (compare the Transactor row with it)\n", (a + b) / 2 }'
+MEAN="$(awk -v a="${PGBENCH_TPS[0]}" -v b="${PGBENCH_TPS[1]}" 'BEGIN { printf "%.0f", (a + b) / 2 }')"
+echo "pgbench mean of both runs: $MEAN tps"
+awk -v mean="$MEAN" '/^RESULT / {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "durable %s: %d transfers/s, %.2fx pgbench mean, p99 %s ms, %s commits/transfer (%s statements/transfer)\n",
+        v["engine"], v["tps"], v["tps"] / mean, v["p99"], v["commits"], v["statements"]
+}' <<<"$RESULTS"

@@ -17,6 +17,7 @@
 #   GATEWAY_PORT=30000       silo i's gateway (client) port is GATEWAY_PORT+i
 #   TRANSACTOR_PGPORT=55432  PostgreSQL's port (TRANSACTOR_PGDATA, its data folder: see start-postgres.sh)
 #   CONFIGURATION=Release    build configuration
+#   LEDGER_STORAGE=Batched   the ledger's grain storage provider: Batched (group commit) or AdoNet (Orleans')
 #   TRANSACTOR_LOGS=.cluster/logs   where each process writes its log (and the cluster its pid file)
 #   ORLEANS_CLUSTER_ID=transactor, ORLEANS_SERVICE_ID=transactor
 #
@@ -75,7 +76,7 @@ export Orleans__ClusterId="${ORLEANS_CLUSTER_ID:-transactor}"
 export Orleans__ServiceId="${ORLEANS_SERVICE_ID:-transactor}"
 export Orleans__Clustering__ProviderType=AdoNet Orleans__Clustering__Invariant=Npgsql Orleans__Clustering__ConnectionName=transactordb
 SILO_ONLY=(
-    Orleans__GrainStorage__ledger__ProviderType=AdoNet Orleans__GrainStorage__ledger__Invariant=Npgsql Orleans__GrainStorage__ledger__ConnectionName=transactordb
+    Orleans__GrainStorage__ledger__ProviderType="${LEDGER_STORAGE:-Batched}" Orleans__GrainStorage__ledger__Invariant=Npgsql Orleans__GrainStorage__ledger__ConnectionName=transactordb
     Orleans__Reminders__ProviderType=AdoNet Orleans__Reminders__Invariant=Npgsql Orleans__Reminders__ConnectionName=transactordb
 )
 export DOTNET_ENVIRONMENT=Production ASPNETCORE_ENVIRONMENT=Production

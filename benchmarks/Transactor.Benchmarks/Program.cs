@@ -25,11 +25,12 @@ var postgresOption = new Option<string?>("--postgres") { Description = "Store gr
 var workloadsOption = new Option<string>("--workloads") { Description = "Comma-separated workloads to run: uniform, hot.", DefaultValueFactory = _ => "uniform,hot" };
 var admitOption = new Option<int?>("--max-concurrent-transfers") { Description = "Transactor:Transfers:MaxConcurrentTransfers, the movements the silo drives at once (default: 8 per processor in memory, 32 on PostgreSQL; 0: no limit)." };
 var directoryOption = new Option<bool>("--distributed-directory") { Description = "Use Orleans' strongly consistent grain directory (AddDistributedGrainDirectory, experimental in Orleans 10) instead of the default one." };
+var ledgerStorageOption = new Option<string>("--ledger-storage") { Description = "With --postgres, the ledger's grain storage provider: Batched (group commit across grains) or AdoNet (Orleans' ADO.NET provider).", DefaultValueFactory = _ => BatchedGrainStorageRegistration.ProviderType };
 var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
-    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption,
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -42,12 +43,13 @@ root.SetAction(async (parse, cancellation) =>
         parse.GetValue(workloadsOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
         parse.GetValue(engineOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
         parse.GetValue(admitOption),
-        parse.GetValue(directoryOption));
+        parse.GetValue(directoryOption),
+        parse.GetValue(ledgerStorageOption)!);
     return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
 });
 return await root.Parse(args).InvokeAsync();
 
-internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory);
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage);
 
 internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
 
@@ -91,7 +93,18 @@ internal static class Bench
                 silo.Services.AddPostgresConnectionTuning();
                 if (settings.Postgres is { } postgres)
                 {
-                    foreach (var name in new[] { StorageNames.Ledger, "TransactionStore" })
+                    // Orleans transactions always on Orleans' ADO.NET provider; the ledger on the chosen one.
+                    var adoNetNames = new List<string> { "TransactionStore" };
+                    if (IsBatched(settings))
+                    {
+                        silo.AddBatchedGrainStorage(StorageNames.Ledger, postgres);
+                    }
+                    else
+                    {
+                        adoNetNames.Add(StorageNames.Ledger);
+                    }
+
+                    foreach (var name in adoNetNames)
                     {
                         silo.AddAdoNetGrainStorage(name, o =>
                         {
@@ -121,7 +134,10 @@ internal static class Bench
 
         Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
         Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
-        Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : "PostgreSQL (Orleans ADO.NET providers)")}");
+        Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : IsBatched(settings) ? "PostgreSQL (ledger: batched provider; Orleans transactions: ADO.NET)" : "PostgreSQL (Orleans ADO.NET providers)")}");
+        var batchedStorage = host.Services.GetKeyedService<IGrainStorage>(StorageNames.Ledger) as BatchedGrainStorage;
+        Func<long>? statements = batchedStorage is null ? null : () => batchedStorage.Statistics.Writes + batchedStorage.Statistics.Reads;
+        var resultName = settings.Postgres is null ? "in-memory" : IsBatched(settings) ? "batched" : "adonet";
         Console.WriteLine($"# grain directory: {(settings.DistributedDirectory ? "distributed (strongly consistent, AddDistributedGrainDirectory)" : "Orleans' default")}");
         var admitted = host.Services.GetRequiredService<TransferAdmission>().Places;
         Console.WriteLine($"# the silo drives {(admitted == int.MaxValue ? "every movement at once" : $"{admitted} movements at once, the rest wait oldest first")} (Transactor:Transfers:MaxConcurrentTransfers); GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, {(GCSettings.LatencyMode == GCLatencyMode.Batch ? "non-concurrent" : "concurrent")}");
@@ -135,7 +151,7 @@ internal static class Bench
             if (settings.Engines.Contains("transactor"))
             {
                 await Setup(ids, id => OpenAndFund(grains, id));
-                var transactor = await Measure(name, TransactorEngine, settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n));
+                var transactor = await Measure(name, TransactorEngine, settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n), resultName, statements);
                 rows.Add(transactor);
                 failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
             }
@@ -157,7 +173,7 @@ internal static class Bench
 
             var baselineIds = ids.Select(id => "b-" + id).ToArray();
             await Setup(baselineIds, id => grains.GetGrain<IBaselineAccountGrain>(id).Deposit(InitialBalanceMinor));
-            var baseline = await Measure(name, BaselineEngine, settings, baselineIds, (from, to, amount, _) => BaselineTransfer(grains, from, to, amount));
+            var baseline = await Measure(name, BaselineEngine, settings, baselineIds, (from, to, amount, _) => BaselineTransfer(grains, from, to, amount), "orleans-transactions");
             rows.Add(baseline);
             var baselineTotal = (await Task.WhenAll(baselineIds.Select(id => BaselineBalance(grains, id)))).Sum();
             if (baselineTotal != count * InitialBalanceMinor)
@@ -247,7 +263,12 @@ internal static class Bench
         }));
     }
 
-    private static async Task<Row> Measure(string workload, string engine, Settings settings, string[] ids, Func<string, string, long, long, Task<Outcome>> transfer)
+    private static bool IsBatched(Settings settings) =>
+        string.Equals(settings.LedgerStorage, BatchedGrainStorageRegistration.ProviderType, StringComparison.OrdinalIgnoreCase);
+
+    /// <param name="resultName">The engine's name in the machine-readable <c>RESULT</c> line benchmarks/postgres.sh reads.</param>
+    /// <param name="statements">Statements sent so far, where the provider counts them (the batched one); otherwise each transaction is one statement.</param>
+    private static async Task<Row> Measure(string workload, string engine, Settings settings, string[] ids, Func<string, string, long, long, Task<Outcome>> transfer, string? resultName = null, Func<long>? statements = null)
     {
         var histogram = new LongConcurrentHistogram(1, TimeStamp.Minutes(1), 3);
         long committed = 0, rejected = 0, failed = 0, sequence = 0;
@@ -292,7 +313,9 @@ internal static class Bench
         await Task.Delay(settings.Warmup);
         var gcBefore = GcSnapshot.Take();
         var databaseBefore = await DatabaseSnapshot.Take(settings.Postgres);
+        var statementsBefore = statements?.Invoke() ?? 0;
         await Task.WhenAll(workers);
+        var statementsSent = (statements?.Invoke() ?? 0) - statementsBefore;
         var gc = GcSnapshot.Take() - gcBefore;
         var database = await DatabaseSnapshot.Take(settings.Postgres) - databaseBefore;
 
@@ -306,7 +329,12 @@ internal static class Bench
         Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {Per(gc.Allocated) / 1024.0:N1} KiB per transfer");
         if (database is { } d)
         {
-            Console.WriteLine($"  {"",-8} {"",-22} database: {Per(d.Transactions):N2} transactions, {Per(d.Inserted):N2} rows inserted, {Per(d.Updated):N2} updated, {Per(d.Fetched):N2} fetched per transfer (pg_stat_database; its counters lag up to 1 s)");
+            var statementsPerTransfer = statements is null ? Per(d.Transactions) : Per(statementsSent);
+            Console.WriteLine($"  {"",-8} {"",-22} database: {Per(d.Transactions):N2} transactions (commits), {statementsPerTransfer:N2} statements, {Per(d.Inserted):N2} rows inserted, {Per(d.Updated):N2} updated, {Per(d.Fetched):N2} fetched per transfer (pg_stat_database; its counters lag up to 1 s)");
+            if (resultName is not null)
+            {
+                Console.WriteLine(FormattableString.Invariant($"RESULT engine={resultName} workload={workload} tps={row.PerSecond:0} p99={row.P99Ms:0.0} commits={Per(d.Transactions):0.00} statements={statementsPerTransfer:0.00}"));
+            }
         }
 
         return row;

@@ -96,7 +96,7 @@ public static partial class LedgerSchema
         var found = new List<string>();
         foreach (var section in sections)
         {
-            if (section["ProviderType"] != "AdoNet" || section["Invariant"] != Invariant)
+            if (section["ProviderType"] is not ("AdoNet" or BatchedGrainStorageRegistration.ProviderType) || section["Invariant"] != Invariant)
             {
                 continue;
             }

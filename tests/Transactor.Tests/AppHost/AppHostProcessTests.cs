@@ -52,7 +52,7 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
                 Assert.Equal("transactor", env.GetProperty("Orleans__ServiceId").GetString());
                 foreach (var provider in new[] { "Clustering", "Reminders", "GrainStorage__ledger" })
                 {
-                    Assert.Equal("AdoNet", env.GetProperty($"Orleans__{provider}__ProviderType").GetString());
+                    Assert.Equal(provider == "GrainStorage__ledger" ? "Batched" : "AdoNet", env.GetProperty($"Orleans__{provider}__ProviderType").GetString());
                     Assert.Equal("Npgsql", env.GetProperty($"Orleans__{provider}__Invariant").GetString());
                     Assert.Equal("transactordb", env.GetProperty($"Orleans__{provider}__ConnectionName").GetString());
                 }

@@ -19,8 +19,9 @@ public sealed class DurabilityTests(PostgresFixture postgres)
         Assert.Equal(0, second);
     }
 
-    [Fact]
-    public async Task Balances_records_and_idempotency_results_survive_a_whole_cluster_restart()
+    [Theory]
+    [MemberData(nameof(PostgresCluster.StorageProviders), MemberType = typeof(PostgresCluster))]
+    public async Task Balances_records_and_idempotency_results_survive_a_whole_cluster_restart(string storage)
     {
         var database = await postgres.Server.CreateDatabaseAsync();
         var serviceId = $"restart-{Guid.NewGuid():N}"[..20];
@@ -28,7 +29,7 @@ public sealed class DurabilityTests(PostgresFixture postgres)
         TransferRequest committed, rejected;
         TransferResult committedResult, rejectedResult;
 
-        var cluster = await PostgresCluster.StartAsync(database, serviceId, silos: 2);
+        var cluster = await PostgresCluster.StartAsync(database, serviceId, silos: 2, storage: storage);
         try
         {
             var ledger = new Ledger(cluster.Client);
@@ -46,7 +47,7 @@ public sealed class DurabilityTests(PostgresFixture postgres)
             await cluster.DisposeAsync();
         }
 
-        var restarted = await PostgresCluster.StartAsync(database, serviceId, silos: 2);
+        var restarted = await PostgresCluster.StartAsync(database, serviceId, silos: 2, storage: storage);
         try
         {
             var ledger = new Ledger(restarted.Client);
@@ -136,14 +137,15 @@ public sealed class DurabilityTests(PostgresFixture postgres)
         return (encodings[$"acct/{ids[0]}"], encodings[$"acct/{ids[1]}"]);
     }
 
-    [Fact]
-    public async Task Hundreds_of_concurrent_movements_share_recovery_and_directory_writes_safely()
+    [Theory]
+    [MemberData(nameof(PostgresCluster.StorageProviders), MemberType = typeof(PostgresCluster))]
+    public async Task Hundreds_of_concurrent_movements_share_recovery_and_directory_writes_safely(string storage)
     {
         // Recovery shards and the account directory are reentrant and group their writes; the
         // ADO.NET provider serializes state asynchronously, so a write must never see a list that
         // a later turn is changing.
         var database = await postgres.Server.CreateDatabaseAsync();
-        var cluster = await PostgresCluster.StartAsync(database, $"burst-{Guid.NewGuid():N}"[..16]);
+        var cluster = await PostgresCluster.StartAsync(database, $"burst-{Guid.NewGuid():N}"[..16], storage: storage);
         try
         {
             var ledger = new Ledger(cluster.Client);
@@ -165,12 +167,13 @@ public sealed class DurabilityTests(PostgresFixture postgres)
         }
     }
 
-    [Fact]
-    public async Task Two_services_on_one_database_do_not_see_each_other()
+    [Theory]
+    [MemberData(nameof(PostgresCluster.StorageProviders), MemberType = typeof(PostgresCluster))]
+    public async Task Two_services_on_one_database_do_not_see_each_other(string storage)
     {
         var database = await postgres.Server.CreateDatabaseAsync();
-        var a = await PostgresCluster.StartAsync(database, $"svc-a-{Guid.NewGuid():N}"[..16]);
-        var b = await PostgresCluster.StartAsync(database, $"svc-b-{Guid.NewGuid():N}"[..16]);
+        var a = await PostgresCluster.StartAsync(database, $"svc-a-{Guid.NewGuid():N}"[..16], storage: storage);
+        var b = await PostgresCluster.StartAsync(database, $"svc-b-{Guid.NewGuid():N}"[..16], storage: storage);
         try
         {
             var inA = new Ledger(a.Client);

@@ -19,13 +19,21 @@ internal static class PostgresCluster
 {
     private static readonly ConcurrentDictionary<string, string> ConnectionStrings = new(StringComparer.Ordinal);
     private static readonly ConcurrentDictionary<string, bool> JsonState = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, string> Storage = new(StringComparer.Ordinal);
 
+    /// <summary>The ledger storage providers a test can run on: Orleans' <c>AdoNet</c> and Transactor's <c>Batched</c>.</summary>
+    public static TheoryData<string> StorageProviders() => new() { AdoNet, BatchedGrainStorageRegistration.ProviderType };
+
+    public const string AdoNet = "AdoNet";
+
+    /// <param name="storage">The ledger's grain storage provider: <see cref="AdoNet"/> or <see cref="BatchedGrainStorageRegistration.ProviderType"/>.</param>
     /// <param name="jsonState">Encode grain state as Orleans' providers do by default (Newtonsoft JSON), as Transactor did before it chose <see cref="LedgerStorageSerializer"/>.</param>
-    public static async Task<TestCluster> StartAsync(string connectionString, string serviceId, int silos = 1, bool jsonState = false)
+    public static async Task<TestCluster> StartAsync(string connectionString, string serviceId, int silos = 1, bool jsonState = false, string storage = AdoNet)
     {
         await LedgerSchema.MigrateAsync(connectionString);
         ConnectionStrings[serviceId] = connectionString;
         JsonState[serviceId] = jsonState;
+        Storage[serviceId] = storage;
         var builder = new TestClusterBuilder((short)silos);
         builder.Options.ServiceId = serviceId;
         builder.Options.ClusterId = $"{serviceId}-{Guid.NewGuid():N}"[..40];
@@ -43,11 +51,19 @@ internal static class PostgresCluster
                 ?? throw new InvalidOperationException("The test cluster's configuration has no ServiceId.");
             var connectionString = ConnectionStrings[serviceId];
             var jsonState = JsonState[serviceId];
-            siloBuilder.AddAdoNetGrainStorage(StorageNames.Ledger, options =>
+            if (Storage[serviceId] == BatchedGrainStorageRegistration.ProviderType)
             {
-                options.Invariant = LedgerSchema.Invariant;
-                options.ConnectionString = connectionString;
-            });
+                siloBuilder.AddBatchedGrainStorage(StorageNames.Ledger, connectionString);
+            }
+            else
+            {
+                siloBuilder.AddAdoNetGrainStorage(StorageNames.Ledger, options =>
+                {
+                    options.Invariant = LedgerSchema.Invariant;
+                    options.ConnectionString = connectionString;
+                });
+            }
+
             if (jsonState)
             {
                 siloBuilder.Services.AddOptions<AdoNetGrainStorageOptions>(StorageNames.Ledger)

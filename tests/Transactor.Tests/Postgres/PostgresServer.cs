@@ -29,7 +29,8 @@ public sealed class PostgresServer : IAsyncDisposable
         _serverOptions = serverOptions;
     }
 
-    public static async Task<PostgresServer> StartAsync()
+    /// <param name="durable">Keep PostgreSQL's <c>fsync</c> and <c>full_page_writes</c> on (a throwaway server turns them off for speed).</param>
+    public static async Task<PostgresServer> StartAsync(bool durable = false)
     {
         if (Environment.GetEnvironmentVariable(ConnectionStringVariable) is { Length: > 0 } given)
         {
@@ -57,7 +58,7 @@ public sealed class PostgresServer : IAsyncDisposable
         await RunAs(asRoot, Path.Combine(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
         var options = string.Join(' ',
             $"-p {port.ToString(CultureInfo.InvariantCulture)}", $"-k {data}", "-c listen_addresses=127.0.0.1",
-            "-c max_connections=1000", "-c fsync=off", "-c full_page_writes=off");
+            "-c max_connections=1000", durable ? "-c fsync=on" : "-c fsync=off -c full_page_writes=off");
         await RunAs(asRoot, Path.Combine(bin, "pg_ctl"), ["-D", data, "-o", options, "-l", Path.Combine(data, "server.log"), "-w", "-t", "60", "start"]);
         return new PostgresServer($"Host=127.0.0.1;Port={port};Username=postgres;Database=postgres", data, bin, options);
     }

@@ -1,3 +1,4 @@
+using Transactor.Persistence;
 using Transactor.Tests.Cluster;
 
 namespace Transactor.Tests.Postgres;
@@ -17,13 +18,13 @@ public sealed class SiloCrashTests(PostgresFixture postgres)
     private static readonly TimeSpan RecoveryTimeout = TimeSpan.FromSeconds(90);
 
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    [InlineData(3)]
-    public async Task Killing_a_silo_under_load_loses_nothing_and_applies_nothing_twice(int seed)
+    [InlineData(1, PostgresCluster.AdoNet)]
+    [InlineData(2, BatchedGrainStorageRegistration.ProviderType)]
+    [InlineData(3, PostgresCluster.AdoNet)]
+    public async Task Killing_a_silo_under_load_loses_nothing_and_applies_nothing_twice(int seed, string storage)
     {
         var database = await postgres.Server.CreateDatabaseAsync();
-        var cluster = await PostgresCluster.StartAsync(database, $"crash-{seed}-{Guid.NewGuid():N}"[..20], silos: 3);
+        var cluster = await PostgresCluster.StartAsync(database, $"crash-{seed}-{Guid.NewGuid():N}"[..20], silos: 3, storage: storage);
         try
         {
             var ledger = new Ledger(cluster.Client);
