@@ -228,7 +228,7 @@ public sealed partial class RecoveryShardGrain(
             listing.Ended ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             try
             {
-                await listing.Ended.Task.WaitAsync(timeout, time);
+                await listing.Ended.Task.WaitAsync(timeout > TimeSpan.Zero ? timeout : TimeSpan.Zero, time);
             }
             catch (TimeoutException)
             {

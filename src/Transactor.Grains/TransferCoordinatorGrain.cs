@@ -75,7 +75,9 @@ public sealed partial class TransferCoordinatorGrain(
                 var waitedFor = Stopwatch.StartNew();
                 while (true)
                 {
-                    var slice = _options.WaitTimeout - waitedFor.Elapsed;
+                    // Never negative: a Begin that took longer than the time left would make it so, and
+                    // a negative wait is an error (or, at -1 ms, forever).
+                    var slice = TimeSpan.FromTicks(Math.Max(0, (_options.WaitTimeout - waitedFor.Elapsed).Ticks));
                     var awaited = await shard.WaitForResult(request.TransferId, slice < WaitSlice ? slice : WaitSlice)
                         ?? throw new InvalidOperationException($"Transfer '{request.TransferId}' has no record after Begin.");
                     if (awaited.Status != TransferStatus.Pending || waitedFor.Elapsed >= _options.WaitTimeout)
