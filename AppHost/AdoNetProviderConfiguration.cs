@@ -21,7 +21,8 @@ internal sealed class AdoNetProviderConfiguration(IResourceBuilder<IResourceWith
 
     // The ledger's grain storage: Transactor's batched provider (group commit across grains) on the
     // same schema and the same keys; clustering and reminders stay on Orleans' ADO.NET providers.
-    private const string LedgerStorageSection = "GrainStorage:ledger";
+    // Aspire names sections with "__" (GrainStorage__ledger); ':' is accepted too.
+    private const string LedgerStorageSection = "GrainStorage__ledger";
     private const string LedgerStorageProviderType = "Batched";
 
     // The ADO.NET invariant Orleans registers for Npgsql (Transactor.Persistence.LedgerSchema.Invariant).
@@ -33,9 +34,10 @@ internal sealed class AdoNetProviderConfiguration(IResourceBuilder<IResourceWith
         ArgumentNullException.ThrowIfNull(resourceBuilder);
         ArgumentException.ThrowIfNullOrEmpty(configSectionPath);
 
-        var prefix = "Orleans__" + configSectionPath.Replace(":", "__", StringComparison.Ordinal);
+        var section = configSectionPath.Replace(":", "__", StringComparison.Ordinal);
+        var prefix = "Orleans__" + section;
         resourceBuilder
-            .WithEnvironment(prefix + "__ProviderType", configSectionPath == LedgerStorageSection ? LedgerStorageProviderType : ProviderType)
+            .WithEnvironment(prefix + "__ProviderType", section == LedgerStorageSection ? LedgerStorageProviderType : ProviderType)
             .WithEnvironment(prefix + "__Invariant", Invariant)
             .WithEnvironment(prefix + "__ConnectionName", database.Resource.Name)
             .WithReference(database);

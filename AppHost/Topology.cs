@@ -27,6 +27,9 @@ internal static partial class Topology
 
     public const string LoadTransfersKey = "Transactor:LoadGen:Transfers";
 
+    private const string LocalStopTimeout = "00:00:06";
+    private const string LocalExitAfter = "00:00:02";
+
     /// <summary>The database's name, the same on every path and in the published model.</summary>
     public const string DatabaseName = "transactordb";
 
@@ -99,6 +102,13 @@ internal static partial class Topology
         {
             // Silos on one machine reach each other on loopback, as in scripts/run-cluster.sh.
             silo.WithEnvironment("Orleans__Endpoints__AdvertisedIPAddress", "127.0.0.1");
+
+            // The orchestrator reports a stop (the dashboard's ■) as failed when the process still
+            // runs about 12 s after it was signalled, and a silo's graceful stop under load can take
+            // longer. Bounded here to 6 s of graceful stop plus 2 s before the process exits (as a
+            // crash, which the cluster and the transfer protocol recover from).
+            silo.WithEnvironment("Transactor__Hosting__StopTimeout", LocalStopTimeout)
+                .WithEnvironment("Transactor__Hosting__ExitAfter", LocalExitAfter);
         }
 
         return silo;
