@@ -111,8 +111,9 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// Notes that every account has applied the recorded decision, with the accounts' resulting
-    /// balances: writes the outcome into the movement's row, then takes it off the list. One-way:
-    /// the caller's lease lasts until this is done, so nobody else drives meanwhile.
+    /// balances: writes the outcome into the movement's row, then takes it off the list. One-way.
+    /// Another driver may take the movement over meanwhile (a lease given back or held on a silo
+    /// declared dead): its ticket carries the decided record, and only one outcome write happens.
     /// </summary>
     [Alias("Complete"), OneWay]
     Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit);

@@ -36,7 +36,7 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     /// <summary>
     /// When the latest lease was handed out or renewed (<see cref="TimeProvider.GetTimestamp"/>: a
     /// clock that never steps). Liveness only: until the lease's duration has passed no other caller
-    /// gets one, and one taken over after all is fenced by its epoch. Null: none handed out by this activation.
+    /// gets one, and one taken over after all is fenced by its epoch. Null: none handed out by this activation, or the one handed out was given back.
     /// </summary>
     public long? LeasedAt { get; private set; }
 
