@@ -147,14 +147,8 @@ internal static partial class Topology
     public static void AnnounceAtStart(this IDistributedApplicationBuilder builder, string? certificateNotice, LedgerStorageChoice storage)
     {
         var description = Describe(storage.Kind);
-        builder.Eventing.Subscribe<BeforeStartEvent>((@event, _) =>
+        void AnnounceStorage(ILogger logger)
         {
-            var logger = @event.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Transactor.AppHost");
-            if (certificateNotice is not null)
-            {
-                LogCertificate(logger, certificateNotice);
-            }
-
             if (storage.Kind == LedgerStorageKind.Memory)
             {
                 LogMemory(logger, storage.Reason);
@@ -163,6 +157,17 @@ internal static partial class Topology
             {
                 LogStorage(logger, description, storage.Reason);
             }
+        }
+
+        builder.Eventing.Subscribe<BeforeStartEvent>((@event, _) =>
+        {
+            var logger = @event.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Transactor.AppHost");
+            if (certificateNotice is not null)
+            {
+                LogCertificate(logger, certificateNotice);
+            }
+
+            AnnounceStorage(logger);
 
             return Task.CompletedTask;
         });
@@ -171,15 +176,7 @@ internal static partial class Topology
         {
             if (@event.Resource is ProjectResource { Name: var name } && name.StartsWith("silo", StringComparison.Ordinal))
             {
-                var logger = @event.Services.GetRequiredService<ResourceLoggerService>().GetLogger(@event.Resource);
-                if (storage.Kind == LedgerStorageKind.Memory)
-                {
-                    LogMemory(logger, storage.Reason);
-                }
-                else
-                {
-                    LogStorage(logger, description, storage.Reason);
-                }
+                AnnounceStorage(@event.Services.GetRequiredService<ResourceLoggerService>().GetLogger(@event.Resource));
             }
 
             return Task.CompletedTask;

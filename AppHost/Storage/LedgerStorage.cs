@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Configuration;
 
 namespace Transactor.AppHost.Storage;
@@ -92,32 +91,10 @@ internal static class LedgerStorage
 
     private static bool ContainerRuntimeAnswers(string runtime, out string why)
     {
-        var start = new ProcessStartInfo(runtime, "info")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        try
-        {
-            using var process = Process.Start(start)!;
-            var error = process.StandardError.ReadToEndAsync();
-            _ = process.StandardOutput.ReadToEndAsync();
-            if (!process.WaitForExit(s_runtimeProbeTimeout))
-            {
-                process.Kill(entireProcessTree: true);
-                why = $"'{runtime} info' did not answer within {s_runtimeProbeTimeout.TotalSeconds} s";
-                return false;
-            }
-
-            why = process.ExitCode == 0 ? "running" : FirstLine(error.Result) ?? $"'{runtime} info' exited with {process.ExitCode}";
-            return process.ExitCode == 0;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            why = "not installed";
-            return false;
-        }
+        var probe = ExternalCommand.Run(runtime, ["info"], s_runtimeProbeTimeout);
+        why = probe.Failure
+            ?? (probe.Succeeded ? "running" : FirstLine(probe.Error) ?? $"'{runtime} info' exited with {probe.ExitCode}");
+        return probe.Succeeded;
     }
 
     private static string? FirstLine(string text) =>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 
@@ -190,43 +189,8 @@ internal sealed class LocalPostgresInstallation
 
     private static bool TryRun(string program, IReadOnlyList<string> arguments, out string output, string? standardInput = null)
     {
-        var start = new ProcessStartInfo(program)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = standardInput is not null,
-            UseShellExecute = false,
-        };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        try
-        {
-            using var process = Process.Start(start)!;
-            if (standardInput is not null)
-            {
-                process.StandardInput.Write(standardInput);
-                process.StandardInput.Close();
-            }
-
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(s_toolTimeout))
-            {
-                process.Kill(entireProcessTree: true);
-                output = $"timed out after {s_toolTimeout.TotalSeconds} s";
-                return false;
-            }
-
-            output = stdout.Result + stderr.Result;
-            return process.ExitCode == 0;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            output = e.Message; // not installed
-            return false;
-        }
+        var result = ExternalCommand.Run(program, arguments, s_toolTimeout, standardInput);
+        output = result.Failure ?? result.Output + result.Error;
+        return result.Succeeded;
     }
 }

@@ -137,7 +137,7 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
             var exit = await appHost.WaitForExitAsync(TimeSpan.FromMinutes(1));
             await appHost.DisposeAsync();
             output.WriteLine($"AppHost exited with {exit?.ToString(CultureInfo.InvariantCulture) ?? "(killed)"} after Ctrl+C");
-            TryDelete(dataRoot);
+            AspireTopology.DeleteDataRoot(dataRoot);
         }
     }
 
@@ -165,21 +165,6 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
         }
 
         throw new TimeoutException($"No line matching {pattern} from the AppHost:\n{host.Output}");
-    }
-
-    private static void TryDelete(string folder)
-    {
-        try
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-        catch (IOException)
-        {
-            // A server still stopping may hold a file; the temporary folder is cleared in time.
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
     }
 
     [GeneratedRegex(@"Login to the dashboard at (\S+)")]

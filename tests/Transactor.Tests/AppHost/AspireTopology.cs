@@ -90,6 +90,19 @@ internal sealed class AspireTopology : IAsyncDisposable
         return dataRoot;
     }
 
+    /// <summary>Removes a folder made by <see cref="CreateDataRoot"/>, as far as it can.</summary>
+    public static void DeleteDataRoot(string dataRoot)
+    {
+        try
+        {
+            Directory.Delete(dataRoot, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A server still stopping may hold a file, and files it made may be its own; /tmp is cleared in time.
+        }
+    }
+
     public static IEnumerable<string> ResourcesThatRun(bool localPostgres) =>
         localPostgres ? ["postgres", "transactordb", .. Silos, "api"] : [.. Silos, "api"];
 
@@ -116,14 +129,7 @@ internal sealed class AspireTopology : IAsyncDisposable
         await _app.DisposeAsync();
         if (_dataRoot is not null)
         {
-            try
-            {
-                Directory.Delete(_dataRoot, recursive: true);
-            }
-            catch (IOException)
-            {
-                // A server that is still stopping may hold a file; /tmp is cleared in time.
-            }
+            DeleteDataRoot(_dataRoot);
         }
     }
 }

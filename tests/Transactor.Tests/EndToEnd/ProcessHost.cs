@@ -30,28 +30,7 @@ internal sealed class ProcessHost : IAsyncDisposable
     public static ProcessHost Start(string project, IReadOnlyDictionary<string, string> environment, IEnumerable<string>? arguments = null)
     {
         var dll = Repo.BuiltAssembly(project);
-        var start = new ProcessStartInfo("dotnet", [dll, .. arguments ?? []])
-        {
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var host = new ProcessHost(project, process);
-        process.OutputDataReceived += (_, e) => host.Keep(e.Data);
-        process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return host;
+        return Launch(project, dll, Path.GetDirectoryName(dll)!, "Production", environment, arguments ?? []);
     }
 
     /// <summary>
@@ -66,22 +45,28 @@ internal sealed class ProcessHost : IAsyncDisposable
             throw new FileNotFoundException($"Build the AppHost first (dotnet build -c {Repo.Configuration}).", dll);
         }
 
+        return Launch("Transactor.AppHost", dll, Path.Combine(Repo.Root, "AppHost"), "Development", environment, arguments);
+    }
+
+    private static ProcessHost Launch(
+        string name, string dll, string workingDirectory, string hostEnvironment, IReadOnlyDictionary<string, string> environment, IEnumerable<string> arguments)
+    {
         var start = new ProcessStartInfo("dotnet", [dll, .. arguments])
         {
-            WorkingDirectory = Path.Combine(Repo.Root, "AppHost"),
+            WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        start.Environment["DOTNET_ENVIRONMENT"] = hostEnvironment;
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = hostEnvironment;
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;
         }
 
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var host = new ProcessHost("Transactor.AppHost", process);
+        var host = new ProcessHost(name, process);
         process.OutputDataReceived += (_, e) => host.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => host.Keep(e.Data);
         process.Start();
