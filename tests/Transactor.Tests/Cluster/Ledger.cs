@@ -77,6 +77,43 @@ internal sealed class Ledger(IClusterClient client)
     }
 
     /// <summary>
+    /// After a crash: waits for every <paramref name="sent"/> movement to end, then checks that each
+    /// acknowledged commit is recorded as committed, and that each account's available balance is
+    /// exactly its start plus its committed records' effects (none lost, none applied twice).
+    /// <paramref name="context"/> opens every failure message.
+    /// </summary>
+    public async Task AssertRecordsExplainBalances(
+        IEnumerable<TransferRequest> sent, IEnumerable<TransferResult> acknowledged, IReadOnlyCollection<string> ids, long initialMinor, TimeSpan timeout, string context)
+    {
+        var records = new Dictionary<string, TransferResult>(StringComparer.Ordinal);
+        foreach (var request in sent)
+        {
+            if (await WaitForEnd(request.TransferId, timeout) is { } record)
+            {
+                records[request.TransferId] = record;
+            }
+        }
+
+        foreach (var ack in acknowledged.Where(a => a.Status == TransferStatus.Committed))
+        {
+            Assert.True(records.TryGetValue(ack.TransferId, out var record) && record.Status == TransferStatus.Committed,
+                $"{context}: acknowledged transfer {ack.TransferId} is not recorded as committed");
+        }
+
+        var expected = ids.ToDictionary(id => id, _ => initialMinor, StringComparer.Ordinal);
+        foreach (var record in records.Values.Where(r => r.Status == TransferStatus.Committed))
+        {
+            expected[record.Request.DebitAccountId!] -= record.Request.AmountMinor;
+            expected[record.Request.CreditAccountId!] += record.Request.AmountMinor;
+        }
+
+        foreach (var s in await Snapshots(ids))
+        {
+            Assert.True(expected[s.AccountId] == s.AvailableMinor, $"{context}: {s.AccountId} holds {s.AvailableMinor}, its committed transfers say {expected[s.AccountId]}");
+        }
+    }
+
+    /// <summary>
     /// Waits until the record of <paramref name="transferId"/> is decided and returns it, or returns
     /// null when nothing is recorded under the id (its Begin never completed).
     /// </summary>

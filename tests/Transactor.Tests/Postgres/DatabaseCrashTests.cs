@@ -60,33 +60,7 @@ public sealed class DatabaseCrashTests
             await Task.WhenAll(workers);
             await ledger.WaitUntilQuiet(ids, RecoveryTimeout);
 
-            var records = new Dictionary<string, TransferResult>(StringComparer.Ordinal);
-            foreach (var request in sent)
-            {
-                if (await ledger.WaitForEnd(request.TransferId, RecoveryTimeout) is { } record)
-                {
-                    records[request.TransferId] = record;
-                }
-            }
-
-            foreach (var ack in acknowledged.Where(a => a.Status == TransferStatus.Committed))
-            {
-                Assert.True(records.TryGetValue(ack.TransferId, out var record) && record.Status == TransferStatus.Committed,
-                    $"acknowledged transfer {ack.TransferId} is not recorded as committed after the database crash");
-            }
-
-            var expected = ids.ToDictionary(id => id, _ => InitialMinor, StringComparer.Ordinal);
-            foreach (var record in records.Values.Where(r => r.Status == TransferStatus.Committed))
-            {
-                expected[record.Request.DebitAccountId!] -= record.Request.AmountMinor;
-                expected[record.Request.CreditAccountId!] += record.Request.AmountMinor;
-            }
-
-            foreach (var s in await ledger.Snapshots(ids))
-            {
-                Assert.True(expected[s.AccountId] == s.AvailableMinor, $"{s.AccountId} holds {s.AvailableMinor}, its committed transfers say {expected[s.AccountId]}");
-            }
-
+            await ledger.AssertRecordsExplainBalances(sent, acknowledged, ids, InitialMinor, RecoveryTimeout, "after the database crash");
             await ledger.AssertBalanced(ids, Accounts * InitialMinor);
             Assert.True(acknowledgedBeforeCrash > 50, $"only {acknowledgedBeforeCrash} transfers acknowledged before the crash");
             Assert.True(acknowledged.Count > acknowledgedBeforeCrash, "no transfer was acknowledged after the restart");

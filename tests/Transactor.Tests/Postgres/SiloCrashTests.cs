@@ -64,37 +64,8 @@ public sealed class SiloCrashTests(PostgresFixture postgres)
 
             await ledger.WaitUntilQuiet(ids, RecoveryTimeout);
 
-            // Every acknowledged commit is recorded as committed.
-            var records = new Dictionary<string, TransferResult>(StringComparer.Ordinal);
-            foreach (var request in sent)
-            {
-                var record = await ledger.WaitForEnd(request.TransferId, RecoveryTimeout);
-                if (record is not null)
-                {
-                    records[request.TransferId] = record;
-                }
-            }
-
-            foreach (var ack in acknowledged.Where(a => a.Status == TransferStatus.Committed))
-            {
-                Assert.True(records.TryGetValue(ack.TransferId, out var record) && record.Status == TransferStatus.Committed,
-                    $"acknowledged transfer {ack.TransferId} is not recorded as committed");
-            }
-
-            // Each account's balance is exactly its start plus the committed records' effects: none lost, none twice.
-            var expected = ids.ToDictionary(id => id, _ => InitialMinor, StringComparer.Ordinal);
-            foreach (var record in records.Values.Where(r => r.Status == TransferStatus.Committed))
-            {
-                expected[record.Request.DebitAccountId!] -= record.Request.AmountMinor;
-                expected[record.Request.CreditAccountId!] += record.Request.AmountMinor;
-            }
-
-            var snapshots = await ledger.Snapshots(ids);
-            foreach (var s in snapshots)
-            {
-                Assert.True(expected[s.AccountId] == s.AvailableMinor, $"seed {seed}: {s.AccountId} holds {s.AvailableMinor}, its committed transfers say {expected[s.AccountId]}");
-            }
-
+            // Every acknowledged commit is recorded as committed; each balance is its start plus its committed records.
+            await ledger.AssertRecordsExplainBalances(sent, acknowledged, ids, InitialMinor, RecoveryTimeout, $"seed {seed}");
             await ledger.AssertBalanced(ids, Accounts * InitialMinor);
             Assert.True(acknowledged.Count(a => a.Status == TransferStatus.Committed) > 100, $"seed {seed}: only {acknowledged.Count} transfers acknowledged, {failures} failed");
         }
