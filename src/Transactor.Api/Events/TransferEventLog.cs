@@ -100,7 +100,7 @@ public sealed class TransferEventLog : ILedgerEventObserver
 
             var subscription = new Subscription(this, account);
             var oldest = Math.Max(1, _next - RingCapacity);
-            var from = _next;
+            var from = backlog > 0 ? oldest : _next;
             if (lastEventId is not null)
             {
                 var known = TryParse(lastEventId, out var last) && last < _next;
