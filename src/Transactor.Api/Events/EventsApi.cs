@@ -55,6 +55,8 @@ public static class EventsApi
     {
         using (subscription)
         {
+            // First, and at once: the response starts (its headers reach the client) before any movement ends.
+            yield return new SseItem<string>(JsonSerializer.Serialize(new ReadyView(log.Instance), json), "ready") { ReconnectionInterval = Reconnect };
             if (subscription.Gap is { } gap)
             {
                 yield return new SseItem<string>(JsonSerializer.Serialize(gap, json), "gap") { ReconnectionInterval = Reconnect };

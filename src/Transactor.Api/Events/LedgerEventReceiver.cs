@@ -55,7 +55,14 @@ public sealed partial class LedgerEventReceiver(IClusterClient client, TransferE
                 LogSubscribeFailed(logger, ex);
             }
 
-            client.DeleteObjectReference<ILedgerEventObserver>(_reference);
+            try
+            {
+                client.DeleteObjectReference<ILedgerEventObserver>(_reference);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The client stopped first: the reference is gone with it.
+            }
         }
     }
 

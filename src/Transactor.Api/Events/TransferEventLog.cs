@@ -279,6 +279,9 @@ public sealed class TransferEventLog : ILedgerEventObserver
 /// <param name="Lost">How many movements were lost, when known.</param>
 public sealed record GapView(string Reason, string After, string Oldest, long? Lost);
 
+/// <summary>The <c>ready</c> event, first on every connection: the stream's name, the first part of its event ids.</summary>
+public sealed record ReadyView(string Stream);
+
 /// <summary>The <c>missed</c> event: this many movements were dropped because the client read too slowly.</summary>
 public sealed record MissedView(long Missed);
 
