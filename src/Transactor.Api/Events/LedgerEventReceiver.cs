@@ -13,18 +13,19 @@ public sealed partial class LedgerEventReceiver(IClusterClient client, TransferE
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        // The observer object must stay referenced: the log is a singleton, and so is this service.
-        _reference = client.CreateObjectReference<ILedgerEventObserver>(log);
         var subscribed = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                // The observer object must stay referenced: the log is a singleton, and so is this service.
+                _reference ??= client.CreateObjectReference<ILedgerEventObserver>(log);
                 await client.Hub().Subscribe(_reference).WaitAsync(LedgerEvents.RenewEvery, stoppingToken);
                 subscribed = true;
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
+                // Whatever the cluster answers, the API serves on; the events resume with the next subscription.
                 LogSubscribeFailed(logger, ex);
                 subscribed = false;
             }
@@ -59,9 +60,10 @@ public sealed partial class LedgerEventReceiver(IClusterClient client, TransferE
             {
                 client.DeleteObjectReference<ILedgerEventObserver>(_reference);
             }
-            catch (ObjectDisposedException)
+            catch (Exception ex)
             {
                 // The client stopped first: the reference is gone with it.
+                LogSubscribeFailed(logger, ex);
             }
         }
     }

@@ -150,7 +150,7 @@ public sealed partial class LiveMetrics(
                 })
                 .ToArray();
         }
-        catch (Exception ex) when (ex is TimeoutException or OrleansException)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
             // Best effort: the last view stays until the cluster answers again.
             LogClusterFailed(logger, ex);
