@@ -15,7 +15,9 @@ namespace Transactor.Tests.Cluster;
 /// and recovery shard live on the two surviving silos keep committing throughout, and movements
 /// that touch an account of the killed silo commit again within 10 s of the kill. Afterwards every
 /// record explains every balance. The client connects to every silo's gateway and stops waiting for
-/// calls in flight when it loses one, as the API does (<see cref="GatewayLoss"/>).
+/// calls in flight when it loses one, as the API does (<see cref="GatewayLoss"/>). TestingHost's kill
+/// stops an in-process silo at once but through its host, so its peers may learn of it sooner than of
+/// a <c>kill -9</c>: ChaosSuiteTests kills a real silo process for that.
 /// </summary>
 public sealed class SiloKillAvailabilityTests(ITestOutputHelper output) : IAsyncLifetime
 {
