@@ -45,6 +45,9 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
         await page.ClickAsync("button[data-count='10000']");
 
         var run = page.Locator(".run").Filter(new() { HasText = name });
+        // The page under load (the README's picture, with TRANSACTOR_SCREENSHOT_DIR=docs/images).
+        await Assertions.Expect(run.Locator(".run-progress")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^([5-9][0-9]|100) %$"), new() { Timeout = (float)RunTimeout.TotalMilliseconds });
+        await Browser.Screenshot(page, output);
         await Assertions.Expect(run.Locator(".run-progress")).ToHaveTextAsync("100 %", new() { Timeout = (float)RunTimeout.TotalMilliseconds });
         await Assertions.Expect(run.Locator(".run-books")).ToContainTextAsync("books balance", new() { Timeout = 15_000 });
         await figureMoved;
@@ -64,7 +67,6 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
         Assert.True(ended.GetProperty("books").GetProperty("balanced").GetBoolean());
         output.WriteLine($"+10k run: {ended.GetProperty("per_second").GetDouble()} transfers/s over {ended.GetProperty("seconds").GetDouble()} s");
 
-        await Browser.Screenshot(page, output);
         Assert.Empty(errors);
         Assert.Empty(viewerErrors);
     }
