@@ -39,7 +39,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
         return new(OpenAccountStatus.Opened, Snapshot());
     }
 
-    /// <summary>Promises this account's side of a movement; see <see cref="IAccountGrain.Prepare"/>.</summary>
+    /// <summary>Promises this account's side of a movement; see <c>IAccountGrain.Prepare</c>.</summary>
     /// <param name="changed">True when the state changed and must be persisted.</param>
     public PrepareResult Prepare(PrepareRequest request, out bool changed)
     {
@@ -126,7 +126,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
     public bool Holds(string transferId) => State.Pending.ContainsKey(transferId);
 
     /// <summary>
-    /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <see cref="IAccountGrain.Commit"/>.
+    /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <c>IAccountGrain.Commit</c>.
     /// An entry prepared under an earlier epoch is released instead. Changes nothing when none is
     /// prepared under the id.
     /// </summary>
