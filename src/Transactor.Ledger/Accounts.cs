@@ -4,6 +4,8 @@ namespace Transactor;
 /// <param name="ReservedMinor">Money debited by movements that are not yet committed (in flight).</param>
 /// <param name="Version">Grows by one with every change to the account.</param>
 /// <param name="IncomingMinor">Money promised to the account by movements that are not yet committed.</param>
+/// <param name="PendingDebitMinor">Money held for pending (two-phase) transfers out of the account: not available, not yet gone.</param>
+/// <param name="PendingCreditMinor">Money pending (two-phase) transfers into the account may bring once posted.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.AccountSnapshot")]
 public sealed record AccountSnapshot(
     [property: Id(0)] string AccountId,
@@ -15,10 +17,12 @@ public sealed record AccountSnapshot(
     [property: Id(6)] bool Locked,
     [property: Id(7)] long Version,
     [property: Id(8)] DateTimeOffset OpenedAt,
-    [property: Id(9)] long IncomingMinor)
+    [property: Id(9)] long IncomingMinor,
+    [property: Id(10)] long PendingDebitMinor = 0,
+    [property: Id(11)] long PendingCreditMinor = 0)
 {
-    /// <summary>Available plus held.</summary>
-    public long TotalMinor => checked(AvailableMinor + HeldMinor);
+    /// <summary>What the account owns: available, held (disputes) and the holds of its pending debits, which are still its own until posted.</summary>
+    public long TotalMinor => checked(AvailableMinor + HeldMinor + PendingDebitMinor);
 }
 
 /// <summary>Outcome of opening an account.</summary>
@@ -71,7 +75,28 @@ public sealed record PrepareRequest(
     [property: Id(2)] long AmountMinor,
     [property: Id(3)] string? Currency,
     [property: Id(6)] long Epoch,
-    [property: Id(5)] bool External = false);
+    [property: Id(5)] bool External = false,
+    [property: Id(7)] HoldStep Step = HoldStep.None,
+    [property: Id(8)] string? PendingTransferId = null);
+
+/// <summary>
+/// The part an entry plays in a pending (two-phase) transfer. Values are persisted: never renumber them.
+/// </summary>
+[GenerateSerializer]
+public enum HoldStep
+{
+    /// <summary>An ordinary movement: applying it moves the money.</summary>
+    None = 0,
+
+    /// <summary>The first phase: prepared like a movement, and applying it keeps the amount on hold on each side.</summary>
+    Hold = 1,
+
+    /// <summary>Posts a hold: the entry's amount (at most the hold's) moves, the rest of the hold returns to available.</summary>
+    Post = 2,
+
+    /// <summary>Voids a hold (on request or when it expires): the whole hold returns to available.</summary>
+    Void = 3,
+}
 
 /// <summary>Outcome of a prepare.</summary>
 [GenerateSerializer]
