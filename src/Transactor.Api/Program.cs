@@ -30,6 +30,7 @@ app.MapDefaultEndpoints();
 app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
+app.MapBatchTransfersApi();
 app.MapMetricsApi();
 
 app.AnnounceLedger(mode);

@@ -7,9 +7,9 @@ namespace Transactor.Api.Apis;
 /// <summary>Transfers between accounts, and reading any recorded movement.</summary>
 public static class TransfersApi
 {
-    private static readonly string[] FullRequired = ["from", "to", "amount", "currency"];
+    internal static readonly string[] FullRequired = ["from", "to", "amount", "currency"];
     private static readonly string[] SimpleRequired = ["from", "to", "amount"];
-    private static readonly string[] PendingOptional = ["pending", "timeout"];
+    internal static readonly string[] PendingOptional = ["pending", "timeout"];
     private static readonly string[] PostOptional = ["amount"];
 
     public static IEndpointRouteBuilder MapTransfersApi(this IEndpointRouteBuilder app)
@@ -88,34 +88,45 @@ public static class TransfersApi
             return bodyProblem!;
         }
 
-        if (!body.TryString("from", out var from, out problem) || !body.TryString("to", out var to, out problem)
+        var (request, requestProblem) = ReadTransfer(body, key);
+        if (request is null)
+        {
+            return requestProblem!;
+        }
+
+        return await Execute(context, client, metrics, request);
+    }
+
+    /// <summary>The movement a checked body asks for under idempotency key <paramref name="key"/>, or the problem with its fields.</summary>
+    internal static (TransferRequest? Request, IResult? Problem) ReadTransfer(JsonBody body, string key)
+    {
+        if (!body.TryString("from", out var from, out var problem) || !body.TryString("to", out var to, out problem)
             || !body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem)
             || !body.TryBool("pending", out var pending, out problem)
             || !body.TryDuration("timeout", PendingTransfers.MinTimeout, PendingTransfers.MaxTimeout, out var timeout, out problem))
         {
-            return problem!;
+            return (null, problem);
         }
 
         if (timeout is not null && !pending)
         {
-            return Problems.InvalidField("timeout", "A timeout is for a pending transfer: send \"pending\": true with it.");
+            return (null, Problems.InvalidField("timeout", "A timeout is for a pending transfer: send \"pending\": true with it."));
         }
 
         foreach (var (field, id) in new[] { ("from", from), ("to", to) })
         {
             if (!Ids.IsValidAccountId(id))
             {
-                return Problems.InvalidField(field, $"Account ids are 1-{Ids.MaxAccountIdLength} characters of letters, digits, '-', '_' and '.'.");
+                return (null, Problems.InvalidField(field, $"Account ids are 1-{Ids.MaxAccountIdLength} characters of letters, digits, '-', '_' and '.'."));
             }
         }
 
         if (currency is not null && !Currency.IsValid(currency))
         {
-            return Problems.InvalidField("currency", "The currency must be an ISO 4217 code: three upper-case letters such as USD.");
+            return (null, Problems.InvalidField("currency", "The currency must be an ISO 4217 code: three upper-case letters such as USD."));
         }
 
-        var request = pending ? TransferRequest.Pending(key, from!, to!, amount, currency, timeout) : new TransferRequest(key, from, to, amount, currency);
-        return await Execute(context, client, metrics, request);
+        return (pending ? TransferRequest.Pending(key, from!, to!, amount, currency, timeout) : new TransferRequest(key, from, to, amount, currency), null);
     }
 
     /// <summary>Posts or voids a pending transfer: 200 with the post or void, or a problem.</summary>
