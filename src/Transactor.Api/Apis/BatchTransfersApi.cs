@@ -21,7 +21,7 @@ public static class BatchTransfersApi
     public const int MaxBytes = 1024 * 1024;
 
     /// <summary>How many of one batch's transfers go to the ledger at once; the rest wait their turn, in order.</summary>
-    public const int MaxItemsInFlight = 64;
+    public const int MaxItemsInFlight = 16;
 
     private static readonly string[] ItemRequired = ["id", .. TransfersApi.FullRequired];
 
