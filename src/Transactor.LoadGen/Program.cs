@@ -32,11 +32,12 @@ var maxAttempts = new Option<int>("--max-attempts") { Description = "Attempts pe
 var overload = new Option<double>("--overload") { Description = "Multiply the offered load by this in 3 s bursts every 10 s (1 = no bursts).", DefaultValueFactory = _ => 1.0 };
 var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
 var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
+var batch = new Option<int>("--batch") { Description = "Transfers per request: above 1, each client sends POST /transfers/batch with this many (closed loop only).", DefaultValueFactory = _ => 1 };
 var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping, batch,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -54,6 +55,7 @@ root.SetAction(async (parse, cancellation) =>
         PoliteShare = Math.Clamp(parse.GetValue(polite), 0, 1),
         MaxAttempts = Math.Max(1, parse.GetValue(maxAttempts)),
         Overload = Math.Max(1, parse.GetValue(overload)),
+        BatchSize = Math.Clamp(parse.GetValue(batch), 1, 1_000),
     };
     using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
     using var http = new HttpClient(handler) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
