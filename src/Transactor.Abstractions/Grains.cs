@@ -135,17 +135,26 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
 }
 
 /// <summary>
-/// The timeout of one pending transfer (the key is its id): an Orleans reminder, registered before
-/// the pending transfer is recorded, that voids it once its timeout has run out and then ends.
-/// Reminders are durable (on PostgreSQL, Orleans' ADO.NET reminders table), so the timeout
-/// outlives silos and restarts.
+/// The timeout of one pending transfer (the key is its id): an Orleans reminder that voids it once
+/// its timeout has run out and then ends. Every driver of the hold arms it from the recorded
+/// request once the hold is decided committed, before the movement completes, so a hold that is
+/// on the accounts always has it. Reminders are durable (on PostgreSQL, Orleans' ADO.NET reminders
+/// table), so the timeout outlives silos and restarts.
 /// </summary>
 [Alias("Transactor.IPendingTimeoutGrain")]
 public interface IPendingTimeoutGrain : IGrainWithStringKey
 {
-    /// <summary>Registers the reminder, due after <paramref name="timeout"/>, unless it is registered already.</summary>
-    [Alias("Arm")]
-    Task Arm(TimeSpan timeout);
+    /// <summary>
+    /// Registers the reminder (or moves it) so that it first looks a moment after
+    /// <paramref name="deadline"/>, the recorded hold's <c>CreatedAt + Timeout</c>. Idempotent: arming
+    /// again with the same deadline changes nothing a client can see.
+    /// </summary>
+    [Alias("ArmAt")]
+    Task Arm(DateTimeOffset deadline);
+
+    /// <summary>Unregisters the reminder: the pending transfer has been posted or voided.</summary>
+    [Alias("Disarm")]
+    Task Disarm();
 }
 
 /// <summary>

@@ -49,6 +49,11 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
 
     public async Task<PrepareResult> Prepare(PrepareRequest request)
     {
+        if (request.Step is HoldStep.Post or HoldStep.Void)
+        {
+            await ReloadUnlessHoldFound(request);
+        }
+
         var result = _book.Prepare(request, out var changed);
         if (changed)
         {
@@ -121,6 +126,23 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         }
     }
 
+    /// <summary>
+    /// Before this account refuses the end of a hold it does not hold (<c>pending_transfer_not_found</c>),
+    /// it checks storage, as <see cref="ReloadUnlessHeld"/> does before an apply: another activation
+    /// may have applied the hold, and a refusal from this activation's memory would be decided under
+    /// the pending transfer's one end id, so no later post, void or expiry could ever end the hold.
+    /// The hold's apply was stored before its driver heard it, and an end begins only once the hold
+    /// has completed, so this read finds it.
+    /// </summary>
+    private async Task ReloadUnlessHoldFound(PrepareRequest request)
+    {
+        if (!_book.Holds(request.TransferId) && (request.PendingTransferId is not { } pendingId || _book.HoldOf(pendingId) is null) && await _state.ReloadIfChanged())
+        {
+            LogReloaded(logger, _book.AccountId, request.TransferId);
+            Load();
+        }
+    }
+
     /// <summary>Takes the state read from storage; entries it holds are looked at like any prepared here.</summary>
     private void Load()
     {
@@ -184,7 +206,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     [LoggerMessage(Level = LogLevel.Debug, Message = "Opened account {AccountId} in {Currency}")]
     private static partial void LogOpened(ILogger logger, string accountId, string currency);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: storage held a newer row than this activation when transfer {TransferId} was applied; took it")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: storage held a newer row than this activation when transfer {TransferId} was applied or ended a hold; took it")]
     private static partial void LogReloaded(ILogger logger, string accountId, string transferId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: released transfer {TransferId}'s entry of epoch {Epoch}, a late prepare of a driver superseded before epoch {DecidedEpoch} decided it")]

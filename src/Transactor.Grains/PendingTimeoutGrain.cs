@@ -5,10 +5,12 @@ namespace Transactor.Grains;
 
 /// <summary>
 /// Voids a pending transfer when its timeout has run out, through one Orleans reminder per pending
-/// transfer with a timeout. The reminder is registered before the pending transfer is recorded, so
-/// a recorded one always has it; it fires first a little after the timeout
-/// (<see cref="FirstLookDelay"/>), then every <see cref="TransferOptions.RecoveryPeriod"/> until the
-/// pending transfer has ended (posted, voided or expired), was never placed, or was rejected.
+/// transfer with a timeout. Every driver of the hold arms it once the hold is decided committed
+/// and before the movement completes (<see cref="Arm"/>, from the recorded request), so a hold
+/// that is on the accounts always has it, and a hold that was refused (429, a rejection) never had
+/// one. It first looks a little after the deadline (<see cref="FirstLookDelay"/>), then every
+/// <see cref="TransferOptions.RecoveryPeriod"/> until the pending transfer has ended (posted,
+/// voided or expired). A post or void unregisters it (<see cref="Disarm"/>, best effort).
 /// The expiry is an ordinary movement under the pending transfer's end id, so it happens at most
 /// once and only if nothing else ended the transfer first.
 /// </summary>
@@ -17,19 +19,22 @@ public sealed partial class PendingTimeoutGrain(TimeProvider time, IOptions<Tran
 {
     public const string ReminderName = "expire";
 
-    /// <summary>
-    /// How long after the timeout (counted from when the reminder is armed, a moment before the
-    /// transfer is recorded) the reminder first looks: the deadline counts from the record's time.
-    /// </summary>
+    /// <summary>How long after the deadline the reminder first looks.</summary>
     public static readonly TimeSpan FirstLookDelay = TimeSpan.FromSeconds(1);
 
-    public async Task Arm(TimeSpan timeout)
+    public async Task Arm(DateTimeOffset deadline)
     {
-        // A retry of the same pending transfer must not push its first look later.
-        if (await this.GetReminder(ReminderName) is null)
-        {
-            await this.RegisterOrUpdateReminder(ReminderName, timeout + FirstLookDelay, options.Value.RecoveryPeriod);
-        }
+        // Always from the recorded deadline: every driver of the hold arms the same one, so arming
+        // again (recovery, a retry) moves nothing, and no earlier request under the key can leave
+        // a later one behind.
+        var due = deadline - time.GetUtcNow();
+        await this.RegisterOrUpdateReminder(ReminderName, (due > TimeSpan.Zero ? due : TimeSpan.Zero) + FirstLookDelay, options.Value.RecoveryPeriod);
+    }
+
+    public async Task Disarm()
+    {
+        await Unregister();
+        DeactivateOnIdle();
     }
 
     public async Task ReceiveReminder(string reminderName, TickStatus status)
@@ -38,7 +43,7 @@ public sealed partial class PendingTimeoutGrain(TimeProvider time, IOptions<Tran
         var pending = await GrainFactory.GetTransferResult(pendingId);
         if (pending is { Status: TransferStatus.Pending })
         {
-            return; // Still being placed: look again at the next tick.
+            return; // Listed: still being placed (it is armed before it completes). Look again at the next tick.
         }
 
         if (pending is { Status: TransferStatus.Committed, Request: { Phase: TransferPhase.Pending, Timeout: { } timeout } })
@@ -57,12 +62,17 @@ public sealed partial class PendingTimeoutGrain(TimeProvider time, IOptions<Tran
             LogExpiry(logger, pendingId, ended.Status, ended.Reason);
         }
 
+        // Ended, or never a committed hold (a reminder left by an earlier version): nothing to expire.
+        await Unregister();
+        DeactivateOnIdle();
+    }
+
+    private async Task Unregister()
+    {
         if (await this.GetReminder(ReminderName) is { } reminder)
         {
             await this.UnregisterReminder(reminder);
         }
-
-        DeactivateOnIdle();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Timeout of pending transfer {PendingTransferId}: {Status} ({Reason})")]

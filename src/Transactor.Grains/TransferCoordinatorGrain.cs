@@ -41,7 +41,7 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task<TransferResult> Execute(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        await ArmTimeout(request);
+        CheckPhase(request);
         return await ExecuteRecorded(request, time.GetTimestamp());
     }
 
@@ -59,6 +59,13 @@ public sealed partial class TransferCoordinatorGrain(
         {
             // Still being placed: its outcome decides whether there is a hold to end.
             pending = await GrainFactory.GetRecoveryShard(pendingTransferId).WaitForResult(pendingTransferId, _options.WaitTimeout);
+        }
+
+        if (pending is { Status: TransferStatus.Pending })
+        {
+            // Still being placed after the wait: not "not found", which a client would take as final.
+            var placing = new TransferRequest(endId, pending.Request.DebitAccountId, pending.Request.CreditAccountId, amountMinor ?? 0, null, phase, null, pendingTransferId);
+            return Refused(placing, RejectionReason.PendingTransferInFlight);
         }
 
         if (pending is not { Status: TransferStatus.Committed, Request: { Phase: TransferPhase.Pending } held })
@@ -85,7 +92,16 @@ public sealed partial class TransferCoordinatorGrain(
             await EndPending(pendingTransferId, TransferPhase.Expire, null);
         }
 
-        return await ExecuteRecorded(request, time.GetTimestamp());
+        var ended = await ExecuteRecorded(request, time.GetTimestamp());
+        if (phase != TransferPhase.Expire && held.Timeout is not null && ended is { Status: TransferStatus.Committed, Replayed: false })
+        {
+            // Posted or voided: its timeout has nothing left to do. Best effort (a reminder left
+            // behind finds the end at its deadline and unregisters itself); never awaited, as an
+            // expiry's own reminder is the caller of this grain when the phase is Expire.
+            GrainFactory.GetGrain<IPendingTimeoutGrain>(pendingTransferId).Disarm().Ignore();
+        }
+
+        return ended;
     }
 
     private TransferResult Refused(TransferRequest request, RejectionReason reason)
@@ -96,22 +112,27 @@ public sealed partial class TransferCoordinatorGrain(
 
     /// <summary>
     /// Checks that <paramref name="request"/> is a movement a client may start (an end of a pending
-    /// transfer goes through <see cref="EndPending"/>), and arms a pending transfer's timeout before
-    /// it is recorded: a pending transfer that is recorded always has its reminder, and one armed for
-    /// a movement never recorded (a refusal, a crash) finds nothing and ends.
+    /// transfer goes through <see cref="EndPending"/>). A pending transfer's timeout is armed by
+    /// whoever drives the hold, once it is decided committed (<see cref="ArmTimeoutOf"/>).
     /// </summary>
-    private async Task ArmTimeout(TransferRequest request)
+    private static void CheckPhase(TransferRequest request)
     {
         if (request.Phase is not (TransferPhase.Immediate or TransferPhase.Pending))
         {
             throw new ArgumentException($"A {request.Phase} is asked for with {nameof(EndPending)}.", nameof(request));
         }
-
-        if (request.Phase == TransferPhase.Pending && request.Timeout is { } timeout && Validate(request) == RejectionReason.None)
-        {
-            await GrainFactory.GetGrain<IPendingTimeoutGrain>(request.TransferId).Arm(timeout);
-        }
     }
+
+    /// <summary>
+    /// Arms the timeout of a hold decided committed, from its record (<c>CreatedAt + Timeout</c>),
+    /// before any account applies it and before it completes: every driver that applies the
+    /// decision (this one, a retry's, recovery's) arms it again, so a hold that is on the accounts
+    /// always has its reminder, whoever drove it and whenever a reminder looked before.
+    /// </summary>
+    private Task ArmTimeoutOf(TransferRecord record) =>
+        record is { Status: TransferStatus.Committed, Request: { Phase: TransferPhase.Pending, Timeout: { } timeout } }
+            ? GrainFactory.GetGrain<IPendingTimeoutGrain>(record.Request.TransferId).Arm(record.CreatedAt + timeout)
+            : Task.CompletedTask;
 
     /// <summary>
     /// The rejection when Begin finds another movement under the id: for an end of a pending
@@ -205,7 +226,7 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task<TransferResult> Submit(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        await ArmTimeout(request);
+        CheckPhase(request);
         var startedAt = time.GetTimestamp();
         if (Invalid(request, startedAt) is { } invalid)
         {
@@ -411,6 +432,7 @@ public sealed partial class TransferCoordinatorGrain(
             // The decision's own epoch goes with it, whoever made it: an entry this driver prepared
             // after a successor's decision was applied is released, never applied.
             var commit = record.Status == TransferStatus.Committed;
+            await ArmTimeoutOf(record);
             var firstSnapshot = sidesToApply > 0
                 ? await Apply(first.AccountId, request.TransferId, commit, record.DecidedEpoch)
                 : await GrainFactory.GetAccount(first.AccountId).GetSnapshot();

@@ -49,6 +49,12 @@ public enum RejectionReason
 
     /// <summary>A post asked for more than the pending transfer holds.</summary>
     PostExceedsPendingAmount = 13,
+
+    /// <summary>
+    /// The pending transfer is still being placed (its hold has no outcome yet): nothing was
+    /// recorded for the post or void, which may be sent again.
+    /// </summary>
+    PendingTransferInFlight = 14,
 }
 
 /// <summary>Stable codes for <see cref="RejectionReason"/>.</summary>
@@ -71,6 +77,7 @@ public static class RejectionReasons
         RejectionReason.PendingTransferAlreadyVoided => "pending_transfer_already_voided",
         RejectionReason.PendingTransferExpired => "pending_transfer_expired",
         RejectionReason.PostExceedsPendingAmount => "post_exceeds_pending_amount",
+        RejectionReason.PendingTransferInFlight => "pending_transfer_in_flight",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Unknown rejection reason."),
     };
 

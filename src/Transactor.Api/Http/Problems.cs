@@ -93,7 +93,8 @@ internal static class Problems
         var status = reason switch
         {
             RejectionReason.AccountNotFound or RejectionReason.PendingTransferNotFound => StatusCodes.Status404NotFound,
-            RejectionReason.PendingTransferAlreadyPosted or RejectionReason.PendingTransferAlreadyVoided or RejectionReason.PendingTransferExpired => StatusCodes.Status409Conflict,
+            RejectionReason.PendingTransferAlreadyPosted or RejectionReason.PendingTransferAlreadyVoided or RejectionReason.PendingTransferExpired
+                or RejectionReason.PendingTransferInFlight => StatusCodes.Status409Conflict,
             _ => StatusCodes.Status422UnprocessableEntity,
         };
         var detail = reason switch
@@ -106,11 +107,12 @@ internal static class Problems
             RejectionReason.InvalidAmount => $"The amount must be a whole number of minor units from 1 to {Money.MaxAmountMinor}.",
             RejectionReason.IdempotencyKeyReused => "This idempotency key was used before with a different request.",
             RejectionReason.BalanceLimitExceeded => "Crediting the amount would exceed the largest balance an account can hold, or the account has as many pending transfers as it may.",
-            RejectionReason.PendingTransferNotFound => "No pending transfer on hold has this id: it is unknown, was rejected, is not a pending transfer, or is still being placed.",
+            RejectionReason.PendingTransferNotFound => "No pending transfer on hold has this id: it is unknown, was rejected, or is not a pending transfer.",
             RejectionReason.PendingTransferAlreadyPosted => "The pending transfer was posted already (a post with the same amount is answered as the first one).",
             RejectionReason.PendingTransferAlreadyVoided => "The pending transfer was voided already.",
             RejectionReason.PendingTransferExpired => "The pending transfer's timeout ran out and it was voided.",
             RejectionReason.PostExceedsPendingAmount => "A post may move at most the amount the pending transfer holds.",
+            RejectionReason.PendingTransferInFlight => "The pending transfer is still being placed; nothing was recorded for this request. Send it again once the pending transfer has an outcome (GET /transfers/{id}).",
             _ => reason.ToString(),
         };
         return Create(status, reason.ToCode(), "The transfer was rejected.", detail, new Dictionary<string, object?>
