@@ -100,14 +100,14 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
         var (a, b) = await Pair(300);
         var id = Ledger.NewId("pt");
         await Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)));
-        Assert.Equal(TransferStatus.Committed, (await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null)).Status);
-
-        // The reminder was registered with the pending transfer; it fires after the timeout, finds
-        // the transfer posted, changes nothing, and unregisters.
         var timer = fixture.Client.GetGrain<IPendingTimeoutGrain>(id).GetGrainId();
         var silo = Assert.IsType<InProcessSiloHandle>(fixture.Cluster.Primary);
         var table = silo.SiloHost!.Services.GetRequiredService<IReminderTable>();
         Assert.NotEmpty((await table.ReadRows(timer)).Reminders);
+        Assert.Equal(TransferStatus.Committed, (await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null)).Status);
+
+        // The post unregisters the reminder (or, if that failed, the reminder fires after the
+        // timeout, finds the transfer posted, changes nothing, and unregisters itself).
         await WaitUntil(async () => (await table.ReadRows(timer)).Reminders.Count == 0, ExpiryWait);
         Assert.Null(await fixture.Client.GetTransferResult(PendingTransfers.EndId(id) + "x"));
         Assert.Equal(TransferPhase.Post, (await fixture.Client.GetTransferResult(PendingTransfers.EndId(id)))!.Request.Phase);
