@@ -34,6 +34,12 @@ public enum RejectionReason
 
     /// <summary>Crediting the amount would overflow the account's 64-bit balance.</summary>
     BalanceLimitExceeded = 8,
+
+    /// <summary>
+    /// The caller's API key is a client key that does not own the debited account (checked again by
+    /// the account, after the API's own check). The API answers 403 without naming the account's state.
+    /// </summary>
+    NotOwner = 9,
 }
 
 /// <summary>Stable codes for <see cref="RejectionReason"/>.</summary>
@@ -51,6 +57,7 @@ public static class RejectionReasons
         RejectionReason.InvalidAmount => "invalid_amount",
         RejectionReason.IdempotencyKeyReused => "idempotency_key_reused",
         RejectionReason.BalanceLimitExceeded => "balance_limit_exceeded",
+        RejectionReason.NotOwner => "not_owner",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Unknown rejection reason."),
     };
 

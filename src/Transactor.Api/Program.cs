@@ -4,6 +4,7 @@ using Transactor.Api.Apis;
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Security;
 using Transactor.Persistence;
 using Transactor.ServiceDefaults;
 
@@ -14,6 +15,7 @@ builder.AddServiceDefaults();
 await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
 var mode = builder.AddLedger();
 builder.AddApiServices();
+builder.AddApiSecurity(mode);
 
 var app = builder.Build();
 
@@ -21,6 +23,8 @@ var app = builder.Build();
 // the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
 app.UseApiErrorHandling();
+app.UseApiSecurity();
+app.UseRateLimitHeaders();
 app.UseRateLimiter();
 
 app.MapOpenApi();
@@ -30,9 +34,11 @@ app.MapDefaultEndpoints();
 app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
+app.MapKeysApi();
 app.MapMetricsApi();
 
 app.AnnounceLedger(mode);
+app.AnnounceAdminKey();
 app.Run();
 
 /// <summary>The API's entry point; public for WebApplicationFactory.</summary>

@@ -32,11 +32,16 @@ var maxAttempts = new Option<int>("--max-attempts") { Description = "Attempts pe
 var overload = new Option<double>("--overload") { Description = "Multiply the offered load by this in 3 s bursts every 10 s (1 = no bursts).", DefaultValueFactory = _ => 1.0 };
 var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
 var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
+var apiKey = new Option<string?>("--api-key")
+{
+    Description = "API key sent as 'Authorization: Bearer <key>' (default: the TRANSACTOR_API_KEY environment variable). A client key owns the accounts the run opens.",
+    DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TRANSACTOR_API_KEY") is { Length: > 0 } key ? key : null,
+};
 var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping, apiKey,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -57,6 +62,15 @@ root.SetAction(async (parse, cancellation) =>
     };
     using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
     using var http = new HttpClient(handler) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
+    if (parse.GetValue(apiKey) is { } key)
+    {
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+    }
+    else
+    {
+        Console.Error.WriteLine("No API key (--api-key or TRANSACTOR_API_KEY): the API will answer 401 to every ledger request.");
+    }
+
     if (parse.GetValue(ping))
     {
         var pinged = await PingRunner.RunAsync(http, options.Clients, options.Duration ?? TimeSpan.FromSeconds(10), cancellation);

@@ -1,6 +1,7 @@
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Security;
 
 namespace Transactor.Api.Apis;
 
@@ -12,7 +13,7 @@ public static class TransfersApi
 
     public static IEndpointRouteBuilder MapTransfersApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/").WithTags("Transfers");
+        var group = app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Roles.AnyKeyPolicy);
         group.MapPost("/transfers", (HttpContext context, IClusterClient client, ApiMetrics metrics) => Transfer(context, client, metrics, FullRequired))
             .WithSummary("Transfer money between two accounts of one currency")
             .Accepts<TransferBody>("application/json")
@@ -53,8 +54,9 @@ public static class TransfersApi
         var location = $"/transfers/{Uri.EscapeDataString(result.TransferId)}";
         return result.Status switch
         {
-            TransferStatus.Committed => TypedResults.Created(location, TransferView.Of(result)),
-            TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result)),
+            TransferStatus.Committed => TypedResults.Created(location, TransferView.Of(result, account => AccountAccess.MaySee(context, account))),
+            TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result, account => AccountAccess.MaySee(context, account))),
+            _ when result.Reason == RejectionReason.NotOwner => AccountAccess.NotOwner(),
             _ => Problems.Rejected(result),
         };
     }
@@ -91,19 +93,54 @@ public static class TransfersApi
             return Problems.InvalidField("currency", "The currency must be an ISO 4217 code: three upper-case letters such as USD.");
         }
 
+        if (await context.RequestServices.GetRequiredService<AccountAccess>().RequireOwner(context, from!) is { } forbidden)
+        {
+            return forbidden;
+        }
+
         return await Execute(context, client, metrics, new TransferRequest(key, from, to, amount, currency));
     }
 
-    private static async Task<IResult> Get(string id, IClusterClient client)
+    private static async Task<IResult> Get(string id, HttpContext context, IClusterClient client, AccountAccess access)
     {
+        var admin = context.User.IsAdmin();
         if (!Ids.IsValidTransferId(id))
         {
-            return Problems.TransferNotFound(id);
+            return admin ? Problems.TransferNotFound(id) : NotTheirs();
         }
 
         var result = await client.GetTransferResult(id);
-        return result is null ? Problems.TransferNotFound(id) : TypedResults.Ok(TransferView.Of(result));
+        if (admin)
+        {
+            return result is null ? Problems.TransferNotFound(id) : TypedResults.Ok(TransferView.Of(result));
+        }
+
+        // A client key reads a movement of an account it owns, and learns nothing of any other,
+        // not even whether it exists.
+        if (result is null || !await OwnsEither(context, access, result.Request))
+        {
+            return NotTheirs();
+        }
+
+        return TypedResults.Ok(TransferView.Of(result, account => AccountAccess.MaySee(context, account)));
     }
+
+    private static async Task<bool> OwnsEither(HttpContext context, AccountAccess access, TransferRequest request)
+    {
+        foreach (var account in new[] { request.DebitAccountId, request.CreditAccountId })
+        {
+            if (account is not null && await access.RequireOwner(context, account) is null)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static IResult NotTheirs() =>
+        Problems.Create(StatusCodes.Status403Forbidden, "not_owner", "The API key may not read this movement.",
+            "A client key may read only movements of accounts it owns.");
 
     /// <summary>The body of <c>POST /transfers</c>.</summary>
     public sealed record TransferBody(string From, string To, long Amount, string Currency);

@@ -19,7 +19,8 @@ public sealed record AccountView(
 }
 
 /// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
-public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? Next, int Total);
+/// <param name="Total">Every open account; null for a client key, which sees only its own.</param>
+public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? Next, int? Total);
 
 /// <summary>A transfer, deposit or withdrawal as the API shows it.</summary>
 public sealed record TransferView(
@@ -35,6 +36,19 @@ public sealed record TransferView(
     AccountView? FromAccount,
     AccountView? ToAccount)
 {
+    /// <summary>The view, showing the balances of only those accounts <paramref name="visible"/> allows.</summary>
+    public static TransferView Of(TransferResult r, Func<AccountSnapshot, bool> visible)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        ArgumentNullException.ThrowIfNull(visible);
+        var view = Of(r);
+        return view with
+        {
+            FromAccount = r.Debit is { } d && visible(d) ? view.FromAccount : null,
+            ToAccount = r.Credit is { } c && visible(c) ? view.ToAccount : null,
+        };
+    }
+
     public static TransferView Of(TransferResult r) => new(
         r.TransferId,
         r.Request.Kind.ToString().ToLowerInvariant(),

@@ -112,6 +112,46 @@ internal sealed class JsonBody
         return true;
     }
 
+    /// <summary>A boolean field, or false when absent or null.</summary>
+    public bool TryBool(string name, out bool value, out IResult? problem)
+    {
+        value = false;
+        problem = null;
+        if (!_root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind is not (JsonValueKind.True or JsonValueKind.False))
+        {
+            problem = Problems.InvalidField(name, $"Field '{name}' must be true or false.");
+            return false;
+        }
+
+        value = element.GetBoolean();
+        return true;
+    }
+
+    /// <summary>A whole-number field from 1 to <paramref name="max"/>, or null when absent or null.</summary>
+    public bool TryCount(string name, int max, out int? value, out IResult? problem)
+    {
+        value = null;
+        problem = null;
+        if (!_root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt32(out var number) || number < 1 || number > max)
+        {
+            problem = Problems.InvalidField(name, $"Field '{name}' must be a whole number from 1 to {max}.");
+            return false;
+        }
+
+        value = number;
+        return true;
+    }
+
     /// <summary>The <c>amount</c> field: a whole JSON number of minor units, 1 to <see cref="Money.MaxAmountMinor"/>.</summary>
     public bool TryAmount(out long amountMinor, out IResult? problem)
     {

@@ -11,12 +11,26 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Transactor.Tests.Api;
 
 /// <summary>The API in its embedded mode (an in-process silo, in-memory storage), on free ports, shared by the API tests.</summary>
+/// <remarks>
+/// Its clients carry <see cref="AdminKey"/>, the bootstrap admin key it configures: tests of the
+/// ledger act as an admin; tests of keys and owners (SecurityApiTests) create their own keys.
+/// </remarks>
 public sealed class ApiFixture : WebApplicationFactory<Program>
 {
+    /// <summary>The bootstrap admin key every API of these tests is configured with.</summary>
+    public const string AdminKey = "test-admin-key-not-a-secret-0123456789";
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
         UseFreeEmbeddedPorts(builder);
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        builder.UseSetting("Transactor:Auth:AdminKey", AdminKey);
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
     }
 
     /// <summary>Another API, with its own embedded silo on free ports, and these settings on top.</summary>
