@@ -59,6 +59,22 @@ public sealed class ApiFixture : WebApplicationFactory<Program>
         builder.UseSetting("Transactor:Embedded:GatewayPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>A client of an API started elsewhere (a process), with <see cref="AdminKey"/>.</summary>
+    public static HttpClient AdminClient(string baseUrl, TimeSpan? timeout = null)
+    {
+        var client = new HttpClient { BaseAddress = new Uri(baseUrl) };
+        if (timeout is { } t)
+        {
+            client.Timeout = t;
+        }
+
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
+        return client;
+    }
+
+    /// <summary>The environment variable that gives an API process <see cref="AdminKey"/>.</summary>
+    public static KeyValuePair<string, string> AdminKeySetting { get; } = new("Transactor__Auth__AdminKey", AdminKey);
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
