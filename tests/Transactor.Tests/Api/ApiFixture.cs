@@ -20,9 +20,27 @@ public sealed class ApiFixture : WebApplicationFactory<Program>
     /// <summary>The bootstrap admin key every API of these tests is configured with.</summary>
     public const string AdminKey = "test-admin-key-not-a-secret-0123456789";
 
+    /// <summary>The gateway port of this fixture's embedded silo: another API can be a client of the same cluster.</summary>
+    public int GatewayPort { get; } = FreePort();
+
+    private int SiloPort { get; } = FreePort();
+
+    /// <summary>A second API instance: an Orleans client of this fixture's embedded silo, so both share one ledger.</summary>
+    public WebApplicationFactory<Program> SecondInstance(params (string Key, string Value)[] settings)
+    {
+        var cluster = Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Orleans.Configuration.ClusterOptions>>().Value;
+        return WithSettings([
+            ("Orleans:ClusterId", cluster.ClusterId),
+            ("Orleans:ServiceId", cluster.ServiceId),
+            ("Orleans:Clustering:ProviderType", "Development"),
+            ("Orleans:Clustering:Gateways:0", $"127.0.0.1:{GatewayPort}"),
+            .. settings]);
+    }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        UseFreeEmbeddedPorts(builder);
+        builder.UseSetting("Transactor:Embedded:SiloPort", SiloPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Transactor:Embedded:GatewayPort", GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         builder.UseSetting("Transactor:Auth:AdminKey", AdminKey);
     }
