@@ -67,15 +67,15 @@ public static class TransactorCommand
             transactor process transactions.csv > accounts.csv
         """;
 
-    /// <summary>Builds the root command, reading and writing through <paramref name="streams"/>.</summary>
-    public static RootCommand Create(StandardStreams streams)
+    /// <summary>Builds the root command, reading and writing through <paramref name="streams"/>; <paramref name="keysHandler"/> sends <c>keys</c>' requests (tests give their own).</summary>
+    public static RootCommand Create(StandardStreams streams, Func<HttpMessageHandler>? keysHandler = null)
     {
         ArgumentNullException.ThrowIfNull(streams);
         var root = new RootCommand("Transactor tools: apply a CSV of transactions to accounts, generate one, or manage the API's keys.");
         var process = ProcessCommand(streams);
         root.Subcommands.Add(process);
         root.Subcommands.Add(GenerateCommand(streams));
-        root.Subcommands.Add(KeysCommand.Create(streams));
+        root.Subcommands.Add(KeysCommand.Create(streams, keysHandler));
 
         // The rules are long: the list of commands shows one line, 'process --help' adds them after its options.
         foreach (var help in root.Options.OfType<HelpOption>())
