@@ -27,11 +27,46 @@ public sealed class ChaosSuiteTests(ITestOutputHelper output)
     [Fact]
     public async Task A_seeded_run_of_process_faults_and_message_faults_breaks_no_promise_of_the_ledger()
     {
+        await Run(["--minutes", FaultMinutes.ToString(CultureInfo.InvariantCulture), "--seed", Str(Seed)], root =>
+        {
+            var faults = root.GetProperty("faults").GetArrayLength();
+            var messages = root.GetProperty("message_faults");
+            var movements = root.GetProperty("movements");
+            Assert.True(faults >= 3, $"Only {faults} process faults were injected.");
+            Assert.True(messages.GetProperty("delayed").GetInt32() + messages.GetProperty("dropped").GetInt32() > 0, $"No grain message was delayed or dropped: {messages}");
+            Assert.True(movements.GetProperty("acknowledged").GetInt32() >= 50, $"Too few movements were acknowledged for the run to mean much: {movements}");
+        });
+    }
+
+    /// <summary>
+    /// Issue #23: <c>kill -9</c> of one silo process of three under load (the runner's kill-silo
+    /// scenario: 16 clients, the silo kept down 8 s, default transfer timings, no message faults).
+    /// Commits stop for at most 10 s, and the books check passes.
+    /// </summary>
+    [Fact]
+    public async Task Killing_one_silo_process_of_three_under_load_stops_commits_for_at_most_10_s()
+    {
+        await Run(["--scenario", "kill-silo", "--down-seconds", "8", "--clients", "16", "--accounts", "60", "--seed", "1"], root =>
+        {
+            var kill = Assert.Single(root.GetProperty("availability").EnumerateArray(), a => a.GetProperty("kind").GetString() == "kill_silo");
+            var gapMs = kill.GetProperty("longest_gap_ms").GetInt64();
+            Assert.True(gapMs <= 10_000, $"No transfer committed for {gapMs} ms after the silo was killed (limit 10 s): {kill}");
+            Assert.True(kill.GetProperty("first_commit_after_ms").ValueKind == JsonValueKind.Number, $"Nothing committed after the kill: {kill}");
+            Assert.True(root.GetProperty("movements").GetProperty("acknowledged").GetInt32() >= 200, $"Too few movements acknowledged: {root.GetProperty("movements")}");
+        });
+    }
+
+    /// <summary>
+    /// Runs the fault suite's runner with <paramref name="arguments"/> on free ports, requires a
+    /// report with no violation and exit code 0, then <paramref name="check"/>s the report.
+    /// </summary>
+    private async Task Run(string[] arguments, Action<JsonElement> check)
+    {
         var work = Path.Combine(Path.GetTempPath(), $"transactor-chaos-test-{Guid.NewGuid():N}");
         var taken = new HashSet<int>();
-        string[] arguments =
+        arguments =
         [
-            "--minutes", FaultMinutes.ToString(CultureInfo.InvariantCulture), "--seed", Str(Seed), "--work-dir", work,
+            .. arguments, "--work-dir", work,
             "--postgres-port", Str(FreePorts(1, taken)), "--api-port", Str(FreePorts(1, taken)),
             "--silo-http-port", Str(FreePorts(3, taken)), "--silo-port", Str(FreePorts(3, taken)), "--gateway-port", Str(FreePorts(3, taken)),
         ];
@@ -47,18 +82,16 @@ public sealed class ChaosSuiteTests(ITestOutputHelper output)
             using var report = JsonDocument.Parse(await File.ReadAllTextAsync(reportFile));
             var root = report.RootElement;
             output.WriteLine(root.GetProperty("verdict").GetString());
+            foreach (var kind in root.GetProperty("availability_by_kind").EnumerateArray())
+            {
+                output.WriteLine(kind.ToString());
+            }
 
             Assert.True(root.GetProperty("error").ValueKind == JsonValueKind.Null, $"The chaos run failed: {root.GetProperty("error")}\n{runner.Output}");
             var violations = root.GetProperty("violations");
-            Assert.True(violations.GetArrayLength() == 0, $"Seed {Seed}: the checker found violations (history and logs in {work}):\n{violations}");
+            Assert.True(violations.GetArrayLength() == 0, $"{string.Join(' ', arguments)}: the checker found violations (history and logs in {work}):\n{violations}");
             Assert.Equal(0, exit);
-
-            var faults = root.GetProperty("faults").GetArrayLength();
-            var messages = root.GetProperty("message_faults");
-            var movements = root.GetProperty("movements");
-            Assert.True(faults >= 3, $"Only {faults} process faults were injected.\n{runner.Output}");
-            Assert.True(messages.GetProperty("delayed").GetInt32() + messages.GetProperty("dropped").GetInt32() > 0, $"No grain message was delayed or dropped: {messages}");
-            Assert.True(movements.GetProperty("acknowledged").GetInt32() >= 50, $"Too few movements were acknowledged for the run to mean much: {movements}");
+            check(root);
             passed = true;
         }
         finally
