@@ -37,11 +37,12 @@ var apiKey = new Option<string?>("--api-key")
     Description = "API key sent as 'Authorization: Bearer <key>' (default: the TRANSACTOR_API_KEY environment variable). A client key owns the accounts the run opens.",
     DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TRANSACTOR_API_KEY") is { Length: > 0 } key ? key : null,
 };
+var sign = new Option<bool>("--sign") { Description = "Sign every request with the key's secret (HMAC, docs/security.md); needs a stored key (txk.<id>.<secret>)." };
 var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping, apiKey,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping, apiKey, sign,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -61,7 +62,8 @@ root.SetAction(async (parse, cancellation) =>
         Overload = Math.Max(1, parse.GetValue(overload)),
     };
     using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-    using var http = new HttpClient(handler) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
+    using HttpMessageHandler outer = parse.GetValue(sign) && parse.GetValue(apiKey) is { } signingKey ? new SigningHandler(signingKey, handler) : handler;
+    using var http = new HttpClient(outer, disposeHandler: false) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
     if (parse.GetValue(apiKey) is { } key)
     {
         http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
