@@ -1,10 +1,12 @@
 using Orleans.Dashboard;
 using Scalar.AspNetCore;
 using Transactor.Api.Apis;
+using Transactor.Api.Events;
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
 using Transactor.Api.Security;
+using Transactor.Api.Runs;
 using Transactor.Persistence;
 using Transactor.ServiceDefaults;
 
@@ -27,6 +29,10 @@ app.UseApiSecurity();
 app.UseRateLimitHeaders();
 app.UseRateLimiter();
 
+// The dashboard: static files from wwwroot, index.html at /.
+app.UseDefaultFiles();
+app.UseStaticFiles();
+
 app.MapOpenApi();
 app.MapScalarApiReference();
 app.MapOrleansDashboard(routePrefix: "/dashboard");
@@ -35,7 +41,10 @@ app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapKeysApi();
+app.MapBatchTransfersApi();
 app.MapMetricsApi();
+app.MapEventsApi();
+app.MapRunsApi();
 
 app.AnnounceLedger(mode);
 app.AnnounceAdminKey();

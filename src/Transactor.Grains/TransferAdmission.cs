@@ -40,6 +40,9 @@ public sealed class TransferAdmission : IDisposable
     /// <summary>How many movements wait for a place now.</summary>
     public long Queued => _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
 
+    /// <summary>How many movements hold a place now.</summary>
+    public long InFlight => Places - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Places);
+
     /// <summary>Waits for a turn to start a movement; dispose the result when the movement has ended.</summary>
     /// <exception cref="LedgerOverloadedException">The queue is full.</exception>
     public async ValueTask<RateLimitLease> Enter()

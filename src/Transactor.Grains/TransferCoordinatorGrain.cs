@@ -16,6 +16,7 @@ public sealed partial class TransferCoordinatorGrain(
     TimeProvider time,
     TransactorInstruments instruments,
     TransferAdmission admission,
+    LedgerEventPublisher events,
     ILocalSiloDetails silo,
     ILogger<TransferCoordinatorGrain> logger) : Grain, ITransferCoordinatorGrain
 {
@@ -40,15 +41,105 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task<TransferResult> Execute(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var invalid = Validate(request);
-        if (invalid != RejectionReason.None)
+        await ArmTimeout(request);
+        return await ExecuteRecorded(request, time.GetTimestamp());
+    }
+
+    public async Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor)
+    {
+        ArgumentNullException.ThrowIfNull(pendingTransferId);
+        if (phase is not (TransferPhase.Post or TransferPhase.Void or TransferPhase.Expire) || !Ids.IsValidTransferId(PendingTransfers.EndId(pendingTransferId)))
         {
-            instruments.Rejected(invalid);
-            return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
+            throw new ArgumentException($"{phase} of '{pendingTransferId}' is not a post, void or expiry of a valid transfer id.", nameof(phase));
+        }
+
+        var endId = PendingTransfers.EndId(pendingTransferId);
+        var pending = await GrainFactory.GetTransferResult(pendingTransferId);
+        if (pending is { Status: TransferStatus.Pending })
+        {
+            // Still being placed: its outcome decides whether there is a hold to end.
+            pending = await GrainFactory.GetRecoveryShard(pendingTransferId).WaitForResult(pendingTransferId, _options.WaitTimeout);
+        }
+
+        if (pending is not { Status: TransferStatus.Committed, Request: { Phase: TransferPhase.Pending } held })
+        {
+            var unknown = new TransferRequest(endId, pending?.Request.DebitAccountId, pending?.Request.CreditAccountId, amountMinor ?? 0, null, phase, null, pendingTransferId);
+            return Refused(unknown, RejectionReason.PendingTransferNotFound);
+        }
+
+        var endMinor = phase == TransferPhase.Post ? amountMinor ?? held.AmountMinor : held.AmountMinor;
+        var request = new TransferRequest(endId, held.DebitAccountId, held.CreditAccountId, endMinor, held.Currency, phase, null, pendingTransferId);
+        if (!Money.IsValidAmount(endMinor))
+        {
+            return Refused(request, RejectionReason.InvalidAmount);
+        }
+
+        if (endMinor > held.AmountMinor)
+        {
+            return Refused(request, RejectionReason.PostExceedsPendingAmount);
+        }
+
+        if (phase != TransferPhase.Expire && held.Timeout is { } timeout && time.GetUtcNow() >= pending.CreatedAt + timeout)
+        {
+            // Its time ran out before its reminder fired: it expires now, and this request finds that.
+            await EndPending(pendingTransferId, TransferPhase.Expire, null);
+        }
+
+        return await ExecuteRecorded(request, time.GetTimestamp());
+    }
+
+    private TransferResult Refused(TransferRequest request, RejectionReason reason)
+    {
+        instruments.Rejected(reason);
+        return new TransferResult(request, TransferStatus.Rejected, reason, null, null, time.GetUtcNow());
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="request"/> is a movement a client may start (an end of a pending
+    /// transfer goes through <see cref="EndPending"/>), and arms a pending transfer's timeout before
+    /// it is recorded: a pending transfer that is recorded always has its reminder, and one armed for
+    /// a movement never recorded (a refusal, a crash) finds nothing and ends.
+    /// </summary>
+    private async Task ArmTimeout(TransferRequest request)
+    {
+        if (request.Phase is not (TransferPhase.Immediate or TransferPhase.Pending))
+        {
+            throw new ArgumentException($"A {request.Phase} is asked for with {nameof(EndPending)}.", nameof(request));
+        }
+
+        if (request.Phase == TransferPhase.Pending && request.Timeout is { } timeout && Validate(request) == RejectionReason.None)
+        {
+            await GrainFactory.GetGrain<IPendingTimeoutGrain>(request.TransferId).Arm(timeout);
+        }
+    }
+
+    /// <summary>
+    /// The rejection when Begin finds another movement under the id: for an end of a pending
+    /// transfer, the end that is recorded there (one id ends a pending transfer, whichever way).
+    /// </summary>
+    private TransferResult Conflicting(TransferRequest request, TransferRecord found)
+    {
+        var reason = request.PendingTransferId is null ? RejectionReason.IdempotencyKeyReused : found.Request.Phase switch
+        {
+            TransferPhase.Post => RejectionReason.PendingTransferAlreadyPosted,
+            TransferPhase.Void => RejectionReason.PendingTransferAlreadyVoided,
+            TransferPhase.Expire => RejectionReason.PendingTransferExpired,
+            _ => RejectionReason.IdempotencyKeyReused,
+        };
+        instruments.Rejected(reason);
+        return new TransferResult(request, TransferStatus.Rejected, reason, null, null, found.CreatedAt);
+    }
+
+    /// <summary>Runs the protocol for <paramref name="request"/>: record, prepare, decide, apply, complete.</summary>
+    private async Task<TransferResult> ExecuteRecorded(TransferRequest request, long startedAt)
+    {
+        if (Invalid(request, startedAt) is { } invalid)
+        {
+            return invalid;
         }
 
         // Only movements the silo has admitted begin; a refused one leaves no trace.
-        var admitted = await admission.Enter();
+        var admitted = await Admit();
         RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
@@ -58,8 +149,7 @@ public sealed partial class TransferCoordinatorGrain(
             var ticket = await shard.Begin(request);
             if (ticket.Conflict)
             {
-                instruments.Rejected(RejectionReason.IdempotencyKeyReused);
-                return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
+                return Conflicting(request, ticket.Record!);
             }
 
             if (ticket.Result is { } ended)
@@ -103,7 +193,7 @@ public sealed partial class TransferCoordinatorGrain(
 
             var lease = ticket.Lease.Value;
 
-            var result = await DriveOrRelease(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created);
+            var result = await DriveOrRelease(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created, startedAt);
             return ticket.Created ? result : result with { Replayed = true };
         }
         finally
@@ -112,8 +202,105 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
+    public async Task<TransferResult> Submit(TransferRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        await ArmTimeout(request);
+        var startedAt = time.GetTimestamp();
+        if (Invalid(request, startedAt) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var admitted = await Admit();
+        var handedOver = false;
+        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
+        try
+        {
+            var shard = GrainFactory.GetRecoveryShard(request.TransferId);
+            var asked = time.GetTimestamp();
+            // Once Begin answers, the movement is listed durably on its shard: whatever happens to
+            // this silo from now on, its shard's sweep (or a retry) drives it to its end.
+            var ticket = await shard.Begin(request);
+            if (ticket.Conflict)
+            {
+                return Conflicting(request, ticket.Record!);
+            }
+
+            if (ticket.Result is { } ended)
+            {
+                return ended with { Replayed = true };
+            }
+
+            var pending = StillPending(ticket.Record!) with { Replayed = !ticket.Created };
+            if (ticket.Lease is not { } lease)
+            {
+                // Someone else drives it (or its lease has not run out): it ends without this caller.
+                return pending;
+            }
+
+            // Driven in the background by this activation, holding the admission place until it ends.
+            handedOver = true;
+            DriveInBackground(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), ticket.Created, startedAt, admitted).Ignore();
+            return pending;
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                admitted.Dispose();
+            }
+        }
+    }
+
+    private async Task DriveInBackground(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow, long startedAt, System.Threading.RateLimiting.RateLimitLease admitted)
+    {
+        try
+        {
+            await DriveOrRelease(shard, record, lease, recordedNow, startedAt);
+        }
+        catch (Exception ex)
+        {
+            // Nobody waits for this answer: the movement stays listed, and a retry or the shard's sweep finishes it.
+            LogBackgroundDriveFailed(logger, ex, record.Request.TransferId);
+        }
+        finally
+        {
+            admitted.Dispose();
+        }
+    }
+
+    /// <summary>The rejection of a request that fails validation (nothing is recorded), or null when it is valid.</summary>
+    private TransferResult? Invalid(TransferRequest request, long startedAt)
+    {
+        var invalid = Validate(request);
+        if (invalid == RejectionReason.None)
+        {
+            return null;
+        }
+
+        instruments.Rejected(invalid);
+        events.Ended(events.Event(request, TransferStatus.Rejected, invalid, startedAt, null, null));
+        return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
+    }
+
+    /// <summary>Takes one of the silo's places (docs/transfers.md, Admission); a refusal is counted for the dashboard.</summary>
+    private async ValueTask<System.Threading.RateLimiting.RateLimitLease> Admit()
+    {
+        try
+        {
+            return await admission.Enter();
+        }
+        catch (LedgerOverloadedException)
+        {
+            events.Refused();
+            throw;
+        }
+    }
+
     public async Task Recover(string transferId)
     {
+        var startedAt = time.GetTimestamp();
         var shard = GrainFactory.GetRecoveryShard(transferId);
         RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
@@ -129,7 +316,7 @@ public sealed partial class TransferCoordinatorGrain(
             else if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
-                var result = await DriveOrRelease(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false);
+                var result = await DriveOrRelease(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false, startedAt);
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
 
@@ -147,11 +334,11 @@ public sealed partial class TransferCoordinatorGrain(
     /// lease back before the failure reaches the caller, so that the caller's retry with the same key,
     /// or recovery, takes over at once instead of waiting for the lease to run out.
     /// </summary>
-    private async Task<TransferResult> DriveOrRelease(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow)
+    private async Task<TransferResult> DriveOrRelease(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow, long startedAt)
     {
         try
         {
-            return await Drive(shard, record, lease, recordedNow);
+            return await Drive(shard, record, lease, recordedNow, startedAt);
         }
         catch (Exception ex) when (ex is not (ArgumentException or InjectedFaultException))
         {
@@ -164,7 +351,8 @@ public sealed partial class TransferCoordinatorGrain(
     }
 
     /// <param name="recordedNow">True for the driver whose Begin recorded the movement: no driver came before it.</param>
-    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow)
+    /// <param name="startedAt">When this driver's caller asked (a <see cref="TimeProvider"/> timestamp): the event's latency runs from there.</param>
+    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow, long startedAt)
     {
         var started = time.GetTimestamp();
         var request = record.Request;
@@ -235,6 +423,7 @@ public sealed partial class TransferCoordinatorGrain(
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
             // One-way: the client hears the outcome now; the shard writes it into the movement's row.
             await shard.Complete(request.TransferId, debit, credit);
+            events.Ended(events.Event(request, record.Status, record.Reason, startedAt, debit, credit));
             status = record.Status;
             reason = record.Reason;
             return new TransferResult(request, record.Status, record.Reason, debit, credit, record.CreatedAt);
@@ -303,7 +492,8 @@ public sealed partial class TransferCoordinatorGrain(
             }
 
             var account = GrainFactory.GetAccount(side.AccountId);
-            var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer));
+            var result = await account.Prepare(new PrepareRequest(
+                request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer, StepOf(request.Phase), request.PendingTransferId));
             switch (result.Status)
             {
                 case PrepareStatus.Superseded:
@@ -330,6 +520,15 @@ public sealed partial class TransferCoordinatorGrain(
         var account = GrainFactory.GetAccount(accountId);
         return commit ? account.Commit(transferId, decidedEpoch) : account.Abort(transferId, decidedEpoch);
     }
+
+    private static HoldStep StepOf(TransferPhase phase) => phase switch
+    {
+        TransferPhase.Immediate => HoldStep.None,
+        TransferPhase.Pending => HoldStep.Hold,
+        TransferPhase.Post => HoldStep.Post,
+        TransferPhase.Void or TransferPhase.Expire => HoldStep.Void,
+        _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, "Unknown transfer phase."),
+    };
 
     /// <summary>The accounts of a movement with their sides, in the order every coordinator calls them.</summary>
     private static (Side First, Side? Second) OrderedSides(TransferRequest request)
@@ -382,6 +581,16 @@ public sealed partial class TransferCoordinatorGrain(
             return RejectionReason.CurrencyMismatch;
         }
 
+        if (request.Phase != TransferPhase.Immediate && request.Kind != TransferKind.Transfer)
+        {
+            throw new ArgumentException("A pending transfer, and its post or void, names both accounts.", nameof(request));
+        }
+
+        if (request.Timeout is { } timeout && (request.Phase != TransferPhase.Pending || !PendingTransfers.IsValidTimeout(timeout)))
+        {
+            throw new ArgumentException($"A timeout is for a pending transfer, from {PendingTransfers.MinTimeout} to {PendingTransfers.MaxTimeout}.", nameof(request));
+        }
+
         return RejectionReason.None;
     }
 
@@ -398,6 +607,9 @@ public sealed partial class TransferCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driving transfer {TransferId} in the background after its 202 failed; a retry or its shard's sweep finishes it")]
+    private static partial void LogBackgroundDriveFailed(ILogger logger, Exception exception, string transferId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Driving transfer {TransferId} under epoch {Epoch} failed; its lease is given back")]
     private static partial void LogDriveFailed(ILogger logger, Exception exception, string transferId, long epoch);

@@ -58,6 +58,9 @@ public sealed record LoadOptions
     /// <summary>A prefix that keeps this run's accounts and idempotency keys apart from other runs'.</summary>
     public string RunId { get; init; } = Guid.NewGuid().ToString("N")[..8];
 
+    /// <summary>Transfers per request: above 1, each client sends <c>POST /transfers/batch</c> with this many (closed loop only).</summary>
+    public int BatchSize { get; init; } = 1;
+
     /// <summary>Most committed transfers kept for the final visibility check.</summary>
     public int MaxTrackedCommits { get; init; } = 1_000_000;
 }

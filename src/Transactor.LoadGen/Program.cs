@@ -38,11 +38,12 @@ var apiKey = new Option<string?>("--api-key")
     DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TRANSACTOR_API_KEY") is { Length: > 0 } key ? key : null,
 };
 var sign = new Option<bool>("--sign") { Description = "Sign every request with the key's secret (HMAC, docs/security.md); needs a stored key (txk.<id>.<secret>)." };
+var batch = new Option<int>("--batch") { Description = "Transfers per request: above 1, each client sends POST /transfers/batch with this many (closed loop only).", DefaultValueFactory = _ => 1 };
 var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping, apiKey, sign,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, output, quiet, ping, apiKey, sign, batch,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -60,6 +61,7 @@ root.SetAction(async (parse, cancellation) =>
         PoliteShare = Math.Clamp(parse.GetValue(polite), 0, 1),
         MaxAttempts = Math.Max(1, parse.GetValue(maxAttempts)),
         Overload = Math.Max(1, parse.GetValue(overload)),
+        BatchSize = Math.Clamp(parse.GetValue(batch), 1, 1_000),
     };
     using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = options.Clients * 2, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
     using HttpMessageHandler outer = parse.GetValue(sign) && parse.GetValue(apiKey) is { } signingKey ? new SigningHandler(signingKey, handler) : handler;
