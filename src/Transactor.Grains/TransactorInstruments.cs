@@ -50,5 +50,16 @@ public sealed class TransactorInstruments : IDisposable
     public void ObserveQueue(Func<long> queued) =>
         _meter.CreateObservableGauge("transactor.transfers.queued", queued, "{transfer}", "Movements waiting for the silo to admit them.");
 
+    /// <summary>
+    /// Reports a concurrency limiter's current limit and how many requests it shed, tagged with
+    /// <paramref name="limiter"/> (<c>silo</c> for <see cref="TransferAdmission"/>, <c>api</c> for the API's).
+    /// </summary>
+    public void ObserveAdmission(string limiter, Func<int> limit, Func<long> shed)
+    {
+        var tags = new KeyValuePair<string, object?>[] { new("limiter", limiter) };
+        _meter.CreateObservableGauge("transactor.admission.limit", () => new Measurement<int>(limit(), tags), "{request}", "How many requests or movements the limiter admits at once now.");
+        _meter.CreateObservableCounter("transactor.admission.shed", () => new Measurement<long>(shed(), tags), "{request}", "Requests or movements refused at once because the limiter's queue was full.");
+    }
+
     public void Dispose() => _meter.Dispose();
 }

@@ -62,7 +62,7 @@ public sealed class ApiMetrics
         }
     }
 
-    public MetricsSnapshot Snapshot(int? silos, long? activations)
+    public MetricsSnapshot Snapshot(int? silos, long? activations, AdmissionSnapshot? admission = null)
     {
         // Successes first: Finished counts a request before its success, so every success read here
         // belongs to a request the later read counts, and the rate cannot exceed 1. (Read the other
@@ -85,7 +85,8 @@ public sealed class ApiMetrics
             Interlocked.Read(ref _replayed),
             Interlocked.Read(ref _inFlight),
             silos,
-            activations);
+            activations,
+            admission);
     }
 }
 
@@ -103,4 +104,21 @@ public sealed record MetricsSnapshot(
     long TransfersReplayed,
     long InFlight,
     int? Silos,
-    long? Activations);
+    long? Activations,
+    AdmissionSnapshot? Admission);
+
+/// <summary>
+/// The concurrency limits now: the API's limiter of money-moving requests and, when the silo runs
+/// in this process (embedded), the silo's admission of movements. <c>Shed</c> counts requests
+/// refused at once with a full queue since start.
+/// </summary>
+public sealed record AdmissionSnapshot(
+    string ApiMode,
+    int ApiLimit,
+    int ApiInFlight,
+    long ApiQueued,
+    long ApiShed,
+    string? SiloMode,
+    int? SiloLimit,
+    long? SiloQueued,
+    long? SiloShed);

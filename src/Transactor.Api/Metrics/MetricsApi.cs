@@ -1,3 +1,6 @@
+using Transactor.Api.Http;
+using Transactor.Grains;
+
 namespace Transactor.Api.Metrics;
 
 public static class MetricsApi
@@ -29,7 +32,7 @@ public static class MetricsApi
 
     public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/metrics", async (ApiMetrics metrics, IClusterClient client) =>
+        app.MapGet("/metrics", async (ApiMetrics metrics, IClusterClient client, LedgerAdmission ledgerAdmission, IServiceProvider services) =>
         {
             int? silos = null;
             long? activations = null;
@@ -44,7 +47,13 @@ public static class MetricsApi
                 // The cluster counts are best effort: the API's own counts are still worth reporting.
             }
 
-            return TypedResults.Ok(metrics.Snapshot(silos, activations));
+            var api = ledgerAdmission.Limiter;
+            // Only an embedded silo's admission is in this process; a client's silos export theirs as metrics.
+            var silo = services.GetService<TransferAdmission>();
+            var admission = new AdmissionSnapshot(
+                api.Mode.ToString(), api.Limit, api.InFlight, api.Queued, api.Shed,
+                silo?.Mode.ToString(), silo?.Places, silo?.Queued, silo?.Shed);
+            return TypedResults.Ok(metrics.Snapshot(silos, activations, admission));
         }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts");
         return app;
     }
