@@ -6,14 +6,17 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using Polly.CircuitBreaker;
 
 namespace Transactor.LoadGen;
 
 /// <summary>
 /// Sets up accounts, drives transfers through the HTTP API from many clients, then checks the books.
 /// Every retry of a transfer reuses its idempotency key, so no retry can move money twice.
+/// Polite clients send through <see cref="PoliteHttp"/> (retries, circuit breaker, bulkhead) when
+/// the runner is given the transport to build it on; without one they back off by hand.
 /// </summary>
-public sealed class LoadRunner(HttpClient http, LoadOptions options)
+public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessageHandler? politeTransport = null)
 {
     /// <summary>How long bursts last, and how often they come, when <see cref="LoadOptions.Overload"/> is above 1.</summary>
     private static readonly TimeSpan BurstLength = TimeSpan.FromSeconds(3);
@@ -24,6 +27,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
 
 
     private readonly LoadStats _stats = new();
+    private HttpClient? _polite;
     private readonly ConcurrentQueue<string> _committed = new();
     private long _committedTracked;
     private string[] _accounts = [];
@@ -36,13 +40,20 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Accounts, 2);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Clients, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxInFlight, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.BulkheadLimit, 1);
+        _polite = politeTransport is null ? null : PoliteHttp.Create(politeTransport, http.BaseAddress, options, _stats);
         await SetupAccounts(cancellation);
         var stopwatch = Stopwatch.StartNew();
         using var progressStop = new CancellationTokenSource();
         var reporter = progress is null ? Task.CompletedTask : Report(progress, stopwatch, progressStop.Token);
-        if (options.Rate is { } rate)
+        if (options.Rate is { } rate && options.OpenLoop)
         {
-            await RunOpenLoop(rate, stopwatch, cancellation);
+            await RunTrueOpenLoop(rate, stopwatch, cancellation);
+        }
+        else if (options.Rate is { } clientRate)
+        {
+            await RunOpenLoop(clientRate, stopwatch, cancellation);
         }
         else
         {
@@ -53,6 +64,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         await progressStop.CancelAsync();
         await reporter;
         var failures = await CheckBooks(cancellation);
+        _polite?.Dispose();
         return _stats.Summarize(options, elapsed, failures);
     }
 
@@ -205,6 +217,66 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         await Task.WhenAll(workers);
     }
 
+    /// <summary>
+    /// Sends each transfer when it is due, without waiting for earlier ones: the offered load is the
+    /// rate, whatever the ledger does with it, up to <see cref="LoadOptions.MaxInFlight"/> in flight.
+    /// </summary>
+    private async Task RunTrueOpenLoop(double rate, Stopwatch stopwatch, CancellationToken cancellation)
+    {
+        // One for the generator itself, so that the count reaches zero only after it stopped issuing.
+        long outstanding = 1;
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Done()
+        {
+            if (Interlocked.Decrement(ref outstanding) == 0)
+            {
+                drained.TrySetResult();
+            }
+        }
+
+        long n = 0;
+        var start = Stopwatch.GetTimestamp();
+        double due = 0;
+        while (!Finished(stopwatch, n) && !cancellation.IsCancellationRequested)
+        {
+            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (now < due)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(due - now, 0.05)), cancellation);
+                continue;
+            }
+
+            n++;
+            var scheduledAt = start + (long)(due * Stopwatch.Frequency);
+            due += 1.0 / (rate * (InBurst(stopwatch.Elapsed) ? options.Overload : 1.0));
+            if (Interlocked.Read(ref outstanding) - 1 >= options.MaxInFlight)
+            {
+                _stats.DroppedByGenerator();
+                continue;
+            }
+
+            Interlocked.Increment(ref outstanding);
+            var number = n;
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Transfer(number, new Random(HashCode.Combine(options.Seed, number)), IsPolite((int)(number % options.Clients)), scheduledAt, cancellation);
+                }
+                catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+                {
+                }
+                finally
+                {
+                    Done();
+                }
+            }, CancellationToken.None);
+        }
+
+        Done();
+        await drained.Task.WaitAsync(cancellation);
+    }
+
     private bool Finished(Stopwatch stopwatch, long issuedBefore) =>
         options.Duration is { } duration ? stopwatch.Elapsed >= duration : issuedBefore >= options.Transfers;
 
@@ -226,6 +298,12 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         var key = $"lg-{options.RunId}-t{n}";
         var body = $$"""{"from":"{{_accounts[from]}}","to":"{{_accounts[to]}}","amount":{{Str(random.NextInt64(1, options.MaxAmountMinor + 1))}},"currency":"USD"}""";
         _stats.Started();
+        if (polite && _polite is { } resilient)
+        {
+            await PoliteTransfer(resilient, key, body, startedAt, cancellation);
+            return;
+        }
+
         var replayed = false;
         for (var attempt = 1; ; attempt++)
         {
@@ -285,6 +363,58 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
                 await Task.Delay(Wait(attempt, random, retryAfter, capRetryAfter: false), cancellation);
             }
         }
+    }
+
+    /// <summary>
+    /// One transfer of a polite client: the resilience pipeline retries transient failures under the
+    /// same key. While the circuit breaker is open the client sends nothing: it waits until the
+    /// breaker may let a probe through, at most <see cref="LoadOptions.MaxAttempts"/> times.
+    /// </summary>
+    private async Task PoliteTransfer(HttpClient resilient, string key, string body, long startedAt, CancellationToken cancellation)
+    {
+        var replayed = false;
+        for (var round = 1; ; round++)
+        {
+            try
+            {
+                using var request = Json(HttpMethod.Post, "/transfers", body, key);
+                using var response = await resilient.SendAsync(request, cancellation);
+                long? answered = request.Options.TryGetValue(PoliteHttp.LastAttemptTicks, out var ticks) ? ticks : null;
+                replayed |= response.Headers.Contains("Idempotent-Replayed");
+                var status = (int)response.StatusCode;
+                if (status is 201)
+                {
+                    Track(key);
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed, answered);
+                    return;
+                }
+
+                if (status is 400 or 404 or 409 or 422)
+                {
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, await Code(response, cancellation), gaveUp: false, replayed, answered);
+                    return;
+                }
+
+                // Still failing after every retry the pipeline allows: outcome unknown, given up.
+                break;
+            }
+            catch (BrokenCircuitException open) when (round < options.MaxAttempts)
+            {
+                _stats.Error("circuit_open");
+                await Task.Delay(open.RetryAfter is { } wait && wait > TimeSpan.Zero ? wait : options.BreakerBreakDuration, cancellation);
+            }
+            catch (Exception refused) when (refused is HttpRequestException || PoliteHttp.IsRefusal(refused))
+            {
+                if (refused is Polly.RateLimiting.RateLimiterRejectedException)
+                {
+                    _stats.Error("bulkhead_full");
+                }
+
+                break;
+            }
+        }
+
+        _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
     }
 
     /// <summary>
