@@ -59,6 +59,10 @@ public static class SiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         silo.AddTransactor(configuration);
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ListenPortCheck>();
+        // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
+        // a recovery shard configured to sweep more often would fail to activate.
+        silo.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
+            reminders.MinimumReminderPeriod = TimeSpan.FromTicks(Math.Min(reminders.MinimumReminderPeriod.Ticks, transfers.Value.RecoveryPeriod.Ticks)));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RecoveryWakeUp>();
         silo.Services.AddKeyedSingleton<TimeProvider>(TimeProviderNames.Membership, (_, _) => new MembershipClock());
         silo.Services.AddOptions<StopOptions>().Bind(configuration.GetSection(StopOptions.SectionName));

@@ -22,6 +22,10 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
     private static readonly TimeSpan BurstLength = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan BurstEvery = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often the books check asks again for one account or transfer whose answer is transient or pending, and how long it waits between.</summary>
+    private const int MaxCheckAttempts = 40;
+    private static readonly TimeSpan CheckRetryDelay = TimeSpan.FromMilliseconds(250);
+
     /// <summary>Tickets an open-loop generator may queue ahead of its clients; beyond it tickets are dropped and counted.</summary>
     private const int MaxQueuedTickets = 100_000;
 
@@ -464,7 +468,18 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         {
             var accounts = new ConcurrentBag<JsonElement>();
             await Parallel.ForEachAsync(_accounts, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellation }, async (id, ct) =>
-                accounts.Add(await http.GetFromJsonAsync<JsonElement>($"/accounts/{id}", ct)));
+            {
+                var (response, status) = await GetPatiently($"/accounts/{id}", ct);
+                using (response)
+                {
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        throw new InvalidOperationException($"Account {id} could not be read: {status}");
+                    }
+
+                    accounts.Add(await response.Content.ReadFromJsonAsync<JsonElement>(ct));
+                }
+            });
             var inFlight = accounts.Sum(a => a.GetProperty("reserved").GetInt64() + a.GetProperty("incoming").GetInt64());
             if (inFlight != 0 && DateTime.UtcNow < deadline)
             {
@@ -494,14 +509,58 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
 
         await Parallel.ForEachAsync(_committed, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellation }, async (key, ct) =>
         {
-            using var response = await http.GetAsync($"/transfers/{Uri.EscapeDataString(key)}", ct);
-            var status = response.IsSuccessStatusCode ? (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("status").GetString() : null;
+            // A commit whose record is still being completed reads pending for a moment (recovery
+            // finishes it); under chaos a read may also fail transiently. Neither is a wrong answer
+            // yet: ask again, within the bound, and judge the last answer.
+            string? status = null;
+            for (var attempt = 1; attempt <= MaxCheckAttempts; attempt++)
+            {
+                var (response, code) = await GetPatiently($"/transfers/{Uri.EscapeDataString(key)}", ct);
+                using (response)
+                {
+                    status = response.IsSuccessStatusCode ? (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("status").GetString() : code;
+                }
+
+                if (status != "pending")
+                {
+                    break;
+                }
+
+                await Task.Delay(CheckRetryDelay, ct);
+            }
+
             if (status != "committed")
             {
-                failures.Add($"transfer {key} was answered committed but reads as {status ?? ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture)}");
+                failures.Add($"transfer {key} was answered committed but reads as {status}");
             }
         });
         return [.. failures.Take(100)];
+    }
+
+    /// <summary>
+    /// A GET of the books check, asked again while the answer is transient (429, 5xx, no connection),
+    /// at most <see cref="MaxCheckAttempts"/> times: the last response and its status as text.
+    /// </summary>
+    private async Task<(HttpResponseMessage Response, string Status)> GetPatiently(string path, CancellationToken cancellation)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var response = await http.GetAsync(path, cancellation);
+                if (!IsTransient(response.StatusCode) || attempt >= MaxCheckAttempts)
+                {
+                    return (response, ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture));
+                }
+
+                response.Dispose();
+            }
+            catch (HttpRequestException) when (attempt < MaxCheckAttempts)
+            {
+            }
+
+            await Task.Delay(CheckRetryDelay, cancellation);
+        }
     }
 
     private static async Task<string> Code(HttpResponseMessage response, CancellationToken cancellation)

@@ -62,7 +62,7 @@ public sealed class ApiMetrics
         }
     }
 
-    public MetricsSnapshot Snapshot(int? silos, long? activations, AdmissionSnapshot? admission = null)
+    public MetricsSnapshot Snapshot(int? silos, long? activations, AdmissionSnapshot? admission = null, ChaosSnapshot? chaos = null)
     {
         // Successes first: Finished counts a request before its success, so every success read here
         // belongs to a request the later read counts, and the rate cannot exceed 1. (Read the other
@@ -86,7 +86,8 @@ public sealed class ApiMetrics
             Interlocked.Read(ref _inFlight),
             silos,
             activations,
-            admission);
+            admission,
+            chaos);
     }
 }
 
@@ -105,7 +106,23 @@ public sealed record MetricsSnapshot(
     long InFlight,
     int? Silos,
     long? Activations,
-    AdmissionSnapshot? Admission);
+    AdmissionSnapshot? Admission,
+    ChaosSnapshot? Chaos);
+
+/// <summary>
+/// Chaos mode of the embedded silo when it is on (null when off, and in client mode, where each
+/// silo reports <c>transactor.chaos.faults</c> in its own metrics and logs a warning at start).
+/// </summary>
+public sealed record ChaosSnapshot(
+    bool Active,
+    string Silo,
+    double DelayProbability,
+    double MaxDelayMs,
+    double DropProbability,
+    double StorageWriteFailureProbability,
+    double StorageReadFailureProbability,
+    int? Seed,
+    IReadOnlyDictionary<string, long> Injected);
 
 /// <summary>
 /// The concurrency limits now: the API's limiter of money-moving requests and, when the silo runs

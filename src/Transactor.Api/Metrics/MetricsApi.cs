@@ -53,7 +53,13 @@ public static class MetricsApi
             var admission = new AdmissionSnapshot(
                 api.Mode.ToString(), api.Limit, api.InFlight, api.Queued, api.Shed,
                 silo?.Mode.ToString(), silo?.Places, silo?.Queued, silo?.Shed);
-            return TypedResults.Ok(metrics.Snapshot(silos, activations, admission));
+            var chaos = services.GetService<ChaosMonitor>() is { } monitor
+                ? new ChaosSnapshot(
+                    monitor.Active, monitor.Silo, monitor.Options.DelayProbability, monitor.Options.MaxDelay.TotalMilliseconds, monitor.Options.DropProbability,
+                    monitor.Options.StorageWriteFailureProbability, monitor.Options.StorageReadFailureProbability, monitor.Options.Seed,
+                    monitor.InjectedByKind.ToDictionary(k => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(k.Key.ToString()), k => k.Value, StringComparer.Ordinal))
+                : null;
+            return TypedResults.Ok(metrics.Snapshot(silos, activations, admission, chaos));
         }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts");
         return app;
     }
