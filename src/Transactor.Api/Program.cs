@@ -31,6 +31,7 @@ app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapMetricsApi();
+app.MapDebugApi(app.Configuration);
 
 app.AnnounceLedger(mode);
 app.Run();
