@@ -201,6 +201,16 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     Task<TransferResult> Execute(TransferRequest request);
 
     /// <summary>
+    /// Records <paramref name="request"/> durably (as <see cref="Execute"/> does before it touches an
+    /// account) and answers then, <see cref="TransferStatus.Pending"/>, while this coordinator drives
+    /// it to its end in the background; the shard's sweep finishes it if this silo dies. A request
+    /// that fails validation, reuses a key, or names a movement that has ended gets the same answer
+    /// as from <see cref="Execute"/>.
+    /// </summary>
+    [Alias("Submit")]
+    Task<TransferResult> Submit(TransferRequest request);
+
+    /// <summary>
     /// Drives an interrupted movement to its end; for one that has ended, applies its decision to
     /// its accounts again, which releases an entry a superseded driver prepared there late. Fire and forget.
     /// </summary>

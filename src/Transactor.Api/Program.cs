@@ -1,9 +1,11 @@
 using Orleans.Dashboard;
 using Scalar.AspNetCore;
 using Transactor.Api.Apis;
+using Transactor.Api.Events;
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Runs;
 using Transactor.Persistence;
 using Transactor.ServiceDefaults;
 
@@ -23,6 +25,10 @@ app.UseApiMetrics();
 app.UseApiErrorHandling();
 app.UseRateLimiter();
 
+// The dashboard: static files from wwwroot, index.html at /.
+app.UseDefaultFiles();
+app.UseStaticFiles();
+
 app.MapOpenApi();
 app.MapScalarApiReference();
 app.MapOrleansDashboard(routePrefix: "/dashboard");
@@ -31,6 +37,8 @@ app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapMetricsApi();
+app.MapEventsApi();
+app.MapRunsApi();
 app.MapDebugApi(app.Configuration);
 
 app.AnnounceLedger(mode);

@@ -41,6 +41,12 @@ public static class SiloBuilderExtensions
         silo.Services.TryAddSingleton<ITransferFaults, NoTransferFaults>();
         silo.Services.TryAddSingleton<TransactorInstruments>();
         silo.Services.TryAddSingleton<TransferAdmission>();
+        if (!silo.Services.Any(d => d.ServiceType == typeof(LedgerEventPublisher)))
+        {
+            silo.Services.AddSingleton<LedgerEventPublisher>();
+            silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(sp => sp.GetRequiredService<LedgerEventPublisher>());
+        }
+
         // Orleans' providers look for a serializer keyed by their name before the JSON default.
         silo.Services.TryAddKeyedSingleton<IGrainStorageSerializer, LedgerStorageSerializer>(StorageNames.Ledger);
         return silo;

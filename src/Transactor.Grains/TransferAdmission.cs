@@ -45,6 +45,9 @@ public sealed class TransferAdmission : IDisposable
     /// <summary>Movements refused because the queue was full, since the silo started.</summary>
     public long Shed => _limiter.Shed;
 
+    /// <summary>How many movements hold a place now.</summary>
+    public long InFlight => _limiter.InFlight;
+
     /// <summary>Waits for a turn to start a movement; dispose the result when the movement has ended.</summary>
     /// <exception cref="LedgerOverloadedException">The queue is full.</exception>
     public async ValueTask<RateLimitLease> Enter()

@@ -16,6 +16,7 @@ public sealed partial class TransferCoordinatorGrain(
     TimeProvider time,
     TransactorInstruments instruments,
     TransferAdmission admission,
+    LedgerEventPublisher events,
     ILocalSiloDetails silo,
     ILogger<TransferCoordinatorGrain> logger) : Grain, ITransferCoordinatorGrain
 {
@@ -40,15 +41,14 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task<TransferResult> Execute(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var invalid = Validate(request);
-        if (invalid != RejectionReason.None)
+        var startedAt = time.GetTimestamp();
+        if (Invalid(request, startedAt) is { } invalid)
         {
-            instruments.Rejected(invalid);
-            return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
+            return invalid;
         }
 
         // Only movements the silo has admitted begin; a refused one leaves no trace.
-        var admitted = await admission.Enter();
+        var admitted = await Admit();
         RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
@@ -103,7 +103,7 @@ public sealed partial class TransferCoordinatorGrain(
 
             var lease = ticket.Lease.Value;
 
-            var result = await DriveOrRelease(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created);
+            var result = await DriveOrRelease(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), recordedNow: ticket.Created, startedAt);
             return ticket.Created ? result : result with { Replayed = true };
         }
         finally
@@ -112,8 +112,105 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
+    public async Task<TransferResult> Submit(TransferRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var startedAt = time.GetTimestamp();
+        if (Invalid(request, startedAt) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var admitted = await Admit();
+        var handedOver = false;
+        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
+        try
+        {
+            var shard = GrainFactory.GetRecoveryShard(request.TransferId);
+            var asked = time.GetTimestamp();
+            // Once Begin answers, the movement is listed durably on its shard: whatever happens to
+            // this silo from now on, its shard's sweep (or a retry) drives it to its end.
+            var ticket = await shard.Begin(request);
+            if (ticket.Conflict)
+            {
+                instruments.Rejected(RejectionReason.IdempotencyKeyReused);
+                return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
+            }
+
+            if (ticket.Result is { } ended)
+            {
+                return ended with { Replayed = true };
+            }
+
+            var pending = StillPending(ticket.Record!) with { Replayed = !ticket.Created };
+            if (ticket.Lease is not { } lease)
+            {
+                // Someone else drives it (or its lease has not run out): it ends without this caller.
+                return pending;
+            }
+
+            // Driven in the background by this activation, holding the admission place until it ends.
+            handedOver = true;
+            DriveInBackground(shard, ticket.Record!, new Lease(ticket.Epoch, asked, lease), ticket.Created, startedAt, admitted).Ignore();
+            return pending;
+        }
+        finally
+        {
+            if (!handedOver)
+            {
+                admitted.Dispose();
+            }
+        }
+    }
+
+    private async Task DriveInBackground(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow, long startedAt, System.Threading.RateLimiting.RateLimitLease admitted)
+    {
+        try
+        {
+            await DriveOrRelease(shard, record, lease, recordedNow, startedAt);
+        }
+        catch (Exception ex)
+        {
+            // Nobody waits for this answer: the movement stays listed, and a retry or the shard's sweep finishes it.
+            LogBackgroundDriveFailed(logger, ex, record.Request.TransferId);
+        }
+        finally
+        {
+            admitted.Dispose();
+        }
+    }
+
+    /// <summary>The rejection of a request that fails validation (nothing is recorded), or null when it is valid.</summary>
+    private TransferResult? Invalid(TransferRequest request, long startedAt)
+    {
+        var invalid = Validate(request);
+        if (invalid == RejectionReason.None)
+        {
+            return null;
+        }
+
+        instruments.Rejected(invalid);
+        events.Ended(events.Event(request, TransferStatus.Rejected, invalid, startedAt, null, null));
+        return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
+    }
+
+    /// <summary>Takes one of the silo's places (docs/transfers.md, Admission); a refusal is counted for the dashboard.</summary>
+    private async ValueTask<System.Threading.RateLimiting.RateLimitLease> Admit()
+    {
+        try
+        {
+            return await admission.Enter();
+        }
+        catch (LedgerOverloadedException)
+        {
+            events.Refused();
+            throw;
+        }
+    }
+
     public async Task Recover(string transferId)
     {
+        var startedAt = time.GetTimestamp();
         var shard = GrainFactory.GetRecoveryShard(transferId);
         RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
@@ -129,7 +226,7 @@ public sealed partial class TransferCoordinatorGrain(
             else if (ticket is { Record: { } record, Lease: { } lease })
             {
                 instruments.Recovered();
-                var result = await DriveOrRelease(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false);
+                var result = await DriveOrRelease(shard, record, new Lease(ticket.Epoch, asked, lease), recordedNow: false, startedAt);
                 LogRecovered(logger, transferId, result.Status, result.Reason);
             }
 
@@ -147,11 +244,11 @@ public sealed partial class TransferCoordinatorGrain(
     /// lease back before the failure reaches the caller, so that the caller's retry with the same key,
     /// or recovery, takes over at once instead of waiting for the lease to run out.
     /// </summary>
-    private async Task<TransferResult> DriveOrRelease(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow)
+    private async Task<TransferResult> DriveOrRelease(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow, long startedAt)
     {
         try
         {
-            return await Drive(shard, record, lease, recordedNow);
+            return await Drive(shard, record, lease, recordedNow, startedAt);
         }
         catch (Exception ex) when (ex is not (ArgumentException or InjectedFaultException))
         {
@@ -164,7 +261,8 @@ public sealed partial class TransferCoordinatorGrain(
     }
 
     /// <param name="recordedNow">True for the driver whose Begin recorded the movement: no driver came before it.</param>
-    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow)
+    /// <param name="startedAt">When this driver's caller asked (a <see cref="TimeProvider"/> timestamp): the event's latency runs from there.</param>
+    private async Task<TransferResult> Drive(IRecoveryShardGrain shard, TransferRecord record, Lease lease, bool recordedNow, long startedAt)
     {
         var started = time.GetTimestamp();
         var request = record.Request;
@@ -235,6 +333,7 @@ public sealed partial class TransferCoordinatorGrain(
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
             // One-way: the client hears the outcome now; the shard writes it into the movement's row.
             await shard.Complete(request.TransferId, debit, credit);
+            events.Ended(events.Event(request, record.Status, record.Reason, startedAt, debit, credit));
             status = record.Status;
             reason = record.Reason;
             return new TransferResult(request, record.Status, record.Reason, debit, credit, record.CreatedAt);
@@ -398,6 +497,9 @@ public sealed partial class TransferCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Driving transfer {TransferId} in the background after its 202 failed; a retry or its shard's sweep finishes it")]
+    private static partial void LogBackgroundDriveFailed(ILogger logger, Exception exception, string transferId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Driving transfer {TransferId} under epoch {Epoch} failed; its lease is given back")]
     private static partial void LogDriveFailed(ILogger logger, Exception exception, string transferId, long epoch);

@@ -29,14 +29,23 @@ public static class TransfersApi
         return app;
     }
 
-    /// <summary>Executes a movement and answers with its outcome: 201, 202 while recovery finishes it, or a problem.</summary>
+    /// <summary>The <c>Prefer</c> preference (RFC 7240) that asks for a 202 once the movement is recorded, instead of waiting for its outcome.</summary>
+    public const string RespondAsync = "respond-async";
+
+    /// <summary>
+    /// Executes a movement and answers with its outcome: 201, 202 while recovery finishes it, or a
+    /// problem. With <c>Prefer: respond-async</c>, answers 202 as soon as the movement is durably
+    /// recorded, and the ledger drives it to its end in the background (docs/events.md).
+    /// </summary>
     internal static async Task<IResult> Execute(HttpContext context, IClusterClient client, ApiMetrics metrics, TransferRequest request)
     {
         var gatewayLost = context.RequestServices.GetRequiredService<GatewayLoss>().Token;
+        var respondAsync = PrefersAsync(context.Request);
         TransferResult result;
         try
         {
-            result = await client.GetCoordinator().Execute(request).WaitAsync(gatewayLost);
+            var coordinator = client.GetCoordinator();
+            result = await (respondAsync ? coordinator.Submit(request) : coordinator.Execute(request)).WaitAsync(gatewayLost);
         }
         catch (OperationCanceledException) when (gatewayLost.IsCancellationRequested)
         {
@@ -51,12 +60,35 @@ public static class TransfersApi
         }
 
         var location = $"/transfers/{Uri.EscapeDataString(result.TransferId)}";
+        if (respondAsync && result.Status == TransferStatus.Pending)
+        {
+            context.Response.Headers["Preference-Applied"] = RespondAsync;
+        }
+
         return result.Status switch
         {
             TransferStatus.Committed => TypedResults.Created(location, TransferView.Of(result)),
             TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result)),
             _ => Problems.Rejected(result),
         };
+    }
+
+    /// <summary>True when a <c>Prefer</c> header of the request holds <c>respond-async</c> (RFC 7240: comma-separated preferences, case-insensitive).</summary>
+    internal static bool PrefersAsync(HttpRequest request)
+    {
+        foreach (var header in request.Headers["Prefer"])
+        {
+            foreach (var preference in (header ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            {
+                var name = preference.Split(';', 2)[0].Split('=', 2)[0].Trim();
+                if (name.Equals(RespondAsync, StringComparison.OrdinalIgnoreCase))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     private static async Task<IResult> Transfer(HttpContext context, IClusterClient client, ApiMetrics metrics, string[] required)

@@ -3,7 +3,10 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Transactor.Api.Events;
 using Transactor.Api.Http;
+using Transactor.Api.Runs;
 using Transactor.Api.Metrics;
 using Transactor.Persistence;
 
@@ -35,6 +38,12 @@ public static class ApiServices
             .AddPostgresReadiness(builder.Configuration, "ready");
         services.AddLedgerRateLimits(builder.Configuration);
         services.AddSingleton<ApiMetrics>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<TransferEventLog>();
+        services.AddSingleton<MetricsFeed>();
+        services.AddSingleton<RunManager>();
+        services.AddHostedService<LedgerEventReceiver>();
+        services.AddHostedService<LiveMetrics>();
         return builder;
     }
 

@@ -112,6 +112,26 @@ internal sealed class JsonBody
         return true;
     }
 
+    /// <summary>A whole-number field, or null when absent or null.</summary>
+    public bool TryLong(string name, out long? value, out IResult? problem)
+    {
+        value = null;
+        problem = null;
+        if (!_root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt64(out var number))
+        {
+            problem = Problems.InvalidField(name, $"Field '{name}' must be a whole number.");
+            return false;
+        }
+
+        value = number;
+        return true;
+    }
+
     /// <summary>The <c>amount</c> field: a whole JSON number of minor units, 1 to <see cref="Money.MaxAmountMinor"/>.</summary>
     public bool TryAmount(out long amountMinor, out IResult? problem)
     {

@@ -20,6 +20,10 @@ public sealed class ApiMetrics
     private long _inFlight;
     private long _committed;
     private long _replayed;
+    private long _tooManyRequests;
+
+    /// <summary>Ledger requests answered 429 since the process started.</summary>
+    public long TooManyRequests => Interlocked.Read(ref _tooManyRequests);
 
     public long Started()
     {
@@ -34,6 +38,10 @@ public sealed class ApiMetrics
         if (statusCode is >= 200 and < 300)
         {
             Interlocked.Increment(ref _successes);
+        }
+        else if (statusCode == StatusCodes.Status429TooManyRequests)
+        {
+            Interlocked.Increment(ref _tooManyRequests);
         }
 
         _latency.RecordValue(Math.Clamp(Stopwatch.GetTimestamp() - startedAt, 1, MaxTrackedTicks));

@@ -41,12 +41,27 @@ public sealed class SeparateProcessesTests
         var to = await http.OpenAccount();
         var key = $"e2e-{Guid.NewGuid():N}";
         var json = $$"""{"from":"{{from}}","to":"{{to}}","amount":1234,"currency":"USD"}""";
+
+        // The settlement reaches the API process's event stream from the silo process (grain observers
+        // across processes), once the silo has read the API's subscription: its load arrives with it.
+        using (var metricsStream = await Events.Sse.Open(http, "/events/metrics"))
+        {
+            while ((await metricsStream.Read(1, StartTimeout)).Single() is var m && (m.Type != "metrics" || m.Data.GetProperty("places").GetInt64() == 0))
+            {
+            }
+        }
+
+        using var events = await Events.Sse.Open(http, $"/events/transfers?account={to}");
         using var transfer = await http.SendAsync(Http.Post("/transfers", json, key));
         using var retry = await http.SendAsync(Http.Post("/transfers", json, key));
 
         Assert.True(HttpStatusCode.Created == transfer.StatusCode, await transfer.Content.ReadAsStringAsync() + "\n" + api.Output);
         Assert.Equal(HttpStatusCode.Created, retry.StatusCode);
         Assert.Equal((3_766L, 1_234L), (await http.Available(from), await http.Available(to)));
+        var settled = (await events.Read(1, TimeSpan.FromSeconds(10))).Single();
+        Assert.Equal((key, "committed", 1_234L), (settled.Data.GetProperty("id").GetString(), settled.Data.GetProperty("status").GetString(), settled.Data.GetProperty("to_available").GetInt64()));
+        // Ended by the silo process (its address names its silo port), not by the API process.
+        Assert.Contains($"127.0.0.1:{siloPort}:", settled.Data.GetProperty("silo").GetString(), StringComparison.Ordinal);
         var metrics = await http.GetFromJsonAsync<JsonElement>("/metrics");
         Assert.Equal(1, metrics.GetProperty("silos").GetInt32());
         Assert.Contains("client of Orleans cluster e2e", api.Output, StringComparison.Ordinal);

@@ -1,0 +1,358 @@
+// Transactor's live dashboard: two EventSource streams (/events/metrics, /events/transfers),
+// uPlot charts, and the runs API. No build step, nothing loaded from elsewhere.
+'use strict';
+
+(() => {
+  const WINDOW_SECONDS = 300;   // points on the charts: one per second
+  const LOG_ROWS = 200;         // rows kept in the transaction log
+  const RENDER_EVERY_MS = 100;  // the log is redrawn at most this often, however fast events arrive
+  const ACCOUNT_REFRESH_MS = 3000;
+
+  const $ = (id) => document.getElementById(id);
+  const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+  const one = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
+  const two = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
+  const money = (minor) => (minor / 100).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const short = (n) => n >= 1e6 ? `${one.format(n / 1e6)}M` : n >= 1e3 ? `${one.format(n / 1e3)}k` : int.format(n);
+  const time = (iso) => {
+    const d = new Date(iso);
+    return d.toLocaleTimeString('en-GB', { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+  };
+  const text = (el, value) => { if (el.textContent !== value) { el.textContent = value; } };
+  const el = (tag, cls, content) => {
+    const e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (content !== undefined) { e.textContent = content; }
+    return e;
+  };
+
+  // ---- charts -------------------------------------------------------------------------------
+  const data = { t: [], committed: [], rejected: [], p50: [], p99: [] };
+
+  function chart(container, series, yLabel) {
+    const opts = {
+      width: Math.max(200, container.clientWidth),
+      height: 180,
+      legend: { show: false },
+      cursor: { points: { size: 6 } },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+      axes: [
+        { stroke: '#8b949e', grid: { stroke: '#262d36', width: 1 }, ticks: { stroke: '#262d36' } },
+        { stroke: '#8b949e', grid: { stroke: '#262d36', width: 1 }, ticks: { stroke: '#262d36' }, size: 56, label: yLabel, labelSize: 14,
+          values: (u, vals) => vals.map((v) => short(v)) },
+      ],
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.fill, points: { show: false }, spanGaps: false }))],
+    };
+    const plot = new uPlot(opts, [[], ...series.map(() => [])], container);
+    new ResizeObserver(() => plot.setSize({ width: Math.max(200, container.clientWidth), height: 180 })).observe(container);
+    return plot;
+  }
+
+  const throughputChart = chart($('chart-throughput'), [
+    { label: 'committed/s', color: '#3fb950', fill: 'rgba(63,185,80,0.12)' },
+    { label: 'rejected/s', color: '#f85149' },
+  ], 'per second');
+  const latencyChart = chart($('chart-latency'), [
+    { label: 'p50', color: '#58a6ff' },
+    { label: 'p99', color: '#bc8cff', fill: 'rgba(188,140,255,0.08)' },
+  ], 'ms');
+
+  function plotPoint(m) {
+    data.t.push(Date.parse(m.time) / 1000);
+    data.committed.push(m.committed);
+    data.rejected.push(m.rejected);
+    data.p50.push(m.p50_ms);
+    data.p99.push(m.p99_ms);
+    if (data.t.length > WINDOW_SECONDS) {
+      for (const key of Object.keys(data)) { data[key].shift(); }
+    }
+
+    throughputChart.setData([data.t, data.committed, data.rejected]);
+    latencyChart.setData([data.t, data.p50, data.p99]);
+  }
+
+  // ---- metrics stream ------------------------------------------------------------------------
+  const connection = { metrics: false, transfers: false };
+  function showConnection() {
+    const pill = $('conn');
+    if (connection.metrics && connection.transfers) {
+      pill.className = 'pill pill-ok';
+      text(pill, 'live');
+    } else {
+      pill.className = 'pill pill-wait';
+      text(pill, 'reconnecting…');
+    }
+  }
+
+  function onMetrics(m) {
+    plotPoint(m);
+    text($('tps'), int.format(m.committed));
+    text($('rejected'), int.format(m.rejected));
+    text($('p50'), m.p50_ms == null ? '–' : two.format(m.p50_ms));
+    text($('p99'), m.p99_ms == null ? '–' : two.format(m.p99_ms));
+
+    text($('inflight'), int.format(m.in_flight));
+    text($('places'), int.format(m.places));
+    text($('queued'), int.format(m.queued));
+    text($('queue-limit'), int.format(m.queue_limit));
+    text($('refused'), one.format(m.refused));
+    const share = m.queue_limit > 0 ? Math.min(1, m.queued / m.queue_limit) : 0;
+    const bar = $('queue-bar');
+    bar.style.width = `${(share * 100).toFixed(1)}%`;
+    bar.style.background = share > 0.8 ? 'var(--bad)' : share > 0.5 ? 'var(--warn)' : 'var(--ok)';
+    const state = $('pressure-state');
+    state.className = m.backpressure ? 'pill pill-backpressure' : 'pill pill-ok';
+    text(state, m.backpressure ? 'BACKPRESSURE' : 'OK');
+
+    renderSilos(m.silos);
+    renderBusiest(m.busiest);
+    for (const run of m.runs) { renderRun(run); }
+  }
+
+  function renderSilos(silos) {
+    const body = $('silos');
+    const active = silos.filter((s) => s.status === 'Active').length;
+    text($('silo-count'), `${active} active of ${silos.length}`);
+    const rows = silos.map((s) => {
+      const tr = el('tr');
+      tr.append(el('td', null, s.name), el('td', `status-${s.status}`, s.status),
+        el('td', 'r', int.format(s.accounts)), el('td', 'r', int.format(s.shards)), el('td', 'r', int.format(s.activations)));
+      const cell = el('td');
+      const wrap = el('div', 'share');
+      const bar = el('div', 'share-bar');
+      bar.style.width = `${Math.round(s.share * 120)}px`;
+      wrap.append(bar, el('span', 'muted', `${Math.round(s.share * 100)} % · ${int.format(s.per_second)}/s`));
+      cell.append(wrap);
+      tr.append(cell);
+      return tr;
+    });
+    body.replaceChildren(...rows);
+  }
+
+  function renderBusiest(busiest) {
+    const list = $('busiest');
+    if (busiest.length === 0) {
+      list.replaceChildren(el('li', 'muted', 'no movements in the last seconds'));
+      return;
+    }
+
+    list.replaceChildren(...busiest.map((b) => {
+      const li = el('li');
+      const a = el('a', null, b.account);
+      a.addEventListener('click', () => { $('account-id').value = b.account; lookup(b.account); });
+      li.append(a, el('span', 'muted', ` · ${one.format(b.movements)}`));
+      return li;
+    }));
+  }
+
+  // ---- runs ---------------------------------------------------------------------------------
+  const runElements = new Map();
+
+  function renderRun(run) {
+    let li = runElements.get(run.id);
+    if (!li) {
+      li = el('li', 'run');
+      li.dataset.runId = run.id;
+      li.innerHTML = '<div class="run-head"><span class="run-title"></span><span class="run-actions"></span></div>'
+        + '<div class="progress"><div class="progress-fill"></div></div><div class="run-meta"></div>';
+      runElements.set(run.id, li);
+      $('runs').prepend(li);
+    }
+
+    const ended = ['done', 'cancelled', 'failed'].includes(run.state);
+    li.className = `run ${run.state}`;
+    const title = li.querySelector('.run-title');
+    title.replaceChildren(document.createTextNode(run.name ?? `run ${run.id}`),
+      el('span', 'muted', ` · ${short(run.count)} transfers over ${int.format(run.accounts)} accounts`));
+    const pct = run.count > 0 ? Math.min(100, Math.floor((run.done / run.count) * 100)) : 0;
+    li.querySelector('.progress-fill').style.width = `${pct}%`;
+
+    const meta = li.querySelector('.run-meta');
+    const parts = [
+      el('span', 'run-progress', `${pct} %`),
+      el('span', null, `${int.format(run.done)} / ${int.format(run.count)}`),
+      el('span', null, `${int.format(run.per_second)} transfers/s`),
+      el('span', null, run.state + (run.cancel_requested && !ended ? ' (cancelling)' : '')),
+    ];
+    if (run.rejected > 0) { parts.push(el('span', null, `${int.format(run.rejected)} rejected`)); }
+    if (run.unfinished > 0) { parts.push(el('span', 'books-bad', `${int.format(run.unfinished)} unfinished`)); }
+    if (run.books) {
+      parts.push(run.books.balanced
+        ? el('span', 'books-ok run-books', `books balance ✓ ${money(run.books.actual_minor)}`)
+        : el('span', 'books-bad run-books', `books DO NOT balance: ${money(run.books.actual_minor)} vs ${money(run.books.expected_minor)}`));
+    }
+    if (run.error) { parts.push(el('span', 'books-bad', run.error)); }
+    meta.replaceChildren(...parts);
+
+    const actions = li.querySelector('.run-actions');
+    if (!ended && !run.cancel_requested) {
+      if (!actions.querySelector('button')) {
+        const cancel = el('button', 'btn btn-small', 'Cancel');
+        cancel.addEventListener('click', () => fetch(`runs/${encodeURIComponent(run.id)}/cancel`, { method: 'POST' }));
+        actions.replaceChildren(cancel);
+      }
+    } else {
+      actions.replaceChildren(el('span', 'muted', ended ? `${two.format(run.seconds)} s` : ''));
+    }
+  }
+
+  async function launch(count) {
+    const error = $('launch-error');
+    text(error, '');
+    const accounts = Number($('run-accounts').value || 1000);
+    const name = $('run-name').value.trim();
+    try {
+      const response = await fetch('runs', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(name ? { count, accounts, name } : { count, accounts }),
+      });
+      const body = await response.json();
+      if (!response.ok) {
+        text(error, body.detail ?? body.title ?? `HTTP ${response.status}`);
+        return;
+      }
+
+      renderRun(body);
+    } catch (e) {
+      text(error, `The API did not answer: ${e.message}`);
+    }
+  }
+
+  for (const button of document.querySelectorAll('button[data-count]')) {
+    button.addEventListener('click', () => launch(Number(button.dataset.count)));
+  }
+  $('launch-custom').addEventListener('click', () => {
+    const count = Number($('custom-count').value);
+    if (!Number.isInteger(count) || count < 1) {
+      text($('launch-error'), 'Enter a whole number of transfers.');
+      return;
+    }
+    launch(count);
+  });
+
+  // ---- accounts -----------------------------------------------------------------------------
+  let watched = null; // { id, version }
+
+  function showAccount(a) {
+    $('account').hidden = false;
+    text($('account-name'), a.id + (a.owner ? ` (${a.owner})` : ''));
+    text($('account-currency'), a.currency);
+    $('account-locked').hidden = !a.locked;
+    setBalance('account-available', a.available);
+    setBalance('account-held', a.held);
+    setBalance('account-reserved', a.reserved);
+    setBalance('account-incoming', a.incoming);
+    watched = { id: a.id, version: a.version };
+  }
+
+  function setBalance(id, minor) {
+    const node = $(id);
+    const value = money(minor);
+    if (node.textContent !== value) {
+      node.textContent = value;
+      node.dataset.minor = String(minor);
+      node.classList.remove('flash');
+      void node.offsetWidth;
+      node.classList.add('flash');
+    }
+  }
+
+  async function lookup(id) {
+    text($('account-error'), '');
+    if (!id) { return; }
+    try {
+      const response = await fetch(`accounts/${encodeURIComponent(id)}`);
+      const body = await response.json();
+      if (!response.ok) {
+        $('account').hidden = true;
+        watched = null;
+        text($('account-error'), body.detail ?? body.title);
+        return;
+      }
+
+      if (!watched || watched.id !== body.id || body.version >= watched.version) { showAccount(body); }
+    } catch (e) {
+      text($('account-error'), `The API did not answer: ${e.message}`);
+    }
+  }
+
+  $('account-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    watched = null;
+    lookup($('account-id').value.trim());
+  });
+  setInterval(() => { if (watched && !document.hidden) { lookup(watched.id); } }, ACCOUNT_REFRESH_MS);
+
+  // A movement of the watched account carries its available balance right after, and its version.
+  function watch(e) {
+    if (!watched) { return; }
+    const side = e.from === watched.id ? ['from_available', 'from_version'] : e.to === watched.id ? ['to_available', 'to_version'] : null;
+    if (!side || e[side[0]] == null || e[side[1]] <= watched.version) { return; }
+    watched.version = e[side[1]];
+    setBalance('account-available', e[side[0]]);
+  }
+
+  // ---- transaction log ----------------------------------------------------------------------
+  let pending = [];
+  let endedTotal = 0;
+  let missedTotal = 0;
+
+  function onTransfer(e) {
+    endedTotal++;
+    pending.push(e);
+    if (pending.length > LOG_ROWS) { pending = pending.slice(-LOG_ROWS); }
+    watch(e);
+  }
+
+  function row(e) {
+    const tr = el('tr', 'new');
+    const outcome = e.status === 'committed' ? 'committed' : (e.reason ?? e.status);
+    const parties = e.kind === 'deposit' ? `⤓ ${e.to}` : e.kind === 'withdrawal' ? `${e.from} ⤒` : `${e.from} → ${e.to}`;
+    tr.append(
+      el('td', null, time(e.time)),
+      el('td', 'id-cell', e.id),
+      el('td', null, parties),
+      el('td', 'r', `${money(e.amount)} ${e.currency ?? ''}`),
+      el('td', `outcome-${e.status}`, outcome),
+      el('td', 'r', `${two.format(e.latency_ms)} ms`),
+      el('td', 'muted', e.trace_id ? e.trace_id.slice(0, 12) : '–'));
+    tr.title = `${e.kind} ${e.id} on ${e.silo}`;
+    return tr;
+  }
+
+  setInterval(() => {
+    text($('total'), int.format(endedTotal));
+    text($('clock'), new Date().toLocaleTimeString('en-GB', { hour12: false }));
+    if (pending.length === 0) { return; }
+    const body = $('log-body');
+    const fragment = document.createDocumentFragment();
+    for (let i = pending.length - 1; i >= 0; i--) { fragment.append(row(pending[i])); }
+    pending = [];
+    body.prepend(fragment);
+    while (body.rows.length > LOG_ROWS) { body.deleteRow(-1); }
+  }, RENDER_EVERY_MS);
+
+  // ---- streams ------------------------------------------------------------------------------
+  const metrics = new EventSource('events/metrics');
+  metrics.addEventListener('open', () => { connection.metrics = true; showConnection(); });
+  metrics.addEventListener('error', () => { connection.metrics = false; showConnection(); });
+  metrics.addEventListener('metrics', (m) => onMetrics(JSON.parse(m.data)));
+  metrics.addEventListener('run', (m) => renderRun(JSON.parse(m.data)));
+
+  // The recent movements first; on a reconnect the browser sends Last-Event-ID and the API resumes.
+  const transfers = new EventSource(`events/transfers?backlog=${LOG_ROWS}`);
+  transfers.addEventListener('open', () => { connection.transfers = true; showConnection(); });
+  transfers.addEventListener('error', () => { connection.transfers = false; showConnection(); });
+  transfers.addEventListener('transfer', (m) => onTransfer(JSON.parse(m.data)));
+  transfers.addEventListener('missed', (m) => {
+    missedTotal += JSON.parse(m.data).missed;
+    text($('log-note'), `newest first · last ${LOG_ROWS} · ${int.format(missedTotal)} skipped while this page fell behind`);
+  });
+  transfers.addEventListener('gap', (m) => {
+    const gap = JSON.parse(m.data);
+    text($('log-note'), gap.reason === 'too_old'
+      ? `newest first · ${int.format(gap.lost)} movements ended while disconnected and are no longer kept`
+      : 'newest first · resumed on a new stream (the API restarted)');
+  });
+})();

@@ -1,0 +1,54 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Transactor.Api.Events;
+using Transactor.Tests.Api;
+
+namespace Transactor.Tests.Events;
+
+/// <summary>
+/// The API in its embedded mode served by Kestrel on a free loopback port (not the in-memory test
+/// server), because a browser and raw sockets connect to it and a stream's back-pressure must be real TCP.
+/// </summary>
+public sealed class LiveApiFixture : WebApplicationFactory<Program>, IAsyncLifetime
+{
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public TransferEventLog Events => Services.GetRequiredService<TransferEventLog>();
+
+    public HttpClient Http()
+    {
+        return new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");
+    }
+
+    public async Task InitializeAsync()
+    {
+        var port = ApiFixture.FreePort();
+        UseKestrel(port);
+        StartServer();
+        BaseAddress = new Uri($"http://127.0.0.1:{port}/");
+
+        // A silo sends only to receivers it knows (it reads them every 2 s): the first batch here says it knows this API.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (Events.SiloLoads().Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no silo sent this API its events within 30 s");
+            await Task.Delay(50);
+        }
+    }
+
+    Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
+}
+
+[CollectionDefinition(Name)]
+public sealed class LiveApiTestGroup : ICollectionFixture<LiveApiFixture>
+{
+    public const string Name = "live-api";
+}
