@@ -22,6 +22,9 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
     private static readonly TimeSpan BurstLength = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan BurstEvery = TimeSpan.FromSeconds(10);
 
+    /// <summary>The shortest wait of a polite client that found the circuit breaker open.</summary>
+    private static readonly TimeSpan MinCircuitWait = TimeSpan.FromMilliseconds(50);
+
     /// <summary>How often the books check asks again for one account or transfer whose answer is transient or pending, and how long it waits between.</summary>
     private const int MaxCheckAttempts = 40;
     private static readonly TimeSpan CheckRetryDelay = TimeSpan.FromMilliseconds(250);
@@ -372,12 +375,13 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
     /// <summary>
     /// One transfer of a polite client: the resilience pipeline retries transient failures under the
     /// same key. While the circuit breaker is open the client sends nothing: it waits until the
-    /// breaker may let a probe through, at most <see cref="LoadOptions.MaxAttempts"/> times.
+    /// breaker may let a probe through, and gives up once the transfer is older than
+    /// <see cref="LoadOptions.MaxAttempts"/> break durations.
     /// </summary>
     private async Task PoliteTransfer(HttpClient resilient, string key, string body, long startedAt, CancellationToken cancellation)
     {
         var replayed = false;
-        for (var round = 1; ; round++)
+        while (true)
         {
             try
             {
@@ -402,10 +406,14 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
                 // Still failing after every retry the pipeline allows: outcome unknown, given up.
                 break;
             }
-            catch (BrokenCircuitException open) when (round < options.MaxAttempts)
+            catch (BrokenCircuitException open) when (Stopwatch.GetElapsedTime(startedAt) < options.BreakerBreakDuration * options.MaxAttempts)
             {
+                // Until the breaker may let a probe through (at least a little while: while another
+                // client's probe is out, the breaker says "now" again at once). Bounded by time, not
+                // by rounds: a slow probe must not use up a transfer's patience in a busy loop.
                 _stats.Error("circuit_open");
-                await Task.Delay(open.RetryAfter is { } wait && wait > TimeSpan.Zero ? wait : options.BreakerBreakDuration, cancellation);
+                var wait = open.RetryAfter is { } retryAfter && retryAfter > MinCircuitWait ? retryAfter : MinCircuitWait;
+                await Task.Delay(wait, cancellation);
             }
             catch (Exception refused) when (refused is HttpRequestException || PoliteHttp.IsRefusal(refused))
             {

@@ -37,7 +37,7 @@ public sealed class CircuitBreakerTests(ApiFixture api)
 
         Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
         Assert.Equal(300, summary.Transfers);
-        Assert.Equal(0, summary.GaveUp);
+        Assert.True(summary.GaveUp == 0, $"{summary.GaveUp} transfers given up; errors {string.Join(", ", summary.ErrorsByKind.Select(e => $"{e.Key} {e.Value}"))}; openings {summary.BreakerOpenings}, retries {summary.Retries}");
         // Opened, and opened again after a probe that found the ledger still failing.
         Assert.True(summary.BreakerOpenings >= 2, $"the breaker opened {summary.BreakerOpenings} times during a 4 s outage with a 0.5 s break");
         Assert.True(summary.BreakerClosings >= 1, "the breaker never closed after the ledger recovered");
