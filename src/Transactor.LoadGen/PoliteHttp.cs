@@ -31,16 +31,19 @@ internal static class PoliteHttp
         ArgumentNullException.ThrowIfNull(transport);
         var jitter = new Random(HashCode.Combine(options.Seed, "polite"));
         var jitterLock = new Lock();
-        var pipeline = new ResiliencePipelineBuilder<HttpResponseMessage>()
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddConcurrencyLimiter(new ConcurrencyLimiterOptions
             {
                 PermitLimit = options.BulkheadLimit,
                 QueueLimit = options.BulkheadLimit,
                 QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-            })
-            .AddRetry(new HttpRetryStrategyOptions
+            });
+        if (options.MaxAttempts > 1)
+        {
+            // Polly takes at least one retry; one attempt in all means no retry strategy at all.
+            builder.AddRetry(new HttpRetryStrategyOptions
             {
-                MaxRetryAttempts = Math.Max(0, options.MaxAttempts - 1),
+                MaxRetryAttempts = options.MaxAttempts - 1,
                 ShouldRetryAfterHeader = false,
                 DelayGenerator = args =>
                 {
@@ -65,7 +68,10 @@ internal static class PoliteHttp
                     stats.Retry();
                     return ValueTask.CompletedTask;
                 },
-            })
+            });
+        }
+
+        var pipeline = builder
             .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
             {
                 FailureRatio = options.BreakerFailureRatio,
