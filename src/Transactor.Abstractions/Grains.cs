@@ -135,6 +135,20 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
 }
 
 /// <summary>
+/// The timeout of one pending transfer (the key is its id): an Orleans reminder, registered before
+/// the pending transfer is recorded, that voids it once its timeout has run out and then ends.
+/// Reminders are durable (on PostgreSQL, Orleans' ADO.NET reminders table), so the timeout
+/// outlives silos and restarts.
+/// </summary>
+[Alias("Transactor.IPendingTimeoutGrain")]
+public interface IPendingTimeoutGrain : IGrainWithStringKey
+{
+    /// <summary>Registers the reminder, due after <paramref name="timeout"/>, unless it is registered already.</summary>
+    [Alias("Arm")]
+    Task Arm(TimeSpan timeout);
+}
+
+/// <summary>
 /// One shard of the ids of open accounts, in ordinal order, for paging through them. Reach the
 /// directory through <see cref="AccountDirectory"/>, which places ids and merges the shards' pages.
 /// </summary>
@@ -209,6 +223,15 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     /// </summary>
     [Alias("Submit")]
     Task<TransferResult> Submit(TransferRequest request);
+
+    /// <summary>
+    /// Posts (<see cref="TransferPhase.Post"/>, <paramref name="amountMinor"/> or, when null, the whole
+    /// hold), voids (<see cref="TransferPhase.Void"/>) or expires (<see cref="TransferPhase.Expire"/>)
+    /// the pending transfer <paramref name="pendingTransferId"/>: a movement of its own under
+    /// <see cref="PendingTransfers.EndId"/>, so the first of them wins and each is idempotent.
+    /// </summary>
+    [Alias("EndPending")]
+    Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor);
 
     /// <summary>
     /// Drives an interrupted movement to its end; for one that has ended, applies its decision to

@@ -9,14 +9,27 @@ namespace Transactor;
 /// <param name="CreditAccountId">The account the money enters, or null for a withdrawal.</param>
 /// <param name="AmountMinor">The amount in minor units.</param>
 /// <param name="Currency">The ISO 4217 currency, or null to take it from the accounts.</param>
+/// <param name="Phase">
+/// An ordinary movement; the hold of a pending (two-phase) transfer; or the post, void or expiry that
+/// ends one (<see cref="PendingTransfers"/>).
+/// </param>
+/// <param name="Timeout">For a pending transfer: how long it may stay on hold before it is voided; null for no limit.</param>
+/// <param name="PendingTransferId">For a post, void or expiry: the pending transfer it ends.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.TransferRequest")]
 public sealed record TransferRequest(
     [property: Id(0)] string TransferId,
     [property: Id(1)] string? DebitAccountId,
     [property: Id(2)] string? CreditAccountId,
     [property: Id(3)] long AmountMinor,
-    [property: Id(4)] string? Currency)
+    [property: Id(4)] string? Currency,
+    [property: Id(5)] TransferPhase Phase = TransferPhase.Immediate,
+    [property: Id(6)] TimeSpan? Timeout = null,
+    [property: Id(7)] string? PendingTransferId = null)
 {
+    /// <summary>The hold of a pending (two-phase) transfer, to be posted or voided later.</summary>
+    public static TransferRequest Pending(string transferId, string debitAccountId, string creditAccountId, long amountMinor, string? currency, TimeSpan? timeout = null) =>
+        new(transferId, debitAccountId, creditAccountId, amountMinor, currency, TransferPhase.Pending, timeout);
+
     /// <summary>A deposit of <paramref name="amountMinor"/> into <paramref name="accountId"/>.</summary>
     public static TransferRequest Deposit(string transferId, string accountId, long amountMinor, string? currency = null) =>
         new(transferId, null, accountId, amountMinor, currency);
@@ -50,6 +63,47 @@ public enum TransferKind
 
     /// <summary>Out of an account to outside the ledger.</summary>
     Withdrawal = 3,
+}
+
+/// <summary>The part a movement plays. Values are persisted: never renumber them.</summary>
+[GenerateSerializer]
+public enum TransferPhase
+{
+    /// <summary>An ordinary movement: committed, the money has moved.</summary>
+    Immediate = 0,
+
+    /// <summary>A pending (two-phase) transfer: committed, the money is on hold until posted, voided or expired.</summary>
+    Pending = 1,
+
+    /// <summary>Posts a pending transfer: its amount (at most the hold's) moves; the rest is released.</summary>
+    Post = 2,
+
+    /// <summary>Voids a pending transfer on request: the hold is released.</summary>
+    Void = 3,
+
+    /// <summary>Voids a pending transfer whose timeout ran out.</summary>
+    Expire = 4,
+}
+
+/// <summary>Rules of pending (two-phase) transfers shared by the API and the grains.</summary>
+public static class PendingTransfers
+{
+    /// <summary>The longest timeout a pending transfer may have.</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromDays(30);
+
+    /// <summary>The shortest timeout: a reminder fires no sooner.</summary>
+    public static readonly TimeSpan MinTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The one transfer id of whatever ends pending transfer <paramref name="pendingTransferId"/> (a
+    /// post, a void or its expiry): the first of them recorded under it wins, once, as any movement
+    /// under one idempotency key; the others find it there. The API refuses '/' in keys, so no
+    /// client's key is ever one of these.
+    /// </summary>
+    public static string EndId(string pendingTransferId) => pendingTransferId + "/end";
+
+    /// <summary>True for a timeout a pending transfer may have.</summary>
+    public static bool IsValidTimeout(TimeSpan timeout) => timeout >= MinTimeout && timeout <= MaxTimeout;
 }
 
 /// <summary>Where a movement stands. Values are persisted: never renumber them.</summary>

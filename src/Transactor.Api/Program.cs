@@ -36,6 +36,7 @@ app.MapDefaultEndpoints();
 app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
+app.MapBatchTransfersApi();
 app.MapMetricsApi();
 app.MapEventsApi();
 app.MapRunsApi();

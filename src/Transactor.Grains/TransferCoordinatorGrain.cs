@@ -41,7 +41,98 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task<TransferResult> Execute(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var startedAt = time.GetTimestamp();
+        await ArmTimeout(request);
+        return await ExecuteRecorded(request, time.GetTimestamp());
+    }
+
+    public async Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor)
+    {
+        ArgumentNullException.ThrowIfNull(pendingTransferId);
+        if (phase is not (TransferPhase.Post or TransferPhase.Void or TransferPhase.Expire) || !Ids.IsValidTransferId(PendingTransfers.EndId(pendingTransferId)))
+        {
+            throw new ArgumentException($"{phase} of '{pendingTransferId}' is not a post, void or expiry of a valid transfer id.", nameof(phase));
+        }
+
+        var endId = PendingTransfers.EndId(pendingTransferId);
+        var pending = await GrainFactory.GetTransferResult(pendingTransferId);
+        if (pending is { Status: TransferStatus.Pending })
+        {
+            // Still being placed: its outcome decides whether there is a hold to end.
+            pending = await GrainFactory.GetRecoveryShard(pendingTransferId).WaitForResult(pendingTransferId, _options.WaitTimeout);
+        }
+
+        if (pending is not { Status: TransferStatus.Committed, Request: { Phase: TransferPhase.Pending } held })
+        {
+            var unknown = new TransferRequest(endId, pending?.Request.DebitAccountId, pending?.Request.CreditAccountId, amountMinor ?? 0, null, phase, null, pendingTransferId);
+            return Refused(unknown, RejectionReason.PendingTransferNotFound);
+        }
+
+        var endMinor = phase == TransferPhase.Post ? amountMinor ?? held.AmountMinor : held.AmountMinor;
+        var request = new TransferRequest(endId, held.DebitAccountId, held.CreditAccountId, endMinor, held.Currency, phase, null, pendingTransferId);
+        if (!Money.IsValidAmount(endMinor))
+        {
+            return Refused(request, RejectionReason.InvalidAmount);
+        }
+
+        if (endMinor > held.AmountMinor)
+        {
+            return Refused(request, RejectionReason.PostExceedsPendingAmount);
+        }
+
+        if (phase != TransferPhase.Expire && held.Timeout is { } timeout && time.GetUtcNow() >= pending.CreatedAt + timeout)
+        {
+            // Its time ran out before its reminder fired: it expires now, and this request finds that.
+            await EndPending(pendingTransferId, TransferPhase.Expire, null);
+        }
+
+        return await ExecuteRecorded(request, time.GetTimestamp());
+    }
+
+    private TransferResult Refused(TransferRequest request, RejectionReason reason)
+    {
+        instruments.Rejected(reason);
+        return new TransferResult(request, TransferStatus.Rejected, reason, null, null, time.GetUtcNow());
+    }
+
+    /// <summary>
+    /// Checks that <paramref name="request"/> is a movement a client may start (an end of a pending
+    /// transfer goes through <see cref="EndPending"/>), and arms a pending transfer's timeout before
+    /// it is recorded: a pending transfer that is recorded always has its reminder, and one armed for
+    /// a movement never recorded (a refusal, a crash) finds nothing and ends.
+    /// </summary>
+    private async Task ArmTimeout(TransferRequest request)
+    {
+        if (request.Phase is not (TransferPhase.Immediate or TransferPhase.Pending))
+        {
+            throw new ArgumentException($"A {request.Phase} is asked for with {nameof(EndPending)}.", nameof(request));
+        }
+
+        if (request.Phase == TransferPhase.Pending && request.Timeout is { } timeout && Validate(request) == RejectionReason.None)
+        {
+            await GrainFactory.GetGrain<IPendingTimeoutGrain>(request.TransferId).Arm(timeout);
+        }
+    }
+
+    /// <summary>
+    /// The rejection when Begin finds another movement under the id: for an end of a pending
+    /// transfer, the end that is recorded there (one id ends a pending transfer, whichever way).
+    /// </summary>
+    private TransferResult Conflicting(TransferRequest request, TransferRecord found)
+    {
+        var reason = request.PendingTransferId is null ? RejectionReason.IdempotencyKeyReused : found.Request.Phase switch
+        {
+            TransferPhase.Post => RejectionReason.PendingTransferAlreadyPosted,
+            TransferPhase.Void => RejectionReason.PendingTransferAlreadyVoided,
+            TransferPhase.Expire => RejectionReason.PendingTransferExpired,
+            _ => RejectionReason.IdempotencyKeyReused,
+        };
+        instruments.Rejected(reason);
+        return new TransferResult(request, TransferStatus.Rejected, reason, null, null, found.CreatedAt);
+    }
+
+    /// <summary>Runs the protocol for <paramref name="request"/>: record, prepare, decide, apply, complete.</summary>
+    private async Task<TransferResult> ExecuteRecorded(TransferRequest request, long startedAt)
+    {
         if (Invalid(request, startedAt) is { } invalid)
         {
             return invalid;
@@ -58,8 +149,7 @@ public sealed partial class TransferCoordinatorGrain(
             var ticket = await shard.Begin(request);
             if (ticket.Conflict)
             {
-                instruments.Rejected(RejectionReason.IdempotencyKeyReused);
-                return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
+                return Conflicting(request, ticket.Record!);
             }
 
             if (ticket.Result is { } ended)
@@ -115,6 +205,7 @@ public sealed partial class TransferCoordinatorGrain(
     public async Task<TransferResult> Submit(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
+        await ArmTimeout(request);
         var startedAt = time.GetTimestamp();
         if (Invalid(request, startedAt) is { } invalid)
         {
@@ -133,8 +224,7 @@ public sealed partial class TransferCoordinatorGrain(
             var ticket = await shard.Begin(request);
             if (ticket.Conflict)
             {
-                instruments.Rejected(RejectionReason.IdempotencyKeyReused);
-                return new TransferResult(request, TransferStatus.Rejected, RejectionReason.IdempotencyKeyReused, null, null, ticket.Record!.CreatedAt);
+                return Conflicting(request, ticket.Record!);
             }
 
             if (ticket.Result is { } ended)
@@ -402,7 +492,8 @@ public sealed partial class TransferCoordinatorGrain(
             }
 
             var account = GrainFactory.GetAccount(side.AccountId);
-            var result = await account.Prepare(new PrepareRequest(request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer));
+            var result = await account.Prepare(new PrepareRequest(
+                request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer, StepOf(request.Phase), request.PendingTransferId));
             switch (result.Status)
             {
                 case PrepareStatus.Superseded:
@@ -429,6 +520,15 @@ public sealed partial class TransferCoordinatorGrain(
         var account = GrainFactory.GetAccount(accountId);
         return commit ? account.Commit(transferId, decidedEpoch) : account.Abort(transferId, decidedEpoch);
     }
+
+    private static HoldStep StepOf(TransferPhase phase) => phase switch
+    {
+        TransferPhase.Immediate => HoldStep.None,
+        TransferPhase.Pending => HoldStep.Hold,
+        TransferPhase.Post => HoldStep.Post,
+        TransferPhase.Void or TransferPhase.Expire => HoldStep.Void,
+        _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, "Unknown transfer phase."),
+    };
 
     /// <summary>The accounts of a movement with their sides, in the order every coordinator calls them.</summary>
     private static (Side First, Side? Second) OrderedSides(TransferRequest request)
@@ -479,6 +579,16 @@ public sealed partial class TransferCoordinatorGrain(
         if (request.Currency is not null && !Currency.IsValid(request.Currency))
         {
             return RejectionReason.CurrencyMismatch;
+        }
+
+        if (request.Phase != TransferPhase.Immediate && request.Kind != TransferKind.Transfer)
+        {
+            throw new ArgumentException("A pending transfer, and its post or void, names both accounts.", nameof(request));
+        }
+
+        if (request.Timeout is { } timeout && (request.Phase != TransferPhase.Pending || !PendingTransfers.IsValidTimeout(timeout)))
+        {
+            throw new ArgumentException($"A timeout is for a pending transfer, from {PendingTransfers.MinTimeout} to {PendingTransfers.MaxTimeout}.", nameof(request));
         }
 
         return RejectionReason.None;

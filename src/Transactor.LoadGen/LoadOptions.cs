@@ -82,6 +82,9 @@ public sealed record LoadOptions
     /// <summary>How long the breaker stays open before it lets one probe through (half-open); Polly accepts 0.5 s at least.</summary>
     public TimeSpan BreakerBreakDuration { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Transfers per request: above 1, each client sends <c>POST /transfers/batch</c> with this many (closed loop only).</summary>
+    public int BatchSize { get; init; } = 1;
+
     /// <summary>Most committed transfers kept for the final visibility check.</summary>
     public int MaxTrackedCommits { get; init; } = 1_000_000;
 }

@@ -168,10 +168,17 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
                     continue;
                 }
 
-                var n = Interlocked.Increment(ref issued);
-                if (Finished(stopwatch, n - 1))
+                var size = options.BatchSize;
+                var n = Interlocked.Add(ref issued, size);
+                if (Finished(stopwatch, n - size))
                 {
                     return;
+                }
+
+                if (size > 1)
+                {
+                    await TransferBatch(n - size + 1, size, random, polite, cancellation);
+                    continue;
                 }
 
                 await Transfer(n, random, polite, Stopwatch.GetTimestamp(), cancellation);
@@ -427,6 +434,108 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         }
 
         _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
+    }
+
+    /// <summary>
+    /// Sends transfers <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> - 1
+    /// in one <c>POST /transfers/batch</c>; items that fail transiently (or the whole request) are sent
+    /// again, under the same keys, in the next attempt's batch. Each transfer's latency is its batch's.
+    /// </summary>
+    private async Task TransferBatch(long first, int count, Random random, bool polite, CancellationToken cancellation)
+    {
+        var startedAt = Stopwatch.GetTimestamp();
+        var items = new List<(string Key, string Json)>(count);
+        for (var n = first; n < first + count; n++)
+        {
+            var from = Pick(random);
+            var to = Pick(random);
+            while (to == from)
+            {
+                to = Pick(random);
+            }
+
+            var key = $"lg-{options.RunId}-t{n}";
+            items.Add((key, $$"""{"id":"{{key}}","from":"{{_accounts[from]}}","to":"{{_accounts[to]}}","amount":{{Str(random.NextInt64(1, options.MaxAmountMinor + 1))}},"currency":"USD"}"""));
+            _stats.Started();
+        }
+
+        for (var attempt = 1; items.Count > 0; attempt++)
+        {
+            _stats.Attempt();
+            TimeSpan? retryAfter = null;
+            var retry = new List<(string Key, string Json)>();
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                timeout.CancelAfter(options.RequestTimeout);
+                using var request = Json(HttpMethod.Post, "/transfers/batch", "[" + string.Join(",", items.Select(i => i.Json)) + "]", key: null);
+                var sent = Stopwatch.GetTimestamp();
+                using var response = await http.SendAsync(request, timeout.Token);
+                var answered = Stopwatch.GetTimestamp();
+                if (response.StatusCode != HttpStatusCode.OK)
+                {
+                    _stats.Error(((int)response.StatusCode).ToString(CultureInfo.InvariantCulture));
+                    retryAfter = response.Headers.RetryAfter?.Delta;
+                    retry = items;
+                }
+                else
+                {
+                    var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellation);
+                    foreach (var (result, item) in body.GetProperty("results").EnumerateArray().Zip(items))
+                    {
+                        var status = result.GetProperty("status").GetInt32();
+                        var replayed = result.GetProperty("replayed").GetBoolean();
+                        if (status == 201)
+                        {
+                            Track(item.Key);
+                            _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed, answered - sent);
+                        }
+                        else if (status is 400 or 404 or 409 or 422)
+                        {
+                            var code = result.GetProperty("problem").GetProperty("code").GetString();
+                            _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, code, gaveUp: false, replayed, answered - sent);
+                        }
+                        else
+                        {
+                            _stats.Error(status.ToString(CultureInfo.InvariantCulture));
+                            retry.Add(item);
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (!cancellation.IsCancellationRequested)
+            {
+                _stats.Error("timeout");
+                retry = items;
+            }
+            catch (HttpRequestException)
+            {
+                _stats.Error("connection");
+                retry = items;
+            }
+
+            items = retry;
+            if (items.Count == 0)
+            {
+                return;
+            }
+
+            if (attempt >= options.MaxAttempts)
+            {
+                foreach (var _ in items)
+                {
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed: false);
+                }
+
+                return;
+            }
+
+            _stats.Retry();
+            if (polite)
+            {
+                await Task.Delay(Wait(attempt, random, retryAfter, capRetryAfter: false), cancellation);
+            }
+        }
     }
 
     /// <summary>

@@ -36,11 +36,12 @@ var bulkhead = new Option<int>("--bulkhead") { Description = "Polite requests in
 var breakerBreak = new Option<double>("--breaker-break") { Description = "Seconds the polite clients' circuit breaker stays open before it lets a probe through.", DefaultValueFactory = _ => 1.0 };
 var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
 var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
+var batch = new Option<int>("--batch") { Description = "Transfers per request: above 1, each client sends POST /transfers/batch with this many (closed loop only).", DefaultValueFactory = _ => 1 };
 var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, openLoop, maxInFlight, bulkhead, breakerBreak, output, quiet, ping,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, openLoop, maxInFlight, bulkhead, breakerBreak, output, quiet, ping, batch,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -62,6 +63,7 @@ root.SetAction(async (parse, cancellation) =>
         MaxInFlight = Math.Max(1, parse.GetValue(maxInFlight)),
         BulkheadLimit = Math.Max(1, parse.GetValue(bulkhead)),
         BreakerBreakDuration = TimeSpan.FromSeconds(Math.Max(0.5, parse.GetValue(breakerBreak))),
+        BatchSize = Math.Clamp(parse.GetValue(batch), 1, 1_000),
     };
     // An open loop may have up to --max-in-flight requests outstanding; connections are its bound then.
     var connections = options.OpenLoop ? Math.Max(options.Clients * 2, Math.Min(options.MaxInFlight, 1_024)) : options.Clients * 2;

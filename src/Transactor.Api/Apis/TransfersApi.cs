@@ -7,8 +7,10 @@ namespace Transactor.Api.Apis;
 /// <summary>Transfers between accounts, and reading any recorded movement.</summary>
 public static class TransfersApi
 {
-    private static readonly string[] FullRequired = ["from", "to", "amount", "currency"];
+    internal static readonly string[] FullRequired = ["from", "to", "amount", "currency"];
     private static readonly string[] SimpleRequired = ["from", "to", "amount"];
+    internal static readonly string[] PendingOptional = ["pending", "timeout"];
+    private static readonly string[] PostOptional = ["amount"];
 
     public static IEndpointRouteBuilder MapTransfersApi(this IEndpointRouteBuilder app)
     {
@@ -26,6 +28,19 @@ public static class TransfersApi
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
             .RequireRateLimiting(LedgerRateLimits.Policy);
         group.MapGet("/transfers/{id}", Get).WithSummary("Read a transfer, deposit or withdrawal by its idempotency key");
+        group.MapPost("/transfers/{id}/post", (string id, HttpContext context, IClusterClient client, ApiMetrics metrics) => EndPending(id, TransferPhase.Post, context, client, metrics))
+            .WithSummary("Post a pending transfer: move its amount, or a smaller one given as amount (the rest is released)")
+            .WithDescription("Idempotent: posting again with the same amount answers as the first post. Errors: pending_transfer_not_found (404), pending_transfer_already_posted, pending_transfer_already_voided, pending_transfer_expired (409), post_exceeds_pending_amount (422).")
+            .Accepts<PostBody>("application/json")
+            .Produces<TransferView>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .RequireRateLimiting(LedgerRateLimits.Policy);
+        group.MapPost("/transfers/{id}/void", (string id, HttpContext context, IClusterClient client, ApiMetrics metrics) => EndPending(id, TransferPhase.Void, context, client, metrics))
+            .WithSummary("Void a pending transfer: release its hold")
+            .WithDescription("Idempotent: voiding again answers as the first void. Errors: pending_transfer_not_found (404), pending_transfer_already_posted, pending_transfer_expired (409).")
+            .Produces<TransferView>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
+            .RequireRateLimiting(LedgerRateLimits.Policy);
         return app;
     }
 
@@ -59,7 +74,7 @@ public static class TransfersApi
             context.Response.Headers[IdempotencyKey.ReplayedHeaderName] = "true";
         }
 
-        var location = $"/transfers/{Uri.EscapeDataString(result.TransferId)}";
+        var location = $"/transfers/{Uri.EscapeDataString(result.Request.PendingTransferId ?? result.TransferId)}";
         if (respondAsync && result.Status == TransferStatus.Pending)
         {
             context.Response.Headers["Preference-Applied"] = RespondAsync;
@@ -67,6 +82,7 @@ public static class TransfersApi
 
         return result.Status switch
         {
+            TransferStatus.Committed when result.Request.PendingTransferId is not null => TypedResults.Ok(TransferView.Of(result)),
             TransferStatus.Committed => TypedResults.Created(location, TransferView.Of(result)),
             TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result)),
             _ => Problems.Rejected(result),
@@ -98,32 +114,105 @@ public static class TransfersApi
             return problem!;
         }
 
-        var (body, bodyProblem) = await JsonBody.Read(context.Request, required, [], context.RequestAborted);
+        var (body, bodyProblem) = await JsonBody.Read(context.Request, required, PendingOptional, context.RequestAborted);
         if (body is null)
         {
             return bodyProblem!;
         }
 
-        if (!body.TryString("from", out var from, out problem) || !body.TryString("to", out var to, out problem)
-            || !body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem))
+        var (request, requestProblem) = ReadTransfer(body, key);
+        if (request is null)
         {
-            return problem!;
+            return requestProblem!;
+        }
+
+        return await Execute(context, client, metrics, request);
+    }
+
+    /// <summary>The movement a checked body asks for under idempotency key <paramref name="key"/>, or the problem with its fields.</summary>
+    internal static (TransferRequest? Request, IResult? Problem) ReadTransfer(JsonBody body, string key)
+    {
+        if (!body.TryString("from", out var from, out var problem) || !body.TryString("to", out var to, out problem)
+            || !body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem)
+            || !body.TryBool("pending", out var pending, out problem)
+            || !body.TryDuration("timeout", PendingTransfers.MinTimeout, PendingTransfers.MaxTimeout, out var timeout, out problem))
+        {
+            return (null, problem);
+        }
+
+        if (timeout is not null && !pending)
+        {
+            return (null, Problems.InvalidField("timeout", "A timeout is for a pending transfer: send \"pending\": true with it."));
         }
 
         foreach (var (field, id) in new[] { ("from", from), ("to", to) })
         {
             if (!Ids.IsValidAccountId(id))
             {
-                return Problems.InvalidField(field, $"Account ids are 1-{Ids.MaxAccountIdLength} characters of letters, digits, '-', '_' and '.'.");
+                return (null, Problems.InvalidField(field, $"Account ids are 1-{Ids.MaxAccountIdLength} characters of letters, digits, '-', '_' and '.'."));
             }
         }
 
         if (currency is not null && !Currency.IsValid(currency))
         {
-            return Problems.InvalidField("currency", "The currency must be an ISO 4217 code: three upper-case letters such as USD.");
+            return (null, Problems.InvalidField("currency", "The currency must be an ISO 4217 code: three upper-case letters such as USD."));
         }
 
-        return await Execute(context, client, metrics, new TransferRequest(key, from, to, amount, currency));
+        return (pending ? TransferRequest.Pending(key, from!, to!, amount, currency, timeout) : new TransferRequest(key, from, to, amount, currency), null);
+    }
+
+    /// <summary>Posts or voids a pending transfer: 200 with the post or void, or a problem.</summary>
+    private static async Task<IResult> EndPending(string id, TransferPhase phase, HttpContext context, IClusterClient client, ApiMetrics metrics)
+    {
+        if (!Ids.IsValidTransferId(id) || id.Length > IdempotencyKey.MaxLength)
+        {
+            return Problems.Create(StatusCodes.Status404NotFound, RejectionReason.PendingTransferNotFound.ToCode(), "The transfer was rejected.", $"No pending transfer has id '{id}'.");
+        }
+
+        long? amount = null;
+        if (phase == TransferPhase.Post && context.Request.ContentLength is not 0 && (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0))
+        {
+            var (body, bodyProblem) = await JsonBody.Read(context.Request, [], PostOptional, context.RequestAborted);
+            if (body is null)
+            {
+                return bodyProblem!;
+            }
+
+            if (body.Has("amount"))
+            {
+                if (!body.TryAmount(out var posted, out var problem))
+                {
+                    return problem!;
+                }
+
+                amount = posted;
+            }
+        }
+
+        var gatewayLost = context.RequestServices.GetRequiredService<GatewayLoss>().Token;
+        TransferResult result;
+        try
+        {
+            result = await client.GetCoordinator().EndPending(id, phase, amount).WaitAsync(gatewayLost);
+        }
+        catch (OperationCanceledException) when (gatewayLost.IsCancellationRequested)
+        {
+            throw new LedgerUnavailableException();
+        }
+
+        metrics.Outcome(result);
+        if (result.Replayed)
+        {
+            context.Response.Headers[IdempotencyKey.ReplayedHeaderName] = "true";
+        }
+
+        var location = $"/transfers/{Uri.EscapeDataString(id)}";
+        return result.Status switch
+        {
+            TransferStatus.Committed => TypedResults.Ok(TransferView.Of(result)),
+            TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result)),
+            _ => Problems.Rejected(result),
+        };
     }
 
     private static async Task<IResult> Get(string id, IClusterClient client)
@@ -134,11 +223,25 @@ public static class TransfersApi
         }
 
         var result = await client.GetTransferResult(id);
-        return result is null ? Problems.TransferNotFound(id) : TypedResults.Ok(TransferView.Of(result));
+        if (result is null)
+        {
+            return Problems.TransferNotFound(id);
+        }
+
+        // A pending transfer shows what ended it, if anything did.
+        var end = result.Request.Phase == TransferPhase.Pending && result.Status == TransferStatus.Committed
+            ? await client.GetTransferResult(PendingTransfers.EndId(id))
+            : null;
+        return TypedResults.Ok(TransferView.Of(result, end));
     }
 
     /// <summary>The body of <c>POST /transfers</c>.</summary>
-    public sealed record TransferBody(string From, string To, long Amount, string Currency);
+    /// <param name="Pending">True for a pending (two-phase) transfer: the amount is held on the debit account until posted or voided.</param>
+    /// <param name="Timeout">For a pending transfer: an ISO 8601 duration (PT1S to P30D) after which it is voided.</param>
+    public sealed record TransferBody(string From, string To, long Amount, string Currency, bool? Pending = null, string? Timeout = null);
+
+    /// <summary>The optional body of <c>POST /transfers/{id}/post</c>: a smaller amount than held; the rest is released.</summary>
+    public sealed record PostBody(long? Amount);
 
     /// <summary>The body of <c>POST /transfer</c>.</summary>
     public sealed record SimpleTransferBody(string From, string To, long Amount);

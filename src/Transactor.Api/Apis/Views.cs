@@ -12,16 +12,24 @@ public sealed record AccountView(
     long Incoming,
     bool Locked,
     long Version,
-    DateTimeOffset OpenedAt)
+    DateTimeOffset OpenedAt,
+    long PendingDebit,
+    long PendingCredit)
 {
     public static AccountView From(AccountSnapshot s) =>
-        new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt);
+        new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt, s.PendingDebitMinor, s.PendingCreditMinor);
 }
 
 /// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
 public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? Next, int Total);
 
-/// <summary>A transfer, deposit or withdrawal as the API shows it.</summary>
+/// <summary>
+/// A transfer, deposit or withdrawal as the API shows it. A pending (two-phase) transfer is a
+/// transfer whose status is <c>pending</c> while on hold, then <c>posted</c>, <c>voided</c> or
+/// <c>expired</c>; its post or void shows as kind <c>post</c>, <c>void</c> or <c>expire</c> with the
+/// pending transfer's id. <c>Timeout</c> and <c>ExpiresAt</c> are set for pending transfers with a timeout;
+/// <c>PostedAmount</c> once one is posted.
+/// </summary>
 public sealed record TransferView(
     string Id,
     string Kind,
@@ -33,9 +41,46 @@ public sealed record TransferView(
     string? Currency,
     DateTimeOffset CreatedAt,
     AccountView? FromAccount,
-    AccountView? ToAccount)
+    AccountView? ToAccount,
+    bool Pending = false,
+    string? Timeout = null,
+    DateTimeOffset? ExpiresAt = null,
+    long? PostedAmount = null)
 {
-    public static TransferView Of(TransferResult r) => new(
+    /// <summary>
+    /// The view of <paramref name="r"/>; for a pending transfer, <paramref name="end"/> is whatever
+    /// ended it (its post, void or expiry), or null while it is on hold.
+    /// </summary>
+    public static TransferView Of(TransferResult r, TransferResult? end = null)
+    {
+        var request = r.Request;
+        if (request.PendingTransferId is { } pendingId)
+        {
+            return Plain(r) with { Id = pendingId, Kind = request.Phase.ToString().ToLowerInvariant() };
+        }
+
+        if (request.Phase != TransferPhase.Pending || r.Status != TransferStatus.Committed)
+        {
+            return Plain(r) with { Pending = request.Phase == TransferPhase.Pending };
+        }
+
+        var status = end is { Status: TransferStatus.Committed } ? end.Request.Phase switch
+        {
+            TransferPhase.Post => "posted",
+            TransferPhase.Void => "voided",
+            _ => "expired",
+        } : "pending";
+        return Plain(r) with
+        {
+            Status = status,
+            Pending = true,
+            Timeout = request.Timeout is { } t ? System.Xml.XmlConvert.ToString(t) : null,
+            ExpiresAt = request.Timeout is { } timeout ? r.CreatedAt + timeout : null,
+            PostedAmount = status == "posted" ? end!.Request.AmountMinor : null,
+        };
+    }
+
+    private static TransferView Plain(TransferResult r) => new(
         r.TransferId,
         r.Request.Kind.ToString().ToLowerInvariant(),
         r.Status.ToString().ToLowerInvariant(),

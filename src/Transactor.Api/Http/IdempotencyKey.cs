@@ -18,6 +18,10 @@ internal static class IdempotencyKey
     /// </summary>
     public const string ReservedCharacters = "/%";
 
+    /// <summary>True for 1-255 printable ASCII characters other than '/' and '%'.</summary>
+    public static bool IsValid(string? value) =>
+        !string.IsNullOrEmpty(value) && value.Length <= MaxLength && !value.Any(c => c is < (char)0x20 or > (char)0x7E || ReservedCharacters.Contains(c));
+
     /// <summary>Reads the key, or returns the problem to answer with.</summary>
     public static bool TryRead(HttpRequest request, out string key, out IResult? problem)
     {
@@ -30,7 +34,7 @@ internal static class IdempotencyKey
         }
 
         var value = values[0]!;
-        if (values.Count > 1 || value.Length > MaxLength || value.Any(c => c is < (char)0x20 or > (char)0x7E || ReservedCharacters.Contains(c)))
+        if (values.Count > 1 || !IsValid(value))
         {
             problem = Problems.IdempotencyKeyInvalid();
             return false;

@@ -90,7 +90,12 @@ internal static class Problems
     public static IResult Rejected(TransferResult result)
     {
         var reason = result.Reason;
-        var status = reason == RejectionReason.AccountNotFound ? StatusCodes.Status404NotFound : StatusCodes.Status422UnprocessableEntity;
+        var status = reason switch
+        {
+            RejectionReason.AccountNotFound or RejectionReason.PendingTransferNotFound => StatusCodes.Status404NotFound,
+            RejectionReason.PendingTransferAlreadyPosted or RejectionReason.PendingTransferAlreadyVoided or RejectionReason.PendingTransferExpired => StatusCodes.Status409Conflict,
+            _ => StatusCodes.Status422UnprocessableEntity,
+        };
         var detail = reason switch
         {
             RejectionReason.InsufficientFunds => "The debited account's available balance does not cover the amount.",
@@ -100,12 +105,17 @@ internal static class Problems
             RejectionReason.CurrencyMismatch => "The accounts, or the request and an account, are in different currencies.",
             RejectionReason.InvalidAmount => $"The amount must be a whole number of minor units from 1 to {Money.MaxAmountMinor}.",
             RejectionReason.IdempotencyKeyReused => "This idempotency key was used before with a different request.",
-            RejectionReason.BalanceLimitExceeded => "Crediting the amount would exceed the largest balance an account can hold.",
+            RejectionReason.BalanceLimitExceeded => "Crediting the amount would exceed the largest balance an account can hold, or the account has as many pending transfers as it may.",
+            RejectionReason.PendingTransferNotFound => "No pending transfer on hold has this id: it is unknown, was rejected, is not a pending transfer, or is still being placed.",
+            RejectionReason.PendingTransferAlreadyPosted => "The pending transfer was posted already (a post with the same amount is answered as the first one).",
+            RejectionReason.PendingTransferAlreadyVoided => "The pending transfer was voided already.",
+            RejectionReason.PendingTransferExpired => "The pending transfer's timeout ran out and it was voided.",
+            RejectionReason.PostExceedsPendingAmount => "A post may move at most the amount the pending transfer holds.",
             _ => reason.ToString(),
         };
         return Create(status, reason.ToCode(), "The transfer was rejected.", detail, new Dictionary<string, object?>
         {
-            ["transfer_id"] = result.TransferId,
+            ["transfer_id"] = result.Request.PendingTransferId ?? result.TransferId,
             ["status"] = status,
         });
     }

@@ -14,9 +14,10 @@ public sealed partial class ReadmeWalkthroughTests
     public async Task The_README_walkthrough_works_as_written()
     {
         var readme = await File.ReadAllTextAsync(Path.Combine(Repo.Root, "README.md"));
-        var block = WalkthroughBlock().Match(readme);
-        Assert.True(block.Success, "README.md has no ```sh block after a <!-- walkthrough --> marker");
-        var script = block.Groups["script"].Value;
+        var blocks = WalkthroughBlock().Matches(readme);
+        Assert.True(blocks.Count > 0, "README.md has no ```sh block after a <!-- walkthrough --> marker");
+        // Later blocks continue the first (pending transfers): one script, in order.
+        var script = string.Concat(blocks.Select(b => b.Groups["script"].Value));
         Assert.Contains("TRANSACTOR=http://localhost:5090", script, StringComparison.Ordinal);
 
         var (http, silo, gateway) = (ApiFixture.FreePort(), ApiFixture.FreePort(), ApiFixture.FreePort());
@@ -37,8 +38,10 @@ public sealed partial class ReadmeWalkthroughTests
         using var client = new HttpClient { BaseAddress = new Uri(url) };
         var alice = await client.GetFromJsonAsync<JsonElement>("/accounts/alice");
         var bob = await client.GetFromJsonAsync<JsonElement>("/accounts/bob");
-        Assert.Equal(7_500, alice.GetProperty("available").GetInt64());
-        Assert.Equal(2_500, bob.GetProperty("available").GetInt64());
+        Assert.Contains("pending_transfer_already_posted", output, StringComparison.Ordinal);
+        Assert.Contains("\"posted_amount\":400", output, StringComparison.Ordinal);
+        Assert.Equal(7_100, alice.GetProperty("available").GetInt64());
+        Assert.Equal(2_900, bob.GetProperty("available").GetInt64());
         Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
     }
 

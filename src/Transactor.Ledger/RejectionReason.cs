@@ -34,6 +34,21 @@ public enum RejectionReason
 
     /// <summary>Crediting the amount would overflow the account's 64-bit balance.</summary>
     BalanceLimitExceeded = 8,
+
+    /// <summary>No pending (two-phase) transfer that is still on hold has this id: unknown, rejected, or not a pending transfer.</summary>
+    PendingTransferNotFound = 9,
+
+    /// <summary>The pending transfer was posted already (with another amount, when this is a post).</summary>
+    PendingTransferAlreadyPosted = 10,
+
+    /// <summary>The pending transfer was voided already.</summary>
+    PendingTransferAlreadyVoided = 11,
+
+    /// <summary>The pending transfer's timeout ran out: it was voided.</summary>
+    PendingTransferExpired = 12,
+
+    /// <summary>A post asked for more than the pending transfer holds.</summary>
+    PostExceedsPendingAmount = 13,
 }
 
 /// <summary>Stable codes for <see cref="RejectionReason"/>.</summary>
@@ -51,6 +66,11 @@ public static class RejectionReasons
         RejectionReason.InvalidAmount => "invalid_amount",
         RejectionReason.IdempotencyKeyReused => "idempotency_key_reused",
         RejectionReason.BalanceLimitExceeded => "balance_limit_exceeded",
+        RejectionReason.PendingTransferNotFound => "pending_transfer_not_found",
+        RejectionReason.PendingTransferAlreadyPosted => "pending_transfer_already_posted",
+        RejectionReason.PendingTransferAlreadyVoided => "pending_transfer_already_voided",
+        RejectionReason.PendingTransferExpired => "pending_transfer_expired",
+        RejectionReason.PostExceedsPendingAmount => "post_exceeds_pending_amount",
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, "Unknown rejection reason."),
     };
 

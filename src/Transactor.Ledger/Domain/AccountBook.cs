@@ -5,7 +5,8 @@ namespace Transactor.Domain;
 /// and tests exercise it without a cluster. Every change keeps these invariants, checked after each
 /// change and whenever state is loaded:
 /// available ≥ 0, held ≥ 0, reserved = Σ pending debits, incoming = Σ pending credits,
-/// and available + held + reserved + incoming fits in 64 bits.
+/// pending debit and pending credit = Σ of the holds of pending (two-phase) transfers on each side,
+/// and the sum of all these fits in 64 bits.
 /// </summary>
 public sealed partial class AccountBook(string accountId, AccountState state)
 {
@@ -39,7 +40,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
         return new(OpenAccountStatus.Opened, Snapshot());
     }
 
-    /// <summary>Promises this account's side of a movement; see <see cref="IAccountGrain.Prepare"/>.</summary>
+    /// <summary>Promises this account's side of a movement; see <c>IAccountGrain.Prepare</c>.</summary>
     /// <param name="changed">True when the state changed and must be persisted.</param>
     public PrepareResult Prepare(PrepareRequest request, out bool changed)
     {
@@ -74,6 +75,11 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             return Prepared();
         }
 
+        if (request.Step is HoldStep.Post or HoldStep.Void)
+        {
+            return PrepareEndOfHold(request, out changed);
+        }
+
         if (request.Currency is not null && request.Currency != State.Currency)
         {
             return Rejected(RejectionReason.CurrencyMismatch);
@@ -93,6 +99,11 @@ public sealed partial class AccountBook(string accountId, AccountState state)
         {
             throw new InvalidOperationException(
                 $"Account '{AccountId}' has {State.Pending.Count} movements in flight, the limit is {MaxPendingEntries}.");
+        }
+
+        if (request.Step == HoldStep.Hold && (State.Holds?.Count ?? 0) >= MaxHolds)
+        {
+            return Rejected(RejectionReason.BalanceLimitExceeded);
         }
 
         if (request.Side == EntrySide.Debit)
@@ -115,7 +126,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.IncomingMinor += request.AmountMinor;
         }
 
-        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch));
+        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch, request.Step));
         State.Version++;
         changed = true;
         AssertInvariants();
@@ -126,7 +137,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
     public bool Holds(string transferId) => State.Pending.ContainsKey(transferId);
 
     /// <summary>
-    /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <see cref="IAccountGrain.Commit"/>.
+    /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <c>IAccountGrain.Commit</c>.
     /// An entry prepared under an earlier epoch is released instead. Changes nothing when none is
     /// prepared under the id.
     /// </summary>
@@ -153,7 +164,11 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
         State.Pending.Remove(transferId);
 
-        if (entry.Side == EntrySide.Debit)
+        if (entry.Step != HoldStep.None)
+        {
+            ApplyHoldStep(transferId, entry);
+        }
+        else if (entry.Side == EntrySide.Debit)
         {
             State.ReservedMinor -= entry.AmountMinor;
         }
@@ -182,7 +197,11 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             return false;
         }
 
-        if (entry.Side == EntrySide.Debit)
+        if (!entry.MovesMoney)
+        {
+            // A post or void only claimed the hold; the hold stays as it was.
+        }
+        else if (entry.Side == EntrySide.Debit)
         {
             State.ReservedMinor -= entry.AmountMinor;
             State.AvailableMinor = checked(State.AvailableMinor + entry.AmountMinor);
@@ -208,7 +227,9 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.Locked,
             State.Version,
             State.OpenedAt,
-            State.IncomingMinor)
+            State.IncomingMinor,
+            State.PendingDebitMinor,
+            State.PendingCreditMinor)
         : null;
 
     /// <summary>Throws <see cref="LedgerInvariantException"/> when the state breaks an invariant: a bug, never a client's mistake.</summary>
@@ -224,7 +245,15 @@ public sealed partial class AccountBook(string accountId, AccountState state)
                 Fail($"pending amount {entry.AmountMinor} is not positive");
             }
 
-            if (entry.Side == EntrySide.Debit)
+            if (!entry.MovesMoney)
+            {
+                // A post or void moves nothing until applied; the hold it ends must be here, and cover it.
+                if (s.Holds?.GetValueOrDefault(entry.PendingTransferId!) is not { } hold || hold.Side != entry.Side || hold.AmountMinor < entry.AmountMinor)
+                {
+                    Fail($"the {entry.Step} of pending transfer '{entry.PendingTransferId}' has no hold of {entry.Side} {entry.AmountMinor} to end");
+                }
+            }
+            else if (entry.Side == EntrySide.Debit)
             {
                 reserved = checked(reserved + entry.AmountMinor);
             }
@@ -254,16 +283,18 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             Fail($"incoming {s.IncomingMinor} != sum of pending credits {incoming}");
         }
 
+        AssertHolds();
+
         try
         {
-            _ = checked(s.AvailableMinor + s.HeldMinor + s.ReservedMinor + s.IncomingMinor);
+            _ = checked(s.AvailableMinor + s.HeldMinor + s.ReservedMinor + s.IncomingMinor + s.PendingDebitMinor + s.PendingCreditMinor);
         }
         catch (OverflowException)
         {
             Fail("balances overflow 64 bits");
         }
 
-        if (!IsOpen && (s.Pending.Count > 0 || s.AvailableMinor != 0 || s.HeldMinor != 0))
+        if (!IsOpen && (s.Pending.Count > 0 || s.AvailableMinor != 0 || s.HeldMinor != 0 || s.Holds is { Count: > 0 }))
         {
             Fail("an account that is not open holds money");
         }
@@ -273,7 +304,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
     {
         try
         {
-            _ = checked(State.AvailableMinor + State.HeldMinor + State.ReservedMinor + State.IncomingMinor + amountMinor);
+            _ = checked(State.AvailableMinor + State.HeldMinor + State.ReservedMinor + State.IncomingMinor + State.PendingDebitMinor + State.PendingCreditMinor + amountMinor);
             return true;
         }
         catch (OverflowException)

@@ -36,14 +36,37 @@ public sealed class AccountState
 
     /// <summary>The number the last service deposit got in <see cref="Deposits"/>.</summary>
     [Id(12)] public uint LastDepositNumber { get; set; }
+
+    /// <summary>Holds of pending (two-phase) transfers on this account, by the pending transfer's id; null until the first one.</summary>
+    [Id(13)] public Dictionary<string, HoldEntry>? Holds { get; set; }
+
+    /// <summary>Sum of the debit holds: money of pending transfers that has left available and may still leave the account.</summary>
+    [Id(14)] public long PendingDebitMinor { get; set; }
+
+    /// <summary>Sum of the credit holds: money pending transfers may still bring; not available, and not the account's.</summary>
+    [Id(15)] public long PendingCreditMinor { get; set; }
 }
+
+/// <summary>This account's side of a pending (two-phase) transfer that is neither posted nor voided.</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.HoldEntry")]
+public sealed record HoldEntry(
+    [property: Id(0)] EntrySide Side,
+    [property: Id(1)] long AmountMinor);
 
 /// <summary>One side of a movement that an account has promised and not yet applied or released.</summary>
 /// <param name="External">True for a deposit or withdrawal (the other side is outside the ledger).</param>
 /// <param name="Epoch">The epoch of the lease whose driver prepared it last (0: an earlier version's entry).</param>
+/// <param name="Step">What applying it does: an ordinary movement, the hold of a pending transfer, or its post or void.</param>
+/// <param name="PendingTransferId">For a post or void: the pending transfer whose hold it ends.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.PendingEntry")]
 public sealed record PendingEntry(
     [property: Id(0)] EntrySide Side,
     [property: Id(1)] long AmountMinor,
     [property: Id(2)] bool External = false,
-    [property: Id(3)] long Epoch = 0);
+    [property: Id(3)] long Epoch = 0,
+    [property: Id(4)] HoldStep Step = HoldStep.None,
+    [property: Id(5)] string? PendingTransferId = null)
+{
+    /// <summary>True for an entry whose amount sits in reserved or incoming: an ordinary movement or a hold.</summary>
+    public bool MovesMoney => Step is HoldStep.None or HoldStep.Hold;
+}

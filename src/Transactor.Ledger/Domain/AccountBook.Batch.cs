@@ -165,7 +165,7 @@ public sealed partial class AccountBook
 
     // The parts are non-negative and their sum fits in 64 bits (an invariant), so the subtraction cannot overflow.
     private bool FitsAfterBatchCredit(long amountMinor) =>
-        long.MaxValue - (State.AvailableMinor + State.HeldMinor + State.ReservedMinor + State.IncomingMinor) >= amountMinor;
+        long.MaxValue - (State.AvailableMinor + State.HeldMinor + State.ReservedMinor + State.IncomingMinor + State.PendingDebitMinor + State.PendingCreditMinor) >= amountMinor;
 
     private BatchOutcome Changed()
     {

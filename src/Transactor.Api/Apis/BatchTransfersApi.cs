@@ -1,0 +1,162 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Transactor.Api.Hosting;
+using Transactor.Api.Http;
+using Transactor.Api.Metrics;
+
+namespace Transactor.Api.Apis;
+
+/// <summary>
+/// <c>POST /transfers/batch</c>: up to <see cref="MaxItems"/> independent transfers in one request,
+/// each with its own idempotency key and its own result, answered together (TigerBeetle's request
+/// batching). The body is a JSON array read as it arrives, one item at a time, within
+/// <see cref="MaxBytes"/>; each item is then a movement of its own through the unchanged protocol.
+/// </summary>
+public static class BatchTransfersApi
+{
+    /// <summary>The most transfers one batch may carry.</summary>
+    public const int MaxItems = 1_000;
+
+    /// <summary>The largest batch body: a thousand items of up to about 1 KiB each.</summary>
+    public const int MaxBytes = 1024 * 1024;
+
+    /// <summary>How many of one batch's transfers go to the ledger at once; the rest wait their turn, in order.</summary>
+    public const int MaxItemsInFlight = 16;
+
+    private static readonly string[] ItemRequired = ["id", .. TransfersApi.FullRequired];
+
+    private static readonly JsonSerializerOptions ItemOptions = new() { MaxDepth = 8 };
+
+    public static IEndpointRouteBuilder MapBatchTransfersApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGroup("/").WithTags("Transfers").MapPost("/transfers/batch", Submit)
+            .WithSummary($"Submit up to {MaxItems} independent transfers, each with its own idempotency key (id) and result")
+            .WithDescription($"The body is a JSON array of transfers, each {{\"id\",\"from\",\"to\",\"amount\",\"currency\",\"pending\"?,\"timeout\"?}} where id is the transfer's idempotency key (rules of the Idempotency-Key header). 200 with one result per item, in order: its HTTP status as a single request would get, and the transfer or the problem. A malformed item fails alone. 413 payload_too_large over {MaxItems} items or {MaxBytes} bytes.")
+            .Accepts<BatchItem[]>("application/json")
+            .Produces<BatchView>(StatusCodes.Status200OK)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .RequireRateLimiting(LedgerRateLimits.Policy);
+        return app;
+    }
+
+    private static async Task<IResult> Submit(HttpContext context, IClusterClient client, ApiMetrics metrics)
+    {
+        var request = context.Request;
+        if (!request.HasJsonContentType())
+        {
+            return Problems.UnsupportedMediaType();
+        }
+
+        if (request.ContentLength > MaxBytes)
+        {
+            return Problems.PayloadTooLarge(MaxBytes);
+        }
+
+        var items = new List<Item>();
+        try
+        {
+            await using var body = new BoundedStream(request.Body, MaxBytes);
+            await foreach (var element in JsonSerializer.DeserializeAsyncEnumerable<JsonElement>(body, ItemOptions, context.RequestAborted))
+            {
+                if (items.Count == MaxItems)
+                {
+                    return Problems.Create(StatusCodes.Status413PayloadTooLarge, "payload_too_large", "The batch is too large.", $"A batch carries at most {MaxItems} transfers.");
+                }
+
+                items.Add(Parse(element));
+            }
+        }
+        catch (BoundedStream.LimitExceededException)
+        {
+            return Problems.PayloadTooLarge(MaxBytes);
+        }
+        catch (JsonException ex)
+        {
+            return Problems.MalformedJson($"The body must be a JSON array of transfers: {ex.Message}");
+        }
+
+        if (items.Count == 0)
+        {
+            return Problems.BadRequest("empty_batch", "The batch holds no transfers.");
+        }
+
+        var coordinator = client.GetCoordinator();
+        var gatewayLost = context.RequestServices.GetRequiredService<GatewayLoss>().Token;
+        var results = new ItemView[items.Count];
+        await Parallel.ForAsync(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = MaxItemsInFlight }, async (i, _) =>
+            results[i] = await Execute(items[i], coordinator, metrics, gatewayLost));
+        return TypedResults.Ok(new BatchView(results.Count(r => r.Status is >= 200 and < 300), results));
+    }
+
+    private static Item Parse(JsonElement element)
+    {
+        var id = element.ValueKind == JsonValueKind.Object && element.TryGetProperty("id", out var key) && key.ValueKind == JsonValueKind.String ? key.GetString() : null;
+        var (body, problem) = JsonBody.Of(element, ItemRequired, TransfersApi.PendingOptional);
+        if (body is null)
+        {
+            return new Item(id, null, problem);
+        }
+
+        if (!IdempotencyKey.IsValid(id))
+        {
+            return new Item(id, null, Problems.InvalidField("id", $"Each transfer's id is its idempotency key: 1-{IdempotencyKey.MaxLength} printable ASCII characters other than '/' and '%'."));
+        }
+
+        var (transfer, transferProblem) = TransfersApi.ReadTransfer(body, id!);
+        return new Item(id, transfer, transferProblem);
+    }
+
+    private static async Task<ItemView> Execute(Item item, ITransferCoordinatorGrain coordinator, ApiMetrics metrics, CancellationToken gatewayLost)
+    {
+        if (item.Request is not { } request)
+        {
+            return ItemView.Failed(item.Id, item.Problem!);
+        }
+
+        TransferResult result;
+        try
+        {
+            result = await coordinator.Execute(request).WaitAsync(gatewayLost);
+        }
+        catch (LedgerOverloadedException)
+        {
+            return ItemView.Failed(item.Id, Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
+                "Nothing was recorded for this transfer; submit it again with the same id."));
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException or TimeoutException or OrleansException or OperationCanceledException)
+        {
+            return ItemView.Failed(item.Id, Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
+                "This transfer is applied at most once: submit it again with the same id to learn its outcome."));
+        }
+
+        metrics.Outcome(result);
+        return result.Status switch
+        {
+            TransferStatus.Committed => new ItemView(item.Id, StatusCodes.Status201Created, result.Replayed, TransferView.Of(result), null),
+            TransferStatus.Pending => new ItemView(item.Id, StatusCodes.Status202Accepted, result.Replayed, TransferView.Of(result), null),
+            _ => ItemView.Failed(item.Id, Problems.Rejected(result)) with { Replayed = result.Replayed },
+        };
+    }
+
+    /// <summary>One item of a batch: the transfer it asks for, or why it cannot be read.</summary>
+    private sealed record Item(string? Id, TransferRequest? Request, IResult? Problem);
+
+    /// <summary>An item of the body of <c>POST /transfers/batch</c>: a transfer with its idempotency key.</summary>
+    public sealed record BatchItem(string Id, string From, string To, long Amount, string Currency, bool? Pending = null, string? Timeout = null);
+
+    /// <summary>The answer to a batch: how many items succeeded, and each item's result in the order sent.</summary>
+    public sealed record BatchView(int Succeeded, IReadOnlyList<ItemView> Results);
+
+    /// <summary>
+    /// One item's result: the HTTP status a single request would have got, whether it repeated an
+    /// earlier outcome of its id, and the transfer (2xx) or the problem (RFC 9457 fields) otherwise.
+    /// </summary>
+    public sealed record ItemView(string? Id, int Status, bool Replayed, TransferView? Transfer, IReadOnlyDictionary<string, object?>? Problem)
+    {
+        internal static ItemView Failed(string? id, IResult problem)
+        {
+            var json = (JsonHttpResult<Dictionary<string, object?>>)problem;
+            return new ItemView(id, json.StatusCode ?? StatusCodes.Status400BadRequest, false, null, json.Value);
+        }
+    }
+}
