@@ -12,19 +12,20 @@ mkdir -p "$OUT"
 api_dll=$root/src/Transactor.Api/bin/Release/net10.0/Transactor.Api.dll
 load_dll=$root/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll
 port=5393
+key=${ADMIN_KEY:-overload-table-admin-key-0123456789}
 for mode in Fixed Adaptive; do
   for factor in 1 2 5 10; do
     rate=$((capacity * factor))
     ASPNETCORE_URLS=http://127.0.0.1:$port Logging__LogLevel__Default=Warning \
       Transactor__Embedded__SiloPort=21393 Transactor__Embedded__GatewayPort=31393 \
-      Transactor__Api__Admission__Mode=$mode Transactor__Transfers__Admission__Mode=$mode \
+      Transactor__Auth__AdminKey=$key Transactor__Api__Admission__Mode=$mode Transactor__Transfers__Admission__Mode=$mode \
       dotnet "$api_dll" > "$OUT/api-$mode-$factor.log" 2>&1 &
     api=$!
     until curl -sf http://127.0.0.1:$port/alive > /dev/null; do sleep 0.5; done
     dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$rate" --open-loop --duration "$seconds" \
-      --accounts 1000 --max-attempts 1 --quiet --out "$OUT/$mode-$factor.json" > "$OUT/load-$mode-$factor.log" 2>&1 || true
+      --accounts 1000 --max-attempts 1 --api-key "$key" --quiet --out "$OUT/$mode-$factor.json" > "$OUT/load-$mode-$factor.log" 2>&1 || true
     peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$api/status)
-    curl -s http://127.0.0.1:$port/metrics > "$OUT/metrics-$mode-$factor.json" || true
+    curl -s -H "Authorization: Bearer $key" http://127.0.0.1:$port/metrics > "$OUT/metrics-$mode-$factor.json" || true
     echo "$mode $factor $rate $peak_kb" >> "$OUT/memory.txt"
     kill $api; wait $api 2>/dev/null || true
   done

@@ -50,6 +50,12 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxInFlight, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.BulkheadLimit, 1);
         _polite = politeTransport is null ? null : PoliteHttp.Create(politeTransport, http.BaseAddress, options, _stats);
+        if (_polite is not null)
+        {
+            // The same credentials as the impolite clients (the API key).
+            _polite.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
+        }
+
         await SetupAccounts(cancellation);
         var stopwatch = Stopwatch.StartNew();
         using var progressStop = new CancellationTokenSource();

@@ -36,12 +36,18 @@ var bulkhead = new Option<int>("--bulkhead") { Description = "Polite requests in
 var breakerBreak = new Option<double>("--breaker-break") { Description = "Seconds the polite clients' circuit breaker stays open before it lets a probe through.", DefaultValueFactory = _ => 1.0 };
 var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
 var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
+var apiKey = new Option<string?>("--api-key")
+{
+    Description = "API key sent as 'Authorization: Bearer <key>' (default: the TRANSACTOR_API_KEY environment variable). A client key owns the accounts the run opens.",
+    DefaultValueFactory = _ => Environment.GetEnvironmentVariable("TRANSACTOR_API_KEY") is { Length: > 0 } key ? key : null,
+};
+var sign = new Option<bool>("--sign") { Description = "Sign every request with the key's secret (HMAC, docs/security.md); needs a stored key (txk.<id>.<secret>)." };
 var batch = new Option<int>("--batch") { Description = "Transfers per request: above 1, each client sends POST /transfers/batch with this many (closed loop only).", DefaultValueFactory = _ => 1 };
 var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling instead: the clients send GET /alive (no ledger work) for --duration seconds (default 10)." };
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, openLoop, maxInFlight, bulkhead, breakerBreak, output, quiet, ping, batch,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, openLoop, maxInFlight, bulkhead, breakerBreak, output, quiet, ping, apiKey, sign, batch,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -68,7 +74,17 @@ root.SetAction(async (parse, cancellation) =>
     // An open loop may have up to --max-in-flight requests outstanding; connections are its bound then.
     var connections = options.OpenLoop ? Math.Max(options.Clients * 2, Math.Min(options.MaxInFlight, 1_024)) : options.Clients * 2;
     using var handler = new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-    using var http = new HttpClient(handler) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
+    using HttpMessageHandler outer = parse.GetValue(sign) && parse.GetValue(apiKey) is { } signingKey ? new SigningHandler(signingKey, handler) : handler;
+    using var http = new HttpClient(outer, disposeHandler: false) { BaseAddress = options.Target, Timeout = Timeout.InfiniteTimeSpan };
+    if (parse.GetValue(apiKey) is { } key)
+    {
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+    }
+    else
+    {
+        Console.Error.WriteLine("No API key (--api-key or TRANSACTOR_API_KEY): the API will answer 401 to every ledger request.");
+    }
+
     if (parse.GetValue(ping))
     {
         var pinged = await PingRunner.RunAsync(http, options.Clients, options.Duration ?? TimeSpan.FromSeconds(10), cancellation);
@@ -81,7 +97,7 @@ root.SetAction(async (parse, cancellation) =>
         return pinged.Requests > 0 && pinged.Failed == 0 ? 0 : 1;
     }
 
-    var runner = new LoadRunner(http, options, politeTransport: handler);
+    var runner = new LoadRunner(http, options, politeTransport: outer);
     var interactive = !parse.GetValue(quiet) && !Console.IsOutputRedirected;
     Summary summary;
     if (interactive)

@@ -10,9 +10,8 @@ public sealed class DebugOptions
     public const string SectionName = "Transactor:Debug";
 
     /// <summary>
-    /// Serves <c>POST /debug/trace?seconds=N</c>. Anyone who reaches the API can then make this
-    /// process record itself: switch it on only where only operators reach the API (it must become
-    /// admin-only once the API has keys, docs/profiling.md).
+    /// Serves <c>POST /debug/trace?seconds=N</c> to admin keys: an admin can then make this process
+    /// record itself, which costs CPU and reveals code paths (docs/profiling.md).
     /// </summary>
     public bool TraceEnabled { get; set; }
 }
@@ -44,6 +43,7 @@ public static partial class DebugApi
         }
 
         app.MapPost("/debug/trace", Trace)
+            .RequireAuthorization(Security.Roles.AdminPolicy)
             .WithTags("Operations")
             .WithSummary($"Records an EventPipe trace of this process for 1-{MaxTraceSeconds} s and returns the .nettrace file (only when Transactor:Debug:TraceEnabled)");
         return app;

@@ -19,11 +19,15 @@ public sealed class TraceEndpointTests(ApiFixture fixture)
     }
 
     [Fact]
-    public async Task An_enabled_trace_endpoint_returns_a_parseable_nettrace_with_cpu_samples_and_runtime_events_and_refuses_a_bad_duration()
+    public async Task An_enabled_trace_endpoint_refuses_callers_without_an_admin_key_and_returns_a_parseable_nettrace_with_cpu_samples_and_runtime_events_and_refuses_a_bad_duration()
     {
         await using var enabled = fixture.WithSettings(("Transactor:Debug:TraceEnabled", "true"));
         using var client = enabled.CreateClient();
 
+        using var anonymous = enabled.CreateClient();
+        anonymous.DefaultRequestHeaders.Authorization = null;
+        using var refused = await anonymous.PostAsync("/debug/trace?seconds=1", null);
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
         using var tooLong = await client.PostAsync("/debug/trace?seconds=61", null);
         await tooLong.AssertProblem(HttpStatusCode.BadRequest, "invalid_field");
         using var response = await client.PostAsync("/debug/trace?seconds=1", null);
