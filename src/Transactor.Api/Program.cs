@@ -45,6 +45,7 @@ app.MapBatchTransfersApi();
 app.MapMetricsApi();
 app.MapEventsApi();
 app.MapRunsApi();
+app.MapDebugApi(app.Configuration);
 
 app.AnnounceLedger(mode);
 app.AnnounceAdminKey();
