@@ -34,8 +34,13 @@ public sealed class Program
         var silos = Enumerable.Range(1, Topology.SiloCount)
             .Select(number => builder.AddSilo(number, orleans, database))
             .ToArray();
+        // A secret parameter: prompted for (or taken from azd's configuration) when deployed; made up each run locally.
+        var adminKey = builder.ExecutionContext.IsPublishMode
+            ? builder.AddParameter("api-admin-key", secret: true)
+            : builder.AddParameter("api-admin-key", builder.Configuration[Topology.AdminKeyKey] ?? Topology.NewAdminKey(), secret: true);
         var api = builder.AddProject<Projects.Transactor_Api>("api", launchProfileName: null)
             .WithReference(orleans.AsClient())
+            .WithEnvironment("Transactor__Auth__AdminKey", adminKey)
             .WithHttpEndpoint(port: builder.ExecutionContext.IsPublishMode ? null : builder.Configuration.GetValue(Topology.ApiPortKey, Topology.DefaultApiPort), name: "http")
             .WithExternalHttpEndpoints()
             .WithHttpHealthCheck("/health")
@@ -55,6 +60,7 @@ public sealed class Program
         builder.AddProject<Projects.Transactor_LoadGen>("loadgen", launchProfileName: null)
             .WithArgs("--target", api.GetEndpoint("http"), "--clients", "32", "--accounts", "1000", "--quiet",
                 "--transfers", builder.Configuration.GetValue(Topology.LoadTransfersKey, Topology.DefaultLoadTransfers).ToString(CultureInfo.InvariantCulture))
+            .WithEnvironment("TRANSACTOR_API_KEY", adminKey)
             .WithReference(api)
             .WaitFor(api)
             .WithExplicitStart()

@@ -22,6 +22,16 @@ internal static partial class Topology
 
     public const string ApiPortKey = "Transactor:ApiPort";
 
+    /// <summary>
+    /// The API's bootstrap admin key (configuration <c>Transactor:Auth:AdminKey</c>); when not set, a
+    /// new one each run, shown in the AppHost's log and given to the API and the load generator.
+    /// </summary>
+    public const string AdminKeyKey = "Transactor:Auth:AdminKey";
+
+    /// <summary>A new random admin key: 32 random bytes, base64url.</summary>
+    public static string NewAdminKey() =>
+        "txa." + Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
     /// <summary>Transfers in one run of the load generator resource (configuration <see cref="LoadTransfersKey"/>).</summary>
     public const int DefaultLoadTransfers = 20_000;
 

@@ -12,16 +12,19 @@ OUT="${TRANSACTOR_BENCH_OUT:-$ROOT/.bench}"
 mkdir -p "$OUT"
 dotnet build "$ROOT/src/Transactor.Api" -c Release -v q -nologo >/dev/null
 dotnet build "$ROOT/src/Transactor.LoadGen" -c Release -v q -nologo >/dev/null
+# The load generator's key: TRANSACTOR_API_KEY for an API started elsewhere; the embedded API started
+# here is given a new bootstrap admin key.
+ADMIN_KEY="${TRANSACTOR_API_KEY:-bench-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
 API_PID=""
 if [[ -z "$URL" ]]; then
     URL="http://127.0.0.1:5090"
-    ASPNETCORE_URLS="$URL" Transactor__Embedded__SiloPort=11190 Transactor__Embedded__GatewayPort=30090 Logging__LogLevel__Default=Warning \
+    ASPNETCORE_URLS="$URL" Transactor__Auth__AdminKey="$ADMIN_KEY" Transactor__Embedded__SiloPort=11190 Transactor__Embedded__GatewayPort=30090 Logging__LogLevel__Default=Warning \
         dotnet "$ROOT/src/Transactor.Api/bin/Release/net10.0/Transactor.Api.dll" >"$OUT/api.log" 2>&1 &
     API_PID=$!
     trap 'kill $API_PID 2>/dev/null || true' EXIT
     for _ in $(seq 1 120); do curl -sf "$URL/health" >/dev/null 2>&1 && break; sleep 0.5; done
 fi
-LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --accounts 10000 --quiet)
+LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --api-key "$ADMIN_KEY" --accounts 10000 --quiet)
 rss() { [[ -n "$API_PID" ]] && echo "api rss $(( $(awk '/VmRSS/ {print $2}' /proc/$API_PID/status) / 1024 )) MiB, peak $(( $(awk '/VmHWM/ {print $2}' /proc/$API_PID/status) / 1024 )) MiB" || true; }
 echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); target $URL"
 # The HTTP ceiling with the same client and clients: the lightest request the API serves, no ledger work.

@@ -148,7 +148,10 @@ done
 # Admission sized to what one small PostgreSQL on the same machine absorbs at sub-second latency
 # (about 64 transfers in flight, docs/benchmarks.md); beyond it the API answers 429 at once
 # instead of queueing requests for seconds. Raise both for a bigger database.
+# The bootstrap admin key: ADMIN_KEY when set, else a new one for this run (printed below).
+ADMIN_KEY="${ADMIN_KEY:-txa.$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')}"
 start "$API_DIR" Transactor.Api.dll "$LOGS/api.log" \
+    Transactor__Auth__AdminKey="$ADMIN_KEY" \
     Transactor__Api__MaxConcurrentRequests="${API_MAX_CONCURRENT:-64}" \
     Transactor__Api__MaxQueuedRequests="${API_MAX_QUEUED:-64}" \
     ASPNETCORE_URLS="http://127.0.0.1:$API_PORT"
@@ -160,6 +163,8 @@ for i in $(seq 0 $((SILOS - 1))); do
     echo "  silo$i dashboard:   http://127.0.0.1:$((SILO_HTTP_PORT + i))/dashboard"
 done
 echo "  logs:              $LOGS"
+echo "Admin API key: $ADMIN_KEY"
+echo "  (send it as 'Authorization: Bearer <key>'; the load generator takes it as --api-key or TRANSACTOR_API_KEY)"
 echo "Press Ctrl+C to stop."
 # wait returns when a signal arrives (the trap then stops everything) or when every process has exited.
 wait "${pids[@]}" || true

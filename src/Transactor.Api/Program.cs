@@ -5,6 +5,7 @@ using Transactor.Api.Events;
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Security;
 using Transactor.Api.Runs;
 using Transactor.Persistence;
 using Transactor.ServiceDefaults;
@@ -16,6 +17,7 @@ builder.AddServiceDefaults();
 await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
 var mode = builder.AddLedger();
 builder.AddApiServices();
+builder.AddApiSecurity(mode);
 
 var app = builder.Build();
 
@@ -23,6 +25,8 @@ var app = builder.Build();
 // the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
 app.UseApiErrorHandling();
+app.UseApiSecurity();
+app.UseRateLimitHeaders();
 app.UseRateLimiter();
 
 // The dashboard: static files from wwwroot, index.html at /.
@@ -36,12 +40,15 @@ app.MapDefaultEndpoints();
 app.MapAccountsApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
+app.MapKeysApi();
 app.MapBatchTransfersApi();
 app.MapMetricsApi();
 app.MapEventsApi();
 app.MapRunsApi();
+app.MapDebugApi(app.Configuration);
 
 app.AnnounceLedger(mode);
+app.AnnounceAdminKey();
 app.Run();
 
 /// <summary>The API's entry point; public for WebApplicationFactory.</summary>

@@ -39,7 +39,7 @@ internal sealed class ChaosRunner(ChaosRunOptions options)
         string? error = null;
         try
         {
-            using var workload = new Workload(options, _history, cluster.ApiUrl);
+            using var workload = new Workload(options, _history, cluster.ApiUrl, cluster.AdminKey);
             await cluster.StartAsync(cancellation);
             await workload.SetupAsync(cancellation);
             _history.Event("phase", "load", $"{options.Clients} clients over {options.Accounts} accounts for {options.FaultPhase.TotalMinutes:0.##} min, with {plan.Count} faults planned");

@@ -42,7 +42,7 @@ internal sealed class Workload : IDisposable
     private readonly History _history;
     private readonly HttpClient _http;
 
-    public Workload(ChaosRunOptions options, History history, Uri api)
+    public Workload(ChaosRunOptions options, History history, Uri api, string apiKey)
     {
         _options = options;
         _history = history;
@@ -54,6 +54,7 @@ internal sealed class Workload : IDisposable
             MaxConnectionsPerServer = options.Clients + options.Accounts + 8,
         };
         _http = new HttpClient(handler) { BaseAddress = api, Timeout = Timeout.InfiniteTimeSpan };
+        _http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
         AccountIds = [.. Enumerable.Range(0, options.Accounts).Select(i => $"s{options.Seed}-acct-{i:D2}")];
     }
 

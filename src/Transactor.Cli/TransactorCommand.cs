@@ -15,8 +15,11 @@ public static class ExitCodes
     /// <summary>The input is unusable: <c>--strict</c> met a malformed row, or the header is wrong.</summary>
     public const int BadInput = 1;
 
-    /// <summary>The input file cannot be opened.</summary>
+    /// <summary>The input file cannot be opened (or, for <c>keys</c>, the API cannot be reached).</summary>
     public const int CannotOpen = 2;
+
+    /// <summary><c>keys</c>: the API refused the request (its problem document is on standard error).</summary>
+    public const int Refused = 3;
 }
 
 /// <summary>The process's standard streams; tests give their own.</summary>
@@ -64,14 +67,15 @@ public static class TransactorCommand
             transactor process transactions.csv > accounts.csv
         """;
 
-    /// <summary>Builds the root command, reading and writing through <paramref name="streams"/>.</summary>
-    public static RootCommand Create(StandardStreams streams)
+    /// <summary>Builds the root command, reading and writing through <paramref name="streams"/>; <paramref name="keysHandler"/> sends <c>keys</c>' requests (tests give their own).</summary>
+    public static RootCommand Create(StandardStreams streams, Func<HttpMessageHandler>? keysHandler = null)
     {
         ArgumentNullException.ThrowIfNull(streams);
-        var root = new RootCommand("Transactor batch tools: apply a CSV of transactions to accounts, or generate one.");
+        var root = new RootCommand("Transactor tools: apply a CSV of transactions to accounts, generate one, or manage the API's keys.");
         var process = ProcessCommand(streams);
         root.Subcommands.Add(process);
         root.Subcommands.Add(GenerateCommand(streams));
+        root.Subcommands.Add(KeysCommand.Create(streams, keysHandler));
 
         // The rules are long: the list of commands shows one line, 'process --help' adds them after its options.
         foreach (var help in root.Options.OfType<HelpOption>())

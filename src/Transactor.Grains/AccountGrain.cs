@@ -49,9 +49,18 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
 
     public async Task<PrepareResult> Prepare(PrepareRequest request)
     {
+        ArgumentNullException.ThrowIfNull(request);
         if (request.Step is HoldStep.Post or HoldStep.Void)
         {
             await ReloadUnlessHoldFound(request);
+        }
+
+        // Only a new debit is checked: a driver that takes over a movement prepared here already
+        // (recovery, with no caller) must be able to finish it.
+        if (request.Side == EntrySide.Debit && _book.IsOpen && !_book.Holds(request.TransferId) && !Caller.MayDebit(_book.State.Owner))
+        {
+            LogNotOwner(logger, _book.AccountId, Caller.Client!);
+            return new PrepareResult(PrepareStatus.Rejected, RejectionReason.NotOwner, _book.State.Currency);
         }
 
         var result = _book.Prepare(request, out var changed);
@@ -94,14 +103,21 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         return _book.Snapshot();
     }
 
-    public Task<DisputeResult> Dispute(string depositId) => Apply(_book.DisputeDeposit(depositId));
+    public Task<DisputeResult> Dispute(string depositId) => Apply(() => _book.DisputeDeposit(depositId));
 
-    public Task<DisputeResult> Resolve(string depositId) => Apply(_book.ResolveDeposit(depositId));
+    public Task<DisputeResult> Resolve(string depositId) => Apply(() => _book.ResolveDeposit(depositId));
 
-    public Task<DisputeResult> Chargeback(string depositId) => Apply(_book.ChargebackDeposit(depositId));
+    public Task<DisputeResult> Chargeback(string depositId) => Apply(() => _book.ChargebackDeposit(depositId));
 
-    private async Task<DisputeResult> Apply(BatchOutcome outcome)
+    private async Task<DisputeResult> Apply(Func<BatchOutcome> rule)
     {
+        if (_book.IsOpen && !Caller.MayDebit(_book.State.Owner))
+        {
+            LogNotOwner(logger, _book.AccountId, Caller.Client!);
+            return new DisputeResult(BatchOutcome.NotOwner, null);
+        }
+
+        var outcome = rule();
         if (outcome == BatchOutcome.Applied)
         {
             await Persist();
@@ -202,6 +218,9 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     }
 
     private Task Persist() => _state.WriteOrDeactivate(this);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: refused a debit or dispute step asked for client key {KeyId}, which does not own the account")]
+    private static partial void LogNotOwner(ILogger logger, string accountId, string keyId);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Opened account {AccountId} in {Currency}")]
     private static partial void LogOpened(ILogger logger, string accountId, string currency);

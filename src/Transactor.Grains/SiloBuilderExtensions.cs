@@ -24,6 +24,7 @@ public static class SiloBuilderExtensions
         var options = silo.Services.AddOptions<TransferOptions>()
             .Validate(o => o.MaxConcurrentTransfers is null or > 0, $"{TransferOptions.SectionName}:{nameof(TransferOptions.MaxConcurrentTransfers)} must be at least 1.")
             .Validate(o => o.MaxQueuedTransfers >= 0, $"{TransferOptions.SectionName}:{nameof(TransferOptions.MaxQueuedTransfers)} must not be negative.")
+            .Validate(o => o.Admission.Invalid() is null, $"{TransferOptions.SectionName}:{nameof(TransferOptions.Admission)} is invalid (MinLimit >= 1, MaxLimit >= MinLimit, TargetLatency and Window positive, BackoffRatio in (0,1)).")
             .ValidateOnStart();
         if (configuration is not null)
         {
@@ -64,6 +65,10 @@ public static class SiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         silo.AddTransactor(configuration);
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ListenPortCheck>();
+        // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
+        // a recovery shard configured to sweep more often would fail to activate.
+        silo.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
+            reminders.MinimumReminderPeriod = TimeSpan.FromTicks(Math.Min(reminders.MinimumReminderPeriod.Ticks, transfers.Value.RecoveryPeriod.Ticks)));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, RecoveryWakeUp>();
         silo.Services.AddKeyedSingleton<TimeProvider>(TimeProviderNames.Membership, (_, _) => new MembershipClock());
         silo.Services.AddOptions<StopOptions>().Bind(configuration.GetSection(StopOptions.SectionName));

@@ -14,6 +14,7 @@ public sealed class TransactorInstruments : IDisposable
     private readonly UpDownCounter<long> _inFlight;
     private readonly Histogram<double> _durationMs;
     private readonly Counter<long> _recoveries;
+    private readonly Counter<long> _chaosFaults;
 
     public TransactorInstruments(IMeterFactory meterFactory)
     {
@@ -24,6 +25,7 @@ public sealed class TransactorInstruments : IDisposable
         _inFlight = _meter.CreateUpDownCounter<long>("transactor.transfers.in_flight", "{transfer}", "Movements being driven by a coordinator.");
         _durationMs = _meter.CreateHistogram<double>("transactor.transfer.duration", "ms", "Time a coordinator takes to drive a movement to its end.");
         _recoveries = _meter.CreateCounter<long>("transactor.transfers.recoveries", "{transfer}", "Interrupted movements picked up by recovery.");
+        _chaosFaults = _meter.CreateCounter<long>("transactor.chaos.faults", "{fault}", "Faults injected by chaos mode, by kind.");
     }
 
     public void Started() => _inFlight.Add(1);
@@ -46,9 +48,22 @@ public sealed class TransactorInstruments : IDisposable
 
     public void Recovered() => _recoveries.Add(1);
 
+    public void ChaosFault(ChaosFaultKind kind) => _chaosFaults.Add(1, new TagList { { "kind", kind.ToString().ToLowerInvariant() } });
+
     /// <summary>Reports how many movements wait for the silo to admit them (<see cref="TransferAdmission"/>).</summary>
     public void ObserveQueue(Func<long> queued) =>
         _meter.CreateObservableGauge("transactor.transfers.queued", queued, "{transfer}", "Movements waiting for the silo to admit them.");
+
+    /// <summary>
+    /// Reports a concurrency limiter's current limit and how many requests it shed, tagged with
+    /// <paramref name="limiter"/> (<c>silo</c> for <see cref="TransferAdmission"/>, <c>api</c> for the API's).
+    /// </summary>
+    public void ObserveAdmission(string limiter, Func<int> limit, Func<long> shed)
+    {
+        var tags = new KeyValuePair<string, object?>[] { new("limiter", limiter) };
+        _meter.CreateObservableGauge("transactor.admission.limit", () => new Measurement<int>(limit(), tags), "{request}", "How many requests or movements the limiter admits at once now.");
+        _meter.CreateObservableCounter("transactor.admission.shed", () => new Measurement<long>(shed(), tags), "{request}", "Requests or movements refused at once because the limiter's queue was full.");
+    }
 
     public void Dispose() => _meter.Dispose();
 }

@@ -1,4 +1,5 @@
 using System.Threading.RateLimiting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Transactor.Grains;
@@ -7,6 +8,8 @@ namespace Transactor.Grains;
 /// How many movements a silo's coordinators start at once (<see cref="TransferOptions.MaxConcurrentTransfers"/>);
 /// later ones wait in a first-in-first-out queue of <see cref="TransferOptions.MaxQueuedTransfers"/>,
 /// and beyond that are refused with <see cref="LedgerOverloadedException"/> before anything is recorded.
+/// With <see cref="TransferOptions.Admission"/> in <see cref="LimitMode.Adaptive"/> the number of
+/// places starts there and follows the movements' latency (<see cref="AdaptiveConcurrencyLimit"/>).
 /// </summary>
 /// <remarks>
 /// Orleans runs a grain's turns on the thread pool, whose threads take their own newest work first.
@@ -16,32 +19,34 @@ namespace Transactor.Grains;
 /// </remarks>
 public sealed class TransferAdmission : IDisposable
 {
-    private readonly ConcurrencyLimiter _limiter;
+    private readonly AdaptiveConcurrencyLimiter _limiter;
 
-    public TransferAdmission(IOptions<TransferOptions> options, TransactorInstruments instruments)
+    public TransferAdmission(IOptions<TransferOptions> options, TransactorInstruments instruments, TimeProvider time, ILogger<TransferAdmission> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(instruments);
-        // Both limits are validated with the options (SiloBuilderExtensions.AddTransactor).
+        // The limits are validated with the options (SiloBuilderExtensions.AddTransactor).
         var value = options.Value;
-        Places = value.MaxConcurrentTransfers ?? TransferOptions.PlacesPerProcessor * Environment.ProcessorCount;
-        _limiter = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
-        {
-            PermitLimit = Places,
-            QueueLimit = value.MaxQueuedTransfers,
-            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
-        });
+        var places = value.MaxConcurrentTransfers ?? TransferOptions.PlacesPerProcessor * Environment.ProcessorCount;
+        _limiter = new AdaptiveConcurrencyLimiter("silo", places, value.MaxQueuedTransfers, value.Admission, time, logger);
         instruments.ObserveQueue(() => Queued);
+        instruments.ObserveAdmission("silo", () => Places, () => _limiter.Shed);
     }
 
-    /// <summary>How many movements the silo drives at once.</summary>
-    public int Places { get; }
+    /// <summary>How many movements the silo drives at once now.</summary>
+    public int Places => _limiter.Limit;
+
+    /// <summary>Fixed, or following latency.</summary>
+    public LimitMode Mode => _limiter.Mode;
 
     /// <summary>How many movements wait for a place now.</summary>
-    public long Queued => _limiter.GetStatistics()?.CurrentQueuedCount ?? 0;
+    public long Queued => _limiter.Queued;
+
+    /// <summary>Movements refused because the queue was full, since the silo started.</summary>
+    public long Shed => _limiter.Shed;
 
     /// <summary>How many movements hold a place now.</summary>
-    public long InFlight => Places - (_limiter.GetStatistics()?.CurrentAvailablePermits ?? Places);
+    public long InFlight => _limiter.InFlight;
 
     /// <summary>Waits for a turn to start a movement; dispose the result when the movement has ended.</summary>
     /// <exception cref="LedgerOverloadedException">The queue is full.</exception>

@@ -48,6 +48,13 @@ public sealed class TransferOptions
     /// </summary>
     public int MaxQueuedTransfers { get; set; } = 10_000;
 
+    /// <summary>
+    /// Whether <see cref="MaxConcurrentTransfers"/> stays fixed (the default) or is where an
+    /// adaptive limit starts (section <c>Transactor:Transfers:Admission</c>). The latency it
+    /// watches runs from a movement's admission to its end, queueing in the silo not included.
+    /// </summary>
+    public ConcurrencyLimitOptions Admission { get; set; } = new();
+
     /// <summary>How long a retry waits for a movement that another coordinator is driving.</summary>
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }

@@ -51,10 +51,16 @@ public enum RejectionReason
     PostExceedsPendingAmount = 13,
 
     /// <summary>
+    /// The caller's API key is a client key that does not own the debited account (checked again by
+    /// the account, after the API's own check). The API answers 403 without naming the account's state.
+    /// </summary>
+    NotOwner = 14,
+
+    /// <summary>
     /// The pending transfer is still being placed (its hold has no outcome yet): nothing was
     /// recorded for the post or void, which may be sent again.
     /// </summary>
-    PendingTransferInFlight = 14,
+    PendingTransferInFlight = 15,
 }
 
 /// <summary>Stable codes for <see cref="RejectionReason"/>.</summary>
@@ -72,6 +78,7 @@ public static class RejectionReasons
         RejectionReason.InvalidAmount => "invalid_amount",
         RejectionReason.IdempotencyKeyReused => "idempotency_key_reused",
         RejectionReason.BalanceLimitExceeded => "balance_limit_exceeded",
+        RejectionReason.NotOwner => "not_owner",
         RejectionReason.PendingTransferNotFound => "pending_transfer_not_found",
         RejectionReason.PendingTransferAlreadyPosted => "pending_transfer_already_posted",
         RejectionReason.PendingTransferAlreadyVoided => "pending_transfer_already_voided",

@@ -58,6 +58,30 @@ public sealed record LoadOptions
     /// <summary>A prefix that keeps this run's accounts and idempotency keys apart from other runs'.</summary>
     public string RunId { get; init; } = Guid.NewGuid().ToString("N")[..8];
 
+    /// <summary>
+    /// With <see cref="Rate"/>: a true open loop. Every transfer is sent when it is due, on its own,
+    /// whatever is still unanswered (not handed to one of <see cref="Clients"/> clients), so offered
+    /// load really is the rate, up to <see cref="MaxInFlight"/> transfers in flight.
+    /// </summary>
+    public bool OpenLoop { get; init; }
+
+    /// <summary>Safety cap of the true open loop: a transfer due while this many are in flight is not sent (counted as dropped by the generator).</summary>
+    public int MaxInFlight { get; init; } = 10_000;
+
+    /// <summary>Polite requests in flight at once (as many more wait); beyond that the polite client refuses its own request (counted, given up).</summary>
+    public int BulkheadLimit { get; init; } = 512;
+
+    /// <summary>Share of failed requests (0-1) within <see cref="BreakerSamplingDuration"/> that opens the polite clients' circuit breaker.</summary>
+    public double BreakerFailureRatio { get; init; } = 0.5;
+
+    /// <summary>Requests within <see cref="BreakerSamplingDuration"/> before the breaker judges the ratio.</summary>
+    public int BreakerMinimumThroughput { get; init; } = 20;
+
+    public TimeSpan BreakerSamplingDuration { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long the breaker stays open before it lets one probe through (half-open); Polly accepts 0.5 s at least.</summary>
+    public TimeSpan BreakerBreakDuration { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Transfers per request: above 1, each client sends <c>POST /transfers/batch</c> with this many (closed loop only).</summary>
     public int BatchSize { get; init; } = 1;
 

@@ -35,6 +35,12 @@ internal static class LoadReport
         Row("rate limited", $"{s.RateLimitedResponses:N0} responses ({s.RateLimitedPercent:N2} % of attempts)");
         Row("retries", $"{s.Retries:N0}; duplicates prevented {s.DuplicatesPrevented:N0}; gave up {s.GaveUp:N0}");
         Row("errors", s.ErrorsByKind.Count == 0 ? "none" : string.Join(", ", s.ErrorsByKind.Select(e => $"{e.Key} {e.Value:N0}")));
+        Row("circuit breaker", s.BreakerOpenings == 0 ? "never opened" : $"opened {s.BreakerOpenings:N0} times, open {s.BreakerOpenSeconds:N1} s in all, closed again {s.BreakerClosings:N0} times");
+        if (s.OpenLoop)
+        {
+            Row("open loop", $"peak {s.PeakInFlight:N0} in flight (cap {s.MaxInFlight:N0}); dropped by the generator at the cap {s.DroppedByGenerator:N0}");
+        }
+
         Row("latency ms", $"avg {s.AvgLatencyMs:N2}  p50 {s.P50LatencyMs:N2}  p90 {s.P90LatencyMs:N2}  p99 {s.P99LatencyMs:N2}  max {s.MaxLatencyMs:N2}");
         Row("answered ms", $"p50 {s.AnsweredP50LatencyMs:N2}  p99 {s.AnsweredP99LatencyMs:N2}  (the final request alone, without waiting or retries)");
         Row("books", s.BooksBalanced ? "balanced: money conserved, none negative, every commit visible" : "NOT BALANCED: " + string.Join("; ", s.CheckFailures));

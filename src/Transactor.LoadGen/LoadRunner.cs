@@ -6,24 +6,35 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using Polly.CircuitBreaker;
 
 namespace Transactor.LoadGen;
 
 /// <summary>
 /// Sets up accounts, drives transfers through the HTTP API from many clients, then checks the books.
 /// Every retry of a transfer reuses its idempotency key, so no retry can move money twice.
+/// Polite clients send through <see cref="PoliteHttp"/> (retries, circuit breaker, bulkhead) when
+/// the runner is given the transport to build it on; without one they back off by hand.
 /// </summary>
-public sealed class LoadRunner(HttpClient http, LoadOptions options)
+public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessageHandler? politeTransport = null)
 {
     /// <summary>How long bursts last, and how often they come, when <see cref="LoadOptions.Overload"/> is above 1.</summary>
     private static readonly TimeSpan BurstLength = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan BurstEvery = TimeSpan.FromSeconds(10);
+
+    /// <summary>The shortest wait of a polite client that found the circuit breaker open.</summary>
+    private static readonly TimeSpan MinCircuitWait = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>How often the books check asks again for one account or transfer whose answer is transient or pending, and how long it waits between.</summary>
+    private const int MaxCheckAttempts = 40;
+    private static readonly TimeSpan CheckRetryDelay = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Tickets an open-loop generator may queue ahead of its clients; beyond it tickets are dropped and counted.</summary>
     private const int MaxQueuedTickets = 100_000;
 
 
     private readonly LoadStats _stats = new();
+    private HttpClient? _polite;
     private readonly ConcurrentQueue<string> _committed = new();
     private long _committedTracked;
     private string[] _accounts = [];
@@ -36,13 +47,26 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Accounts, 2);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Clients, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxInFlight, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.BulkheadLimit, 1);
+        _polite = politeTransport is null ? null : PoliteHttp.Create(politeTransport, http.BaseAddress, options, _stats);
+        if (_polite is not null)
+        {
+            // The same credentials as the impolite clients (the API key).
+            _polite.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
+        }
+
         await SetupAccounts(cancellation);
         var stopwatch = Stopwatch.StartNew();
         using var progressStop = new CancellationTokenSource();
         var reporter = progress is null ? Task.CompletedTask : Report(progress, stopwatch, progressStop.Token);
-        if (options.Rate is { } rate)
+        if (options.Rate is { } rate && options.OpenLoop)
         {
-            await RunOpenLoop(rate, stopwatch, cancellation);
+            await RunTrueOpenLoop(rate, stopwatch, cancellation);
+        }
+        else if (options.Rate is { } clientRate)
+        {
+            await RunOpenLoop(clientRate, stopwatch, cancellation);
         }
         else
         {
@@ -53,6 +77,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         await progressStop.CancelAsync();
         await reporter;
         var failures = await CheckBooks(cancellation);
+        _polite?.Dispose();
         return _stats.Summarize(options, elapsed, failures);
     }
 
@@ -212,6 +237,66 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         await Task.WhenAll(workers);
     }
 
+    /// <summary>
+    /// Sends each transfer when it is due, without waiting for earlier ones: the offered load is the
+    /// rate, whatever the ledger does with it, up to <see cref="LoadOptions.MaxInFlight"/> in flight.
+    /// </summary>
+    private async Task RunTrueOpenLoop(double rate, Stopwatch stopwatch, CancellationToken cancellation)
+    {
+        // One for the generator itself, so that the count reaches zero only after it stopped issuing.
+        long outstanding = 1;
+        var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Done()
+        {
+            if (Interlocked.Decrement(ref outstanding) == 0)
+            {
+                drained.TrySetResult();
+            }
+        }
+
+        long n = 0;
+        var start = Stopwatch.GetTimestamp();
+        double due = 0;
+        while (!Finished(stopwatch, n) && !cancellation.IsCancellationRequested)
+        {
+            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (now < due)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(due - now, 0.05)), cancellation);
+                continue;
+            }
+
+            n++;
+            var scheduledAt = start + (long)(due * Stopwatch.Frequency);
+            due += 1.0 / (rate * (InBurst(stopwatch.Elapsed) ? options.Overload : 1.0));
+            if (Interlocked.Read(ref outstanding) - 1 >= options.MaxInFlight)
+            {
+                _stats.DroppedByGenerator();
+                continue;
+            }
+
+            Interlocked.Increment(ref outstanding);
+            var number = n;
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    await Transfer(number, new Random(HashCode.Combine(options.Seed, number)), IsPolite((int)(number % options.Clients)), scheduledAt, cancellation);
+                }
+                catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+                {
+                }
+                finally
+                {
+                    Done();
+                }
+            }, CancellationToken.None);
+        }
+
+        Done();
+        await drained.Task.WaitAsync(cancellation);
+    }
+
     private bool Finished(Stopwatch stopwatch, long issuedBefore) =>
         options.Duration is { } duration ? stopwatch.Elapsed >= duration : issuedBefore >= options.Transfers;
 
@@ -233,6 +318,12 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         var key = $"lg-{options.RunId}-t{n}";
         var body = $$"""{"from":"{{_accounts[from]}}","to":"{{_accounts[to]}}","amount":{{Str(random.NextInt64(1, options.MaxAmountMinor + 1))}},"currency":"USD"}""";
         _stats.Started();
+        if (polite && _polite is { } resilient)
+        {
+            await PoliteTransfer(resilient, key, body, startedAt, cancellation);
+            return;
+        }
+
         var replayed = false;
         for (var attempt = 1; ; attempt++)
         {
@@ -292,6 +383,63 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
                 await Task.Delay(Wait(attempt, random, retryAfter, capRetryAfter: false), cancellation);
             }
         }
+    }
+
+    /// <summary>
+    /// One transfer of a polite client: the resilience pipeline retries transient failures under the
+    /// same key. While the circuit breaker is open the client sends nothing: it waits until the
+    /// breaker may let a probe through, and gives up once the transfer is older than
+    /// <see cref="LoadOptions.MaxAttempts"/> break durations.
+    /// </summary>
+    private async Task PoliteTransfer(HttpClient resilient, string key, string body, long startedAt, CancellationToken cancellation)
+    {
+        var replayed = false;
+        while (true)
+        {
+            try
+            {
+                using var request = Json(HttpMethod.Post, "/transfers", body, key);
+                using var response = await resilient.SendAsync(request, cancellation);
+                long? answered = request.Options.TryGetValue(PoliteHttp.LastAttemptTicks, out var ticks) ? ticks : null;
+                replayed |= response.Headers.Contains("Idempotent-Replayed");
+                var status = (int)response.StatusCode;
+                if (status is 201)
+                {
+                    Track(key);
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed, answered);
+                    return;
+                }
+
+                if (status is 400 or 404 or 409 or 422)
+                {
+                    _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, await Code(response, cancellation), gaveUp: false, replayed, answered);
+                    return;
+                }
+
+                // Still failing after every retry the pipeline allows: outcome unknown, given up.
+                break;
+            }
+            catch (BrokenCircuitException open) when (Stopwatch.GetElapsedTime(startedAt) < options.BreakerBreakDuration * options.MaxAttempts)
+            {
+                // Until the breaker may let a probe through (at least a little while: while another
+                // client's probe is out, the breaker says "now" again at once). Bounded by time, not
+                // by rounds: a slow probe must not use up a transfer's patience in a busy loop.
+                _stats.Error("circuit_open");
+                var wait = open.RetryAfter is { } retryAfter && retryAfter > MinCircuitWait ? retryAfter : MinCircuitWait;
+                await Task.Delay(wait, cancellation);
+            }
+            catch (Exception refused) when (refused is HttpRequestException || PoliteHttp.IsRefusal(refused))
+            {
+                if (refused is Polly.RateLimiting.RateLimiterRejectedException)
+                {
+                    _stats.Error("bulkhead_full");
+                }
+
+                break;
+            }
+        }
+
+        _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
     }
 
     /// <summary>
@@ -443,7 +591,18 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
         {
             var accounts = new ConcurrentBag<JsonElement>();
             await Parallel.ForEachAsync(_accounts, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellation }, async (id, ct) =>
-                accounts.Add(await http.GetFromJsonAsync<JsonElement>($"/accounts/{id}", ct)));
+            {
+                var (response, status) = await GetPatiently($"/accounts/{id}", ct);
+                using (response)
+                {
+                    if (!response.IsSuccessStatusCode)
+                    {
+                        throw new InvalidOperationException($"Account {id} could not be read: {status}");
+                    }
+
+                    accounts.Add(await response.Content.ReadFromJsonAsync<JsonElement>(ct));
+                }
+            });
             var inFlight = accounts.Sum(a => a.GetProperty("reserved").GetInt64() + a.GetProperty("incoming").GetInt64());
             if (inFlight != 0 && DateTime.UtcNow < deadline)
             {
@@ -473,14 +632,58 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options)
 
         await Parallel.ForEachAsync(_committed, new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellation }, async (key, ct) =>
         {
-            using var response = await http.GetAsync($"/transfers/{Uri.EscapeDataString(key)}", ct);
-            var status = response.IsSuccessStatusCode ? (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("status").GetString() : null;
+            // A commit whose record is still being completed reads pending for a moment (recovery
+            // finishes it); under chaos a read may also fail transiently. Neither is a wrong answer
+            // yet: ask again, within the bound, and judge the last answer.
+            string? status = null;
+            for (var attempt = 1; attempt <= MaxCheckAttempts; attempt++)
+            {
+                var (response, code) = await GetPatiently($"/transfers/{Uri.EscapeDataString(key)}", ct);
+                using (response)
+                {
+                    status = response.IsSuccessStatusCode ? (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("status").GetString() : code;
+                }
+
+                if (status != "pending")
+                {
+                    break;
+                }
+
+                await Task.Delay(CheckRetryDelay, ct);
+            }
+
             if (status != "committed")
             {
-                failures.Add($"transfer {key} was answered committed but reads as {status ?? ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture)}");
+                failures.Add($"transfer {key} was answered committed but reads as {status}");
             }
         });
         return [.. failures.Take(100)];
+    }
+
+    /// <summary>
+    /// A GET of the books check, asked again while the answer is transient (429, 5xx, no connection),
+    /// at most <see cref="MaxCheckAttempts"/> times: the last response and its status as text.
+    /// </summary>
+    private async Task<(HttpResponseMessage Response, string Status)> GetPatiently(string path, CancellationToken cancellation)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var response = await http.GetAsync(path, cancellation);
+                if (!IsTransient(response.StatusCode) || attempt >= MaxCheckAttempts)
+                {
+                    return (response, ((int)response.StatusCode).ToString(CultureInfo.InvariantCulture));
+                }
+
+                response.Dispose();
+            }
+            catch (HttpRequestException) when (attempt < MaxCheckAttempts)
+            {
+            }
+
+            await Task.Delay(CheckRetryDelay, cancellation);
+        }
     }
 
     private static async Task<string> Code(HttpResponseMessage response, CancellationToken cancellation)

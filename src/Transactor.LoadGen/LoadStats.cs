@@ -22,6 +22,12 @@ public sealed class LoadStats
     private long _replayed;
     private long _inFlight;
     private long _generatorDropped;
+    private long _peakInFlight;
+    private long _breakerOpenings;
+    private long _breakerClosings;
+    private long _breakerOpenTicks;
+    private long _breakerOpenedAt;
+    private readonly Lock _breakerLock = new();
 
     public ConcurrentDictionary<string, long> Rejected { get; } = new(StringComparer.Ordinal);
 
@@ -45,7 +51,59 @@ public sealed class LoadStats
 
     public void DroppedByGenerator() => Interlocked.Increment(ref _generatorDropped);
 
-    public void Started() => Interlocked.Increment(ref _inFlight);
+    public void Started()
+    {
+        var now = Interlocked.Increment(ref _inFlight);
+        long peak;
+        while (now > (peak = Interlocked.Read(ref _peakInFlight)) && Interlocked.CompareExchange(ref _peakInFlight, now, peak) != peak)
+        {
+        }
+    }
+
+    public long PeakInFlight => Interlocked.Read(ref _peakInFlight);
+
+    public long BreakerOpenings => Interlocked.Read(ref _breakerOpenings);
+
+    /// <summary>The polite clients' circuit breaker opened: they stop sending until it half-opens.</summary>
+    public void BreakerOpened()
+    {
+        lock (_breakerLock)
+        {
+            _breakerOpenings++;
+            _breakerOpenedAt = Stopwatch.GetTimestamp();
+        }
+    }
+
+    /// <summary>The breaker lets a probe through: the time it was open ends here.</summary>
+    public void BreakerHalfOpened() => EndOpen();
+
+    public void BreakerClosed()
+    {
+        EndOpen();
+        Interlocked.Increment(ref _breakerClosings);
+    }
+
+    /// <summary>Time the breaker spent open, including an opening still running now.</summary>
+    public TimeSpan BreakerOpenTime()
+    {
+        lock (_breakerLock)
+        {
+            var running = _breakerOpenedAt != 0 ? Stopwatch.GetTimestamp() - _breakerOpenedAt : 0;
+            return TimeSpan.FromTicks((long)((_breakerOpenTicks + running) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));
+        }
+    }
+
+    private void EndOpen()
+    {
+        lock (_breakerLock)
+        {
+            if (_breakerOpenedAt != 0)
+            {
+                _breakerOpenTicks += Stopwatch.GetTimestamp() - _breakerOpenedAt;
+                _breakerOpenedAt = 0;
+            }
+        }
+    }
 
     /// <summary>
     /// A transfer ended: committed, rejected with a code, or given up (code null, committed false).
@@ -127,7 +185,13 @@ public sealed class LoadStats
             S(50),
             S(99),
             checkFailures.Count == 0,
-            checkFailures);
+            checkFailures,
+            options.OpenLoop && options.Rate is not null,
+            options.MaxInFlight,
+            PeakInFlight,
+            BreakerOpenings,
+            Interlocked.Read(ref _breakerClosings),
+            Math.Round(BreakerOpenTime().TotalSeconds, 3));
     }
 
     private static double Ms(long ticks) => Math.Round(ticks * 1000.0 / Stopwatch.Frequency, 3);
@@ -164,4 +228,10 @@ public sealed record Summary(
     double AnsweredP50LatencyMs,
     double AnsweredP99LatencyMs,
     bool BooksBalanced,
-    IReadOnlyList<string> CheckFailures);
+    IReadOnlyList<string> CheckFailures,
+    bool OpenLoop,
+    int MaxInFlight,
+    long PeakInFlight,
+    long BreakerOpenings,
+    long BreakerClosings,
+    double BreakerOpenSeconds);

@@ -20,10 +20,6 @@ internal static class SiloHosting
         var configuration = builder.Configuration;
         builder.Services.AddPostgresConnectionTuning();
         builder.Services.AddPostgresExceptionSerialization();
-        // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
-        // a recovery shard configured to sweep more often would fail to activate.
-        builder.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
-            reminders.MinimumReminderPeriod = TimeSpan.FromTicks(Math.Min(reminders.MinimumReminderPeriod.Ticks, transfers.Value.RecoveryPeriod.Ticks)));
         builder.UseOrleans(silo =>
         {
             if (configuration["Orleans:Clustering:ProviderType"] is not { Length: > 0 })

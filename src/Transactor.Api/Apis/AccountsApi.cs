@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Security;
 
 namespace Transactor.Api.Apis;
 
@@ -20,7 +21,7 @@ public static class AccountsApi
 
     public static RouteGroupBuilder MapAccountsApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/accounts").WithTags("Accounts");
+        var group = app.MapGroup("/accounts").WithTags("Accounts").RequireAuthorization(Roles.AnyKeyPolicy);
         group.MapPost("/", Open).WithSummary("Open an account").Accepts<OpenAccountBody>("application/json")
             .Produces<AccountView>(StatusCodes.Status201Created).Produces<AccountView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
         group.MapGet("/{id}", Get).WithSummary("Read an account's balances");
@@ -34,7 +35,7 @@ public static class AccountsApi
         return group;
     }
 
-    private static async Task<IResult> Open(HttpRequest request, IClusterClient client, CancellationToken cancellation)
+    private static async Task<IResult> Open(HttpRequest request, IClusterClient client, AccountAccess access, CancellationToken cancellation)
     {
         var (body, problem) = await JsonBody.Read(request, OpenRequired, OpenOptional, cancellation);
         if (body is null)
@@ -62,12 +63,22 @@ public static class AccountsApi
             return Problems.InvalidField("owner", $"The owner is at most {MaxOwnerLength} characters.");
         }
 
+        // The key that opens an account owns it; an admin may name another owner (a key id).
+        var user = request.HttpContext.User;
+        if (owner is not null && !user.IsAdmin() && owner != user.KeyId())
+        {
+            return Problems.Create(StatusCodes.Status403Forbidden, "owner_not_allowed", "A client key opens accounts for itself only.",
+                "Leave 'owner' out (the account is then the key's), or ask an admin to open the account for another owner.");
+        }
+
+        owner ??= user.KeyId();
         var opened = await client.GetAccount(id!).Open(currency!, owner);
         switch (opened.Status)
         {
             case OpenAccountStatus.Opened:
             case OpenAccountStatus.AlreadyOpen:
                 await AccountDirectory.Add(client, id!);
+                access.Remember(opened.Account!);
                 var view = AccountView.From(opened.Account!);
                 return opened.Status == OpenAccountStatus.Opened
                     ? TypedResults.Created($"/accounts/{id}", view)
@@ -80,8 +91,13 @@ public static class AccountsApi
         }
     }
 
-    private static async Task<IResult> Get(string id, IClusterClient client)
+    private static async Task<IResult> Get(string id, HttpContext context, IClusterClient client, AccountAccess access)
     {
+        if (await access.RequireOwner(context, id) is { } forbidden)
+        {
+            return forbidden;
+        }
+
         if (!Ids.IsValidAccountId(id))
         {
             return Problems.AccountNotFound(id);
@@ -91,7 +107,7 @@ public static class AccountsApi
         return snapshot is null ? Problems.AccountNotFound(id) : TypedResults.Ok(AccountView.From(snapshot));
     }
 
-    private static async Task<IResult> List(IClusterClient client, string? limit, string? after)
+    private static async Task<IResult> List(HttpContext context, IClusterClient client, string? limit, string? after)
     {
         // Parsed here, not bound as an int: a binding failure answers a bare 400 and logs it as a
         // server failure, where a client's mistake deserves the same problem as any other field.
@@ -103,18 +119,27 @@ public static class AccountsApi
 
         var page = await AccountDirectory.Page(client, after, size);
         var snapshots = await Task.WhenAll(page.AccountIds.Select(id => client.GetAccount(id).GetSnapshot()));
-        var items = snapshots.OfType<AccountSnapshot>().Select(AccountView.From).ToArray();
-        return TypedResults.Ok(new AccountPageView(items, page.Next, page.Total));
+        // A client key sees its own accounts only (a page may then hold fewer than the limit), and no total.
+        var admin = context.User.IsAdmin();
+        var items = snapshots.OfType<AccountSnapshot>().Where(s => admin || AccountAccess.MaySee(context, s)).Select(AccountView.From).ToArray();
+        return TypedResults.Ok(new AccountPageView(items, page.Next, admin ? page.Total : null));
     }
 
+    // A deposit credits: any key may make one into any open account.
     private static Task<IResult> Deposit(string id, HttpContext context, IClusterClient client, ApiMetrics metrics) =>
-        MoveOne(id, context, client, metrics, (key, amount, currency) => TransferRequest.Deposit(key, id, amount, currency));
+        MoveOne(id, context, client, metrics, null, (key, amount, currency) => TransferRequest.Deposit(key, id, amount, currency));
 
-    private static Task<IResult> Withdraw(string id, HttpContext context, IClusterClient client, ApiMetrics metrics) =>
-        MoveOne(id, context, client, metrics, (key, amount, currency) => TransferRequest.Withdrawal(key, id, amount, currency));
+    private static Task<IResult> Withdraw(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess access) =>
+        MoveOne(id, context, client, metrics, access, (key, amount, currency) => TransferRequest.Withdrawal(key, id, amount, currency));
 
-    private static async Task<IResult> MoveOne(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, Func<string, long, string?, TransferRequest> create)
+    /// <param name="debitAccess">Given for a debit: the caller must own the account.</param>
+    private static async Task<IResult> MoveOne(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess? debitAccess, Func<string, long, string?, TransferRequest> create)
     {
+        if (debitAccess is not null && await debitAccess.RequireOwner(context, id) is { } forbidden)
+        {
+            return forbidden;
+        }
+
         if (!IdempotencyKey.TryRead(context.Request, out var key, out var problem))
         {
             return problem!;

@@ -29,7 +29,7 @@ public static class BatchTransfersApi
 
     public static IEndpointRouteBuilder MapBatchTransfersApi(this IEndpointRouteBuilder app)
     {
-        app.MapGroup("/").WithTags("Transfers").MapPost("/transfers/batch", Submit)
+        app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Security.Roles.AdminPolicy).MapPost("/transfers/batch", Submit)
             .WithSummary($"Submit up to {MaxItems} independent transfers, each with its own idempotency key (id) and result")
             .WithDescription($"The body is a JSON array of transfers, each {{\"id\",\"from\",\"to\",\"amount\",\"currency\",\"pending\"?,\"timeout\"?}} where id is the transfer's idempotency key (rules of the Idempotency-Key header). 200 with one result per item, in order: its HTTP status as a single request would get, and the transfer or the problem. A malformed item fails alone. 413 payload_too_large over {MaxItems} items or {MaxBytes} bytes.")
             .Accepts<BatchItem[]>("application/json")

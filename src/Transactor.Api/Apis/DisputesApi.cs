@@ -1,4 +1,5 @@
 using Transactor.Api.Http;
+using Transactor.Api.Security;
 using Transactor.Domain;
 
 namespace Transactor.Api.Apis;
@@ -18,10 +19,10 @@ public static class DisputesApi
 
     public static RouteGroupBuilder MapDisputesApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/accounts/{id}").WithTags("Disputes");
+        var group = app.MapGroup("/accounts/{id}").WithTags("Disputes").RequireAuthorization(Roles.AnyKeyPolicy);
         foreach (var (path, summary, rule) in Steps)
         {
-            group.MapPost(path, (string id, HttpRequest request, IClusterClient client) => Handle(id, request, client, rule))
+            group.MapPost(path, (string id, HttpRequest request, IClusterClient client, AccountAccess access) => Handle(id, request, client, access, rule))
                 .WithSummary(summary)
                 .Accepts<DepositBody>("application/json").Produces<AccountView>().ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
         }
@@ -29,8 +30,13 @@ public static class DisputesApi
         return group;
     }
 
-    private static async Task<IResult> Handle(string id, HttpRequest request, IClusterClient client, Func<IAccountGrain, string, Task<DisputeResult>> rule)
+    private static async Task<IResult> Handle(string id, HttpRequest request, IClusterClient client, AccountAccess access, Func<IAccountGrain, string, Task<DisputeResult>> rule)
     {
+        if (await access.RequireOwner(request.HttpContext, id) is { } forbidden)
+        {
+            return forbidden;
+        }
+
         var (body, problem) = await JsonBody.Read(request, Required, [], request.HttpContext.RequestAborted);
         if (body is null)
         {
@@ -52,6 +58,7 @@ public static class DisputesApi
         {
             BatchOutcome.Applied => TypedResults.Ok(AccountView.From(result.Account!)),
             BatchOutcome.AccountNotFound => Problems.AccountNotFound(id),
+            BatchOutcome.NotOwner => AccountAccess.NotOwner(),
             BatchOutcome.UnknownTx => Problems.Create(StatusCodes.Status404NotFound, "deposit_not_found", "No such deposit on this account.",
                 $"Account '{id}' has no committed deposit '{deposit}' among the last {AccountBook.DisputableDeposits:N0}, the deposits that can be disputed."),
             BatchOutcome.AccountLocked => Refused("account_locked", "The account is locked by a chargeback."),

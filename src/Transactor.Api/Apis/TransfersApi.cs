@@ -1,6 +1,7 @@
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Security;
 
 namespace Transactor.Api.Apis;
 
@@ -14,7 +15,7 @@ public static class TransfersApi
 
     public static IEndpointRouteBuilder MapTransfersApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/").WithTags("Transfers");
+        var group = app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Roles.AnyKeyPolicy);
         group.MapPost("/transfers", (HttpContext context, IClusterClient client, ApiMetrics metrics) => Transfer(context, client, metrics, FullRequired))
             .WithSummary("Transfer money between two accounts of one currency")
             .Accepts<TransferBody>("application/json")
@@ -82,9 +83,10 @@ public static class TransfersApi
 
         return result.Status switch
         {
-            TransferStatus.Committed when result.Request.PendingTransferId is not null => TypedResults.Ok(TransferView.Of(result)),
-            TransferStatus.Committed => TypedResults.Created(location, TransferView.Of(result)),
-            TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result)),
+            TransferStatus.Committed when result.Request.PendingTransferId is not null => TypedResults.Ok(Visible(context, result)),
+            TransferStatus.Committed => TypedResults.Created(location, Visible(context, result)),
+            TransferStatus.Pending => TypedResults.Accepted(location, Visible(context, result)),
+            _ when result.Reason == RejectionReason.NotOwner => AccountAccess.NotOwner(),
             _ => Problems.Rejected(result),
         };
     }
@@ -124,6 +126,11 @@ public static class TransfersApi
         if (request is null)
         {
             return requestProblem!;
+        }
+
+        if (request.DebitAccountId is { } from && await context.RequestServices.GetRequiredService<AccountAccess>().RequireOwner(context, from) is { } forbidden)
+        {
+            return forbidden;
         }
 
         return await Execute(context, client, metrics, request);
@@ -169,6 +176,17 @@ public static class TransfersApi
             return Problems.Create(StatusCodes.Status404NotFound, RejectionReason.PendingTransferNotFound.ToCode(), "The transfer was rejected.", $"No pending transfer has id '{id}'.");
         }
 
+        // Posting or voiding moves the pending transfer's debit: only its owner (or an admin) may.
+        if (!context.User.IsAdmin())
+        {
+            var pending = await client.GetTransferResult(id);
+            if (pending?.Request.DebitAccountId is not { } debit
+                || await context.RequestServices.GetRequiredService<AccountAccess>().RequireOwner(context, debit) is not null)
+            {
+                return AccountAccess.NotOwner();
+            }
+        }
+
         long? amount = null;
         if (phase == TransferPhase.Post && context.Request.ContentLength is not 0 && (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0))
         {
@@ -209,31 +227,61 @@ public static class TransfersApi
         var location = $"/transfers/{Uri.EscapeDataString(id)}";
         return result.Status switch
         {
-            TransferStatus.Committed => TypedResults.Ok(TransferView.Of(result)),
-            TransferStatus.Pending => TypedResults.Accepted(location, TransferView.Of(result)),
+            TransferStatus.Committed => TypedResults.Ok(Visible(context, result)),
+            TransferStatus.Pending => TypedResults.Accepted(location, Visible(context, result)),
+            _ when result.Reason == RejectionReason.NotOwner => AccountAccess.NotOwner(),
             _ => Problems.Rejected(result),
         };
     }
 
-    private static async Task<IResult> Get(string id, IClusterClient client)
+    private static TransferView Visible(HttpContext context, TransferResult result) =>
+        TransferView.Of(result).ShowingOnly(result, account => AccountAccess.MaySee(context, account));
+
+    private static async Task<IResult> Get(string id, HttpContext context, IClusterClient client, AccountAccess access)
     {
+        var admin = context.User.IsAdmin();
         if (!Ids.IsValidTransferId(id))
         {
-            return Problems.TransferNotFound(id);
+            return admin ? Problems.TransferNotFound(id) : NotTheirs();
         }
 
         var result = await client.GetTransferResult(id);
         if (result is null)
         {
-            return Problems.TransferNotFound(id);
+            return admin ? Problems.TransferNotFound(id) : NotTheirs();
+        }
+
+        // A client key reads a movement of an account it owns, and learns nothing of any other,
+        // not even whether it exists.
+        if (!admin && !await OwnsEither(context, access, result.Request))
+        {
+            return NotTheirs();
         }
 
         // A pending transfer shows what ended it, if anything did.
         var end = result.Request.Phase == TransferPhase.Pending && result.Status == TransferStatus.Committed
             ? await client.GetTransferResult(PendingTransfers.EndId(id))
             : null;
-        return TypedResults.Ok(TransferView.Of(result, end));
+        var view = TransferView.Of(result, end);
+        return TypedResults.Ok(admin ? view : view.ShowingOnly(result, account => AccountAccess.MaySee(context, account)));
     }
+
+    private static async Task<bool> OwnsEither(HttpContext context, AccountAccess access, TransferRequest request)
+    {
+        foreach (var account in new[] { request.DebitAccountId, request.CreditAccountId })
+        {
+            if (account is not null && await access.RequireOwner(context, account) is null)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static IResult NotTheirs() =>
+        Problems.Create(StatusCodes.Status403Forbidden, "not_owner", "The API key may not read this movement.",
+            "A client key may read only movements of accounts it owns.");
 
     /// <summary>The body of <c>POST /transfers</c>.</summary>
     /// <param name="Pending">True for a pending (two-phase) transfer: the amount is held on the debit account until posted or voided.</param>

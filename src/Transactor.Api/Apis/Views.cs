@@ -21,7 +21,8 @@ public sealed record AccountView(
 }
 
 /// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
-public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? Next, int Total);
+/// <param name="Total">Every open account; null for a client key, which sees only its own.</param>
+public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? Next, int? Total);
 
 /// <summary>
 /// A transfer, deposit or withdrawal as the API shows it. A pending (two-phase) transfer is a
@@ -77,6 +78,18 @@ public sealed record TransferView(
             Timeout = request.Timeout is { } t ? System.Xml.XmlConvert.ToString(t) : null,
             ExpiresAt = request.Timeout is { } timeout ? r.CreatedAt + timeout : null,
             PostedAmount = status == "posted" ? end!.Request.AmountMinor : null,
+        };
+    }
+
+    /// <summary>This view with the balances of only those accounts <paramref name="visible"/> allows.</summary>
+    public TransferView ShowingOnly(TransferResult r, Func<AccountSnapshot, bool> visible)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        ArgumentNullException.ThrowIfNull(visible);
+        return this with
+        {
+            FromAccount = r.Debit is { } d && visible(d) ? FromAccount : null,
+            ToAccount = r.Credit is { } c && visible(c) ? ToAccount : null,
         };
     }
 

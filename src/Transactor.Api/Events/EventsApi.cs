@@ -15,7 +15,7 @@ public static class EventsApi
 
     public static IEndpointRouteBuilder MapEventsApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/events").WithTags("Events");
+        var group = app.MapGroup("/events").WithTags("Events").RequireAuthorization(Transactor.Api.Security.Roles.AdminPolicy);
         group.MapGet("/transfers", Transfers)
             .WithSummary("Every movement as it ends (SSE); ?account= to follow one account, Last-Event-ID to resume, ?backlog= for recent ones")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")

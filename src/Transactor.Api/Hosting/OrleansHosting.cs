@@ -39,6 +39,8 @@ public static partial class OrleansHosting
         builder.Services.AddPostgresConnectionTuning();
         builder.Services.AddPostgresExceptionSerialization();
         builder.Services.AddSingleton<GatewayLoss>();
+        // A silo in chaos mode fails storage with this exception; the API must read it to answer 503.
+        builder.Services.AddChaosExceptionSerialization();
         if (configuration["Orleans:Clustering:ProviderType"] is { Length: > 0 })
         {
             builder.UseOrleansClient(client =>
@@ -60,6 +62,7 @@ public static partial class OrleansHosting
         {
             silo.UseLocalhostClustering(embedded.SiloPort, embedded.GatewayPort);
             silo.AddTransactorSilo(configuration);
+            silo.AddChaosFaultsIfConfigured(configuration);
             silo.AddDashboard();
             if (ServiceDefaultsExtensions.TracingEnabled(configuration))
             {

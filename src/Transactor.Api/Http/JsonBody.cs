@@ -162,6 +162,26 @@ internal sealed class JsonBody
         return true;
     }
 
+    /// <summary>A whole-number field from 1 to <paramref name="max"/>, or null when absent or null.</summary>
+    public bool TryCount(string name, int max, out int? value, out IResult? problem)
+    {
+        value = null;
+        problem = null;
+        if (!_root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt32(out var number) || number < 1 || number > max)
+        {
+            problem = Problems.InvalidField(name, $"Field '{name}' must be a whole number from 1 to {max}.");
+            return false;
+        }
+
+        value = number;
+        return true;
+    }
+
     /// <summary>
     /// A duration field: an ISO 8601 duration string such as <c>PT30S</c> or <c>P1DT2H</c>, from
     /// <paramref name="min"/> to <paramref name="max"/>; null when absent or null. Years and months,

@@ -1,5 +1,10 @@
+using System.Globalization;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Transactor.Api.Security;
+using Transactor.Grains;
 
 namespace Transactor.Api.Http;
 
@@ -16,8 +21,36 @@ public sealed class LedgerLimitOptions
 
     /// <summary>Requests waiting for a slot; beyond this the API answers 429 at once, so excess load is shed, not queued.</summary>
     public int MaxQueuedRequests { get; set; } = 128;
+
+    /// <summary>
+    /// Whether <see cref="MaxConcurrentRequests"/> stays fixed (the default) or is where an adaptive
+    /// limit starts (section <c>Transactor:Api:Admission</c>). The latency it watches runs from a
+    /// request's admission to its answer, the silo's queueing included.
+    /// </summary>
+    public ConcurrencyLimitOptions Admission { get; set; } = new() { TargetLatency = TimeSpan.FromMilliseconds(200) };
 }
 
+/// <summary>The API's one limiter of money-moving requests, shared by every request (see <see cref="LedgerLimitOptions"/>).</summary>
+public sealed class LedgerAdmission : IDisposable
+{
+    public LedgerAdmission(LedgerLimitOptions options, TimeProvider time, TransactorInstruments instruments, ILogger<LedgerAdmission> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(instruments);
+        Limiter = new AdaptiveConcurrencyLimiter("api", options.MaxConcurrentRequests, options.MaxQueuedRequests, options.Admission, time, logger);
+        instruments.ObserveAdmission("api", () => Limiter.Limit, () => Limiter.Shed);
+    }
+
+    public AdaptiveConcurrencyLimiter Limiter { get; }
+
+    public void Dispose() => Limiter.Dispose();
+}
+
+/// <summary>
+/// Two kinds of limit: the concurrency limit on money-moving requests (policy <see cref="Policy"/>),
+/// and token buckets on every request (<see cref="ClientBuckets"/>): one per API key (one per remote
+/// address for requests without a valid key) chained with one global bucket.
+/// </summary>
 internal static class LedgerRateLimits
 {
     public const string Policy = "ledger";
@@ -25,19 +58,153 @@ internal static class LedgerRateLimits
     public static IServiceCollection AddLedgerRateLimits(this IServiceCollection services, IConfiguration configuration)
     {
         var options = configuration.GetSection(LedgerLimitOptions.SectionName).Get<LedgerLimitOptions>() ?? new LedgerLimitOptions();
-        services.AddRateLimiter(limiter =>
+        if (options.MaxConcurrentRequests < 1 || options.MaxQueuedRequests < 0 || options.Admission.Invalid() is not null)
         {
-            limiter.AddConcurrencyLimiter(Policy, o =>
-            {
-                o.PermitLimit = options.MaxConcurrentRequests;
-                o.QueueLimit = options.MaxQueuedRequests;
-                o.QueueProcessingOrder = QueueProcessingOrder.OldestFirst;
-            });
+            throw new InvalidOperationException($"{LedgerLimitOptions.SectionName}: MaxConcurrentRequests must be at least 1, MaxQueuedRequests not negative, and Admission valid ({options.Admission.Invalid()}).");
+        }
+
+        services.AddMetrics();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<TransactorInstruments>();
+        services.AddSingleton(options);
+        services.AddSingleton<LedgerAdmission>();
+        services.AddSingleton<ClientBuckets>();
+        services.AddOptions<RateLimiterOptions>().Configure<ClientBuckets>((limiter, buckets) =>
+        {
+            limiter.GlobalLimiter = buckets.Limiter;
+            // One partition: every money-moving request shares the limiter, which lives as long as the process.
+            limiter.AddPolicy(Policy, context => RateLimitPartition.Get(
+                0, _ => context.RequestServices.GetRequiredService<LedgerAdmission>().Limiter));
             limiter.OnRejected = async (context, cancellation) =>
             {
-                await Problems.TooManyRequests(context.HttpContext.Response).ExecuteAsync(context.HttpContext);
+                var http = context.HttpContext;
+                if (context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter))
+                {
+                    // A token bucket: the client (or everyone) sent more than its rate.
+                    var seconds = ClientBuckets.WholeSeconds(retryAfter);
+                    http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+                    await Problems.Create(StatusCodes.Status429TooManyRequests, "rate_limited", "Too many requests for this API key.",
+                        "The key's token bucket (or the API's global one) is empty; retry after the number of seconds in Retry-After.").ExecuteAsync(http);
+                    return;
+                }
+
+                await Problems.TooManyRequests(http.Response).ExecuteAsync(http);
             };
         });
+        services.AddRateLimiter(_ => { });
         return services;
+    }
+
+    /// <summary>Adds <c>RateLimit-Limit</c>, <c>RateLimit-Remaining</c> and <c>RateLimit-Reset</c> of the caller's bucket to every response.</summary>
+    public static WebApplication UseRateLimitHeaders(this WebApplication app)
+    {
+        var buckets = app.Services.GetRequiredService<ClientBuckets>();
+        app.Use((context, next) =>
+        {
+            context.Response.OnStarting(() =>
+            {
+                buckets.WriteHeaders(context);
+                return Task.CompletedTask;
+            });
+            return next(context);
+        });
+        return app;
+    }
+}
+
+/// <summary>
+/// The token buckets: per key (its role's size and rate from <see cref="AuthOptions"/>, or the key's
+/// own), per remote address without a key, and one global bucket all keyed requests share. Idle
+/// buckets are dropped by the partitioned limiter, which bounds their number by the active callers.
+/// </summary>
+internal sealed class ClientBuckets : IDisposable
+{
+    private const string GlobalPartition = "global";
+
+    private readonly AuthOptions _auth;
+    private readonly PartitionedRateLimiter<HttpContext> _perCaller;
+    private readonly PartitionedRateLimiter<HttpContext> _global;
+
+    public ClientBuckets(IOptions<AuthOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _auth = options.Value;
+        _perCaller = PartitionedRateLimiter.Create<HttpContext, Partition>(context =>
+            RateLimitPartition.GetTokenBucketLimiter(Of(context), p => Bucket(p.TokensPerSecond, p.Burst)));
+        // Requests without a key (health, docs) do not count against the keyed clients' global bucket.
+        _global = PartitionedRateLimiter.Create<HttpContext, string>(context => context.User.KeyId() is null
+            ? RateLimitPartition.GetNoLimiter("anonymous")
+            : RateLimitPartition.GetTokenBucketLimiter(GlobalPartition, _ => Bucket(_auth.Global.TokensPerSecond, _auth.Global.Burst)));
+        Limiter = PartitionedRateLimiter.CreateChained(_perCaller, _global);
+    }
+
+    /// <summary>The limiter the rate-limiting middleware applies to every request.</summary>
+    public PartitionedRateLimiter<HttpContext> Limiter { get; }
+
+    /// <summary>Retry-After and RateLimit-Reset are whole seconds, at least one.</summary>
+    public static long WholeSeconds(TimeSpan time) => Math.Max(1, (long)Math.Ceiling(time.TotalSeconds));
+
+    public void WriteHeaders(HttpContext context)
+    {
+        var partition = Of(context);
+        var statistics = _perCaller.GetStatistics(context);
+        if (statistics is null || partition.TokensPerSecond <= 0)
+        {
+            return;
+        }
+
+        var headers = context.Response.Headers;
+        var remaining = Math.Max(0, statistics.CurrentAvailablePermits);
+        headers["RateLimit-Limit"] = partition.Burst.ToString(CultureInfo.InvariantCulture);
+        headers["RateLimit-Remaining"] = remaining.ToString(CultureInfo.InvariantCulture);
+        // Seconds until the bucket is full again.
+        headers["RateLimit-Reset"] = WholeSeconds(TimeSpan.FromSeconds((double)(partition.Burst - remaining) / partition.TokensPerSecond)).ToString(CultureInfo.InvariantCulture);
+    }
+
+    public void Dispose()
+    {
+        Limiter.Dispose();
+        _perCaller.Dispose();
+        _global.Dispose();
+    }
+
+    private Partition Of(HttpContext context)
+    {
+        var auth = _auth;
+        var user = context.User;
+        if (user.KeyId() is not { } keyId)
+        {
+            return new Partition("ip:" + context.Connection.RemoteIpAddress, auth.Anonymous.TokensPerSecond, auth.Anonymous.Burst);
+        }
+
+        var role = user.IsAdmin() ? auth.Admin : auth.Client;
+        var rate = int.TryParse(user.FindFirst(ApiKeyAuthenticationHandler.RatePerSecondClaim)?.Value, CultureInfo.InvariantCulture, out var r) ? r : role.TokensPerSecond;
+        var burst = int.TryParse(user.FindFirst(ApiKeyAuthenticationHandler.BurstClaim)?.Value, CultureInfo.InvariantCulture, out var b) ? b : role.Burst;
+        return new Partition("key:" + keyId, rate, burst);
+    }
+
+    /// <summary>
+    /// A bucket of <paramref name="burst"/> tokens refilled at <paramref name="tokensPerSecond"/>, in steps
+    /// of about a tenth of a second (so that the refill is smooth, not once a second).
+    /// </summary>
+    private static TokenBucketRateLimiterOptions Bucket(int tokensPerSecond, int burst)
+    {
+        var perStep = Math.Max(1, tokensPerSecond / 10);
+        return new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = Math.Max(1, burst),
+            TokensPerPeriod = perStep,
+            ReplenishmentPeriod = TimeSpan.FromSeconds((double)perStep / Math.Max(1, tokensPerSecond)),
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        };
+    }
+
+    /// <summary>A bucket's identity and size; equal keys share one bucket.</summary>
+    private readonly record struct Partition(string Key, int TokensPerSecond, int Burst)
+    {
+        public bool Equals(Partition other) => Key == other.Key;
+
+        public override int GetHashCode() => Key.GetHashCode(StringComparison.Ordinal);
     }
 }

@@ -70,7 +70,7 @@ public sealed class ApiMetrics
         }
     }
 
-    public MetricsSnapshot Snapshot(int? silos, long? activations)
+    public MetricsSnapshot Snapshot(int? silos, long? activations, AdmissionSnapshot? admission = null, ChaosSnapshot? chaos = null)
     {
         // Successes first: Finished counts a request before its success, so every success read here
         // belongs to a request the later read counts, and the rate cannot exceed 1. (Read the other
@@ -93,7 +93,9 @@ public sealed class ApiMetrics
             Interlocked.Read(ref _replayed),
             Interlocked.Read(ref _inFlight),
             silos,
-            activations);
+            activations,
+            admission,
+            chaos);
     }
 }
 
@@ -111,4 +113,37 @@ public sealed record MetricsSnapshot(
     long TransfersReplayed,
     long InFlight,
     int? Silos,
-    long? Activations);
+    long? Activations,
+    AdmissionSnapshot? Admission,
+    ChaosSnapshot? Chaos);
+
+/// <summary>
+/// Chaos mode of the embedded silo when it is on (null when off, and in client mode, where each
+/// silo reports <c>transactor.chaos.faults</c> in its own metrics and logs a warning at start).
+/// </summary>
+public sealed record ChaosSnapshot(
+    bool Active,
+    string Silo,
+    double DelayProbability,
+    double MaxDelayMs,
+    double DropProbability,
+    double StorageWriteFailureProbability,
+    double StorageReadFailureProbability,
+    int? Seed,
+    IReadOnlyDictionary<string, long> Injected);
+
+/// <summary>
+/// The concurrency limits now: the API's limiter of money-moving requests and, when the silo runs
+/// in this process (embedded), the silo's admission of movements. <c>Shed</c> counts requests
+/// refused at once with a full queue since start.
+/// </summary>
+public sealed record AdmissionSnapshot(
+    string ApiMode,
+    int ApiLimit,
+    int ApiInFlight,
+    long ApiQueued,
+    long ApiShed,
+    string? SiloMode,
+    int? SiloLimit,
+    long? SiloQueued,
+    long? SiloShed);

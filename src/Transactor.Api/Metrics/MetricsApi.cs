@@ -1,3 +1,6 @@
+using Transactor.Api.Http;
+using Transactor.Grains;
+
 namespace Transactor.Api.Metrics;
 
 public static class MetricsApi
@@ -29,7 +32,7 @@ public static class MetricsApi
 
     public static IEndpointRouteBuilder MapMetricsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/metrics", async (ApiMetrics metrics, IClusterClient client) =>
+        app.MapGet("/metrics", async (ApiMetrics metrics, IClusterClient client, LedgerAdmission ledgerAdmission, IServiceProvider services) =>
         {
             int? silos = null;
             long? activations = null;
@@ -44,7 +47,19 @@ public static class MetricsApi
                 // The cluster counts are best effort: the API's own counts are still worth reporting.
             }
 
-            return TypedResults.Ok(metrics.Snapshot(silos, activations));
+            var api = ledgerAdmission.Limiter;
+            // Only an embedded silo's admission is in this process; a client's silos export theirs as metrics.
+            var silo = services.GetService<TransferAdmission>();
+            var admission = new AdmissionSnapshot(
+                api.Mode.ToString(), api.Limit, api.InFlight, api.Queued, api.Shed,
+                silo?.Mode.ToString(), silo?.Places, silo?.Queued, silo?.Shed);
+            var chaos = services.GetService<ChaosMonitor>() is { } monitor
+                ? new ChaosSnapshot(
+                    monitor.Active, monitor.Silo, monitor.Options.DelayProbability, monitor.Options.MaxDelay.TotalMilliseconds, monitor.Options.DropProbability,
+                    monitor.Options.StorageWriteFailureProbability, monitor.Options.StorageReadFailureProbability, monitor.Options.Seed,
+                    monitor.InjectedByKind.ToDictionary(k => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(k.Key.ToString()), k => k.Value, StringComparer.Ordinal))
+                : null;
+            return TypedResults.Ok(metrics.Snapshot(silos, activations, admission, chaos));
         }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts");
         return app;
     }

@@ -11,7 +11,7 @@ public static class RunsApi
 
     public static IEndpointRouteBuilder MapRunsApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/runs").WithTags("Runs");
+        var group = app.MapGroup("/runs").WithTags("Runs").RequireAuthorization(Transactor.Api.Security.Roles.AdminPolicy);
         group.MapPost("/", Start).WithSummary("Start a run of transfers between the run's own accounts, executed by this API process")
             .Accepts<StartRunBody>("application/json").Produces<RunView>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);

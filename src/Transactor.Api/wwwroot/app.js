@@ -1,5 +1,6 @@
-// Transactor's live dashboard: two EventSource streams (/events/metrics, /events/transfers),
-// uPlot charts, and the runs API. No build step, nothing loaded from elsewhere.
+// Transactor's live dashboard: two server-sent event streams (/events/metrics, /events/transfers),
+// uPlot charts, and the runs API, all with the viewer's API key (docs/security.md). No build step,
+// nothing loaded from elsewhere.
 'use strict';
 
 (() => {
@@ -25,6 +26,76 @@
     if (content !== undefined) { e.textContent = content; }
     return e;
   };
+
+  // ---- the API key --------------------------------------------------------------------------
+  // Given once as #key=... (a fragment never reaches a server or its logs) or typed into the form,
+  // kept for this tab only, and sent as a Bearer header. The event streams are read with fetch,
+  // not EventSource, which cannot send a header.
+  const KEY_ITEM = 'transactor.apiKey';
+  const fromFragment = new URLSearchParams(location.hash.slice(1)).get('key');
+  if (fromFragment) {
+    sessionStorage.setItem(KEY_ITEM, fromFragment);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  const apiKey = () => sessionStorage.getItem(KEY_ITEM);
+  const withKey = (headers = {}) => (apiKey() ? { ...headers, Authorization: `Bearer ${apiKey()}` } : headers);
+  const api = (path, init = {}) => fetch(path, { ...init, headers: withKey(init.headers) });
+  function askForKey(message) {
+    $('key-form').hidden = false;
+    text($('key-note'), message);
+  }
+  $('key-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const key = $('key-input').value.trim();
+    if (key) { sessionStorage.setItem(KEY_ITEM, key); location.reload(); }
+  });
+
+  /** Reads a server-sent event stream with the key, and reconnects after 2 s with Last-Event-ID. */
+  function stream(path, handlers, connected) {
+    let lastId = null;
+    const connect = async () => {
+      try {
+        const headers = withKey({ Accept: 'text/event-stream' });
+        if (lastId !== null) { headers['Last-Event-ID'] = lastId; }
+        const response = await fetch(path, { headers, cache: 'no-store' });
+        if (response.status === 401 || response.status === 403) {
+          connected(false);
+          askForKey(response.status === 401 ? 'This ledger needs an API key.' : 'This key may not watch the ledger (an admin key is needed).');
+          return;
+        }
+        if (!response.ok || !response.body) { throw new Error(`HTTP ${response.status}`); }
+        connected(true);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        let event = { type: 'message', data: [], id: null };
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) { break; }
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf('\n')) >= 0) {
+            const line = buffer.slice(0, end).replace(/\r$/, '');
+            buffer = buffer.slice(end + 1);
+            if (line === '') {
+              if (event.id !== null) { lastId = event.id; }
+              if (event.data.length > 0 && handlers[event.type]) { handlers[event.type](event.data.join('\n')); }
+              event = { type: 'message', data: [], id: null };
+            } else if (!line.startsWith(':')) {
+              const colon = line.indexOf(':');
+              const field = colon < 0 ? line : line.slice(0, colon);
+              const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+              if (field === 'event') { event.type = value; } else if (field === 'data') { event.data.push(value); } else if (field === 'id') { event.id = value; }
+            }
+          }
+        }
+      } catch (e) {
+        // A dropped connection: try again below.
+      }
+      connected(false);
+      setTimeout(connect, 2000);
+    };
+    connect();
+  }
 
   // ---- charts -------------------------------------------------------------------------------
   const data = { t: [], committed: [], rejected: [], p50: [], p99: [] };
@@ -188,7 +259,7 @@
     if (!ended && !run.cancel_requested) {
       if (!actions.querySelector('button')) {
         const cancel = el('button', 'btn btn-small', 'Cancel');
-        cancel.addEventListener('click', () => fetch(`runs/${encodeURIComponent(run.id)}/cancel`, { method: 'POST' }));
+        cancel.addEventListener('click', () => api(`runs/${encodeURIComponent(run.id)}/cancel`, { method: 'POST' }));
         actions.replaceChildren(cancel);
       }
     } else {
@@ -202,7 +273,7 @@
     const accounts = Number($('run-accounts').value || 1000);
     const name = $('run-name').value.trim();
     try {
-      const response = await fetch('runs', {
+      const response = await api('runs', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify(name ? { count, accounts, name } : { count, accounts }),
@@ -262,7 +333,7 @@
     text($('account-error'), '');
     if (!id) { return; }
     try {
-      const response = await fetch(`accounts/${encodeURIComponent(id)}`);
+      const response = await api(`accounts/${encodeURIComponent(id)}`);
       const body = await response.json();
       if (!response.ok) {
         $('account').hidden = true;
@@ -334,25 +405,23 @@
   }, RENDER_EVERY_MS);
 
   // ---- streams ------------------------------------------------------------------------------
-  const metrics = new EventSource('events/metrics');
-  metrics.addEventListener('open', () => { connection.metrics = true; showConnection(); });
-  metrics.addEventListener('error', () => { connection.metrics = false; showConnection(); });
-  metrics.addEventListener('metrics', (m) => onMetrics(JSON.parse(m.data)));
-  metrics.addEventListener('run', (m) => renderRun(JSON.parse(m.data)));
+  stream('events/metrics', {
+    metrics: (data) => onMetrics(JSON.parse(data)),
+    run: (data) => renderRun(JSON.parse(data)),
+  }, (up) => { connection.metrics = up; showConnection(); });
 
-  // The recent movements first; on a reconnect the browser sends Last-Event-ID and the API resumes.
-  const transfers = new EventSource(`events/transfers?backlog=${LOG_ROWS}`);
-  transfers.addEventListener('open', () => { connection.transfers = true; showConnection(); });
-  transfers.addEventListener('error', () => { connection.transfers = false; showConnection(); });
-  transfers.addEventListener('transfer', (m) => onTransfer(JSON.parse(m.data)));
-  transfers.addEventListener('missed', (m) => {
-    missedTotal += JSON.parse(m.data).missed;
-    text($('log-note'), `newest first · last ${LOG_ROWS} · ${int.format(missedTotal)} skipped while this page fell behind`);
-  });
-  transfers.addEventListener('gap', (m) => {
-    const gap = JSON.parse(m.data);
-    text($('log-note'), gap.reason === 'too_old'
-      ? `newest first · ${int.format(gap.lost)} movements ended while disconnected and are no longer kept`
-      : 'newest first · resumed on a new stream (the API restarted)');
-  });
+  // The recent movements first; on a reconnect the stream resumes from Last-Event-ID.
+  stream(`events/transfers?backlog=${LOG_ROWS}`, {
+    transfer: (data) => onTransfer(JSON.parse(data)),
+    missed: (data) => {
+      missedTotal += JSON.parse(data).missed;
+      text($('log-note'), `newest first · last ${LOG_ROWS} · ${int.format(missedTotal)} skipped while this page fell behind`);
+    },
+    gap: (data) => {
+      const gap = JSON.parse(data);
+      text($('log-note'), gap.reason === 'too_old'
+        ? `newest first · ${int.format(gap.lost)} movements ended while disconnected and are no longer kept`
+        : 'newest first · resumed on a new stream (the API restarted)');
+    },
+  }, (up) => { connection.transfers = up; showConnection(); });
 })();

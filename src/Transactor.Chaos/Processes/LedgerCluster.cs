@@ -81,6 +81,7 @@ internal sealed class LedgerCluster : IAsyncDisposable
             ["Transactor__Api__MaxConcurrentRequests"] = "64",
             ["Transactor__Api__MaxQueuedRequests"] = "64",
             ["ASPNETCORE_URLS"] = ApiUrl.ToString().TrimEnd('/'),
+            ["Transactor__Auth__AdminKey"] = AdminKey,
         };
         Api = new LedgerNode("api", Assembly("Transactor.Api"), api, new Uri(ApiUrl, "/health"), Path.Combine(logs, "api.log"));
     }
@@ -92,6 +93,9 @@ internal sealed class LedgerCluster : IAsyncDisposable
     public LedgerNode Api { get; }
 
     public IEnumerable<LedgerNode> Nodes => [.. Silos, Api];
+
+    /// <summary>The API's bootstrap admin key, new for every run; the workload sends it.</summary>
+    public string AdminKey { get; } = "chaos-admin-" + Guid.NewGuid().ToString("N") + Guid.NewGuid().ToString("N");
 
     public Uri ApiUrl => new($"http://127.0.0.1:{Str(_options.Ports.Api)}/");
 

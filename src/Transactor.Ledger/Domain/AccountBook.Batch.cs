@@ -219,6 +219,9 @@ public enum BatchOutcome
 
     /// <summary>A dispute of a deposit larger than available: Transactor never lets available go negative.</summary>
     ExceedsAvailable = 11,
+
+    /// <summary>A client API key asked for a dispute step on an account it does not own (never in the batch engine).</summary>
+    NotOwner = 12,
 }
 
 /// <summary>Where a remembered deposit stands in its dispute life cycle. Persisted: never renumber.</summary>

@@ -11,12 +11,44 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Transactor.Tests.Api;
 
 /// <summary>The API in its embedded mode (an in-process silo, in-memory storage), on free ports, shared by the API tests.</summary>
+/// <remarks>
+/// Its clients carry <see cref="AdminKey"/>, the bootstrap admin key it configures: tests of the
+/// ledger act as an admin; tests of keys and owners (SecurityApiTests) create their own keys.
+/// </remarks>
 public sealed class ApiFixture : WebApplicationFactory<Program>
 {
+    /// <summary>The bootstrap admin key every API of these tests is configured with.</summary>
+    public const string AdminKey = "test-admin-key-not-a-secret-0123456789";
+
+    /// <summary>The gateway port of this fixture's embedded silo: another API can be a client of the same cluster.</summary>
+    public int GatewayPort { get; } = FreePort();
+
+    private int SiloPort { get; } = FreePort();
+
+    /// <summary>A second API instance: an Orleans client of this fixture's embedded silo, so both share one ledger.</summary>
+    public WebApplicationFactory<Program> SecondInstance(params (string Key, string Value)[] settings)
+    {
+        var cluster = Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Orleans.Configuration.ClusterOptions>>().Value;
+        return WithSettings([
+            ("Orleans:ClusterId", cluster.ClusterId),
+            ("Orleans:ServiceId", cluster.ServiceId),
+            ("Orleans:Clustering:ProviderType", "Development"),
+            ("Orleans:Clustering:Gateways:0", $"127.0.0.1:{GatewayPort}"),
+            .. settings]);
+    }
+
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
-        UseFreeEmbeddedPorts(builder);
+        builder.UseSetting("Transactor:Embedded:SiloPort", SiloPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        builder.UseSetting("Transactor:Embedded:GatewayPort", GatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        builder.UseSetting("Transactor:Auth:AdminKey", AdminKey);
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
     }
 
     /// <summary>Another API, with its own embedded silo on free ports, and these settings on top.</summary>
@@ -44,6 +76,22 @@ public sealed class ApiFixture : WebApplicationFactory<Program>
         builder.UseSetting("Transactor:Embedded:SiloPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Transactor:Embedded:GatewayPort", FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>A client of an API started elsewhere (a process), with <see cref="AdminKey"/>.</summary>
+    public static HttpClient AdminClient(string baseUrl, TimeSpan? timeout = null)
+    {
+        var client = new HttpClient { BaseAddress = new Uri(baseUrl) };
+        if (timeout is { } t)
+        {
+            client.Timeout = t;
+        }
+
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
+        return client;
+    }
+
+    /// <summary>The environment variable that gives an API process <see cref="AdminKey"/>.</summary>
+    public static KeyValuePair<string, string> AdminKeySetting { get; } = new("Transactor__Auth__AdminKey", AdminKey);
 
     public static int FreePort()
     {

@@ -86,7 +86,7 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
             ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"https://localhost:{otlp}",
             ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"https://localhost:{resourceService}",
         };
-        string[] arguments = ["--Transactor:Postgres=local", $"--Transactor:PostgresDataDirectory={dataRoot}", $"--Transactor:ApiPort={apiPort}"];
+        string[] arguments = ["--Transactor:Postgres=local", $"--Transactor:PostgresDataDirectory={dataRoot}", $"--Transactor:ApiPort={apiPort}", $"--Transactor:Auth:AdminKey={ApiFixture.AdminKey}"];
         var clock = Stopwatch.StartNew();
         var appHost = ProcessHost.StartAppHost(environment, arguments);
         try
@@ -99,7 +99,7 @@ public sealed partial class AppHostProcessTests(ITestOutputHelper output)
             // The API starts last (it waits for the silos, which wait for the database).
             await appHost.WaitUntilHealthy($"http://localhost:{apiPort}/health", TimeSpan.FromMinutes(4));
             output.WriteLine($"AppHost process start to API healthy: {clock.Elapsed.TotalSeconds:F1} s");
-            using var http = new HttpClient { BaseAddress = new Uri($"http://localhost:{apiPort}") };
+            using var http = ApiFixture.AdminClient($"http://localhost:{apiPort}");
             var from = await http.OpenAccount(10_000);
             var to = await http.OpenAccount();
             using (var transfer = await http.SendAsync(Http.Post("/transfers", $$"""{"from":"{{from}}","to":"{{to}}","amount":2500,"currency":"USD"}""", $"browser-{Guid.NewGuid():N}")))

@@ -38,7 +38,7 @@ internal sealed class AspireTopology : IAsyncDisposable
     {
         var clock = Stopwatch.StartNew();
         string? dataRoot = null;
-        var all = new List<string>(args);
+        var all = new List<string>(args) { $"--Transactor:Auth:AdminKey={Transactor.Tests.Api.ApiFixture.AdminKey}" };
         if (localPostgres)
         {
             dataRoot = CreateDataRoot();
@@ -106,7 +106,13 @@ internal sealed class AspireTopology : IAsyncDisposable
     public static IEnumerable<string> ResourcesThatRun(bool localPostgres) =>
         localPostgres ? ["postgres", "transactordb", .. Silos, "api"] : [.. Silos, "api"];
 
-    public HttpClient CreateApiClient() => _app.CreateHttpClient("api", "http");
+    /// <summary>A client of the API with the admin key the topology was started with.</summary>
+    public HttpClient CreateApiClient()
+    {
+        var client = _app.CreateHttpClient("api", "http");
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", Transactor.Tests.Api.ApiFixture.AdminKey);
+        return client;
+    }
 
     public IResource Resource(string name) =>
         _app.Services.GetRequiredService<DistributedApplicationModel>().Resources.Single(resource => resource.Name == name);

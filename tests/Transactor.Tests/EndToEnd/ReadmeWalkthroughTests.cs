@@ -29,13 +29,24 @@ public sealed partial class ReadmeWalkthroughTests
             ["Transactor__Embedded__GatewayPort"] = gateway.ToString(CultureInfo.InvariantCulture),
         });
         await api.WaitUntilHealthy($"{url}/health", TimeSpan.FromSeconds(90));
+        // The embedded ledger prints its generated admin key on exactly one line.
+        string[] KeyLines() => api.Output.Split('\n').Where(line => line.StartsWith("Admin API key: ", StringComparison.Ordinal)).ToArray();
+        for (var waited = Stopwatch.StartNew(); KeyLines().Length == 0 && waited.Elapsed < TimeSpan.FromSeconds(10);)
+        {
+            await Task.Delay(50);
+        }
 
-        var (exitCode, output) = await RunBash(script.Replace("TRANSACTOR=http://localhost:5090", $"TRANSACTOR={url}", StringComparison.Ordinal));
+        var adminKey = Assert.Single(KeyLines())["Admin API key: ".Length..].Trim();
+
+        var (exitCode, output) = await RunBash(script.Replace("TRANSACTOR=http://localhost:5090", $"TRANSACTOR={url}", StringComparison.Ordinal), adminKey);
 
         Assert.True(exitCode == 0, $"the walkthrough exited {exitCode}:\n{output}");
         Assert.Contains("Idempotent-Replayed: true", output, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("idempotency_key_reused", output, StringComparison.Ordinal);
+        Assert.Contains("\"code\":\"not_owner\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"code\":\"api_key_missing\"", output, StringComparison.Ordinal);
         using var client = new HttpClient { BaseAddress = new Uri(url) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", adminKey);
         var alice = await client.GetFromJsonAsync<JsonElement>("/accounts/alice");
         var bob = await client.GetFromJsonAsync<JsonElement>("/accounts/bob");
         Assert.Contains("pending_transfer_already_posted", output, StringComparison.Ordinal);
@@ -45,7 +56,7 @@ public sealed partial class ReadmeWalkthroughTests
         Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
     }
 
-    private static async Task<(int ExitCode, string Output)> RunBash(string script)
+    private static async Task<(int ExitCode, string Output)> RunBash(string script, string adminKey)
     {
         var start = new ProcessStartInfo("bash", ["-eo", "pipefail", "-c", script])
         {
@@ -53,6 +64,7 @@ public sealed partial class ReadmeWalkthroughTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        start.Environment["ADMIN_KEY"] = adminKey;
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();

@@ -33,10 +33,11 @@ public sealed class SeparateProcessesTests
         {
             ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{apiHttp}",
             ["Orleans__Clustering__Gateways__0"] = $"127.0.0.1:{gatewayPort}",
+            [ApiFixture.AdminKeySetting.Key] = ApiFixture.AdminKeySetting.Value,
         });
         await api.WaitUntilHealthy($"http://127.0.0.1:{apiHttp}/health", StartTimeout);
 
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiHttp}") };
+        using var http = ApiFixture.AdminClient($"http://127.0.0.1:{apiHttp}");
         var from = await http.OpenAccount(5_000);
         var to = await http.OpenAccount();
         var key = $"e2e-{Guid.NewGuid():N}";

@@ -29,6 +29,21 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task Without_a_key_the_page_asks_for_one_and_goes_live_once_it_is_given()
+    {
+        await using var browser = await Browser.Launch();
+        var (page, _) = await browser.Open(api.BaseAddress, key: null);
+        await Assertions.Expect(page.Locator("#key-form")).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        await Assertions.Expect(page.Locator("#key-note")).ToHaveTextAsync("This ledger needs an API key.");
+        await Assertions.Expect(page.Locator("#conn")).Not.ToHaveTextAsync("live");
+
+        await page.FillAsync("#key-input", ApiFixture.AdminKey);
+        await page.ClickAsync("#key-form button");
+        await Assertions.Expect(page.Locator("#conn")).ToHaveTextAsync("live", new() { Timeout = 15_000 });
+        await Assertions.Expect(page.Locator("#key-form")).ToBeHiddenAsync();
+    }
+
+    [Fact]
     public async Task Plus_10k_moves_the_figure_and_the_log_reaches_100_percent_with_balanced_books_and_a_second_viewer_sees_it()
     {
         await using var browser = await Browser.Launch();
@@ -123,7 +138,7 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
         }
 
         /// <summary>A page in a context of its own (as a second user would have), opened at <paramref name="address"/>.</summary>
-        public async Task<(IPage Page, List<string> Errors)> Open(Uri address)
+        public async Task<(IPage Page, List<string> Errors)> Open(Uri address, string? key = ApiFixture.AdminKey)
         {
             var context = await _browser.NewContextAsync(new BrowserNewContextOptions { ViewportSize = new ViewportSize { Width = 1600, Height = 1200 } });
             var page = await context.NewPageAsync();
@@ -145,7 +160,8 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
                     errors.Add(error);
                 }
             };
-            await page.GotoAsync(address.ToString());
+            // The key as a fragment, as a user would follow a link: the page keeps it for the tab.
+            await page.GotoAsync(key is null ? address.ToString() : $"{address}#key={key}");
             return (page, errors);
         }
 

@@ -62,7 +62,7 @@ public sealed class EventsApiTests(LiveApiFixture api)
         var account = $"stuck-{Guid.NewGuid():N}";
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 4096 };
         await socket.ConnectAsync(IPAddress.Loopback, api.BaseAddress.Port);
-        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET /events/transfers?account={account} HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n"));
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET /events/transfers?account={account} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ApiFixture.AdminKey}\r\nAccept: text/event-stream\r\n\r\n"));
         await WaitUntil(() => api.Events.Subscribers().Count > 0, "the stuck subscriber never registered");
 
         // Far more than the socket, Kestrel's response buffer and the subscriber's buffer hold

@@ -18,7 +18,9 @@ public sealed class LiveApiFixture : WebApplicationFactory<Program>, IAsyncLifet
 
     public HttpClient Http()
     {
-        return new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        var client = new HttpClient { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", ApiFixture.AdminKey);
+        return client;
     }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
@@ -26,6 +28,7 @@ public sealed class LiveApiFixture : WebApplicationFactory<Program>, IAsyncLifet
         builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Transactor:Embedded:GatewayPort", ApiFixture.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        builder.UseSetting("Transactor:Auth:AdminKey", ApiFixture.AdminKey);
     }
 
     public async Task InitializeAsync()

@@ -1,3 +1,7 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Transactor.LoadGen;
 using Transactor.Tests.Api;
 
@@ -78,5 +82,43 @@ public sealed class LoadRunnerTests(ApiFixture api)
         Assert.Equal(400, summary.Transfers);
         // The answered request alone never takes longer than the transfer with its waits and retries.
         Assert.InRange(summary.AnsweredP99LatencyMs, double.Epsilon, summary.P99LatencyMs * 1.01);
+    }
+
+    /// <summary>
+    /// A true open loop sends each transfer when due, whatever is unanswered: against an API that
+    /// holds every transfer 300 ms, two "clients" still put dozens in flight, up to the cap; beyond
+    /// it transfers are dropped and counted, and the books balance.
+    /// </summary>
+    [Fact]
+    public async Task A_true_open_loop_sends_without_waiting_for_answers_up_to_its_in_flight_cap()
+    {
+        await using var slow = api.WithServices(services => services.AddSingleton<IStartupFilter>(new SlowTransfers(TimeSpan.FromMilliseconds(300))));
+        var options = new LoadOptions { Clients = 2, Transfers = 400, Accounts = 20, Rate = 200, OpenLoop = true, MaxInFlight = 40, PoliteShare = 0.5, Seed = 13 };
+
+        var summary = await new LoadRunner(slow.CreateClient(), options, slow.Server.CreateHandler()).RunAsync();
+
+        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+        Assert.True(summary.OpenLoop);
+        Assert.InRange(summary.PeakInFlight, 10, 40);
+        Assert.True(summary.DroppedByGenerator > 0, "200/s held 300 ms each needs about 60 in flight: the cap of 40 should have dropped some");
+        Assert.Equal(400, summary.Transfers + summary.DroppedByGenerator);
+        Assert.Equal(summary.Transfers, summary.Committed + summary.RejectedByReason.Values.Sum() + summary.GaveUp);
+    }
+
+    private sealed class SlowTransfers(TimeSpan delay) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, nextMiddleware) =>
+            {
+                if (HttpMethods.IsPost(context.Request.Method) && context.Request.Path == "/transfers")
+                {
+                    await Task.Delay(delay, context.RequestAborted);
+                }
+
+                await nextMiddleware(context);
+            });
+            next(app);
+        };
     }
 }

@@ -60,11 +60,11 @@ public sealed class ClusterTopologyTests(PostgresFixture postgres)
             }
 
             var apiUrl = $"http://127.0.0.1:{ApiFixture.FreePort()}";
-            var api = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(client) { ["ASPNETCORE_URLS"] = apiUrl });
+            var api = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(client) { ["ASPNETCORE_URLS"] = apiUrl, [ApiFixture.AdminKeySetting.Key] = ApiFixture.AdminKeySetting.Value });
             processes.Add(api);
             await api.WaitUntilHealthy($"{apiUrl}/health", StartTimeout);
 
-            using var http = new HttpClient { BaseAddress = new Uri(apiUrl) };
+            using var http = ApiFixture.AdminClient(apiUrl);
             var metrics = await http.GetFromJsonAsync<JsonElement>("/metrics");
             Assert.Equal(Silos, metrics.GetProperty("silos").GetInt32());
 
@@ -92,7 +92,7 @@ public sealed class ClusterTopologyTests(PostgresFixture postgres)
             // A new API process finds the same cluster and the same books.
             await api.DisposeAsync();
             processes.Remove(api);
-            var api2 = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(client) { ["ASPNETCORE_URLS"] = apiUrl });
+            var api2 = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(client) { ["ASPNETCORE_URLS"] = apiUrl, [ApiFixture.AdminKeySetting.Key] = ApiFixture.AdminKeySetting.Value });
             processes.Add(api2);
             await api2.WaitUntilHealthy($"{apiUrl}/health", StartTimeout);
             var after = new List<long>();

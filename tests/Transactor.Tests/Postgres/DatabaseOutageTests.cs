@@ -53,10 +53,10 @@ public sealed class DatabaseOutageTests
         await using var siloProcess = ProcessHost.Start("Transactor.Silo", silo);
         await siloProcess.WaitUntilHealthy($"{siloHttp}/health", StartTimeout);
         var apiUrl = $"http://127.0.0.1:{ApiFixture.FreePort()}";
-        await using var api = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(client) { ["ASPNETCORE_URLS"] = apiUrl });
+        await using var api = ProcessHost.Start("Transactor.Api", new Dictionary<string, string>(client) { ["ASPNETCORE_URLS"] = apiUrl, [ApiFixture.AdminKeySetting.Key] = ApiFixture.AdminKeySetting.Value });
         await api.WaitUntilHealthy($"{apiUrl}/health", StartTimeout);
 
-        using var http = new HttpClient { BaseAddress = new Uri(apiUrl), Timeout = TimeSpan.FromSeconds(30) };
+        using var http = ApiFixture.AdminClient(apiUrl, TimeSpan.FromSeconds(30));
         var alice = await http.OpenAccount(10_000);
         var bob = await http.OpenAccount(10_000);
 

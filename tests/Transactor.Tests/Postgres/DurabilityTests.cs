@@ -73,6 +73,61 @@ public sealed class DurabilityTests(PostgresFixture postgres)
         }
     }
 
+    [Theory]
+    [MemberData(nameof(PostgresCluster.StorageProviders), MemberType = typeof(PostgresCluster))]
+    public async Task Api_keys_and_their_revocation_survive_a_whole_cluster_restart(string storage)
+    {
+        var database = await postgres.Server.CreateDatabaseAsync();
+        var serviceId = $"keys-{Guid.NewGuid():N}"[..20];
+        var now = DateTimeOffset.UtcNow;
+        ApiKeyRecord Key(string id, ApiKeyRole role) => new(id, "name of " + id, role, ApiKeyState.Active, [1, 2, 3], [4, 5, 6], now, null, RequireSignature: role == ApiKeyRole.Client, RatePerSecond: 7, Burst: null);
+        var (kept, revoked) = (Key("k00000000000000aa", ApiKeyRole.Client), Key("k00000000000000bb", ApiKeyRole.Admin));
+
+        var cluster = await PostgresCluster.StartAsync(database, serviceId, silos: 1, storage: storage);
+        try
+        {
+            foreach (var key in new[] { kept, revoked })
+            {
+                Assert.True(await cluster.Client.GetGrain<IApiKeyRegistryGrain>(0).Add(key.KeyId));
+                Assert.Equal(key, await cluster.Client.GetGrain<IApiKeyGrain>(key.KeyId).Create(key), ApiKeyRecordComparer.Instance);
+            }
+
+            await cluster.Client.GetGrain<IApiKeyGrain>(revoked.KeyId).Revoke(now);
+        }
+        finally
+        {
+            await cluster.StopAllSilosAsync();
+            await cluster.DisposeAsync();
+        }
+
+        var restarted = await PostgresCluster.StartAsync(database, serviceId, silos: 1, storage: storage);
+        try
+        {
+            Assert.Equal([kept.KeyId, revoked.KeyId], await restarted.Client.GetGrain<IApiKeyRegistryGrain>(0).List());
+            Assert.Equal(kept, await restarted.Client.GetGrain<IApiKeyGrain>(kept.KeyId).Get(), ApiKeyRecordComparer.Instance);
+            var stillRevoked = await restarted.Client.GetGrain<IApiKeyGrain>(revoked.KeyId).Get();
+            Assert.Equal((ApiKeyState.Revoked, now), (stillRevoked!.State, stillRevoked.RevokedAt));
+            Assert.Null(await restarted.Client.GetGrain<IApiKeyGrain>("k00000000000000cc").Get());
+        }
+        finally
+        {
+            await restarted.StopAllSilosAsync();
+            await restarted.DisposeAsync();
+        }
+    }
+
+    /// <summary>Records compared field by field, the hashes by content (records compare arrays by reference).</summary>
+    private sealed class ApiKeyRecordComparer : IEqualityComparer<ApiKeyRecord?>
+    {
+        public static ApiKeyRecordComparer Instance { get; } = new();
+
+        public bool Equals(ApiKeyRecord? x, ApiKeyRecord? y) =>
+            x is not null && y is not null && x with { SecretHash = [], SigningKey = [] } == y with { SecretHash = [], SigningKey = [] }
+            && x.SecretHash.AsSpan().SequenceEqual(y.SecretHash) && x.SigningKey.AsSpan().SequenceEqual(y.SigningKey);
+
+        public int GetHashCode(ApiKeyRecord? obj) => obj?.KeyId.GetHashCode(StringComparison.Ordinal) ?? 0;
+    }
+
     [Fact]
     public async Task State_that_earlier_versions_wrote_as_json_is_read_and_rewritten_in_binary()
     {

@@ -1,14 +1,17 @@
-namespace Transactor.Silo;
+using Microsoft.Extensions.Logging;
+
+namespace Transactor.Grains;
 
 /// <summary>
-/// Message faults for the fault suite (scripts/chaos.sh, docs/reliability.md). Configuration
-/// section <c>Transactor:Chaos</c>; the filter is not even registered unless a probability is set.
+/// Message and storage faults (configuration section <c>Transactor:Chaos</c>), used by the fault
+/// suite (scripts/chaos.sh, docs/reliability.md) and as the ledger's chaos mode (docs/overload.md).
+/// Off unless a probability is set: then nothing is even registered.
 /// </summary>
 public sealed class ChaosOptions
 {
     public const string SectionName = "Transactor:Chaos";
 
-    /// <summary>Share of Transactor grain calls (0-1) that are delayed by up to <see cref="MaxDelay"/>.</summary>
+    /// <summary>Share of Transactor grain calls (0-1) that are delayed by up to <see cref="MaxDelay"/> (latency spikes).</summary>
     public double DelayProbability { get; set; }
 
     /// <summary>The longest delay; the suite sets it above the transfer lease.</summary>
@@ -17,16 +20,37 @@ public sealed class ChaosOptions
     /// <summary>Share of Transactor grain calls (0-1) that are dropped: the caller gets a <see cref="TimeoutException"/>.</summary>
     public double DropProbability { get; set; }
 
+    /// <summary>Share of writes of the ledger's grain storage (0-1) that fail before anything is stored.</summary>
+    public double StorageWriteFailureProbability { get; set; }
+
+    /// <summary>Share of reads of the ledger's grain storage (0-1) that fail.</summary>
+    public double StorageReadFailureProbability { get; set; }
+
+    /// <summary>Names of the silos that inject faults (Orleans' silo name); empty: every silo given this section.</summary>
+    public List<string> Silos { get; set; } = [];
+
     /// <summary>
     /// When set, faults are injected only while this file exists, so that the runner can switch them
     /// on after the accounts are set up and off before it checks, without restarting the silo.
     /// </summary>
     public string? ArmedFile { get; set; }
 
-    /// <summary>Seeds the filter's choices (the interleaving with other processes is not reproducible).</summary>
+    /// <summary>Seeds the faults' choices (the interleaving with other work is not reproducible).</summary>
     public int? Seed { get; set; }
 
-    public bool Enabled => DelayProbability > 0 || DropProbability > 0;
+    public bool Enabled => DelayProbability > 0 || DropProbability > 0 || StorageWriteFailureProbability > 0 || StorageReadFailureProbability > 0;
+
+    public bool MessageFaults => DelayProbability > 0 || DropProbability > 0;
+
+    public bool StorageFaults => StorageWriteFailureProbability > 0 || StorageReadFailureProbability > 0;
+
+    /// <summary>A reason the options cannot be used, or null when they can.</summary>
+    public string? Invalid() =>
+        new[] { DelayProbability, DropProbability, StorageWriteFailureProbability, StorageReadFailureProbability }.Any(p => p is < 0 or > 1)
+            ? "every probability must be between 0 and 1"
+            : DelayProbability + DropProbability > 1 ? "DelayProbability + DropProbability must not exceed 1"
+            : MaxDelay < TimeSpan.Zero ? "MaxDelay must not be negative"
+            : null;
 }
 
 /// <summary>
@@ -37,21 +61,16 @@ public sealed class ChaosOptions
 /// response timeout passes, only sooner: thrown before the grain runs (the request was lost) or
 /// after it ran (the answer was lost, though its effects happened).
 /// </summary>
-internal sealed partial class ChaosFaultFilter(ChaosOptions options, ILogger<ChaosFaultFilter> logger) : IIncomingGrainCallFilter
+internal sealed partial class ChaosFaultFilter(ChaosOptions options, ChaosMonitor monitor, ILogger<ChaosFaultFilter> logger) : IIncomingGrainCallFilter
 {
-    /// <summary>How long a look at <see cref="ChaosOptions.ArmedFile"/> is trusted: a file check on every call would cost more than the call.</summary>
-    private static readonly TimeSpan ArmedCheckInterval = TimeSpan.FromMilliseconds(250);
-
     private readonly Random _random = options.Seed is { } seed ? new Random(seed) : new Random();
     private readonly Lock _lock = new();
-    private long _nextArmedCheckMs;
-    private bool _armed;
 
     public async Task Invoke(IIncomingGrainCallContext context)
     {
         // Only messages of the ledger's grain interfaces and reminder ticks: not Orleans' own
         // messages (membership, the dashboard), nor grain timers, which are not messages.
-        if (!IsLedgerMessage(context) || !Armed())
+        if (!IsLedgerMessage(context) || !monitor.Armed())
         {
             await context.Invoke();
             return;
@@ -84,11 +103,13 @@ internal sealed partial class ChaosFaultFilter(ChaosOptions options, ILogger<Cha
     {
         if (fault == Fault.Delay)
         {
+            monitor.Injected(ChaosFaultKind.Delay);
             LogDelayed(logger, call, part, (long)delay.TotalMilliseconds);
             await Task.Delay(delay);
             return;
         }
 
+        monitor.Injected(ChaosFaultKind.Drop);
         LogDropped(logger, call, part);
         throw new TimeoutException($"Chaos: the {part} of {call} was dropped.");
     }
@@ -105,26 +126,6 @@ internal sealed partial class ChaosFaultFilter(ChaosOptions options, ILogger<Cha
         }
     }
 
-    private bool Armed()
-    {
-        if (options.ArmedFile is not { Length: > 0 } file)
-        {
-            return true;
-        }
-
-        var now = Environment.TickCount64;
-        lock (_lock)
-        {
-            if (now >= _nextArmedCheckMs)
-            {
-                _armed = File.Exists(file);
-                _nextArmedCheckMs = now + (long)ArmedCheckInterval.TotalMilliseconds;
-            }
-
-            return _armed;
-        }
-    }
-
     private enum Fault
     {
         None,
@@ -132,26 +133,10 @@ internal sealed partial class ChaosFaultFilter(ChaosOptions options, ILogger<Cha
         Drop,
     }
 
+    // The fault suite's report counts these lines (src/Transactor.Chaos/ChaosRunner.cs): keep their wording.
     [LoggerMessage(Level = LogLevel.Warning, Message = "Chaos: delayed the {Part} of {Call} by {DelayMs} ms")]
     private static partial void LogDelayed(ILogger logger, string call, string part, long delayMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Chaos: dropped the {Part} of {Call}")]
     private static partial void LogDropped(ILogger logger, string call, string part);
-}
-
-internal static class ChaosFaults
-{
-    /// <summary>Adds <see cref="ChaosFaultFilter"/> when <see cref="ChaosOptions.SectionName"/> sets a probability; otherwise nothing.</summary>
-    public static ISiloBuilder AddChaosFaultsIfConfigured(this ISiloBuilder silo, IConfiguration configuration)
-    {
-        var options = configuration.GetSection(ChaosOptions.SectionName).Get<ChaosOptions>();
-        if (options is not { Enabled: true })
-        {
-            return silo;
-        }
-
-        silo.Services.AddSingleton(options);
-        silo.AddIncomingGrainCallFilter<ChaosFaultFilter>();
-        return silo;
-    }
 }

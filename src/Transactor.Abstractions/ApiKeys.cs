@@ -1,0 +1,135 @@
+namespace Transactor;
+
+/// <summary>What an API key may do. Values are persisted: never renumber them.</summary>
+[GenerateSerializer]
+public enum ApiKeyRole
+{
+    /// <summary>Debits, and reads, only accounts it owns; credits any open account.</summary>
+    Client = 0,
+
+    /// <summary>Everything, including managing keys.</summary>
+    Admin = 1,
+}
+
+/// <summary>Whether an API key is accepted. Values are persisted: never renumber them.</summary>
+[GenerateSerializer]
+public enum ApiKeyState
+{
+    /// <summary>Accepted.</summary>
+    Active = 0,
+
+    /// <summary>Refused for good.</summary>
+    Revoked = 1,
+}
+
+/// <summary>
+/// An API key as stored: never its secret, only a hash to verify it by and the key requests are
+/// signed with, both derived one-way from the secret (see docs/security.md).
+/// </summary>
+/// <param name="KeyId">The public part of the key, also the owner of the accounts it opens.</param>
+/// <param name="SecretHash">SHA-256 of the secret, in a domain of its own (see <c>ApiKeySecrets</c> in the API).</param>
+/// <param name="SigningKey">The HMAC key of signed requests, derived from the secret in another domain.</param>
+/// <param name="RequireSignature">Requests with this key must carry a valid signature.</param>
+/// <param name="RatePerSecond">This key's own token refill rate, or null for its role's.</param>
+/// <param name="Burst">This key's own bucket size, or null for its role's.</param>
+[GenerateSerializer, Immutable, Alias("Transactor.ApiKeyRecord")]
+public sealed record ApiKeyRecord(
+    [property: Id(0)] string KeyId,
+    [property: Id(1)] string Name,
+    [property: Id(2)] ApiKeyRole Role,
+    [property: Id(3)] ApiKeyState State,
+    [property: Id(4)] byte[] SecretHash,
+    [property: Id(5)] byte[] SigningKey,
+    [property: Id(6)] DateTimeOffset CreatedAt,
+    [property: Id(7)] DateTimeOffset? RevokedAt,
+    [property: Id(8)] bool RequireSignature,
+    [property: Id(9)] int? RatePerSecond,
+    [property: Id(10)] int? Burst);
+
+/// <summary>One API key, stored in the ledger's storage under its key id.</summary>
+[Alias("Transactor.IApiKeyGrain")]
+public interface IApiKeyGrain : IGrainWithStringKey
+{
+    /// <summary>Stores <paramref name="record"/> if this key id holds nothing yet; returns what it holds afterwards.</summary>
+    [Alias("Create")]
+    Task<ApiKeyRecord> Create(ApiKeyRecord record);
+
+    /// <summary>The key, or null when no key has this id.</summary>
+    [Alias("Get")]
+    Task<ApiKeyRecord?> Get();
+
+    /// <summary>Revokes the key (idempotent); null when no key has this id.</summary>
+    [Alias("Revoke")]
+    Task<ApiKeyRecord?> Revoke(DateTimeOffset now);
+}
+
+/// <summary>The ids of every API key, for listing them. One grain (key 0); the keys themselves live in <see cref="IApiKeyGrain"/>s.</summary>
+[Alias("Transactor.IApiKeyRegistryGrain")]
+public interface IApiKeyRegistryGrain : IGrainWithIntegerKey
+{
+    /// <summary>The most keys a ledger holds.</summary>
+    public const int MaxKeys = 10_000;
+
+    /// <summary>Lists <paramref name="keyId"/>; false when the registry is full. Idempotent; returns once durable.</summary>
+    [Alias("Add")]
+    Task<bool> Add(string keyId);
+
+    /// <summary>Every key id, in ordinal order.</summary>
+    [Alias("List")]
+    Task<IReadOnlyList<string>> List();
+}
+
+/// <summary>
+/// One shard of the nonces of signed requests seen in the last <see cref="Window"/>, kept in memory
+/// by the silo that hosts it, so that a request replayed to any API instance is refused.
+/// </summary>
+[Alias("Transactor.INonceGrain")]
+public interface INonceGrain : IGrainWithIntegerKey
+{
+    /// <summary>The number of nonce shards.</summary>
+    public const int Shards = 16;
+
+    /// <summary>How long a nonce is remembered: twice the clock skew a signed request may have, so that a nonce outlives every timestamp it can be sent with.</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromMinutes(10);
+
+    /// <summary>Most nonces one shard remembers; when full it refuses new ones (<see cref="NonceOutcome.Full"/>) rather than forget one still in its window.</summary>
+    public const int MaxPerShard = 200_000;
+
+    /// <summary>Remembers <paramref name="nonce"/> (already scoped by key id) unless it was seen within the window.</summary>
+    [Alias("TryUse")]
+    Task<NonceOutcome> TryUse(string nonce);
+}
+
+/// <summary>The outcome of <see cref="INonceGrain.TryUse"/>.</summary>
+[GenerateSerializer]
+public enum NonceOutcome
+{
+    /// <summary>New: remembered now.</summary>
+    Fresh = 0,
+
+    /// <summary>Seen within the window: a replay.</summary>
+    Replayed = 1,
+
+    /// <summary>The shard is full of nonces still in their window.</summary>
+    Full = 2,
+}
+
+/// <summary>
+/// Who is calling, as the API tells the grains through Orleans' request context, so that the grains
+/// check ownership again for money-moving calls. Absent for admin keys and for internal callers
+/// (recovery, the batch engine): only a client key's calls are restricted.
+/// </summary>
+public static class Caller
+{
+    /// <summary>The request context entry: the key id of a client key.</summary>
+    public const string ClientKeyContextKey = "transactor.client-key";
+
+    /// <summary>Marks the calls of this async flow as made for client key <paramref name="keyId"/>.</summary>
+    public static void SetClient(string keyId) => Orleans.Runtime.RequestContext.Set(ClientKeyContextKey, keyId);
+
+    /// <summary>The client key these calls are made for, or null when unrestricted.</summary>
+    public static string? Client => Orleans.Runtime.RequestContext.Get(ClientKeyContextKey) as string;
+
+    /// <summary>True when the caller may debit (or dispute on) an account owned by <paramref name="owner"/>.</summary>
+    public static bool MayDebit(string? owner) => Client is not { } client || string.Equals(client, owner, StringComparison.Ordinal);
+}

@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Http.Features;
+using Transactor.Api.Http;
+
+namespace Transactor.Api.Security;
+
+/// <summary>
+/// Signed requests (docs/security.md, "Signed requests"): the client sends <c>Signature-Timestamp</c>
+/// (Unix seconds), <c>Signature-Nonce</c> (16-64 characters of letters, digits, '-' and '_', new for
+/// every request) and <c>Signature</c> (base64 of HMAC-SHA256 over <see cref="CanonicalString"/>,
+/// keyed with <see cref="ApiKeySecrets.SigningKey"/> of the key's secret).
+/// </summary>
+public static class RequestSignatures
+{
+    public const string SignatureHeader = "Signature";
+    public const string TimestampHeader = "Signature-Timestamp";
+    public const string NonceHeader = "Signature-Nonce";
+    public const string Algorithm = "TRANSACTOR-HMAC-SHA256";
+
+    private const int MinNonceLength = 16;
+    private const int MaxNonceLength = 64;
+
+    /// <summary>
+    /// Seven lines joined by '\n' (no newline at the end): the algorithm name, the method in upper
+    /// case, the path and the query exactly as sent in the request line (the query without its '?',
+    /// empty when there is none), the timestamp, the nonce, and the lower-case hex SHA-256 of the body
+    /// (of zero bytes when there is none).
+    /// </summary>
+    public static string CanonicalString(string method, string path, string query, string timestamp, string nonce, ReadOnlySpan<byte> bodySha256) =>
+        string.Join('\n', Algorithm, method.ToUpperInvariant(), path, query, timestamp, nonce, Convert.ToHexStringLower(bodySha256));
+
+    /// <summary>The signature of <paramref name="canonical"/> under <paramref name="signingKey"/>, base64.</summary>
+    public static string Sign(byte[] signingKey, string canonical) =>
+        Convert.ToBase64String(HMACSHA256.HashData(signingKey, Encoding.UTF8.GetBytes(canonical)));
+
+    /// <summary>True when any of the signature headers is present: a signature sent is always checked.</summary>
+    public static bool Present(HttpRequest request) =>
+        request.Headers.ContainsKey(SignatureHeader) || request.Headers.ContainsKey(TimestampHeader) || request.Headers.ContainsKey(NonceHeader);
+
+    /// <summary>
+    /// Checks the request's signature, except the nonce (checked once the signature holds, so that
+    /// nobody can use up a client's nonces): the failure, or null and the nonce.
+    /// </summary>
+    public static async Task<(AuthFailure? Failure, string? Nonce)> Verify(HttpRequest request, ApiKeyRecord key, DateTimeOffset now, TimeSpan window)
+    {
+        if (request.Headers[SignatureHeader] is not [{ Length: > 0 } signature]
+            || request.Headers[TimestampHeader] is not [{ Length: > 0 } timestamp]
+            || request.Headers[NonceHeader] is not [{ Length: > 0 } nonce])
+        {
+            return (AuthFailure.SignatureRequired, null);
+        }
+
+        if (!long.TryParse(timestamp, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) || seconds > DateTimeOffset.MaxValue.ToUnixTimeSeconds())
+        {
+            return (AuthFailure.SignatureInvalid("Signature-Timestamp must be a whole number of seconds since 1970-01-01 UTC."), null);
+        }
+
+        if (nonce.Length is < MinNonceLength or > MaxNonceLength || !nonce.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            return (AuthFailure.SignatureInvalid($"Signature-Nonce must be {MinNonceLength}-{MaxNonceLength} characters of letters, digits, '-' and '_'."), null);
+        }
+
+        var skew = now - DateTimeOffset.FromUnixTimeSeconds(seconds);
+        if (skew.Duration() > window)
+        {
+            return (AuthFailure.SignatureStale(window), null);
+        }
+
+        var bodyHash = await HashBody(request);
+        if (bodyHash is null)
+        {
+            return (AuthFailure.SignatureInvalid($"A signed body is at most {JsonBody.MaxBytes} bytes."), null);
+        }
+
+        var (path, query) = Target(request);
+        var expected = HMACSHA256.HashData(key.SigningKey, Encoding.UTF8.GetBytes(CanonicalString(request.Method, path, query, timestamp, nonce, bodyHash)));
+        var presented = new byte[expected.Length];
+        if (!Convert.TryFromBase64String(signature, presented, out var written) || written != expected.Length
+            || !CryptographicOperations.FixedTimeEquals(presented, expected))
+        {
+            return (AuthFailure.SignatureInvalid("The signature does not match the request."), null);
+        }
+
+        return (null, nonce);
+    }
+
+    /// <summary>The path and query as the request line carried them (not decoded).</summary>
+    private static (string Path, string Query) Target(HttpRequest request)
+    {
+        var raw = request.HttpContext.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (string.IsNullOrEmpty(raw) || raw[0] != '/')
+        {
+            raw = request.PathBase.ToUriComponent() + request.Path.ToUriComponent() + request.QueryString.ToUriComponent();
+        }
+
+        var question = raw.IndexOf('?', StringComparison.Ordinal);
+        return question < 0 ? (raw, string.Empty) : (raw[..question], raw[(question + 1)..]);
+    }
+
+    /// <summary>SHA-256 of the body, which stays readable for the endpoint; null when it is larger than any the API accepts.</summary>
+    private static async Task<byte[]?> HashBody(HttpRequest request)
+    {
+        request.EnableBuffering(JsonBody.MaxBytes + 1, JsonBody.MaxBytes + 1);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[4096];
+        long total = 0;
+        int read;
+        while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+        {
+            total += read;
+            if (total > JsonBody.MaxBytes)
+            {
+                return null;
+            }
+
+            hash.AppendData(buffer, 0, read);
+        }
+
+        request.Body.Position = 0;
+        return hash.GetHashAndReset();
+    }
+}

@@ -1,0 +1,319 @@
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Logging;
+
+namespace Transactor.Grains;
+
+/// <summary>
+/// A concurrency limiter whose limit can move while it runs (<see cref="ConcurrencyLimiter"/>'s
+/// cannot): at most <see cref="Limit"/> leases at once, then a first-in-first-out queue of at most
+/// <c>queueLimit</c> waiters, and beyond that a refusal at once (shed, not queued). In
+/// <see cref="LimitMode.Adaptive"/> every ended lease is a latency sample for
+/// <see cref="AdaptiveConcurrencyLimit"/>; in <see cref="LimitMode.Fixed"/> the limit never moves.
+/// Limit changes and shedding are logged at information level, each at most once per
+/// <see cref="LogThrottle.DefaultInterval"/>.
+/// </summary>
+public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
+{
+    private static readonly RateLimitLease Refused = new RefusedLease();
+
+    private readonly Lock _lock = new();
+    private readonly LinkedList<Waiter> _queue = new();
+    private readonly string _name;
+    private readonly int _queueLimit;
+    private readonly AdaptiveConcurrencyLimit? _adaptive;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly LogThrottle _changeLog;
+    private readonly LogThrottle _shedLog;
+    private int _limit;
+    private int _inFlight;
+    private long _admitted;
+    private long _shed;
+    private long _shedSinceLog;
+    private bool _disposed;
+
+    public AdaptiveConcurrencyLimiter(string name, int initialLimit, int queueLimit, ConcurrencyLimitOptions options, TimeProvider time, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(time);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentOutOfRangeException.ThrowIfLessThan(initialLimit, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(queueLimit);
+        _name = name;
+        _queueLimit = queueLimit;
+        _time = time;
+        _logger = logger;
+        _changeLog = new LogThrottle(LogThrottle.DefaultInterval, time);
+        _shedLog = new LogThrottle(LogThrottle.DefaultInterval, time);
+        Mode = options.Mode;
+        if (options.Mode == LimitMode.Adaptive)
+        {
+            _adaptive = new AdaptiveConcurrencyLimit(initialLimit, options, time);
+            _limit = _adaptive.Limit;
+        }
+        else
+        {
+            _limit = initialLimit;
+        }
+    }
+
+    public LimitMode Mode { get; }
+
+    /// <summary>How many leases may be held at once now.</summary>
+    public int Limit => Volatile.Read(ref _limit);
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    public long Queued
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _queue.Count;
+            }
+        }
+    }
+
+    /// <summary>Requests refused because the queue was full, since start.</summary>
+    public long Shed => Interlocked.Read(ref _shed);
+
+    /// <summary>Never idle: the limiter is shared for the process's life, and a partitioned limiter disposes idle ones.</summary>
+    public override TimeSpan? IdleDuration => null;
+
+    public override RateLimiterStatistics? GetStatistics()
+    {
+        lock (_lock)
+        {
+            return new RateLimiterStatistics
+            {
+                CurrentAvailablePermits = Math.Max(0, _limit - _inFlight),
+                CurrentQueuedCount = _queue.Count,
+                TotalFailedLeases = _shed,
+                TotalSuccessfulLeases = _admitted,
+            };
+        }
+    }
+
+    protected override RateLimitLease AttemptAcquireCore(int permitCount)
+    {
+        CheckPermitCount(permitCount);
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_queue.Count == 0 && _inFlight < _limit)
+            {
+                return GrantLocked();
+            }
+        }
+
+        return Refuse();
+    }
+
+    protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
+    {
+        CheckPermitCount(permitCount);
+        Waiter waiter;
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            // Oldest first: none may pass the queue while it has waiters.
+            if (_queue.Count == 0 && _inFlight < _limit)
+            {
+                return ValueTask.FromResult<RateLimitLease>(GrantLocked());
+            }
+
+            if (_queue.Count >= _queueLimit)
+            {
+                waiter = null!;
+            }
+            else
+            {
+                waiter = new Waiter(this);
+                waiter.Node = _queue.AddLast(waiter);
+            }
+        }
+
+        if (waiter is null)
+        {
+            return ValueTask.FromResult(Refuse());
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            waiter.Registration = cancellationToken.Register(static state =>
+            {
+                var (w, token) = ((Waiter, CancellationToken))state!;
+                w.Limiter.Cancel(w, token);
+            }, (waiter, cancellationToken));
+        }
+
+        return new ValueTask<RateLimitLease>(waiter.Completion.Task);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        if (!disposing)
+        {
+            return;
+        }
+
+        List<Waiter> waiting;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            waiting = [.. _queue];
+            _queue.Clear();
+        }
+
+        foreach (var waiter in waiting)
+        {
+            waiter.Registration.Dispose();
+            waiter.Completion.TrySetResult(Refused);
+        }
+    }
+
+    private static void CheckPermitCount(int permitCount)
+    {
+        if (permitCount != 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(permitCount), permitCount, "One permit per request, always.");
+        }
+    }
+
+    private Lease GrantLocked()
+    {
+        _inFlight++;
+        _admitted++;
+        return new Lease(this, _time.GetTimestamp(), _inFlight);
+    }
+
+    private RateLimitLease Refuse()
+    {
+        Interlocked.Increment(ref _shed);
+        var shed = Interlocked.Increment(ref _shedSinceLog);
+        if (_shedLog.TryLog(out _))
+        {
+            Interlocked.Add(ref _shedSinceLog, -shed);
+            LogShed(_logger, _name, shed, (long)_shedLog.Interval.TotalSeconds, Limit, Queued);
+        }
+
+        return Refused;
+    }
+
+    private void Cancel(Waiter waiter, CancellationToken token)
+    {
+        lock (_lock)
+        {
+            if (waiter.Node?.List is null)
+            {
+                return;
+            }
+
+            _queue.Remove(waiter.Node);
+        }
+
+        waiter.Completion.TrySetCanceled(token);
+    }
+
+    private void Release(long startedAt, int inFlightAtStart)
+    {
+        LimitChange? change = null;
+        List<(Waiter Waiter, Lease Lease)>? granted = null;
+        int queued;
+        lock (_lock)
+        {
+            _inFlight--;
+            if (_adaptive is not null)
+            {
+                change = _adaptive.OnSample(_time.GetElapsedTime(startedAt), inFlightAtStart);
+                Volatile.Write(ref _limit, _adaptive.Limit);
+            }
+
+            while (_queue.First is { } first && _inFlight < _limit)
+            {
+                _queue.RemoveFirst();
+                (granted ??= []).Add((first.Value, GrantLocked()));
+            }
+
+            queued = _queue.Count;
+        }
+
+        if (granted is not null)
+        {
+            foreach (var (waiter, lease) in granted)
+            {
+                waiter.Registration.Dispose();
+                if (!waiter.Completion.TrySetResult(lease))
+                {
+                    lease.Dispose();
+                }
+            }
+        }
+
+        if (change is { } c && _changeLog.TryLog(out var unlogged))
+        {
+            LogLimitChanged(_logger, _name, c.From, c.To, (long)c.ObservedLatency.TotalMilliseconds, c.Samples, InFlight, queued, unlogged);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Admission ({Limiter}): limit {FromLimit} -> {ToLimit} (window latency {LatencyMs} ms over {Samples} samples; {InFlight} in flight, {Queued} queued; {Unlogged} earlier changes not logged)")]
+    private static partial void LogLimitChanged(ILogger logger, string limiter, int fromLimit, int toLimit, long latencyMs, int samples, int inFlight, int queued, long unlogged);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Admission ({Limiter}): shed {Shed} requests in about {Seconds} s with a full queue (limit {Limit}, {Queued} queued)")]
+    private static partial void LogShed(ILogger logger, string limiter, long shed, long seconds, int limit, long queued);
+
+    private sealed class Waiter(AdaptiveConcurrencyLimiter limiter)
+    {
+        public AdaptiveConcurrencyLimiter Limiter => limiter;
+
+        public TaskCompletionSource<RateLimitLease> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public LinkedListNode<Waiter>? Node { get; set; }
+
+        public CancellationTokenRegistration Registration { get; set; }
+    }
+
+    private sealed class Lease(AdaptiveConcurrencyLimiter limiter, long startedAt, int inFlightAtStart) : RateLimitLease
+    {
+        private int _released;
+
+        public override bool IsAcquired => true;
+
+        public override IEnumerable<string> MetadataNames => [];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = null;
+            return false;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            base.Dispose(disposing);
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                limiter.Release(startedAt, inFlightAtStart);
+            }
+        }
+    }
+
+    private sealed class RefusedLease : RateLimitLease
+    {
+        public override bool IsAcquired => false;
+
+        public override IEnumerable<string> MetadataNames => [];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = null;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,165 @@
+using System.Diagnostics;
+using System.Threading.RateLimiting;
+using Microsoft.Extensions.Http.Resilience;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace Transactor.LoadGen;
+
+/// <summary>
+/// The HTTP client of polite load-generator clients: the .NET resilience stack
+/// (Microsoft.Extensions.Http.Resilience over Polly) between them and the ledger. From the outside in:
+/// a bulkhead (at most <see cref="LoadOptions.BulkheadLimit"/> requests at once, as many again
+/// waiting, the rest refused), retries (up to <see cref="LoadOptions.MaxAttempts"/> attempts,
+/// exponential backoff with full jitter, or the server's <c>Retry-After</c> when it gives one), a
+/// circuit breaker shared by every polite client (opens when at least
+/// <see cref="LoadOptions.BreakerFailureRatio"/> of <see cref="LoadOptions.BreakerMinimumThroughput"/>
+/// or more requests within <see cref="LoadOptions.BreakerSamplingDuration"/> failed transiently,
+/// stays open <see cref="LoadOptions.BreakerBreakDuration"/>, then lets one probe through), and a
+/// timeout per attempt. Impolite clients use the bare client and none of this.
+/// </summary>
+internal static class PoliteHttp
+{
+    /// <summary>Where the counting handler leaves the duration of the last attempt of a request, in stopwatch ticks.</summary>
+    public static readonly HttpRequestOptionsKey<long> LastAttemptTicks = new("transactor.loadgen.last-attempt-ticks");
+
+    /// <summary>Builds the client; it sends through <paramref name="transport"/>, which it never disposes.</summary>
+    public static HttpClient Create(HttpMessageHandler transport, Uri? baseAddress, LoadOptions options, LoadStats stats)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        var jitter = new Random(HashCode.Combine(options.Seed, "polite"));
+        var jitterLock = new Lock();
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage>()
+            .AddConcurrencyLimiter(new ConcurrencyLimiterOptions
+            {
+                PermitLimit = options.BulkheadLimit,
+                QueueLimit = options.BulkheadLimit,
+                QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+            });
+        if (options.MaxAttempts > 1)
+        {
+            // Polly takes at least one retry; one attempt in all means no retry strategy at all.
+            builder.AddRetry(new HttpRetryStrategyOptions
+            {
+                MaxRetryAttempts = options.MaxAttempts - 1,
+                ShouldRetryAfterHeader = false,
+                DelayGenerator = args =>
+                {
+                    // Retry-After when the server gives one (not beyond the cap: a client's patience has
+                    // a bound too); else full jitter: uniform in [0, min(cap, base·2^attempt)].
+                    if (args.Outcome.Result?.Headers.RetryAfter?.Delta is { } retryAfter)
+                    {
+                        return ValueTask.FromResult<TimeSpan?>(retryAfter < options.BackoffCap ? retryAfter : options.BackoffCap);
+                    }
+
+                    var ceilingMs = Math.Min(options.BackoffCap.TotalMilliseconds, options.BackoffBase.TotalMilliseconds * Math.Pow(2, Math.Min(args.AttemptNumber + 1, 20)));
+                    double draw;
+                    lock (jitterLock)
+                    {
+                        draw = jitter.NextDouble();
+                    }
+
+                    return ValueTask.FromResult<TimeSpan?>(TimeSpan.FromMilliseconds(draw * ceilingMs));
+                },
+                OnRetry = _ =>
+                {
+                    stats.Retry();
+                    return ValueTask.CompletedTask;
+                },
+            });
+        }
+
+        var pipeline = builder
+            .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
+            {
+                FailureRatio = options.BreakerFailureRatio,
+                MinimumThroughput = options.BreakerMinimumThroughput,
+                SamplingDuration = options.BreakerSamplingDuration,
+                BreakDuration = options.BreakerBreakDuration,
+                OnOpened = _ =>
+                {
+                    stats.BreakerOpened();
+                    return ValueTask.CompletedTask;
+                },
+                OnHalfOpened = _ =>
+                {
+                    stats.BreakerHalfOpened();
+                    return ValueTask.CompletedTask;
+                },
+                OnClosed = _ =>
+                {
+                    stats.BreakerClosed();
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .AddTimeout(new HttpTimeoutStrategyOptions
+            {
+                Timeout = options.RequestTimeout,
+                OnTimeout = _ =>
+                {
+                    stats.Error("timeout");
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+        var resilience = new ResilienceHandler(pipeline) { InnerHandler = new CountingHandler(stats) { InnerHandler = new SharedTransport(transport) } };
+        return new HttpClient(resilience) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>True for what the pipeline throws instead of an answer: the breaker open, the bulkhead full, an attempt timed out.</summary>
+    public static bool IsRefusal(Exception exception) =>
+        exception is BrokenCircuitException or Polly.RateLimiting.RateLimiterRejectedException or TimeoutRejectedException;
+
+    /// <summary>Counts every attempt the pipeline makes, as the impolite clients count theirs, and times the last one.</summary>
+    private sealed class CountingHandler(LoadStats stats) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            stats.Attempt();
+            var sent = Stopwatch.GetTimestamp();
+            try
+            {
+                var response = await base.SendAsync(request, cancellationToken);
+                request.Options.Set(LastAttemptTicks, Stopwatch.GetTimestamp() - sent);
+                var status = (int)response.StatusCode;
+                if (status == 429)
+                {
+                    stats.RateLimited();
+                    stats.Error("429");
+                }
+                else if (status >= 500)
+                {
+                    stats.Error(status.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                }
+
+                return response;
+            }
+            catch (HttpRequestException)
+            {
+                stats.Error("connection");
+                throw;
+            }
+        }
+    }
+
+    /// <summary>Lets the polite chain share the run's transport without disposing it.</summary>
+    private sealed class SharedTransport(HttpMessageHandler transport) : HttpMessageHandler
+    {
+        private readonly HttpMessageInvoker _invoker = new(transport, disposeHandler: false);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            _invoker.SendAsync(request, cancellationToken);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _invoker.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}

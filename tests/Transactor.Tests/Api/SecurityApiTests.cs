@@ -1,0 +1,429 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Transactor.Api.Security;
+
+namespace Transactor.Tests.Api;
+
+/// <summary>API keys, owners, signed requests and token buckets, over real HTTP against the embedded ledger (docs/security.md).</summary>
+[Collection(ApiTestGroup.Name)]
+public sealed class SecurityApiTests(ApiFixture api)
+{
+    private readonly HttpClient _admin = api.CreateClient();
+
+    [Fact]
+    public void The_signature_test_vector_in_the_docs_holds()
+    {
+        // docs/security.md, "Test vector"; computed there independently (Python's hmac and hashlib).
+        const string secret = "q8Lr3cVx0mN2pZ7tYbW4eK9sHj6uA1dGfE5iO0lQwRk";
+        var signingKey = ApiKeySecrets.SigningKey(secret);
+        Assert.Equal("be2d84d3533e0b7790ccad2b300d803c52f608b9f2f8fda531fe100a80fa7c77", Convert.ToHexStringLower(signingKey));
+        var body = SHA256.HashData("""{"from":"alice","to":"bob","amount":2500,"currency":"USD"}"""u8);
+        var canonical = RequestSignatures.CanonicalString("POST", "/transfers", "", "1764921600", "n-0123456789abcdef", body);
+        Assert.Equal("TRANSACTOR-HMAC-SHA256\nPOST\n/transfers\n\n1764921600\nn-0123456789abcdef\nec6d918f6699e91362936cf15833d63e66865d59de97e62dc819febdab29bce8", canonical);
+        Assert.Equal("9Tuxex/pPFSmjLPnY8xNwwOQ+iFNVcu5U+2vL2RRp5o=", RequestSignatures.Sign(signingKey, canonical));
+    }
+
+    [Fact]
+    public async Task Every_endpoint_without_a_key_or_with_an_unknown_one_answers_401_and_moves_nothing()
+    {
+        var (from, to) = (await _admin.OpenAccount(5_000), await _admin.OpenAccount(1_000));
+        var deposit = await DepositAs(_admin, from, 100);
+        var before = await Balances(from, to);
+        using var anonymous = api.Server.CreateClient();
+        var unknown = ApiKeySecrets.Format("k0123456789abcdef", ApiKeySecrets.NewSecret());
+        foreach (var (authorization, code) in new[] { (null, "api_key_missing"), ($"Bearer {unknown}", "api_key_unknown"), ("Bearer", "api_key_malformed"), ($"Bearer {ApiFixture.AdminKey}x", "api_key_unknown") })
+        {
+            foreach (var request in EveryEndpoint(from, to, deposit))
+            {
+                using (request)
+                {
+                    if (authorization is not null)
+                    {
+                        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+                    }
+
+                    var description = $"{request.Method} {request.RequestUri}";
+                    using var response = await anonymous.SendAsync(request);
+                    Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{description} with '{authorization}': {(int)response.StatusCode}");
+                    await response.AssertProblem(HttpStatusCode.Unauthorized, code);
+                    Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);
+                }
+            }
+        }
+
+        Assert.Equal(before, await Balances(from, to));
+        // Health and the API reference need no key.
+        using var health = await anonymous.GetAsync("/alive");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+    }
+
+    [Fact]
+    public async Task Another_owners_client_key_gets_403_everywhere_and_moves_nothing()
+    {
+        using var alice = await ClientWithNewKey("alice");
+        using var mallory = await ClientWithNewKey("mallory");
+        var account = await alice.OpenAccount(5_000);
+        var malloryAccount = await mallory.OpenAccount();
+        var deposit = await DepositAs(alice, account, 700);
+        var before = await Balances(account, malloryAccount);
+
+        var missing = $"acct-{Guid.NewGuid():N}";
+        foreach (var target in new[] { account, missing })
+        {
+            HttpRequestMessage[] debits =
+            [
+                Http.Post($"/accounts/{target}/withdrawals", """{"amount":10}""", Key()),
+                Http.Post("/transfers", $$"""{"from":"{{target}}","to":"{{malloryAccount}}","amount":10,"currency":"USD"}""", Key()),
+                Http.Post("/transfer", $$"""{"from":"{{target}}","to":"{{malloryAccount}}","amount":10}""", Key()),
+                Http.Post($"/accounts/{target}/disputes", $$"""{"deposit":"{{deposit}}"}"""),
+                Http.Post($"/accounts/{target}/resolves", $$"""{"deposit":"{{deposit}}"}"""),
+                Http.Post($"/accounts/{target}/chargebacks", $$"""{"deposit":"{{deposit}}"}"""),
+                new(HttpMethod.Get, $"/accounts/{target}"),
+            ];
+            foreach (var request in debits)
+            {
+                using (request)
+                {
+                    using var response = await mallory.SendAsync(request);
+                    var body = await response.AssertProblem(HttpStatusCode.Forbidden, "not_owner");
+                    // The same answer whether the account is someone else's or does not exist.
+                    Assert.DoesNotContain(target, body.GetRawText(), StringComparison.Ordinal);
+                }
+            }
+        }
+
+        using (var read = await mallory.GetAsync($"/transfers/{deposit}"))
+        {
+            await read.AssertProblem(HttpStatusCode.Forbidden, "not_owner");
+        }
+
+        using (var read = await mallory.GetAsync("/transfers/no-such-transfer"))
+        {
+            await read.AssertProblem(HttpStatusCode.Forbidden, "not_owner");
+        }
+
+        using (var open = await mallory.SendAsync(Http.Post("/accounts", $$"""{"id":"acct-{{Guid.NewGuid():N}}","currency":"USD","owner":"someone-else"}""")))
+        {
+            await open.AssertProblem(HttpStatusCode.Forbidden, "owner_not_allowed");
+        }
+
+        using (var keys = await mallory.GetAsync("/keys"))
+        {
+            await keys.AssertProblem(HttpStatusCode.Forbidden, "forbidden");
+        }
+
+        Assert.Equal(before, await Balances(account, malloryAccount));
+        var availableBefore = await _admin.Available(account);
+
+        // Crediting is open to any key: mallory may pay alice, and does not see alice's balances.
+        using var pay = await mallory.SendAsync(Http.Post("/transfers", $$"""{"from":"{{malloryAccount}}","to":"{{account}}","amount":0,"currency":"USD"}""", Key()));
+        await pay.AssertProblem(HttpStatusCode.BadRequest, "invalid_amount");
+        using var gift = await mallory.SendAsync(Http.Post($"/accounts/{account}/deposits", """{"amount":5}""", Key()));
+        Assert.Equal(HttpStatusCode.Created, gift.StatusCode);
+        var gifted = await gift.Body();
+        Assert.Equal(JsonValueKind.Null, gifted.GetProperty("to_account").ValueKind);
+        Assert.Equal(availableBefore + 5, await _admin.Available(account));
+
+        // A client lists only its own accounts, without the total.
+        var page = await (await alice.GetAsync("/accounts?limit=100")).Body();
+        Assert.All(page.GetProperty("items").EnumerateArray(), item => Assert.Equal(account, item.GetProperty("id").GetString()));
+        Assert.Equal(JsonValueKind.Null, page.GetProperty("total").ValueKind);
+    }
+
+    [Fact]
+    public async Task Accounts_refuse_a_client_callers_debit_themselves_when_the_API_check_is_bypassed()
+    {
+        var account = await _admin.OpenAccount(1_000);
+        var other = await _admin.OpenAccount();
+        var deposit = await DepositAs(_admin, account, 10);
+        var grains = api.Services.GetRequiredService<IClusterClient>();
+        var before = await Balances(account, other);
+
+        // As the API marks a client key's calls; the account is owned by the admin key, not this one.
+        Caller.SetClient("k0000000000000001");
+        try
+        {
+            var result = await grains.GetCoordinator().Execute(new TransferRequest($"bypass-{Guid.NewGuid():N}", account, other, 100, "USD"));
+            Assert.Equal((TransferStatus.Rejected, RejectionReason.NotOwner), (result.Status, result.Reason));
+            var dispute = await grains.GetAccount(account).Dispute(deposit);
+            Assert.Equal(Transactor.Domain.BatchOutcome.NotOwner, dispute.Outcome);
+        }
+        finally
+        {
+            Orleans.Runtime.RequestContext.Clear();
+        }
+
+        Assert.Equal(before, await Balances(account, other));
+    }
+
+    [Fact]
+    public async Task A_revoked_key_is_refused_at_once_by_the_instance_that_revoked_it_and_by_another_within_the_cache_time()
+    {
+        await using var second = api.SecondInstance();
+        var (key, id) = await CreateKey("short-lived", "client");
+        using var here = Authorized(api.Server.CreateClient(), key);
+        using var there = Authorized(second.Server.CreateClient(), key);
+        var account = await here.OpenAccount(100);
+        using (var read = await there.GetAsync($"/accounts/{account}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        }
+
+        using (var revoke = await _admin.DeleteAsync($"/keys/{id}"))
+        {
+            Assert.Equal("revoked", (await revoke.Body()).GetProperty("state").GetString());
+        }
+
+        using (var refused = await here.GetAsync($"/accounts/{account}"))
+        {
+            await refused.AssertProblem(HttpStatusCode.Unauthorized, "api_key_revoked");
+        }
+
+        // The other instance trusts what it read for Transactor:Auth:KeyCacheTime (5 s by default).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        HttpStatusCode status;
+        do
+        {
+            using var attempt = await there.GetAsync($"/accounts/{account}");
+            status = attempt.StatusCode;
+            if (status != HttpStatusCode.Unauthorized)
+            {
+                await Task.Delay(100);
+            }
+        }
+        while (status != HttpStatusCode.Unauthorized && clock.Elapsed < TimeSpan.FromSeconds(8));
+
+        Assert.True(status == HttpStatusCode.Unauthorized, $"the second instance still accepted the revoked key after {clock.Elapsed}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(6.5), $"revoke took {clock.Elapsed} to reach the second instance");
+        using var withdraw = await there.SendAsync(Http.Post($"/accounts/{account}/withdrawals", """{"amount":10}""", Key()));
+        await withdraw.AssertProblem(HttpStatusCode.Unauthorized, "api_key_revoked");
+        Assert.Equal(100, await _admin.Available(account));
+        var listed = await (await _admin.GetAsync("/keys")).Body();
+        Assert.Contains(listed.EnumerateArray(), k => k.GetProperty("id").GetString() == id && k.GetProperty("state").GetString() == "revoked");
+        Assert.DoesNotContain(key.Split('.')[2], listed.GetRawText(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Signed_requests_refuse_a_changed_body_or_path_a_stale_timestamp_and_a_replay_to_a_second_instance()
+    {
+        await using var second = api.SecondInstance();
+        var (key, _) = await CreateKey("signer", "client", requireSignature: true);
+        var signingKey = ApiKeySecrets.SigningKey(key.Split('.')[2]);
+        using var client = Authorized(api.Server.CreateClient(), key);
+        using var other = Authorized(second.Server.CreateClient(), key);
+        var now = DateTimeOffset.UtcNow;
+
+        // Opening and depositing, signed.
+        var account = $"acct-{Guid.NewGuid():N}";
+        using (var open = await client.SendAsync(Signed(signingKey, HttpMethod.Post, "/accounts", $$"""{"id":"{{account}}","currency":"USD"}""", now)))
+        {
+            Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        }
+
+        var depositBody = """{"amount":1000}""";
+        using (var deposit = await client.SendAsync(Signed(signingKey, HttpMethod.Post, $"/accounts/{account}/deposits", depositBody, now, Key())))
+        {
+            Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
+        }
+
+        var withdrawPath = $"/accounts/{account}/withdrawals";
+        using (var unsigned = await client.SendAsync(Http.Post(withdrawPath, """{"amount":1}""", Key())))
+        {
+            await unsigned.AssertProblem(HttpStatusCode.Unauthorized, "signature_required");
+        }
+
+        // One byte of the body changed after signing.
+        var tampered = Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":1}""", now, Key());
+        tampered.Content = Http.Json("""{"amount":9}""");
+        await AssertRefused(client, tampered, "signature_invalid");
+
+        // Signed for one path, sent to another.
+        var moved = Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":1}""", now, Key());
+        moved.RequestUri = new Uri($"/accounts/{account}/deposits", UriKind.Relative);
+        await AssertRefused(client, moved, "signature_invalid");
+
+        // Six minutes old: outside the ±5 minute window.
+        await AssertRefused(client, Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":1}""", now.AddMinutes(-6), Key()), "signature_stale");
+
+        // A good request goes through once; its exact copy to the second instance is a replay.
+        var idempotency = Key();
+        var nonce = Nonce();
+        using (var first = await client.SendAsync(Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":100}""", now, idempotency, nonce)))
+        {
+            Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        }
+
+        await AssertRefused(other, Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":100}""", now, idempotency, nonce), "signature_replayed");
+        await AssertRefused(client, Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":100}""", now, idempotency, nonce), "signature_replayed");
+
+        // A signed read, with a query string, on the second instance.
+        using (var list = await other.SendAsync(Signed(signingKey, HttpMethod.Get, "/accounts?limit=5", null, now)))
+        {
+            Assert.Equal(HttpStatusCode.OK, list.StatusCode);
+        }
+
+        Assert.Equal(900, await _admin.Available(account));
+    }
+
+    [Fact]
+    public async Task A_flooding_client_gets_429_with_Retry_After_while_another_key_still_succeeds()
+    {
+        var (floodKey, _) = await CreateKey("flooder", "client", ratePerSecond: 1, burst: 3);
+        var (calmKey, _) = await CreateKey("calm", "client");
+        using var flood = Authorized(api.Server.CreateClient(), floodKey);
+        using var calm = Authorized(api.Server.CreateClient(), calmKey);
+        var account = await calm.OpenAccount();
+
+        using (var first = await flood.GetAsync("/accounts?limit=1"))
+        {
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Equal("3", first.Headers.GetValues("RateLimit-Limit").Single());
+            Assert.Equal("2", first.Headers.GetValues("RateLimit-Remaining").Single());
+        }
+
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i < 10 && limited is null; i++)
+        {
+            var response = await flood.GetAsync("/accounts?limit=1");
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                limited = response;
+            }
+            else
+            {
+                response.Dispose();
+            }
+        }
+
+        Assert.NotNull(limited);
+        using (limited)
+        {
+            await limited.AssertProblem(HttpStatusCode.TooManyRequests, "rate_limited");
+            // One token a second: the next one is at most a second away.
+            Assert.Equal(TimeSpan.FromSeconds(1), limited.Headers.RetryAfter?.Delta);
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var ok = await calm.GetAsync($"/accounts/{account}");
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task The_global_bucket_caps_the_sum_of_all_keys()
+    {
+        await using var capped = api.WithSettings(("Transactor:Auth:Global:TokensPerSecond", "1"), ("Transactor:Auth:Global:Burst", "4"));
+        using var admin = capped.CreateClient();
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 8; i++)
+        {
+            using var response = await admin.GetAsync("/accounts?limit=1");
+            statuses.Add(response.StatusCode);
+        }
+
+        Assert.Contains(HttpStatusCode.TooManyRequests, statuses);
+        Assert.True(statuses.Count(s => s == HttpStatusCode.OK) <= 5, string.Join(", ", statuses));
+    }
+
+    private static string Key() => $"sec-{Guid.NewGuid():N}";
+
+    private static string Nonce() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    private static HttpRequestMessage Signed(byte[] signingKey, HttpMethod method, string pathAndQuery, string? body, DateTimeOffset at, string? idempotencyKey = null, string? nonce = null)
+    {
+        var request = new HttpRequestMessage(method, pathAndQuery);
+        if (body is not null)
+        {
+            request.Content = Http.Json(body);
+        }
+
+        if (idempotencyKey is not null)
+        {
+            request.Headers.Add("Idempotency-Key", idempotencyKey);
+        }
+
+        nonce ??= Nonce();
+        var timestamp = at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+        var question = pathAndQuery.IndexOf('?', StringComparison.Ordinal);
+        var (path, query) = question < 0 ? (pathAndQuery, "") : (pathAndQuery[..question], pathAndQuery[(question + 1)..]);
+        var canonical = RequestSignatures.CanonicalString(method.Method, path, query, timestamp, nonce, SHA256.HashData(Encoding.UTF8.GetBytes(body ?? "")));
+        request.Headers.Add(RequestSignatures.TimestampHeader, timestamp);
+        request.Headers.Add(RequestSignatures.NonceHeader, nonce);
+        request.Headers.Add(RequestSignatures.SignatureHeader, RequestSignatures.Sign(signingKey, canonical));
+        return request;
+    }
+
+    private static async Task AssertRefused(HttpClient client, HttpRequestMessage request, string code)
+    {
+        using (request)
+        {
+            using var response = await client.SendAsync(request);
+            await response.AssertProblem(HttpStatusCode.Unauthorized, code);
+        }
+    }
+
+    private async Task<(string Key, string Id)> CreateKey(string name, string role, bool requireSignature = false, int? ratePerSecond = null, int? burst = null)
+    {
+        var body = JsonSerializer.Serialize(new Dictionary<string, object?>
+        {
+            ["name"] = name, ["role"] = role, ["require_signature"] = requireSignature, ["rate_per_second"] = ratePerSecond, ["burst"] = burst,
+        });
+        using var created = await _admin.SendAsync(Http.Post("/keys", body));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var json = await created.Body();
+        return (json.GetProperty("key").GetString()!, json.GetProperty("details").GetProperty("id").GetString()!);
+    }
+
+    private async Task<HttpClient> ClientWithNewKey(string name) => Authorized(api.Server.CreateClient(), (await CreateKey(name, "client")).Key);
+
+    private static HttpClient Authorized(HttpClient client, string key)
+    {
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    private static async Task<string> DepositAs(HttpClient client, string account, long amount)
+    {
+        var key = Key();
+        using var response = await client.SendAsync(Http.Post($"/accounts/{account}/deposits", $$"""{"amount":{{amount}}}""", key));
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return key;
+    }
+
+    /// <summary>Each account's available, held and reserved balances, read with the admin key.</summary>
+    private async Task<string[]> Balances(params string[] accounts)
+    {
+        var balances = new string[accounts.Length];
+        for (var i = 0; i < accounts.Length; i++)
+        {
+            var body = await (await _admin.GetAsync($"/accounts/{accounts[i]}")).Body();
+            balances[i] = $"{accounts[i]}: available {body.GetProperty("available")}, held {body.GetProperty("held")}, reserved {body.GetProperty("reserved")}";
+        }
+
+        return balances;
+    }
+
+    private static IEnumerable<HttpRequestMessage> EveryEndpoint(string from, string to, string deposit)
+    {
+        yield return Http.Post("/accounts", $$"""{"id":"acct-{{Guid.NewGuid():N}}","currency":"USD"}""");
+        yield return new HttpRequestMessage(HttpMethod.Get, "/accounts");
+        yield return new HttpRequestMessage(HttpMethod.Get, $"/accounts/{from}");
+        yield return Http.Post($"/accounts/{from}/deposits", """{"amount":10}""", Key());
+        yield return Http.Post($"/accounts/{from}/withdrawals", """{"amount":10}""", Key());
+        yield return Http.Post($"/accounts/{from}/disputes", $$"""{"deposit":"{{deposit}}"}""");
+        yield return Http.Post($"/accounts/{from}/resolves", $$"""{"deposit":"{{deposit}}"}""");
+        yield return Http.Post($"/accounts/{from}/chargebacks", $$"""{"deposit":"{{deposit}}"}""");
+        yield return Http.Post("/transfers", $$"""{"from":"{{from}}","to":"{{to}}","amount":10,"currency":"USD"}""", Key());
+        yield return Http.Post("/transfer", $$"""{"from":"{{from}}","to":"{{to}}","amount":10}""", Key());
+        yield return new HttpRequestMessage(HttpMethod.Get, $"/transfers/{deposit}");
+        yield return Http.Post("/keys", """{"name":"x"}""");
+        yield return new HttpRequestMessage(HttpMethod.Get, "/keys");
+        yield return new HttpRequestMessage(HttpMethod.Delete, "/keys/k0123456789abcdef");
+    }
+}
