@@ -62,24 +62,35 @@ public sealed class LoadRunnerTests(ApiFixture api)
     public async Task Rate_limited_clients_retry_under_the_same_key_and_never_move_money_twice(string concurrencyLimit, string queueLimit)
     {
         await using var tight = api.WithSettings((concurrencyLimit, "1"), (queueLimit, "0"));
-        var options = new LoadOptions
+        // Whether two requests ever meet at the limit depends on timing: on a fast, idle machine a
+        // run can finish without one. Up to three runs, each checked in full, until one is refused.
+        Summary summary = null!;
+        for (var run = 0; run < 3; run++)
         {
-            Clients = 12,
-            Transfers = 400,
-            Accounts = 10,
-            PoliteShare = 0.5,
-            MaxAttempts = 50,
-            BackoffBase = TimeSpan.FromMilliseconds(2),
-            BackoffCap = TimeSpan.FromMilliseconds(20),
-            Seed = 11,
-        };
+            var options = new LoadOptions
+            {
+                Clients = 12,
+                Transfers = 400,
+                Accounts = 10,
+                PoliteShare = 0.5,
+                MaxAttempts = 50,
+                BackoffBase = TimeSpan.FromMilliseconds(2),
+                BackoffCap = TimeSpan.FromMilliseconds(20),
+                Seed = 11 + run,
+            };
 
-        var summary = await new LoadRunner(tight.CreateClient(), options).RunAsync();
+            summary = await new LoadRunner(tight.CreateClient(), options).RunAsync();
 
-        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
-        Assert.True(summary.RateLimitedResponses > 0, "the concurrency limit was never hit");
+            Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+            Assert.Equal(400, summary.Transfers);
+            if (summary.RateLimitedResponses > 0)
+            {
+                break;
+            }
+        }
+
+        Assert.True(summary.RateLimitedResponses > 0, "the concurrency limit was never hit in three runs");
         Assert.True(summary.Retries >= summary.RateLimitedResponses - summary.GaveUp);
-        Assert.Equal(400, summary.Transfers);
         // The answered request alone never takes longer than the transfer with its waits and retries.
         Assert.InRange(summary.AnsweredP99LatencyMs, double.Epsilon, summary.P99LatencyMs * 1.01);
     }
