@@ -64,12 +64,19 @@ public static class LedgerEvents
 
 /// <summary>What one silo sends: the movements it ended since its last batch, and its load now.</summary>
 /// <param name="Dropped">Movements this silo could not send since it started, because its outgoing buffer was full.</param>
+/// <param name="FirstSequence">
+/// The silo's sequence number of the first movement of the batch; the others follow it one by one.
+/// A silo numbers what it sends from 1 when it starts, the same for every receiver, so every API
+/// process can name a point in each silo's stream the same way (docs/events.md, Resuming on any instance).
+/// 0 from a silo of an earlier release.
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.LedgerEventBatch")]
 public sealed record LedgerEventBatch(
     [property: Id(0)] string Silo,
     [property: Id(1)] IReadOnlyList<MovementEvent> Movements,
     [property: Id(2)] SiloLoad Load,
-    [property: Id(3)] long Dropped);
+    [property: Id(3)] long Dropped,
+    [property: Id(4)] long FirstSequence = 0);
 
 /// <summary>A movement that ended (committed or rejected), as the coordinator that ended it saw it.</summary>
 /// <param name="Reason">The rejection reason's code (<c>insufficient_funds</c>, ...), or null when committed.</param>

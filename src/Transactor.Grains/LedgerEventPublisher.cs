@@ -71,6 +71,22 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
         }
     }
 
+    /// <summary>
+    /// Counts a movement that ended in <paramref name="status"/>, timed from <paramref name="startedAt"/>,
+    /// and offers its event for sending: the event is made only when some receiver listens. Never waits.
+    /// </summary>
+    internal void Ended(TransferRequest request, TransferStatus status, RejectionReason reason, long startedAt, AccountSnapshot? debit, AccountSnapshot? credit)
+    {
+        if (_receivers.Length > 0)
+        {
+            Ended(Event(request, status, reason, startedAt, debit, credit));
+        }
+        else
+        {
+            Interlocked.Increment(ref status == TransferStatus.Committed ? ref _committed : ref _rejected);
+        }
+    }
+
     /// <summary>Counts a movement refused because the admission queue was full.</summary>
     public void Refused() => Interlocked.Increment(ref _refused);
 
@@ -105,6 +121,7 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
         var refreshedAt = long.MinValue;
         var loadSentAt = long.MinValue;
         var batch = new List<MovementEvent>(MaxBatch);
+        var sequence = 0L;
         try
         {
             while (await timer.WaitForNextTickAsync(stopping))
@@ -131,7 +148,9 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
                     }
 
                     loadSentAt = _time.GetTimestamp();
-                    var sent = new LedgerEventBatch(_silo, batch.ToArray(), Load(), Interlocked.Read(ref _dropped));
+                    // Numbered here, by the one reader: what every receiver gets carries the same numbers.
+                    var sent = new LedgerEventBatch(_silo, batch.ToArray(), Load(), Interlocked.Read(ref _dropped), sequence + 1);
+                    sequence += batch.Count;
                     foreach (var receiver in receivers)
                     {
                         Send(receiver, sent);

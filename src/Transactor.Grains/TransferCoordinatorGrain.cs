@@ -301,7 +301,7 @@ public sealed partial class TransferCoordinatorGrain(
         }
 
         instruments.Rejected(invalid);
-        events.Ended(events.Event(request, TransferStatus.Rejected, invalid, startedAt, null, null));
+        events.Ended(request, TransferStatus.Rejected, invalid, startedAt, null, null);
         return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
     }
 
@@ -445,7 +445,7 @@ public sealed partial class TransferCoordinatorGrain(
             var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
             // One-way: the client hears the outcome now; the shard writes it into the movement's row.
             await shard.Complete(request.TransferId, debit, credit);
-            events.Ended(events.Event(request, record.Status, record.Reason, startedAt, debit, credit));
+            events.Ended(request, record.Status, record.Reason, startedAt, debit, credit);
             status = record.Status;
             reason = record.Reason;
             return new TransferResult(request, record.Status, record.Reason, debit, credit, record.CreatedAt);

@@ -27,7 +27,7 @@ public static class EventsApi
         return app;
     }
 
-    private static IResult Transfers(HttpContext context, TransferEventLog log, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? account, string? backlog)
+    internal static IResult Transfers(HttpContext context, TransferEventLog log, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? account, string? backlog)
     {
         if (account is not null && !Ids.IsValidAccountId(account))
         {
@@ -47,11 +47,17 @@ public static class EventsApi
             return TooManySubscribers(TransferEventLog.MaxSubscribers);
         }
 
-        return TypedResults.ServerSentEvents(StreamTransfers(log, subscription, json.Value.SerializerOptions, context.RequestAborted));
+        // The place is taken now, before the response starts: it is freed when the request ends,
+        // whatever happens to the response (the stream frees it sooner when it ends normally).
+        context.Response.RegisterForDispose(subscription);
+        var body = new CoalescingResponseStream(context.Response.BodyWriter);
+        context.Response.Body = body;
+        return TypedResults.ServerSentEvents(StreamTransfers(log, subscription, body, json.Value.SerializerOptions, context.RequestAborted));
     }
 
     private static async IAsyncEnumerable<SseItem<string>> StreamTransfers(
-        TransferEventLog log, TransferEventLog.Subscription subscription, JsonSerializerOptions json, [EnumeratorCancellation] CancellationToken cancellation)
+        TransferEventLog log, TransferEventLog.Subscription subscription, CoalescingResponseStream body, JsonSerializerOptions json,
+        [EnumeratorCancellation] CancellationToken cancellation)
     {
         using (subscription)
         {
@@ -64,12 +70,19 @@ public static class EventsApi
 
             foreach (var entry in subscription.Replay)
             {
-                yield return Item(log, entry);
+                yield return Item(entry);
             }
 
             var buffer = subscription.Buffer;
-            while (await buffer.Reader.WaitToReadAsync(cancellation))
+            while (true)
             {
+                // Everything at hand is written: send it in one go, then wait for more.
+                await body.FlushAsync(cancellation);
+                if (!await buffer.Reader.WaitToReadAsync(cancellation))
+                {
+                    break;
+                }
+
                 while (buffer.Reader.TryRead(out var entry))
                 {
                     // Dropped while this client fell behind: it hears how many before the next one it gets.
@@ -78,38 +91,39 @@ public static class EventsApi
                         yield return new SseItem<string>(JsonSerializer.Serialize(new MissedView(missed), json), "missed");
                     }
 
-                    yield return Item(log, entry);
+                    yield return Item(entry);
                 }
             }
         }
     }
 
-    private static SseItem<string> Item(TransferEventLog log, TransferEventLog.TransferEvent entry) =>
-        new(entry.Json, "transfer") { EventId = log.EventId(entry.Sequence) };
+    private static SseItem<string> Item(TransferEventLog.TransferEvent entry) =>
+        new(entry.Json, "transfer") { EventId = entry.Id };
 
-    private static IResult Metrics(HttpContext context, MetricsFeed stream)
+    internal static IResult Metrics(HttpContext context, MetricsFeed stream)
     {
-        var subscriber = stream.Subscribe();
-        return subscriber is null
-            ? TooManySubscribers(MetricsFeed.MaxSubscribers)
-            : TypedResults.ServerSentEvents(StreamMetrics(stream, subscriber, context.RequestAborted));
+        if (stream.Subscribe() is not { } subscriber)
+        {
+            return TooManySubscribers(MetricsFeed.MaxSubscribers);
+        }
+
+        // As for the transfers stream: the place is freed when the request ends, even if the response never started.
+        context.Response.RegisterForDispose(subscriber);
+        return TypedResults.ServerSentEvents(StreamMetrics(subscriber, context.RequestAborted));
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> StreamMetrics(MetricsFeed stream, SubscriberBuffer<StreamItem> subscriber, [EnumeratorCancellation] CancellationToken cancellation)
+    private static async IAsyncEnumerable<SseItem<string>> StreamMetrics(MetricsFeed.Subscriber subscriber, [EnumeratorCancellation] CancellationToken cancellation)
     {
-        try
+        using (subscriber)
         {
-            while (await subscriber.Reader.WaitToReadAsync(cancellation))
+            var buffer = subscriber.Buffer;
+            while (await buffer.Reader.WaitToReadAsync(cancellation))
             {
-                while (subscriber.Reader.TryRead(out var item))
+                while (buffer.Reader.TryRead(out var item))
                 {
                     yield return new SseItem<string>(item.Json, item.Type) { ReconnectionInterval = Reconnect };
                 }
             }
-        }
-        finally
-        {
-            stream.Unsubscribe(subscriber);
         }
     }
 

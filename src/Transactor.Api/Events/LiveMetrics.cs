@@ -126,7 +126,7 @@ public sealed partial class LiveMetrics(
             backpressure,
             silos,
             log.Busiest(BusiestCount, fade: 0.8),
-            new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count),
+            new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count, log.Duplicates().Dropped),
             runs.Views());
     }
 
@@ -189,4 +189,4 @@ public sealed record LiveMetricsView(
 public sealed record SiloInfo(string Address, string Name, string Status, int Activations, int Accounts, int Shards, double PerSecond, double Share);
 
 /// <summary>The event pipeline's own figures: movements received by this API, dropped by silos' buffers, and subscribers.</summary>
-public sealed record EventsView(long Received, long DroppedBySilos, int TransferSubscribers, int LargestSubscriberBuffer, int MetricsSubscribers);
+public sealed record EventsView(long Received, long DroppedBySilos, int TransferSubscribers, int LargestSubscriberBuffer, int MetricsSubscribers, long Duplicates);

@@ -14,7 +14,7 @@ public sealed class MetricsFeed
     public const int MaxSubscribers = 256;
 
     private readonly object _gate = new();
-    private readonly List<SubscriberBuffer<StreamItem>> _subscribers = [];
+    private readonly List<Subscriber> _subscribers = [];
     private StreamItem? _latest;
 
     /// <summary>Sends <paramref name="item"/> to every subscriber; a <c>metrics</c> item is also kept for those who subscribe later.</summary>
@@ -30,13 +30,13 @@ public sealed class MetricsFeed
 
             foreach (var subscriber in _subscribers)
             {
-                subscriber.Offer(item);
+                subscriber.Buffer.Offer(item);
             }
         }
     }
 
-    /// <summary>A new subscriber, starting with the latest snapshot; null when too many are subscribed.</summary>
-    public SubscriberBuffer<StreamItem>? Subscribe()
+    /// <summary>A new subscriber, starting with the latest snapshot; null when too many are subscribed. Dispose it when the client leaves.</summary>
+    public Subscriber? Subscribe()
     {
         lock (_gate)
         {
@@ -45,10 +45,10 @@ public sealed class MetricsFeed
                 return null;
             }
 
-            var subscriber = new SubscriberBuffer<StreamItem>(SubscriberCapacity);
+            var subscriber = new Subscriber(this);
             if (_latest is not null)
             {
-                subscriber.Offer(_latest);
+                subscriber.Buffer.Offer(_latest);
             }
 
             _subscribers.Add(subscriber);
@@ -56,15 +56,12 @@ public sealed class MetricsFeed
         }
     }
 
-    public void Unsubscribe(SubscriberBuffer<StreamItem> subscriber)
+    private void Remove(Subscriber subscriber)
     {
-        ArgumentNullException.ThrowIfNull(subscriber);
         lock (_gate)
         {
             _subscribers.Remove(subscriber);
         }
-
-        subscriber.Complete();
     }
 
     public int Count
@@ -74,6 +71,23 @@ public sealed class MetricsFeed
             lock (_gate)
             {
                 return _subscribers.Count;
+            }
+        }
+    }
+
+    /// <summary>One subscriber of <c>/events/metrics</c>; disposing it (more than once is fine) frees its place.</summary>
+    public sealed class Subscriber(MetricsFeed feed) : IDisposable
+    {
+        private int _disposed;
+
+        public SubscriberBuffer<StreamItem> Buffer { get; } = new(MetricsFeed.SubscriberCapacity);
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                feed.Remove(this);
+                Buffer.Complete();
             }
         }
     }

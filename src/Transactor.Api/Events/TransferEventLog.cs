@@ -8,9 +8,10 @@ namespace Transactor.Api.Events;
 
 /// <summary>
 /// This API process's view of the ledger's events: every silo's batches arrive here
-/// (<see cref="ILedgerEventObserver"/>); each ended movement gets the next sequence number, is kept
-/// in a ring of the last <see cref="RingCapacity"/> for resuming clients, and is offered to every
-/// subscriber's bounded buffer. Also keeps what the metrics stream needs: each silo's latest load,
+/// (<see cref="ILedgerEventObserver"/>); each ended movement gets the next sequence number of this
+/// process and an event id that is a cursor over the silos' own sequences (valid on every API
+/// process, <see cref="Cursor"/>), is kept in a ring of the last <see cref="RingCapacity"/> for
+/// resuming clients, and is offered to every subscriber's bounded buffer. Also keeps what the metrics stream needs: each silo's latest load,
 /// the latencies of the current second, and the busiest accounts. See docs/events.md.
 /// </summary>
 public sealed class TransferEventLog : ILedgerEventObserver
@@ -30,25 +31,50 @@ public sealed class TransferEventLog : ILedgerEventObserver
     /// <summary>Accounts whose recent activity is counted for the busiest list; beyond this, new ones wait until old ones fade.</summary>
     public const int MaxTrackedAccounts = 10_000;
 
+    /// <summary>
+    /// Movements remembered to drop a second event of the same end: when two drivers of one movement
+    /// both complete it (a takeover racing the first driver), each silo sends it. Older ones are forgotten.
+    /// </summary>
+    public const int DedupeCapacity = 2 * RingCapacity;
+
+    /// <summary>Silos named in an event id; the movements of a silo beyond them are replayed in full on a resume (more, never fewer).</summary>
+    public const int MaxCursorSilos = 64;
+
+    /// <summary>How long movements of a silo may arrive ahead of a missing batch before the missing one is given up as lost.</summary>
+    public static readonly TimeSpan HoleTimeout = TimeSpan.FromSeconds(2);
+
     private const long MaxLatencyMicros = 60_000_000;
+
+    private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
+    /// <summary>Ranges of a silo's sequence received ahead of a missing batch, at most; beyond, the hole is given up.</summary>
+    private const int MaxAheadRanges = 64;
 
     private readonly object _gate = new();
     private readonly TransferEvent[] _ring = new TransferEvent[RingCapacity];
     private readonly List<Subscription> _subscribers = [];
     private readonly Dictionary<string, (SiloLoad Load, long Dropped)> _silos = new(StringComparer.Ordinal);
     private readonly Dictionary<string, double> _activity = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SiloStream> _streams = new(StringComparer.Ordinal);
+    private readonly List<SiloStream> _cursorSilos = [];
+    private readonly System.Text.StringBuilder _cursor = new();
+    private readonly TimeProvider _time;
     private readonly JsonSerializerOptions _json;
+    private readonly HashSet<(string TransferId, TransferStatus Status)> _seen = new(DedupeCapacity);
+    private readonly Queue<(string TransferId, TransferStatus Status)> _seenOrder = new(DedupeCapacity);
     private LongHistogram _latencyMicros = NewHistogram();
     private long _next = 1;
     private long _received;
+    private long _duplicates;
 
-    public TransferEventLog(IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
+    public TransferEventLog(IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(json);
         _json = json.Value.SerializerOptions;
+        _time = time ?? TimeProvider.System;
     }
 
-    /// <summary>Names this process's sequence: event ids are <c>{Instance}-{sequence}</c>, so an id from another process (or an earlier run of this one) is recognised.</summary>
+    /// <summary>Names this process's stream (the <c>ready</c> event); the <c>sequence</c> of a movement is this process's order.</summary>
     public string Instance { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
 
     public Task OnEvents(LedgerEventBatch batch)
@@ -57,12 +83,52 @@ public sealed class TransferEventLog : ILedgerEventObserver
         lock (_gate)
         {
             _silos[batch.Silo] = (batch.Load, batch.Dropped);
-            foreach (var movement in batch.Movements)
+            if (batch.Movements.Count == 0)
             {
-                var entry = new TransferEvent(_next, movement.From, movement.To, null!);
-                entry = entry with { Json = JsonSerializer.Serialize(TransferEventView.Of(entry.Sequence, batch.Silo, movement), _json) };
-                _ring[_next % RingCapacity] = entry;
-                _next++;
+                return Task.CompletedTask;
+            }
+
+            var silo = Stream(batch.Silo);
+            // A silo of an earlier release numbers nothing: its movements are numbered on arrival (valid here only).
+            var first = batch.FirstSequence > 0 ? batch.FirstSequence : Math.Max(silo.Head, silo.AheadEnd) + 1;
+            silo.Arrived(first, _time.GetTimestamp());
+            var inOrder = first == silo.Head + 1;
+            for (var i = 0; i < batch.Movements.Count; i++)
+            {
+                var movement = batch.Movements[i];
+                var siloSequence = first + i;
+                if (inOrder)
+                {
+                    // Every movement of this silo up to this one has arrived: the cursor moves with it
+                    // (and over what arrived ahead of it, once this one closes the hole).
+                    silo.Head = Math.Max(silo.Head, siloSequence);
+                    silo.Merge();
+                }
+
+                if (!FirstEnd(movement))
+                {
+                    _duplicates++;
+                    continue;
+                }
+
+                // JSON and event id made once here, shared by every subscriber.
+                var sequence = _next++;
+                var json = JsonSerializer.Serialize(TransferEventView.Of(sequence, batch.Silo, movement), _json);
+                var entry = new TransferEvent(sequence, Cursor(), movement.From, movement.To, json) { Silo = silo, SiloSequence = siloSequence };
+                var slot = sequence % RingCapacity;
+                if (_ring[slot] is { Silo: { } evicted } old)
+                {
+                    evicted.Evicted = Math.Max(evicted.Evicted, old.SiloSequence);
+                    if (--evicted.Kept == 0 && evicted.Gone)
+                    {
+                        // A silo that left, with nothing kept to replay: ids stop naming it.
+                        _streams.Remove(evicted.Name);
+                        _cursorSilos.Remove(evicted);
+                    }
+                }
+
+                _ring[slot] = entry;
+                silo.Kept++;
                 _received++;
                 _latencyMicros.RecordValue(Math.Clamp((long)(movement.LatencyMs * 1000), 1, MaxLatencyMicros));
                 Count(movement.From);
@@ -75,19 +141,115 @@ public sealed class TransferEventLog : ILedgerEventObserver
                     }
                 }
             }
+
+            if (!inOrder)
+            {
+                silo.Ahead(first, first + batch.Movements.Count - 1);
+            }
+
+            silo.Advance(_time, HoleTimeout);
         }
 
         return Task.CompletedTask;
     }
 
-    /// <summary>The event id of sequence number <paramref name="sequence"/>.</summary>
-    public string EventId(long sequence) => string.Create(CultureInfo.InvariantCulture, $"{Instance}-{sequence}");
+    /// <summary>
+    /// The event id of the movement just received: for every silo this process has heard from, the
+    /// silo's sequence up to which all its movements have arrived (<c>{silo}.{sequence}</c>, joined by
+    /// <c>-</c>). Every API process receives the same numbers from the silos, so any of them can tell
+    /// which of its kept movements come after an id, whichever process made it.
+    /// </summary>
+    private string Cursor()
+    {
+        _cursor.Clear();
+        foreach (var silo in _cursorSilos)
+        {
+            if (silo.Head > 0)
+            {
+                if (_cursor.Length > 0)
+                {
+                    _cursor.Append('-');
+                }
+
+                _cursor.Append(silo.Tag).Append('.').Append(silo.Head);
+            }
+        }
+
+        return _cursor.ToString();
+    }
+
+    private SiloStream Stream(string silo)
+    {
+        if (!_streams.TryGetValue(silo, out var stream))
+        {
+            stream = new SiloStream(silo, SiloTag(silo));
+            _streams[silo] = stream;
+            if (_cursorSilos.Count < MaxCursorSilos)
+            {
+                _cursorSilos.Add(stream);
+            }
+        }
+
+        stream.Gone = false;
+        return stream;
+    }
+
+    /// <summary>A short, stable name of a silo (its address with its generation): FNV-1a, the same in every process.</summary>
+    internal static string SiloTag(string silo)
+    {
+        var hash = 2166136261u;
+        foreach (var c in silo)
+        {
+            hash = unchecked((hash ^ c) * 16777619u);
+        }
+
+        return hash.ToString("x8", CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// False when this end of the movement was seen already (among the last <see cref="DedupeCapacity"/>):
+    /// a movement ends once, but two drivers that both complete it each publish it, from their own silos.
+    /// </summary>
+    private bool FirstEnd(MovementEvent movement)
+    {
+        var key = (movement.TransferId, movement.Status);
+        if (!_seen.Add(key))
+        {
+            return false;
+        }
+
+        _seenOrder.Enqueue(key);
+        if (_seenOrder.Count > DedupeCapacity)
+        {
+            _seen.Remove(_seenOrder.Dequeue());
+        }
+
+        return true;
+    }
+
+    /// <summary>Second events of a movement's end that were dropped (two drivers completed it), and how many ends are remembered to tell.</summary>
+    internal (long Dropped, int Remembered) Duplicates()
+    {
+        lock (_gate)
+        {
+            return (_duplicates, _seen.Count);
+        }
+    }
+
+    /// <summary>The event id of this process's movement <paramref name="sequence"/>, while it is kept; null otherwise.</summary>
+    public string? EventId(long sequence)
+    {
+        lock (_gate)
+        {
+            return sequence >= 1 && sequence < _next && _ring[sequence % RingCapacity] is { } entry && entry.Sequence == sequence ? entry.Id : null;
+        }
+    }
 
     /// <summary>
     /// Subscribes to movements (of <paramref name="account"/> only, when given). With
-    /// <paramref name="lastEventId"/>, the subscription starts with every kept movement after it, and
-    /// says when some of those are no longer kept; otherwise with the last <paramref name="backlog"/>.
-    /// Null when <see cref="MaxSubscribers"/> are subscribed.
+    /// <paramref name="lastEventId"/> (made by this process or another), the subscription starts with
+    /// every kept movement after it, and says when some of those are no longer kept; otherwise with the
+    /// last <paramref name="backlog"/>. Null when <see cref="MaxSubscribers"/> are subscribed.
     /// </summary>
     public Subscription? Subscribe(string? account, string? lastEventId, int backlog)
     {
@@ -100,52 +262,109 @@ public sealed class TransferEventLog : ILedgerEventObserver
 
             var subscription = new Subscription(this, account);
             var oldest = Math.Max(1, _next - RingCapacity);
-            var from = backlog > 0 ? oldest : _next;
+            var replay = new List<TransferEvent>();
             if (lastEventId is not null)
             {
-                var known = TryParse(lastEventId, out var last) && last < _next;
-                if (!known)
+                if (!TryParseCursor(lastEventId, out var cursor) || !_streams.Values.Any(s => cursor.ContainsKey(s.Tag)))
                 {
-                    subscription.Gap = new GapView("unknown_id", lastEventId, EventId(oldest), null);
-                }
-                else if (last + 1 < oldest)
-                {
-                    subscription.Gap = new GapView("too_old", lastEventId, EventId(oldest), oldest - last - 1);
-                    from = oldest;
+                    subscription.Gap = new GapView("unknown_id", lastEventId, OldestId(oldest), null);
                 }
                 else
                 {
-                    from = last + 1;
-                }
-            }
-
-            var replay = new List<TransferEvent>();
-            for (var sequence = _next - 1; sequence >= from && sequence >= oldest; sequence--)
-            {
-                var entry = _ring[sequence % RingCapacity];
-                if (subscription.Matches(entry))
-                {
-                    replay.Add(entry);
-                    if (lastEventId is null && replay.Count >= backlog)
+                    if (Lost(cursor) is > 0 and var lost)
                     {
-                        break;
+                        subscription.Gap = new GapView("too_old", lastEventId, OldestId(oldest), lost);
+                    }
+
+                    // Every kept movement the cursor does not cover: of a silo it names, beyond its sequence;
+                    // of a silo it does not name, all (the client cannot have had them from where it was).
+                    for (var sequence = oldest; sequence < _next; sequence++)
+                    {
+                        var entry = _ring[sequence % RingCapacity];
+                        var covered = entry.Silo is { } silo && cursor.TryGetValue(silo.Tag, out var upTo) && entry.SiloSequence <= upTo;
+                        if (!covered && subscription.Matches(entry))
+                        {
+                            replay.Add(entry);
+                        }
                     }
                 }
             }
+            else if (backlog > 0)
+            {
+                for (var sequence = _next - 1; sequence >= oldest; sequence--)
+                {
+                    var entry = _ring[sequence % RingCapacity];
+                    if (subscription.Matches(entry))
+                    {
+                        replay.Add(entry);
+                        if (replay.Count >= backlog)
+                        {
+                            break;
+                        }
+                    }
+                }
 
-            replay.Reverse();
+                replay.Reverse();
+            }
+
             subscription.Replay = replay;
             _subscribers.Add(subscription);
             return subscription;
         }
     }
 
-    private bool TryParse(string eventId, out long sequence)
+    /// <summary>
+    /// How many movements after <paramref name="cursor"/> this process cannot replay: those of a named
+    /// silo that it began to receive only after the cursor's point, and those that left its ring.
+    /// </summary>
+    private long Lost(Dictionary<string, long> cursor)
     {
-        sequence = 0;
-        var dash = eventId.LastIndexOf('-');
-        return dash > 0 && eventId.AsSpan(0, dash).SequenceEqual(Instance)
-            && long.TryParse(eventId.AsSpan(dash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out sequence);
+        var lost = 0L;
+        foreach (var silo in _streams.Values)
+        {
+            if (silo.First == 0 || !cursor.TryGetValue(silo.Tag, out var upTo))
+            {
+                continue;
+            }
+
+            var before = silo.First - 1;
+            if (before > upTo)
+            {
+                lost += before - upTo;
+            }
+
+            var from = Math.Max(upTo, before);
+            if (silo.Evicted > from)
+            {
+                lost += silo.Evicted - from;
+            }
+        }
+
+        return lost;
+    }
+
+    private string OldestId(long oldest) => oldest < _next && _ring[oldest % RingCapacity] is { } entry ? entry.Id : "";
+
+    /// <summary>Reads an event id: <c>{silo}.{sequence}</c> pairs joined by <c>-</c>, at most <see cref="MaxCursorSilos"/>.</summary>
+    internal static bool TryParseCursor(string eventId, out Dictionary<string, long> cursor)
+    {
+        cursor = new Dictionary<string, long>(StringComparer.Ordinal);
+        if (eventId.Length > MaxCursorSilos * 30)
+        {
+            return false;
+        }
+
+        foreach (var part in eventId.Split('-'))
+        {
+            if (part.IndexOf('.', StringComparison.Ordinal) != 8 || part.AsSpan(0, 8).IndexOfAnyExcept(LowerHex) >= 0
+                || !long.TryParse(part.AsSpan(9), NumberStyles.None, CultureInfo.InvariantCulture, out var sequence)
+                || !cursor.TryAdd(part[..8], sequence))
+            {
+                return false;
+            }
+        }
+
+        return cursor.Count > 0;
     }
 
     /// <summary>Subscribers now, and the most movements any one of them has waiting.</summary>
@@ -183,6 +402,15 @@ public sealed class TransferEventLog : ILedgerEventObserver
         lock (_gate)
         {
             _silos.Remove(silo);
+            if (_streams.TryGetValue(silo, out var stream))
+            {
+                stream.Gone = true;
+                if (stream.Kept == 0)
+                {
+                    _streams.Remove(silo);
+                    _cursorSilos.Remove(stream);
+                }
+            }
         }
     }
 
@@ -249,8 +477,96 @@ public sealed class TransferEventLog : ILedgerEventObserver
 
     private static LongHistogram NewHistogram() => new(MaxLatencyMicros, 3);
 
-    /// <summary>A movement as kept: its sequence number, its accounts (for filters) and its JSON, made once for every subscriber.</summary>
-    public sealed record TransferEvent(long Sequence, string? From, string? To, string Json);
+    /// <summary>A movement as kept: its sequence number and event id, its accounts (for filters) and its JSON, made once for every subscriber.</summary>
+    public sealed record TransferEvent(long Sequence, string Id, string? From, string? To, string Json)
+    {
+        /// <summary>The silo that sent it.</summary>
+        internal SiloStream? Silo { get; init; }
+
+        /// <summary>Its number in that silo's stream.</summary>
+        internal long SiloSequence { get; init; }
+    }
+
+    /// <summary>One silo's stream of movements as this process received it.</summary>
+    internal sealed class SiloStream(string name, string tag)
+    {
+        private readonly SortedList<long, long> _ahead = [];
+        private long _holeSince;
+
+        /// <summary>The silo's address, as it sends it.</summary>
+        public string Name { get; } = name;
+
+        /// <summary>The silo's short name in event ids.</summary>
+        public string Tag { get; } = tag;
+
+        /// <summary>The first of its sequence numbers this process received (0: none yet).</summary>
+        public long First { get; private set; }
+
+        /// <summary>Every movement of this silo from <see cref="First"/> up to this one has arrived here (or was given up as lost on the way).</summary>
+        public long Head { get; set; }
+
+        /// <summary>The highest of its numbers received beyond a missing batch (0 when none is missing).</summary>
+        public long AheadEnd => _ahead.Count == 0 ? 0 : _ahead.Values.Max();
+
+        /// <summary>The highest of its numbers that left the ring.</summary>
+        public long Evicted { get; set; }
+
+        /// <summary>Its movements in the ring now.</summary>
+        public int Kept { get; set; }
+
+        /// <summary>It left the cluster.</summary>
+        public bool Gone { get; set; }
+
+        /// <summary>A batch starting at <paramref name="first"/> arrived: the first one sets where this process's view of the silo starts.</summary>
+        public void Arrived(long first, long now)
+        {
+            if (First == 0)
+            {
+                First = first;
+                Head = first - 1;
+            }
+
+            if (first > Head + 1 && _holeSince == 0)
+            {
+                _holeSince = now;
+            }
+        }
+
+        /// <summary>Movements <paramref name="from"/>-<paramref name="to"/> arrived before one that comes earlier.</summary>
+        public void Ahead(long from, long to)
+        {
+            if (to > Head)
+            {
+                _ahead[Math.Max(from, Head + 1)] = to;
+            }
+        }
+
+        /// <summary>Moves <see cref="Head"/> over ranges received ahead that now follow it.</summary>
+        public void Merge()
+        {
+            while (_ahead.Count > 0 && _ahead.Keys[0] <= Head + 1)
+            {
+                Head = Math.Max(Head, _ahead.Values[0]);
+                _ahead.RemoveAt(0);
+            }
+        }
+
+        /// <summary>Merges, and gives a hole up as lost after <paramref name="timeout"/> (or past <see cref="MaxAheadRanges"/> ranges).</summary>
+        public void Advance(TimeProvider time, TimeSpan timeout)
+        {
+            Merge();
+            if (_ahead.Count == 0)
+            {
+                _holeSince = 0;
+            }
+            else if (_ahead.Count > MaxAheadRanges || time.GetElapsedTime(_holeSince) >= timeout)
+            {
+                Head = AheadEnd;
+                _ahead.Clear();
+                _holeSince = 0;
+            }
+        }
+    }
 
     /// <summary>One subscriber of <c>/events/transfers</c>. Dispose it when the client leaves.</summary>
     public sealed class Subscription(TransferEventLog log, string? account) : IDisposable
@@ -265,10 +581,16 @@ public sealed class TransferEventLog : ILedgerEventObserver
 
         public bool Matches(TransferEvent entry) => account is null || entry.From == account || entry.To == account;
 
+        private int _disposed;
+
+        /// <summary>Frees the subscriber's place; safe to call more than once (the stream ends it, and so does the request's end).</summary>
         public void Dispose()
         {
-            log.Remove(this);
-            Buffer.Complete();
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                log.Remove(this);
+                Buffer.Complete();
+            }
         }
     }
 }

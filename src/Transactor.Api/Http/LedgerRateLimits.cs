@@ -30,6 +30,15 @@ public sealed class LedgerLimitOptions
     public ConcurrencyLimitOptions Admission { get; set; } = new() { TargetLatency = TimeSpan.FromMilliseconds(200) };
 }
 
+/// <summary>Limits on load runs (configuration section <c>Transactor:Runs</c>).</summary>
+public sealed class RunLimitOptions
+{
+    public const string SectionName = "Transactor:Runs";
+
+    /// <summary>Runs one API key (or one address without a key) may start per minute, in a burst of as many; more get 429 with Retry-After.</summary>
+    public int StartsPerMinute { get; set; } = 10;
+}
+
 /// <summary>The API's one limiter of money-moving requests, shared by every request (see <see cref="LedgerLimitOptions"/>).</summary>
 public sealed class LedgerAdmission : IDisposable
 {
@@ -55,6 +64,9 @@ internal static class LedgerRateLimits
 {
     public const string Policy = "ledger";
 
+    /// <summary>Starting runs (<c>POST /runs</c>): a token bucket per key (per address without one) of <see cref="RunLimitOptions.StartsPerMinute"/>.</summary>
+    public const string RunsPolicy = "runs";
+
     public static IServiceCollection AddLedgerRateLimits(this IServiceCollection services, IConfiguration configuration)
     {
         var options = configuration.GetSection(LedgerLimitOptions.SectionName).Get<LedgerLimitOptions>() ?? new LedgerLimitOptions();
@@ -68,10 +80,28 @@ internal static class LedgerRateLimits
         services.TryAddSingleton<TransactorInstruments>();
         services.AddSingleton(options);
         services.AddSingleton<LedgerAdmission>();
+        var runs = configuration.GetSection(RunLimitOptions.SectionName).Get<RunLimitOptions>() ?? new RunLimitOptions();
+        if (runs.StartsPerMinute < 1)
+        {
+            throw new InvalidOperationException($"{RunLimitOptions.SectionName}: StartsPerMinute must be at least 1.");
+        }
+
         services.AddSingleton<ClientBuckets>();
         services.AddOptions<RateLimiterOptions>().Configure<ClientBuckets>((limiter, buckets) =>
         {
             limiter.GlobalLimiter = buckets.Limiter;
+            // A run is cheap to ask for and costly to execute: its own small bucket per caller, beside
+            // the bound on runs executing at once (RunManager.MaxActiveRuns, 409 too_many_runs).
+            limiter.AddPolicy(RunsPolicy, context => RateLimitPartition.GetTokenBucketLimiter(
+                context.User.KeyId() is { } keyId ? "key:" + keyId : "ip:" + context.Connection.RemoteIpAddress,
+                _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = runs.StartsPerMinute,
+                    TokensPerPeriod = 1,
+                    ReplenishmentPeriod = TimeSpan.FromMinutes(1) / runs.StartsPerMinute,
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                }));
             // One partition: every money-moving request shares the limiter, which lives as long as the process.
             limiter.AddPolicy(Policy, context => RateLimitPartition.Get(
                 0, _ => context.RequestServices.GetRequiredService<LedgerAdmission>().Limiter));

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Transactor.Api.Events;
@@ -75,7 +74,8 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
                 return null;
             }
 
-            run = new LedgerRun(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)), name, count, accounts, time.GetUtcNow(), _stopping.Token);
+            // 128 bits (a version 7 UUID: time-ordered, 74 random bits), unique across restarts and API instances.
+            run = new LedgerRun(Guid.CreateVersion7(time.GetUtcNow()).ToString("N"), name, count, accounts, time.GetUtcNow(), _stopping.Token);
             _runs.Add(run);
             while (_runs.Count > MaxKeptRuns && _runs.FindIndex(r => !r.Active) is var ended and >= 0)
             {

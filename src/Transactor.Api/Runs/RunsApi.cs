@@ -14,7 +14,8 @@ public static class RunsApi
         var group = app.MapGroup("/runs").WithTags("Runs").RequireAuthorization(Transactor.Api.Security.Roles.AdminPolicy);
         group.MapPost("/", Start).WithSummary("Start a run of transfers between the run's own accounts, executed by this API process")
             .Accepts<StartRunBody>("application/json").Produces<RunView>(StatusCodes.Status202Accepted)
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .RequireRateLimiting(LedgerRateLimits.RunsPolicy);
         group.MapGet("/", (RunManager runs) => TypedResults.Ok(runs.Views())).WithSummary("The runs, newest first");
         group.MapGet("/{id}", (string id, RunManager runs) => runs.Find(id) is { } run ? Results.Ok(run) : RunNotFound(id)).WithSummary("One run");
         group.MapPost("/{id}/cancel", (string id, RunManager runs) => runs.Cancel(id) ? Results.Ok(runs.Find(id)) : RunNotFound(id))
