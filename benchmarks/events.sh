@@ -32,7 +32,18 @@ AUTH=(-H "Authorization: Bearer $ADMIN_KEY")
 LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --api-key "$ADMIN_KEY" --accounts 10000 --quiet --clients 64)
 echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $SUBSCRIBERS subscribers$([[ "$PAGE" == 1 ]] && echo ' + the page in headless Chromium') vs none, ${SECONDS_PER_RUN}s runs, $ROUNDS rounds"
 "${LOADGEN[@]}" --duration 10 --seed 1 --out "$OUT/events-warmup.json" >/dev/null
-subscribers() { timeout 3 curl -sN "${AUTH[@]}" "$URL/events/metrics" | grep -m1 '^data:' | python3 -c "import json,sys;e=json.loads(sys.stdin.read()[5:])['events'];print(f\"{e['transfer_subscribers']} transfer and {e['metrics_subscribers']-1} metrics subscribers\")" || echo "subscribers unknown"; }
+# The subscribers the API counts (its latest metrics snapshot, read through one more metrics stream).
+subscribers() { timeout 5 curl -sN "${AUTH[@]}" "$URL/events/metrics" | grep -m1 '^data:' | python3 -c "import json,sys;e=json.loads(sys.stdin.read()[5:])['events'];print(e['transfer_subscribers'], e['metrics_subscribers']-1)" 2>/dev/null || echo "0 0"; }
+wait_for_subscribers() {
+    local want_transfers=$((SUBSCRIBERS + PAGE)) want_metrics=$((1 + PAGE)) got
+    for _ in $(seq 1 60); do
+        got="$(subscribers)"
+        read -r t m <<<"$got"
+        if (( t >= want_transfers && m >= want_metrics )); then echo "$t transfer and $m metrics subscribers"; return; fi
+        sleep 1
+    done
+    echo "only $t transfer and $m metrics subscribers after 60 s"
+}
 for round in $(seq 1 "$ROUNDS"); do
     for mode in none subscribed; do
         note=""
@@ -44,8 +55,7 @@ for round in $(seq 1 "$ROUNDS"); do
                 "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --user-data-dir="$PROFILE" \
                     --remote-debugging-port=0 "$URL/#key=$ADMIN_KEY" >"$OUT/events-chromium.log" 2>&1 & READERS+=($!)
             fi
-            sleep 3
-            note=" ($(subscribers))"
+            note=" ($(wait_for_subscribers))"
         fi
         load="$(cut -d' ' -f1 /proc/loadavg)"
         "${LOADGEN[@]}" --duration "$SECONDS_PER_RUN" --seed "$round" --out "$OUT/events-$mode-$round.json" >/dev/null
@@ -54,7 +64,8 @@ for round in $(seq 1 "$ROUNDS"); do
             stop_readers
             received=", reader 1 got $(grep -c '^event: transfer' "$OUT/events-reader-1.txt") transfer events ($(grep -c '^event: missed' "$OUT/events-reader-1.txt" || true) missed notices)$note"
         fi
-        python3 -c "import json;d=json.load(open('$OUT/events-$mode-$round.json'));print(f\"round $round $mode: {d['committed_per_second']:.0f} committed/s, p99 {d['p99_latency_ms']:.1f} ms, load average {'$load'} before$received\")"
+        python3 -c "import json,sys;d=json.load(open(sys.argv[1]));print(f\"round {sys.argv[2]} {sys.argv[3]}: {d['committed_per_second']:.0f} committed/s, p99 {d['p99_latency_ms']:.1f} ms, load average {sys.argv[4]} before{sys.argv[5]}\")" \
+            "$OUT/events-$mode-$round.json" "$round" "$mode" "$load" "$received"
     done
 done
 python3 - "$OUT" "$ROUNDS" <<'PY'

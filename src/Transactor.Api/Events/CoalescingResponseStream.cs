@@ -6,7 +6,7 @@ namespace Transactor.Api.Events;
 /// <summary>
 /// The response body of an event stream: writes go into the response's pipe without a flush each
 /// (Kestrel's own body stream flushes every write, so one socket send per event per subscriber), and
-/// the stream flushes when its producer has nothing more to send at once (<see cref="FlushAsync(CancellationToken)"/>)
+/// the stream flushes when its producer has nothing more to send at once (<see cref="SendAsync"/>)
 /// or when <see cref="FlushAt"/> bytes are waiting. A flush waits for a slow client, as a write would:
 /// the subscriber's bounded buffer, not this stream, absorbs what the client cannot take.
 /// </summary>
@@ -33,14 +33,23 @@ internal sealed class CoalescingResponseStream(PipeWriter writer) : Stream
         _unflushed += buffer.Length;
         if (_unflushed >= FlushAt)
         {
-            await FlushAsync(cancellationToken);
+            await SendAsync(cancellationToken);
         }
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
         WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override async Task FlushAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Does not flush by itself unless <see cref="FlushAt"/> bytes wait: whoever formats the events
+    /// may flush after each one, which is exactly the cost this stream saves. The producer flushes
+    /// with <see cref="SendAsync"/> when it has nothing more at hand; the server flushes at the end.
+    /// </summary>
+    public override Task FlushAsync(CancellationToken cancellationToken) =>
+        _unflushed >= FlushAt ? SendAsync(cancellationToken) : Task.CompletedTask;
+
+    /// <summary>Sends what was written so far (a flush of the response's pipe; waits for a slow client).</summary>
+    public async Task SendAsync(CancellationToken cancellationToken)
     {
         if (_unflushed == 0)
         {

@@ -77,7 +77,7 @@ public static class EventsApi
             while (true)
             {
                 // Everything at hand is written: send it in one go, then wait for more.
-                await body.FlushAsync(cancellation);
+                await body.SendAsync(cancellation);
                 if (!await buffer.Reader.WaitToReadAsync(cancellation))
                 {
                     break;
