@@ -32,8 +32,8 @@ AUTH=(-H "Authorization: Bearer $ADMIN_KEY")
 LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --api-key "$ADMIN_KEY" --accounts 10000 --quiet --clients 64)
 echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $SUBSCRIBERS subscribers$([[ "$PAGE" == 1 ]] && echo ' + the page in headless Chromium') vs none, ${SECONDS_PER_RUN}s runs, $ROUNDS rounds"
 "${LOADGEN[@]}" --duration 10 --seed 1 --out "$OUT/events-warmup.json" >/dev/null
-# The subscribers the API counts (its latest metrics snapshot, read through one more metrics stream).
-subscribers() { timeout 5 curl -sN "${AUTH[@]}" "$URL/events/metrics" | grep -m1 '^data:' | python3 -c "import json,sys;e=json.loads(sys.stdin.read()[5:])['events'];print(e['transfer_subscribers'], e['metrics_subscribers']-1)" 2>/dev/null || echo "0 0"; }
+# The subscribers the API counts: its latest metrics snapshot, which a new metrics stream gets first (made before that stream subscribed).
+subscribers() { timeout 5 curl -sN "${AUTH[@]}" "$URL/events/metrics" | grep -m1 '^data:' | python3 -c "import json,sys;e=json.loads(sys.stdin.read()[5:])['events'];print(e['transfer_subscribers'], e['metrics_subscribers'])" 2>/dev/null || echo "0 0"; }
 wait_for_subscribers() {
     local want_transfers=$((SUBSCRIBERS + PAGE)) want_metrics=$((1 + PAGE)) got
     for _ in $(seq 1 60); do
