@@ -38,6 +38,7 @@ app.MapScalarApiReference();
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();
+app.MapAccountHistoryApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapKeysApi();
