@@ -107,7 +107,7 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
     }
 
     [Fact]
-    public async Task A_valid_cursor_of_another_shape_is_refused_and_an_unknown_account_is_404()
+    public async Task An_account_that_is_not_open_has_no_history_404()
     {
         using var unknown = await _client.GetAsync($"/accounts/nobody-{Guid.NewGuid():N}/entries");
         await unknown.AssertProblem(HttpStatusCode.NotFound, "account_not_found");

@@ -22,8 +22,10 @@ public sealed class HistoryDurabilityTests(PostgresFixture postgres)
         {
             var ledger = new Ledger(cluster.Client);
             ids = await ledger.OpenFunded("hist", 2, 10_000);
-            // 2 + 19 + 2 entries each: several pages of 4 and a tail, of every kind a transfer makes.
-            for (var i = 0; i < 19; i++)
+            // 1 + 17 + 2 = 20 entries each, five full pages of 4, of every kind a transfer makes. The
+            // last page is moved after the last write of the account's row, which still carries it:
+            // after the restart, the next entry moves it again onto the row that exists already.
+            for (var i = 0; i < 17; i++)
             {
                 var (from, to) = i % 3 == 0 ? (ids[1], ids[0]) : (ids[0], ids[1]);
                 Assert.Equal(TransferStatus.Committed, (await ledger.Execute(new TransferRequest($"{ids[0]}-t{i}", from, to, 100 + i, "USD"))).Status);
@@ -33,7 +35,7 @@ public sealed class HistoryDurabilityTests(PostgresFixture postgres)
             Assert.Equal(TransferStatus.Committed, (await ledger.Execute(TransferRequest.Pending(pending, ids[0], ids[1], 500, "USD"))).Status);
             Assert.Equal(TransferStatus.Committed, (await ledger.Coordinator.EndPending(pending, TransferPhase.Post, 200)).Status);
             (before, balancesBefore) = await Read(cluster.Client, ids);
-            Assert.All(before, h => Assert.Equal(22, h.Count));
+            Assert.All(before, h => Assert.Equal(20, h.Count));
         }
         finally
         {
@@ -54,8 +56,10 @@ public sealed class HistoryDurabilityTests(PostgresFixture postgres)
             // History goes on where it stopped, with no gap and no repeat.
             var ledger = new Ledger(restarted.Client);
             Assert.Equal(TransferStatus.Committed, (await ledger.Execute(new TransferRequest($"{ids[0]}-after", ids[0], ids[1], 7, "USD"))).Status);
-            var more = (await restarted.Client.GetAccountHistory().Entries(ids[0], 22, 10))!;
-            Assert.Equal((23L, HistoryKind.TransferOut, 7L), (more.Entries.Single().Sequence, more.Entries[0].Kind, more.Entries[0].AmountMinor));
+            var more = (await restarted.Client.GetAccountHistory().Entries(ids[0], 20, 10))!;
+            Assert.Equal((21L, HistoryKind.TransferOut, 7L), (more.Entries.Single().Sequence, more.Entries[0].Kind, more.Entries[0].AmountMinor));
+            var whole = (await restarted.Client.GetAccountHistory().Entries(ids[0], 0, 100))!;
+            Assert.Equal([.. before[0].Entries, more.Entries[0]], whole.Entries);
             Assert.Equal((await ledger.Snapshots([ids[0]]))[0].AvailableMinor, more.Entries[0].AvailableMinor);
         }
         finally
