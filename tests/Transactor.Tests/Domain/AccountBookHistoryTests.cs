@@ -63,11 +63,13 @@ public sealed class AccountBookHistoryTests
         Apply(book, "d3", EntrySide.Credit, 10, external: true);
 
         var due = book.DueHistoryPage()!;
-        Assert.Equal((0, new[] { 1L, 2L }), (due.Page, due.Entries.Select(e => e.Sequence).ToArray()));
+        Assert.Equal(0, due.Page);
+        Assert.Equal([1L, 2L], due.Entries.Select(e => e.Sequence));
         Assert.Throws<LedgerInvariantException>(() => book.HistoryPageStored(1));
         book.HistoryPageStored(0);
 
-        Assert.Equal((1, new[] { 3L }, 3L), (book.State.HistoryPages, book.State.HistoryTail!.Select(e => e.Sequence).ToArray(), book.State.HistoryCount));
+        Assert.Equal((1, 3L), (book.State.HistoryPages, book.State.HistoryCount));
+        Assert.Equal([3L], book.State.HistoryTail!.Select(e => e.Sequence));
         Assert.Null(book.DueHistoryPage());
         book.AssertInvariants();
     }

@@ -164,7 +164,7 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
         private readonly Dictionary<string, (TransferPhase Phase, long AmountMinor)> _ended = [];
         private readonly Dictionary<string, List<ModelEntry>> _history = ids.ToDictionary(id => id, _ => new List<ModelEntry> { new(Transactor.Domain.HistoryKind.Deposit, fundedMinor, fundedMinor, 0, 0) });
 
-        public IReadOnlyList<ModelEntry> History(string id) => _history[id];
+        public List<ModelEntry> History(string id) => _history[id];
 
         private void Record(string id, Transactor.Domain.HistoryKind kind, long amountMinor) =>
             _history[id].Add(new ModelEntry(kind, amountMinor, _available[id], _pendingDebit[id], _pendingCredit[id]));
