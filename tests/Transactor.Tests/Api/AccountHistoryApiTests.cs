@@ -47,7 +47,8 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         }
         while (next is not null && pages < 10);
 
-        Assert.Equal((3, Enumerable.Range(1, 7).Select(i => (long)i).ToList()), (pages, paged));
+        Assert.Equal(3, pages);
+        Assert.Equal(Enumerable.Range(1, 7).Select(i => (long)i), paged);
         var credited = (await Get($"/accounts/{b}/entries")).GetProperty("items").EnumerateArray().ToArray();
         Assert.Equal(["transfer_in"], credited.Select(e => e.GetProperty("kind").GetString()).Distinct());
         Assert.Equal(150L, credited[^1].GetProperty("available").GetInt64());
@@ -186,7 +187,7 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
 
         await Transfer(id, to, 100);
         Assert.Equal(-600L, await _client.Available(id));
-        Assert.Equal(1_000L, await _client.Available(to));
+        Assert.Equal(600L, await _client.Available(to));
     }
 
     public static TheoryData<string, string> BadLimits() => new()
