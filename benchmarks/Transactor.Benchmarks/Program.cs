@@ -27,7 +27,7 @@ var admitOption = new Option<int?>("--max-concurrent-transfers") { Description =
 var directoryOption = new Option<bool>("--distributed-directory") { Description = "Use Orleans' strongly consistent grain directory (AddDistributedGrainDirectory, experimental in Orleans 10) instead of the default one." };
 var ledgerStorageOption = new Option<string>("--ledger-storage") { Description = "With --postgres, the ledger's grain storage provider: Batched (group commit across grains) or AdoNet (Orleans' ADO.NET provider).", DefaultValueFactory = _ => BatchedGrainStorageRegistration.ProviderType };
 var historyOption = new Option<bool>("--no-history") { Description = "Accounts record no history (Transactor:Transfers:RecordHistory=false): to measure what recording it costs." };
-var pageSizeOption = new Option<int?>("--history-page-size") { Description = "Transactor:Transfers:HistoryPageSize, entries per history page (default 32)." };
+var pageSizeOption = new Option<int?>("--history-page-size") { Description = "Transactor:Transfers:HistoryPageSize, entries per history page (default 8)." };
 var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")

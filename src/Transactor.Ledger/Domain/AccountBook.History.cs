@@ -11,7 +11,7 @@ namespace Transactor.Domain;
 public sealed partial class AccountBook
 {
     /// <summary>Entries per history page unless the host chooses otherwise.</summary>
-    public const int DefaultHistoryPageSize = 32;
+    public const int DefaultHistoryPageSize = 8;
 
     /// <summary>The largest history page: the account's row carries up to a page of entries, and a read up to one page per row.</summary>
     public const int MaxHistoryPageSize = 1_000;

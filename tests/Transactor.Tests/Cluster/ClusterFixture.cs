@@ -20,7 +20,7 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     internal static readonly TestTransferFaults Faults = new();
 
-    /// <summary>Entries per history page in the test clusters (the default is 32).</summary>
+    /// <summary>Entries per history page in the test clusters (the default is 8).</summary>
     internal const int HistoryPageSize = 4;
 
     public TestCluster Cluster { get; private set; } = null!;
