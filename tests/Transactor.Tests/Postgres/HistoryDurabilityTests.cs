@@ -46,6 +46,9 @@ public sealed class HistoryDurabilityTests(PostgresFixture postgres)
         var restarted = await PostgresCluster.StartAsync(database, serviceId, silos: 2, storage: storage);
         try
         {
+            // The row as the last write left it: four pages counted, the fifth still in its tail.
+            var head = (await restarted.Client.GetAccount(ids[0]).GetHistoryHead())!;
+            Assert.Equal((20L, 4, 4), (head.Count, head.Pages, head.Tail.Count));
             var (after, balancesAfter) = await Read(restarted.Client, ids);
             for (var i = 0; i < ids.Length; i++)
             {
