@@ -1,5 +1,4 @@
 using Orleans.Dashboard;
-using Scalar.AspNetCore;
 using Transactor.Api.Apis;
 using Transactor.Api.Events;
 using Transactor.Api.Hosting;
@@ -33,8 +32,8 @@ app.UseRateLimiter();
 app.UseDefaultFiles();
 app.UseStaticFiles();
 
-app.MapOpenApi();
-app.MapScalarApiReference();
+app.MapApiReference(mode);
+app.UseDashboardAccess("/dashboard");
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();

@@ -132,7 +132,7 @@ internal sealed class ClientBuckets : IDisposable
         _perCaller = PartitionedRateLimiter.Create<HttpContext, Partition>(context =>
             RateLimitPartition.GetTokenBucketLimiter(Of(context), p => Bucket(p.TokensPerSecond, p.Burst)));
         // Requests without a key (health, docs) do not count against the keyed clients' global bucket.
-        _global = PartitionedRateLimiter.Create<HttpContext, string>(context => context.User.KeyId() is null
+        _global = PartitionedRateLimiter.Create<HttpContext, string>(context => context.User.Identity is not ApiKeyIdentity
             ? RateLimitPartition.GetNoLimiter("anonymous")
             : RateLimitPartition.GetTokenBucketLimiter(GlobalPartition, _ => Bucket(_auth.Global.TokensPerSecond, _auth.Global.Burst)));
         Limiter = PartitionedRateLimiter.CreateChained(_perCaller, _global);
@@ -140,6 +140,43 @@ internal sealed class ClientBuckets : IDisposable
 
     /// <summary>The limiter the rate-limiting middleware applies to every request.</summary>
     public PartitionedRateLimiter<HttpContext> Limiter { get; }
+
+    /// <summary>The size of the caller's own token bucket.</summary>
+    public int BurstOf(HttpContext context) => Of(context).Burst;
+
+    /// <summary>
+    /// Takes <paramref name="count"/> more tokens from the caller's bucket and the global one, for a
+    /// request that stands for that many more (a batch); false, with the wait, when they are not there.
+    /// </summary>
+    public bool TryTake(HttpContext context, int count, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.FromSeconds(1);
+        if (count <= 0)
+        {
+            return true;
+        }
+
+        RateLimitLease lease;
+        try
+        {
+            lease = Limiter.AttemptAcquire(context, count);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            // More than a bucket holds: it can never be granted at once.
+            return false;
+        }
+
+        using (lease)
+        {
+            if (lease.TryGetMetadata(MetadataName.RetryAfter, out var wait))
+            {
+                retryAfter = wait;
+            }
+
+            return lease.IsAcquired;
+        }
+    }
 
     /// <summary>Retry-After and RateLimit-Reset are whole seconds, at least one.</summary>
     public static long WholeSeconds(TimeSpan time) => Math.Max(1, (long)Math.Ceiling(time.TotalSeconds));
@@ -171,16 +208,14 @@ internal sealed class ClientBuckets : IDisposable
     private Partition Of(HttpContext context)
     {
         var auth = _auth;
-        var user = context.User;
-        if (user.KeyId() is not { } keyId)
+        if (context.User.Identity is not ApiKeyIdentity { } identity)
         {
             return new Partition("ip:" + context.Connection.RemoteIpAddress, auth.Anonymous.TokensPerSecond, auth.Anonymous.Burst);
         }
 
-        var role = user.IsAdmin() ? auth.Admin : auth.Client;
-        var rate = int.TryParse(user.FindFirst(ApiKeyAuthenticationHandler.RatePerSecondClaim)?.Value, CultureInfo.InvariantCulture, out var r) ? r : role.TokensPerSecond;
-        var burst = int.TryParse(user.FindFirst(ApiKeyAuthenticationHandler.BurstClaim)?.Value, CultureInfo.InvariantCulture, out var b) ? b : role.Burst;
-        return new Partition("key:" + keyId, rate, burst);
+        var key = identity.Key;
+        var role = key.Role == ApiKeyRole.Admin ? auth.Admin : auth.Client;
+        return new Partition(identity.RatePartition, key.RatePerSecond ?? role.TokensPerSecond, key.Burst ?? role.Burst);
     }
 
     /// <summary>

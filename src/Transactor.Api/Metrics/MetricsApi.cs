@@ -60,7 +60,8 @@ public static class MetricsApi
                     monitor.InjectedByKind.ToDictionary(k => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(k.Key.ToString()), k => k.Value, StringComparer.Ordinal))
                 : null;
             return TypedResults.Ok(metrics.Snapshot(silos, activations, admission, chaos));
-        }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts");
+        }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts (admin key)")
+            .RequireAuthorization(Security.Roles.AdminPolicy);
         return app;
     }
 }
