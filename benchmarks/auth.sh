@@ -11,7 +11,7 @@
 # opens and funds the load generator's accounts, warms up WARMUP_SECONDS (not measured), measures
 # SECONDS_PER_RUN at 64 closed-loop clients, and stops the API: no idle API shares the cores.
 # Rounds alternate the variants; the load average is printed with every run.
-#   benchmarks/auth.sh [seconds] [rounds]
+#   [ACCOUNTS=10000] [WARMUP_SECONDS=6] [BEFORE_API_DLL=...] benchmarks/auth.sh [seconds] [rounds]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECONDS_PER_RUN="${1:-15}"
@@ -38,7 +38,7 @@ if [[ -n "${BEFORE_API_DLL:-}" ]]; then
     DLL[before-client]="$BEFORE_API_DLL"; DLL[before-signed]="$BEFORE_API_DLL"
     VARIANTS+=(before-client before-signed)
 fi
-LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --accounts 10000 --quiet --clients 64)
+LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --accounts "${ACCOUNTS:-10000}" --quiet --clients 64)
 ADMIN_KEY="bench-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PORT=5191
 URL="http://127.0.0.1:$PORT"
