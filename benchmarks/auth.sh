@@ -40,7 +40,7 @@ if [[ -n "${BEFORE_API_DLL:-}" ]]; then
 fi
 LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --accounts "${ACCOUNTS:-10000}" --quiet --clients 64)
 ADMIN_KEY="bench-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-PORT=5191
+PORT="${BENCH_PORT:-5191}"
 URL="http://127.0.0.1:$PORT"
 API_PID=""
 trap '[[ -n "$API_PID" ]] && kill "$API_PID" 2>/dev/null || true' EXIT
