@@ -27,7 +27,18 @@ public sealed class LedgerLimitOptions
     /// limit starts (section <c>Transactor:Api:Admission</c>). The latency it watches runs from a
     /// request's admission to its answer, the silo's queueing included.
     /// </summary>
-    public ConcurrencyLimitOptions Admission { get; set; } = new() { TargetLatency = TimeSpan.FromMilliseconds(200) };
+    /// <remarks>
+    /// The queue is bounded in time as well as size (see docs/overload.md): a request waits at most
+    /// 1 s for a place while the queue keeps draining, and at most 100 ms once it has stood for
+    /// 200 ms (overload); then it is refused with 503 <c>queue_timeout</c> before any work starts.
+    /// </remarks>
+    public ConcurrencyLimitOptions Admission { get; set; } = new()
+    {
+        TargetLatency = TimeSpan.FromMilliseconds(200),
+        QueueTimeout = TimeSpan.FromSeconds(1),
+        StandingQueueTimeout = TimeSpan.FromMilliseconds(100),
+        StandingQueueInterval = TimeSpan.FromMilliseconds(200),
+    };
 }
 
 /// <summary>The API's one limiter of money-moving requests, shared by every request (see <see cref="LedgerLimitOptions"/>).</summary>
@@ -85,6 +96,13 @@ internal static class LedgerRateLimits
                     http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
                     await Problems.Create(StatusCodes.Status429TooManyRequests, "rate_limited", "Too many requests for this API key.",
                         "The key's token bucket (or the API's global one) is empty; retry after the number of seconds in Retry-After.").ExecuteAsync(http);
+                    return;
+                }
+
+                if (context.Lease.TryGetMetadata(MetadataName.ReasonPhrase, out var reason) && reason == AdaptiveConcurrencyLimiter.QueueTimeoutReason)
+                {
+                    // Waited longer than the queue's bound: the ledger is overloaded, not this client.
+                    await Problems.QueueTimeout(http.Response).ExecuteAsync(http);
                     return;
                 }
 

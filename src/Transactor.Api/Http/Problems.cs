@@ -59,6 +59,19 @@ internal static class Problems
     }
 
     /// <summary>
+    /// 503 with <c>Retry-After</c>: the request waited for a place in the API's admission queue
+    /// longer than its bound (<c>Transactor:Api:Admission:QueueTimeout</c>, shorter once the queue
+    /// stands) and was refused before any of its work started: nothing was recorded.
+    /// </summary>
+    public static IResult QueueTimeout(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        response.Headers.RetryAfter = "1";
+        return Create(StatusCodes.Status503ServiceUnavailable, "queue_timeout", "The ledger is overloaded.",
+            "The request waited longer than the admission queue allows and was not started; nothing was recorded. Retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
+    }
+
+    /// <summary>
     /// 503 with <c>Retry-After</c>: the ledger's database did not answer or failed the request (it is
     /// down, restarting or unreachable). Nothing the request asked for was applied without being
     /// stored: a retry with the same idempotency key gets the one outcome the key has.
