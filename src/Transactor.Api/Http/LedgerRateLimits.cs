@@ -58,13 +58,53 @@ public sealed class LedgerAdmission : IDisposable
 }
 
 /// <summary>
-/// Two kinds of limit: the concurrency limit on money-moving requests (policy <see cref="Policy"/>),
-/// and token buckets on every request (<see cref="ClientBuckets"/>): one per API key (one per remote
-/// address for requests without a valid key) chained with one global bucket.
+/// Two kinds of limit: the concurrency limit on money-moving requests (<see cref="RequireLedgerAdmission"/>,
+/// an endpoint filter over <see cref="LedgerAdmission"/>), and token buckets on every request
+/// (<see cref="ClientBuckets"/>, through ASP.NET Core's rate-limiting middleware): one per API key
+/// (one per remote address for requests without a valid key) chained with one global bucket.
 /// </summary>
 internal static class LedgerRateLimits
 {
-    public const string Policy = "ledger";
+    /// <summary>
+    /// Admits the endpoint's requests through the API's one limiter of money-moving requests: at
+    /// most its limit at once, then its time-bounded queue, else a refusal (429 <c>too_many_requests</c>
+    /// with a full queue, 503 <c>queue_timeout</c> after waiting past the queue's bound), before the
+    /// handler reads anything. A client that disconnects while queued leaves the queue.
+    /// </summary>
+    /// <remarks>
+    /// An endpoint filter and not a policy of the rate-limiting middleware: the middleware wraps
+    /// every policy in a partitioned limiter, whose partition lookup takes one lock shared by every
+    /// request. Under a 5× overload that lock was where the most request threads waited
+    /// (docs/profiling.md, "Under overload"); this limiter is one object, so there is nothing to look up.
+    /// </remarks>
+    public static TBuilder RequireLedgerAdmission<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.AddEndpointFilter(static async (invocation, next) =>
+        {
+            var http = invocation.HttpContext;
+            var limiter = http.RequestServices.GetRequiredService<LedgerAdmission>().Limiter;
+            RateLimitLease lease;
+            try
+            {
+                lease = await limiter.AcquireAsync(1, http.RequestAborted);
+            }
+            catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+            {
+                // The client gave up while queued: nobody reads an answer, and nothing was started.
+                return Results.Empty;
+            }
+
+            using (lease)
+            {
+                return lease.IsAcquired ? await next(invocation) : Refusal(lease, http.Response);
+            }
+        });
+
+    /// <summary>The answer to a request the ledger's limiter refused: 503 after a queue timeout, 429 with a full queue.</summary>
+    private static IResult Refusal(RateLimitLease lease, HttpResponse response) =>
+        lease.TryGetMetadata(MetadataName.ReasonPhrase, out var reason) && reason == AdaptiveConcurrencyLimiter.QueueTimeoutReason
+            ? Problems.QueueTimeout(response)
+            : Problems.TooManyRequests(response);
 
     public static IServiceCollection AddLedgerRateLimits(this IServiceCollection services, IConfiguration configuration)
     {
@@ -83,9 +123,6 @@ internal static class LedgerRateLimits
         services.AddOptions<RateLimiterOptions>().Configure<ClientBuckets>((limiter, buckets) =>
         {
             limiter.GlobalLimiter = buckets.Limiter;
-            // One partition: every money-moving request shares the limiter, which lives as long as the process.
-            limiter.AddPolicy(Policy, context => RateLimitPartition.Get(
-                0, _ => context.RequestServices.GetRequiredService<LedgerAdmission>().Limiter));
             limiter.OnRejected = async (context, cancellation) =>
             {
                 var http = context.HttpContext;
@@ -96,13 +133,6 @@ internal static class LedgerRateLimits
                     http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
                     await Problems.Create(StatusCodes.Status429TooManyRequests, "rate_limited", "Too many requests for this API key.",
                         "The key's token bucket (or the API's global one) is empty; retry after the number of seconds in Retry-After.").ExecuteAsync(http);
-                    return;
-                }
-
-                if (context.Lease.TryGetMetadata(MetadataName.ReasonPhrase, out var reason) && reason == AdaptiveConcurrencyLimiter.QueueTimeoutReason)
-                {
-                    // Waited longer than the queue's bound: the ledger is overloaded, not this client.
-                    await Problems.QueueTimeout(http.Response).ExecuteAsync(http);
                     return;
                 }
 
