@@ -79,7 +79,7 @@ internal static class LedgerRateLimits
     /// </remarks>
     public static TBuilder RequireLedgerAdmission<TBuilder>(this TBuilder builder)
         where TBuilder : IEndpointConventionBuilder =>
-        builder.AddEndpointFilter(static async (invocation, next) =>
+        builder.WithMetadata(new LedgerAdmissionEndpoint()).AddEndpointFilter(static async (invocation, next) =>
         {
             var http = invocation.HttpContext;
             var limiter = http.RequestServices.GetRequiredService<LedgerAdmission>().Limiter;
@@ -99,6 +99,39 @@ internal static class LedgerRateLimits
                 return lease.IsAcquired ? await next(invocation) : Refusal(lease, http.Response);
             }
         });
+
+    /// <summary>
+    /// Sheds a money-moving request before authentication, token buckets and routing work when the
+    /// ledger's limiter is saturated (every place taken, the queue full), with the same 429
+    /// <c>too_many_requests</c> the limiter would give, from bytes encoded once. Under a 5× overload
+    /// most requests end here, and what they cost is taken from the requests being served (docs/overload.md).
+    /// A caller without a valid key learns only that the ledger is full; it is refused again with 401 once there is room.
+    /// </summary>
+    public static WebApplication UseEarlyShedding(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var limiter = app.Services.GetRequiredService<LedgerAdmission>().Limiter;
+        var body = Problems.TooManyRequestsBody();
+        app.Use((context, next) =>
+        {
+            if (!limiter.IsSaturated || context.GetEndpoint()?.Metadata.GetMetadata<LedgerAdmissionEndpoint>() is null)
+            {
+                return next(context);
+            }
+
+            limiter.CountShedEarly();
+            var response = context.Response;
+            response.StatusCode = StatusCodes.Status429TooManyRequests;
+            response.Headers.RetryAfter = "1";
+            response.ContentType = Problems.ContentType;
+            response.ContentLength = body.Length;
+            return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
+        });
+        return app;
+    }
+
+    /// <summary>Endpoint metadata of the money-moving endpoints (<see cref="RequireLedgerAdmission"/>).</summary>
+    internal sealed class LedgerAdmissionEndpoint;
 
     /// <summary>The answer to a request the ledger's limiter refused: 503 after a queue timeout, 429 with a full queue.</summary>
     private static IResult Refusal(RateLimitLease lease, HttpResponse response) =>

@@ -46,6 +46,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
     private long _timedOutSinceLog;
     private int _limit;
     private int _inFlight;
+    private int _queueCount;
     private long _admitted;
     private long _shed;
     private long _shedSinceLog;
@@ -106,6 +107,12 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             }
         }
     }
+
+    /// <summary>
+    /// True while a request would be refused at once: every place taken and the queue full. A
+    /// cheap, lock-free look (it may be a moment stale) for shedding before any other work.
+    /// </summary>
+    public bool IsSaturated => Volatile.Read(ref _inFlight) >= Volatile.Read(ref _limit) && Volatile.Read(ref _queueCount) >= _queueLimit;
 
     /// <summary>Requests refused because the queue was full or they waited longer than its bound, since start.</summary>
     public long Shed => Interlocked.Read(ref _shed);
@@ -170,6 +177,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             {
                 waiter = new Waiter(this, now);
                 waiter.Node = _queue.AddLast(waiter);
+                Volatile.Write(ref _queueCount, _queue.Count);
             }
         }
 
@@ -240,6 +248,9 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         return new Lease(this, _time.GetTimestamp(), _inFlight);
     }
 
+    /// <summary>Counts (and logs, throttled) a request its owner shed on seeing <see cref="IsSaturated"/>, without asking for a lease.</summary>
+    public void CountShedEarly() => Refuse();
+
     private RateLimitLease Refuse()
     {
         Interlocked.Increment(ref _shed);
@@ -278,6 +289,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             _queueLastEmpty = now;
         }
 
+        Volatile.Write(ref _queueCount, _queue.Count);
         return expired;
     }
 
@@ -332,6 +344,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             }
 
             _queue.Remove(waiter.Node);
+            Volatile.Write(ref _queueCount, _queue.Count);
         }
 
         waiter.Completion.TrySetCanceled(token);
@@ -361,6 +374,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             }
 
             queued = _queue.Count;
+            Volatile.Write(ref _queueCount, queued);
             if (queued == 0)
             {
                 _queueLastEmpty = now;
