@@ -12,6 +12,12 @@ using Transactor.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 
+// The dashboard's files live in the project's wwwroot; a build output (run-cluster.sh, the fault
+// runner, `dotnet Transactor.Api.dll`) finds them through the build's static web assets manifest,
+// which ASP.NET Core reads by itself only in Development. A published app has its own wwwroot and no
+// manifest, and this is then a no-op.
+builder.WebHost.UseStaticWebAssets();
+
 builder.AddServiceDefaults();
 
 await LedgerSchema.MigrateConfiguredAsync(builder.Configuration);
