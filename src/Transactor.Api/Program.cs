@@ -30,6 +30,7 @@ var app = builder.Build();
 // the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
 app.UseApiErrorHandling();
+app.UseEarlyShedding();
 app.UseApiSecurity();
 app.UseRateLimitHeaders();
 app.UseRateLimiter();
