@@ -1,5 +1,4 @@
 using Orleans.Dashboard;
-using Scalar.AspNetCore;
 using Transactor.Api.Apis;
 using Transactor.Api.Events;
 using Transactor.Api.Hosting;
@@ -31,6 +30,7 @@ var app = builder.Build();
 // the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
 app.UseApiErrorHandling();
+app.UseEarlyShedding();
 app.UseApiSecurity();
 app.UseRateLimitHeaders();
 app.UseRateLimiter();
@@ -39,11 +39,12 @@ app.UseRateLimiter();
 app.UseDefaultFiles();
 app.UseStaticFiles();
 
-app.MapOpenApi();
-app.MapScalarApiReference();
+app.MapApiReference(mode);
+app.UseDashboardAccess("/dashboard");
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();
+app.MapAccountHistoryApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapKeysApi();
