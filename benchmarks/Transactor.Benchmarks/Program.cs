@@ -26,11 +26,13 @@ var workloadsOption = new Option<string>("--workloads") { Description = "Comma-s
 var admitOption = new Option<int?>("--max-concurrent-transfers") { Description = "Transactor:Transfers:MaxConcurrentTransfers, the movements the silo drives at once (default: 8 per processor in memory, 32 on PostgreSQL; 0: no limit)." };
 var directoryOption = new Option<bool>("--distributed-directory") { Description = "Use Orleans' strongly consistent grain directory (AddDistributedGrainDirectory, experimental in Orleans 10) instead of the default one." };
 var ledgerStorageOption = new Option<string>("--ledger-storage") { Description = "With --postgres, the ledger's grain storage provider: Batched (group commit across grains) or AdoNet (Orleans' ADO.NET provider).", DefaultValueFactory = _ => BatchedGrainStorageRegistration.ProviderType };
+var historyOption = new Option<bool>("--no-history") { Description = "Accounts record no history (Transactor:Transfers:RecordHistory=false): to measure what recording it costs." };
+var pageSizeOption = new Option<int?>("--history-page-size") { Description = "Transactor:Transfers:HistoryPageSize, entries per history page (default 8)." };
 var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
-    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption,
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption, historyOption, pageSizeOption,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -44,12 +46,14 @@ root.SetAction(async (parse, cancellation) =>
         parse.GetValue(engineOption)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
         parse.GetValue(admitOption),
         parse.GetValue(directoryOption),
-        parse.GetValue(ledgerStorageOption)!);
+        parse.GetValue(ledgerStorageOption)!,
+        !parse.GetValue(historyOption),
+        parse.GetValue(pageSizeOption));
     return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
 });
 return await root.Parse(args).InvokeAsync();
 
-internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage);
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage, bool RecordHistory = true, int? HistoryPageSize = null);
 
 internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
 
@@ -83,6 +87,12 @@ internal static class Bench
                 silo.Configure<ClusterOptions>(o => o.ServiceId = $"bench-{Guid.NewGuid():N}");
                 silo.AddTransactor(configure: options =>
                 {
+                    options.RecordHistory = settings.RecordHistory;
+                    if (settings.HistoryPageSize is { } pageSize)
+                    {
+                        options.HistoryPageSize = pageSize;
+                    }
+
                     if (settings.MaxConcurrentTransfers is { } admitted)
                     {
                         options.MaxConcurrentTransfers = admitted > 0 ? admitted : int.MaxValue;
@@ -134,6 +144,7 @@ internal static class Bench
 
         Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
         Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
+        Console.WriteLine($"# account history: {(settings.RecordHistory ? $"recorded, pages of {settings.HistoryPageSize ?? Transactor.Domain.AccountBook.DefaultHistoryPageSize}" : "off (--no-history)")}");
         Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : IsBatched(settings) ? "PostgreSQL (ledger: batched provider; Orleans transactions: ADO.NET)" : "PostgreSQL (Orleans ADO.NET providers)")}");
         var batchedStorage = host.Services.GetKeyedService<IGrainStorage>(StorageNames.Ledger) as BatchedGrainStorage;
         Func<long>? statements = batchedStorage is null ? null : () => batchedStorage.Statistics.Writes + batchedStorage.Statistics.Reads;

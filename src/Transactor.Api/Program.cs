@@ -30,6 +30,7 @@ var app = builder.Build();
 // the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
 app.UseApiErrorHandling();
+app.UseEarlyShedding();
 app.UseApiSecurity();
 app.UseRateLimitHeaders();
 app.UseRateLimiter();
@@ -43,6 +44,7 @@ app.UseDashboardAccess("/dashboard");
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();
+app.MapAccountHistoryApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapKeysApi();

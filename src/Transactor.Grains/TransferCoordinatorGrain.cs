@@ -514,8 +514,10 @@ public sealed partial class TransferCoordinatorGrain(
             }
 
             var account = GrainFactory.GetAccount(side.AccountId);
+            var counterparty = side.Entry == EntrySide.Debit ? request.CreditAccountId : request.DebitAccountId;
             var result = await account.Prepare(new PrepareRequest(
-                request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer, StepOf(request.Phase), request.PendingTransferId));
+                request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer, StepOf(request.Phase), request.PendingTransferId,
+                counterparty, Expiry: request.Phase == TransferPhase.Expire));
             switch (result.Status)
             {
                 case PrepareStatus.Superseded:

@@ -15,7 +15,7 @@ public static class AccountsApi
     private const int MaxOwnerLength = 200;
 
     private static readonly string[] OpenRequired = ["id", "currency"];
-    private static readonly string[] OpenOptional = ["owner"];
+    private static readonly string[] OpenOptional = ["owner", "allow_overdraft", "credit_limit", "debits_must_not_exceed_credits"];
     private static readonly string[] MoveRequired = ["amount"];
     private static readonly string[] MoveOptional = ["currency"];
 
@@ -28,10 +28,10 @@ public static class AccountsApi
         group.MapGet("/", List).WithSummary("List accounts, a page at a time");
         group.MapPost("/{id}/deposits", Deposit).WithSummary("Deposit into an account").Accepts<AmountBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         group.MapPost("/{id}/withdrawals", Withdraw).WithSummary("Withdraw from an account").Accepts<AmountBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         return group;
     }
 
@@ -71,8 +71,22 @@ public static class AccountsApi
                 "Leave 'owner' out (the account is then the key's), or ask an admin to open the account for another owner.");
         }
 
+        if (!AccountHistoryApi.TryReadLimits(body, out var limits, out problem))
+        {
+            return problem!;
+        }
+
+        // An overdraft is credit the ledger extends: only an admin grants it.
+        if (limits!.AllowOverdraft && !user.IsAdmin())
+        {
+            return Problems.Create(StatusCodes.Status403Forbidden, "limits_not_allowed", "A client key opens accounts without an overdraft only.",
+                "Leave allow_overdraft and credit_limit out, or ask an admin to open the account (or to change its limits with PUT /accounts/{id}/limits).");
+        }
+
         owner ??= user.KeyId();
-        var opened = await client.GetAccount(id!).Open(currency!, owner);
+        var opened = limits == AccountLimits.Default
+            ? await client.GetAccount(id!).Open(currency!, owner)
+            : await client.GetAccount(id!).Open(currency!, owner, limits);
         switch (opened.Status)
         {
             case OpenAccountStatus.Opened:
@@ -85,7 +99,9 @@ public static class AccountsApi
                     : TypedResults.Ok(view);
             case OpenAccountStatus.Conflict:
                 return Problems.Create(StatusCodes.Status409Conflict, "account_exists", "The account exists with other details.",
-                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner or currency.");
+                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner, currency or limits.");
+            case OpenAccountStatus.InvalidLimits:
+                return Problems.InvalidField("credit_limit", $"The credit limit is from 0 to {Money.MaxAmountMinor}, and only with allow_overdraft.");
             default:
                 return Problems.InvalidField("currency", "The currency must be an ISO 4217 code.");
         }
@@ -170,7 +186,7 @@ public static class AccountsApi
     }
 
     /// <summary>The body of <c>POST /accounts</c>.</summary>
-    public sealed record OpenAccountBody(string Id, string Currency, string? Owner);
+    public sealed record OpenAccountBody(string Id, string Currency, string? Owner, bool? AllowOverdraft = null, long? CreditLimit = null, bool? DebitsMustNotExceedCredits = null);
 
     /// <summary>The body of a deposit or withdrawal.</summary>
     public sealed record AmountBody(long Amount, string? Currency);

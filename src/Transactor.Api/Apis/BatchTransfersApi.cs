@@ -36,7 +36,7 @@ public static class BatchTransfersApi
             .Accepts<BatchItem[]>("application/json")
             .Produces<BatchView>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         return app;
     }
 

@@ -14,10 +14,13 @@ public sealed record AccountView(
     long Version,
     DateTimeOffset OpenedAt,
     long PendingDebit,
-    long PendingCredit)
+    long PendingCredit,
+    bool AllowOverdraft = false,
+    long CreditLimit = 0)
 {
     public static AccountView From(AccountSnapshot s) =>
-        new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt, s.PendingDebitMinor, s.PendingCreditMinor);
+        new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt, s.PendingDebitMinor, s.PendingCreditMinor,
+            s.AllowOverdraft, s.CreditLimitMinor);
 }
 
 /// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
