@@ -12,13 +12,22 @@ public sealed class NonceRecorder(IClusterClient client)
     /// <summary>Most nonces waiting for one shard in this instance; beyond it a nonce is refused as <see cref="NonceOutcome.Full"/>.</summary>
     public const int MaxWaitingPerShard = 8 * INonceGrain.MaxPerCall;
 
-    private readonly Shard[] _shards = [.. Enumerable.Range(0, INonceGrain.Shards).Select(i => new Shard(client.GetGrain<INonceGrain>(i)))];
+    // Made on first use: an API whose requests are never signed never touches the nonce grains.
+    private readonly Shard?[] _shards = new Shard?[INonceGrain.Shards];
 
     /// <summary>Records <paramref name="scopedNonce"/> (key id and nonce) unless its shard has seen it, or cannot know.</summary>
     public Task<NonceOutcome> Use(string scopedNonce, DateTimeOffset earliestFirstSeen)
     {
         ArgumentNullException.ThrowIfNull(scopedNonce);
-        return _shards[(int)(StableHash.Fnv1a(scopedNonce) % INonceGrain.Shards)].Use(new NonceUse(scopedNonce, earliestFirstSeen));
+        var index = (int)(StableHash.Fnv1a(scopedNonce) % INonceGrain.Shards);
+        var shard = Volatile.Read(ref _shards[index]);
+        if (shard is null)
+        {
+            Interlocked.CompareExchange(ref _shards[index], new Shard(client.GetGrain<INonceGrain>(index)), null);
+            shard = _shards[index]!;
+        }
+
+        return shard.Use(new NonceUse(scopedNonce, earliestFirstSeen));
     }
 
     private sealed class Shard(INonceGrain grain)
