@@ -18,9 +18,9 @@ namespace Transactor.LoadGen;
 /// <see cref="LoadOptions.BreakerFailureRatio"/> of <see cref="LoadOptions.BreakerMinimumThroughput"/>
 /// or more requests within <see cref="LoadOptions.BreakerSamplingDuration"/> failed transiently,
 /// stays open <see cref="LoadOptions.BreakerBreakDuration"/>, then lets one probe through), and a
-/// timeout per attempt. Inside all of it, each attempt passes an adaptive throttle
-/// (<see cref="AdaptiveThrottle"/>, <see cref="LoadOptions.ThrottleK"/>): once the ledger sheds, the
-/// clients refuse part of their own requests before sending them. The breaker counts failures of
+/// timeout per attempt. In front of all of it, each request passes an adaptive throttle
+/// (<see cref="AdaptiveThrottle"/>, <see cref="LoadOptions.ThrottleK"/>, fed by every attempt's
+/// answer): once the ledger sheds, the clients refuse part of their own requests before sending them. The breaker counts failures of
 /// the ledger (5xx, timeouts, connection errors), not 429: shedding is the throttle's signal, and a
 /// breaker that opened on it would stop every client for its whole break while the ledger still
 /// serves at capacity. Impolite clients use the bare client and none of this.
@@ -112,8 +112,15 @@ internal static class PoliteHttp
             })
             .Build();
         var throttle = options.ThrottleK > 0 ? new AdaptiveThrottle(options.ThrottleK, new Random(HashCode.Combine(options.Seed, "throttle"))) : null;
-        var resilience = new ResilienceHandler(pipeline) { InnerHandler = new CountingHandler(stats, throttle) { InnerHandler = new SharedTransport(transport) } };
-        return new HttpClient(resilience) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        HttpMessageHandler handler = new ResilienceHandler(pipeline) { InnerHandler = new CountingHandler(stats, throttle) { InnerHandler = new SharedTransport(transport) } };
+        if (throttle is not null)
+        {
+            // Outside the pipeline: a request the client refuses itself is neither a success nor a
+            // failure for the breaker, and takes no place in the bulkhead.
+            handler = new ThrottlingHandler(stats, throttle) { InnerHandler = handler };
+        }
+
+        return new HttpClient(handler) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
     }
 
     /// <summary>True for what the pipeline throws instead of an answer: the breaker open, the bulkhead full, an attempt timed out.</summary>
@@ -126,12 +133,6 @@ internal static class PoliteHttp
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
             var sent = Stopwatch.GetTimestamp();
-            if (throttle?.ShouldRefuse(sent) == true)
-            {
-                stats.Error("throttled");
-                throw new ClientThrottledException();
-            }
-
             stats.Attempt();
             try
             {
@@ -165,6 +166,21 @@ internal static class PoliteHttp
                 stats.Error("connection");
                 throw;
             }
+        }
+    }
+
+    /// <summary>Refuses a request before the resilience pipeline when the adaptive throttle says so.</summary>
+    private sealed class ThrottlingHandler(LoadStats stats, AdaptiveThrottle throttle) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (throttle.ShouldRefuse(Stopwatch.GetTimestamp()))
+            {
+                stats.Error("throttled");
+                throw new ClientThrottledException();
+            }
+
+            return base.SendAsync(request, cancellationToken);
         }
     }
 
