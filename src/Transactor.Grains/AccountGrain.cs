@@ -33,9 +33,16 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         Load();
     }
 
-    public async Task<OpenAccountResult> Open(string currency, string? owner)
+    public Task<OpenAccountResult> Open(string currency, string? owner) => OpenWithMetadata(currency, owner, null);
+
+    public async Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, MetadataMap? metadata)
     {
-        var result = _book.Open(currency, owner, time.GetUtcNow());
+        if (metadata is { IsValid: false })
+        {
+            throw new ArgumentException($"Metadata holds 1-{MetadataMap.MaxEntries} keys of the allowed characters with values of at most {MetadataMap.MaxValueLength} characters.", nameof(metadata));
+        }
+
+        var result = _book.Open(currency, owner, time.GetUtcNow(), metadata);
         if (result.Status == OpenAccountStatus.Opened)
         {
             await Persist();

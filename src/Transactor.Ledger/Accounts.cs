@@ -6,6 +6,7 @@ namespace Transactor;
 /// <param name="IncomingMinor">Money promised to the account by movements that are not yet committed.</param>
 /// <param name="PendingDebitMinor">Money held for pending (two-phase) transfers out of the account: not available, not yet gone.</param>
 /// <param name="PendingCreditMinor">Money pending (two-phase) transfers into the account may bring once posted.</param>
+/// <param name="Metadata">The client's key/values given when the account was opened; null for none.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.AccountSnapshot")]
 public sealed record AccountSnapshot(
     [property: Id(0)] string AccountId,
@@ -19,7 +20,8 @@ public sealed record AccountSnapshot(
     [property: Id(8)] DateTimeOffset OpenedAt,
     [property: Id(9)] long IncomingMinor,
     [property: Id(10)] long PendingDebitMinor = 0,
-    [property: Id(11)] long PendingCreditMinor = 0)
+    [property: Id(11)] long PendingCreditMinor = 0,
+    [property: Id(12)] MetadataMap? Metadata = null)
 {
     /// <summary>What the account owns: available, held (disputes) and the holds of its pending debits, which are still its own until posted.</summary>
     public long TotalMinor => checked(AvailableMinor + HeldMinor + PendingDebitMinor);

@@ -15,9 +15,9 @@ public static class AccountsApi
     private const int MaxOwnerLength = 200;
 
     private static readonly string[] OpenRequired = ["id", "currency"];
-    private static readonly string[] OpenOptional = ["owner"];
+    private static readonly string[] OpenOptional = ["owner", "metadata"];
     private static readonly string[] MoveRequired = ["amount"];
-    private static readonly string[] MoveOptional = ["currency"];
+    private static readonly string[] MoveOptional = ["currency", "metadata"];
 
     public static RouteGroupBuilder MapAccountsApi(this IEndpointRouteBuilder app)
     {
@@ -43,7 +43,8 @@ public static class AccountsApi
             return problem!;
         }
 
-        if (!body.TryString("id", out var id, out problem) || !body.TryString("currency", out var currency, out problem) || !body.TryString("owner", out var owner, out problem))
+        if (!body.TryString("id", out var id, out problem) || !body.TryString("currency", out var currency, out problem) || !body.TryString("owner", out var owner, out problem)
+            || !body.TryMetadata(out var metadata, out problem))
         {
             return problem!;
         }
@@ -72,7 +73,7 @@ public static class AccountsApi
         }
 
         owner ??= user.KeyId();
-        var opened = await client.GetAccount(id!).Open(currency!, owner);
+        var opened = await client.GetAccount(id!).OpenWithMetadata(currency!, owner, metadata);
         switch (opened.Status)
         {
             case OpenAccountStatus.Opened:
@@ -85,7 +86,7 @@ public static class AccountsApi
                     : TypedResults.Ok(view);
             case OpenAccountStatus.Conflict:
                 return Problems.Create(StatusCodes.Status409Conflict, "account_exists", "The account exists with other details.",
-                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner or currency.");
+                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner, currency or metadata.");
             default:
                 return Problems.InvalidField("currency", "The currency must be an ISO 4217 code.");
         }
@@ -127,13 +128,13 @@ public static class AccountsApi
 
     // A deposit credits: any key may make one into any open account.
     private static Task<IResult> Deposit(string id, HttpContext context, IClusterClient client, ApiMetrics metrics) =>
-        MoveOne(id, context, client, metrics, null, (key, amount, currency) => TransferRequest.Deposit(key, id, amount, currency));
+        MoveOne(id, context, client, metrics, null, (key, amount, currency, metadata) => TransferRequest.Deposit(key, id, amount, currency) with { Metadata = metadata });
 
     private static Task<IResult> Withdraw(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess access) =>
-        MoveOne(id, context, client, metrics, access, (key, amount, currency) => TransferRequest.Withdrawal(key, id, amount, currency));
+        MoveOne(id, context, client, metrics, access, (key, amount, currency, metadata) => TransferRequest.Withdrawal(key, id, amount, currency) with { Metadata = metadata });
 
     /// <param name="debitAccess">Given for a debit: the caller must own the account.</param>
-    private static async Task<IResult> MoveOne(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess? debitAccess, Func<string, long, string?, TransferRequest> create)
+    private static async Task<IResult> MoveOne(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess? debitAccess, Func<string, long, string?, MetadataMap?, TransferRequest> create)
     {
         if (debitAccess is not null && await debitAccess.RequireOwner(context, id) is { } forbidden)
         {
@@ -151,7 +152,7 @@ public static class AccountsApi
             return bodyProblem!;
         }
 
-        if (!body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem))
+        if (!body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem) || !body.TryMetadata(out var metadata, out problem))
         {
             return problem!;
         }
@@ -166,12 +167,14 @@ public static class AccountsApi
             return Problems.AccountNotFound(id);
         }
 
-        return await TransfersApi.Execute(context, client, metrics, create(key, amount, currency));
+        return await TransfersApi.Execute(context, client, metrics, create(key, amount, currency, metadata));
     }
 
     /// <summary>The body of <c>POST /accounts</c>.</summary>
-    public sealed record OpenAccountBody(string Id, string Currency, string? Owner);
+    /// <param name="Metadata">Up to 16 string key/values (keys 1-64 letters, digits, '-', '_', '.'; values up to 256 characters), kept with the account.</param>
+    public sealed record OpenAccountBody(string Id, string Currency, string? Owner, IReadOnlyDictionary<string, string>? Metadata = null);
 
     /// <summary>The body of a deposit or withdrawal.</summary>
-    public sealed record AmountBody(long Amount, string? Currency);
+    /// <param name="Metadata">Up to 16 string key/values, stored with the movement.</param>
+    public sealed record AmountBody(long Amount, string? Currency, IReadOnlyDictionary<string, string>? Metadata = null);
 }

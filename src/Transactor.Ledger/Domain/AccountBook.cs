@@ -19,7 +19,12 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
     public bool IsOpen => State.Currency is not null;
 
-    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now)
+    /// <summary>
+    /// Opens the account. Opening an open account again with the same currency, owner and metadata
+    /// changes nothing (<see cref="OpenAccountStatus.AlreadyOpen"/>); with other ones, nothing either
+    /// (<see cref="OpenAccountStatus.Conflict"/>).
+    /// </summary>
+    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now, MetadataMap? metadata = null)
     {
         if (!Currency.IsValid(currency))
         {
@@ -28,13 +33,14 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
         if (IsOpen)
         {
-            var same = State.Currency == currency && State.Owner == owner;
+            var same = State.Currency == currency && State.Owner == owner && Equals(State.Metadata, metadata);
             return new(same ? OpenAccountStatus.AlreadyOpen : OpenAccountStatus.Conflict, Snapshot());
         }
 
         State.Currency = currency;
         State.Owner = owner;
         State.OpenedAt = now;
+        State.Metadata = metadata;
         State.Version++;
         AssertInvariants();
         return new(OpenAccountStatus.Opened, Snapshot());
@@ -229,7 +235,8 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.OpenedAt,
             State.IncomingMinor,
             State.PendingDebitMinor,
-            State.PendingCreditMinor)
+            State.PendingCreditMinor,
+            State.Metadata)
         : null;
 
     /// <summary>Throws <see cref="LedgerInvariantException"/> when the state breaks an invariant: a bug, never a client's mistake.</summary>

@@ -45,6 +45,9 @@ public sealed class AccountState
 
     /// <summary>Sum of the credit holds: money pending transfers may still bring; not available, and not the account's.</summary>
     [Id(15)] public long PendingCreditMinor { get; set; }
+
+    /// <summary>The client's key/values given at opening; null for none (and in rows of earlier versions).</summary>
+    [Id(16)] public MetadataMap? Metadata { get; set; }
 }
 
 /// <summary>This account's side of a pending (two-phase) transfer that is neither posted nor voided.</summary>

@@ -53,6 +53,12 @@ public sealed partial class ReadmeWalkthroughTests
         Assert.Contains("\"posted_amount\":400", output, StringComparison.Ordinal);
         Assert.Equal(7_100, alice.GetProperty("available").GetInt64());
         Assert.Equal(2_900, bob.GetProperty("available").GetInt64());
+        Assert.Contains("\"kind\":\"linked\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"failed_leg\":1", output, StringComparison.Ordinal);
+        Assert.Contains("\"orderId\":\"77\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"customer\":\"c-42\"", output, StringComparison.Ordinal);
+        Assert.Equal(2_950, (await client.GetFromJsonAsync<JsonElement>("/accounts/carol")).GetProperty("available").GetInt64());
+        Assert.Equal(50, (await client.GetFromJsonAsync<JsonElement>("/accounts/fees")).GetProperty("available").GetInt64());
         Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
     }
 
