@@ -18,7 +18,7 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
     {
         var (a, b, c) = (await _client.OpenAccount(1_000), await _client.OpenAccount(), await _client.OpenAccount());
         var key = $"lt-{Guid.NewGuid():N}";
-        var json = $$"""{"legs":[{"from":"{{a}}","to":"{{b}}","amount":600,"currency":"USD"},{"from":"{{b}}","to":"{{c}}","amount":30,"currency":"USD"}],"metadata":{"orderId":"o-1","note":"fee to c"}}""";
+        var json = $$$"""{"legs":[{"from":"{{{a}}}","to":"{{{b}}}","amount":600,"currency":"USD"},{"from":"{{{b}}}","to":"{{{c}}}","amount":30,"currency":"USD"}],"metadata":{"orderId":"o-1","note":"fee to c"}}""";
 
         using var created = await _client.SendAsync(Http.Post("/transfers", json, key));
 
@@ -74,7 +74,7 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
     {
         var (a, b, c) = (await _client.OpenAccount(1_000), await _client.OpenAccount(), await _client.OpenAccount());
         var key = $"lt-{Guid.NewGuid():N}";
-        var json = $$"""{"legs":[{"from":"{{a}}","to":"{{b}}","amount":100,"currency":"USD"},{"from":"{{a}}","to":"{{c}}","amount":5,"currency":"USD"}],"metadata":{"x":"1","y":"2"}}""";
+        var json = $$$"""{"legs":[{"from":"{{{a}}}","to":"{{{b}}}","amount":100,"currency":"USD"},{"from":"{{{a}}}","to":"{{{c}}}","amount":5,"currency":"USD"}],"metadata":{"x":"1","y":"2"}}""";
         using var first = await _client.SendAsync(Http.Post("/transfers", json, key));
         Assert.Equal(HttpStatusCode.Created, first.StatusCode);
         var original = await first.Body();
@@ -174,15 +174,15 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
     public async Task Metadata_on_an_account_deposit_withdrawal_and_post_is_stored_and_returned()
     {
         var id = $"acct-{Guid.NewGuid():N}";
-        using var open = await _client.SendAsync(Http.Post("/accounts", $$"""{"id":"{{id}}","currency":"USD","metadata":{"customer":"c-9","tier":"gold"}}"""));
+        using var open = await _client.SendAsync(Http.Post("/accounts", $$$"""{"id":"{{{id}}}","currency":"USD","metadata":{"customer":"c-9","tier":"gold"}}"""));
         Assert.Equal(HttpStatusCode.Created, open.StatusCode);
         Assert.Equal("gold", (await open.Body()).GetProperty("metadata").GetProperty("tier").GetString());
         Assert.Equal("c-9", (await _client.GetFromJsonAsync<JsonElement>($"/accounts/{id}")).GetProperty("metadata").GetProperty("customer").GetString());
 
         // Opening again: the same metadata (in any order) changes nothing; other metadata is a conflict.
-        using var same = await _client.SendAsync(Http.Post("/accounts", $$"""{"id":"{{id}}","currency":"USD","metadata":{"tier":"gold","customer":"c-9"}}"""));
+        using var same = await _client.SendAsync(Http.Post("/accounts", $$$"""{"id":"{{{id}}}","currency":"USD","metadata":{"tier":"gold","customer":"c-9"}}"""));
         Assert.Equal(HttpStatusCode.OK, same.StatusCode);
-        using var other = await _client.SendAsync(Http.Post("/accounts", $$"""{"id":"{{id}}","currency":"USD","metadata":{"tier":"silver","customer":"c-9"}}"""));
+        using var other = await _client.SendAsync(Http.Post("/accounts", $$$"""{"id":"{{{id}}}","currency":"USD","metadata":{"tier":"silver","customer":"c-9"}}"""));
         await other.AssertProblem(HttpStatusCode.Conflict, "account_exists");
 
         var depositKey = $"dep-{Guid.NewGuid():N}";
@@ -198,7 +198,7 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
 
         var to = await _client.OpenAccount();
         var pendingKey = $"pt-{Guid.NewGuid():N}";
-        using var hold = await _client.SendAsync(Http.Post("/transfers", $$"""{"from":"{{id}}","to":"{{to}}","amount":50,"currency":"USD","pending":true,"metadata":{"auth":"a-1"}}""", pendingKey));
+        using var hold = await _client.SendAsync(Http.Post("/transfers", $$$"""{"from":"{{{id}}}","to":"{{{to}}}","amount":50,"currency":"USD","pending":true,"metadata":{"auth":"a-1"}}""", pendingKey));
         Assert.Equal(HttpStatusCode.Created, hold.StatusCode);
         using var post = await _client.SendAsync(Http.Post($"/transfers/{pendingKey}/post", """{"metadata":{"capture":"c-1"}}"""));
         Assert.Equal(HttpStatusCode.OK, post.StatusCode);
@@ -211,7 +211,7 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
     public async Task Bad_metadata_on_an_account_deposit_or_void_is_400_and_changes_nothing()
     {
         var id = $"acct-{Guid.NewGuid():N}";
-        using var open = await _client.SendAsync(Http.Post("/accounts", $$"""{"id":"{{id}}","currency":"USD","metadata":{"bad key":"x"}}"""));
+        using var open = await _client.SendAsync(Http.Post("/accounts", $$$"""{"id":"{{{id}}}","currency":"USD","metadata":{"bad key":"x"}}"""));
         await open.AssertProblem(HttpStatusCode.BadRequest, "invalid_metadata");
         using var missing = await _client.GetAsync($"/accounts/{id}");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);

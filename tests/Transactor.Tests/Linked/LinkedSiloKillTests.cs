@@ -112,7 +112,7 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
     ]);
 
     /// <summary>Every account's balance is its start plus the nets of the linked transfers recorded as committed, each once.</summary>
-    private async Task AssertExplained(Ledger ledger, string[] ids, List<TransferRequest> sent)
+    private static async Task AssertExplained(Ledger ledger, string[] ids, List<TransferRequest> sent)
     {
         var expected = ids.ToDictionary(id => id, _ => InitialMinor, StringComparer.Ordinal);
         foreach (var request in sent)
