@@ -11,7 +11,8 @@ namespace Transactor.Tests.Linked;
 /// <summary>
 /// A silo is killed in the middle of a linked transfer: the silo whose coordinator is driving it,
 /// while that coordinator waits for the prepare of the third of five accounts (two have prepared,
-/// their money reserved, and the rest have not been asked). The transfer must end all or nothing,
+/// their money reserved, and the rest have not been asked; the held prepare fails with its silo, as
+/// a call of a silo that dies does, and is never sent). The transfer must end all or nothing,
 /// once, through recovery, with every account's balance explained and the books balanced: one
 /// transfer that every account can afford (committed) and one whose last account cannot (rejected,
 /// its earlier reservations released).
@@ -89,8 +90,11 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
                 continue;
             }
 
-            await _cluster.KillSiloAsync(victim);
-            gate.Release();
+            // The held prepare dies with its silo: it is never sent, and its coordinator hears it failed.
+            // (A call held past the kill would keep TestingHost's stop of that silo waiting.)
+            var killing = _cluster.KillSiloAsync(victim);
+            gate.Fail();
+            await killing;
             // Its caller hears a failure, or nothing for a while: recovery finishes the transfer either way.
             _ = execution.ContinueWith(t => t.Exception, TaskScheduler.Default);
             return (request, victim.SiloAddress);
@@ -172,7 +176,10 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
             {
                 held.Silo = silo.SiloAddress;
                 held.Reached.TrySetResult();
-                await held.Released.Task;
+                if (!await held.Released.Task)
+                {
+                    throw new SiloUnavailableException($"Injected: the silo of the coordinator of '{prepare.TransferId}' was killed before this prepare was sent.");
+                }
             }
 
             await context.Invoke();
@@ -183,10 +190,13 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
     {
         public TaskCompletionSource Reached { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public TaskCompletionSource Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        /// <summary>True: the call goes on; false: it fails, as a call of a silo that died.</summary>
+        public TaskCompletionSource<bool> Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public SiloAddress? Silo { get; set; }
 
-        public void Release() => Released.TrySetResult();
+        public void Release() => Released.TrySetResult(true);
+
+        public void Fail() => Released.TrySetResult(false);
     }
 }
