@@ -45,7 +45,12 @@ public sealed class Program
             .WithExternalHttpEndpoints()
             .WithHttpHealthCheck("/health")
             .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/scalar", DisplayText = "API reference (Scalar)" })
-            .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/metrics", DisplayText = "Ledger metrics" });
+            .WithUrlForEndpoint("http", _ => new ResourceUrlAnnotation { Url = "/", DisplayText = "Ledger dashboard" });
+        if (builder.ExecutionContext.IsRunMode)
+        {
+            // A local run publishes the API reference; a deployment keeps it for admin keys (docs/security.md).
+            api.WithEnvironment("Transactor__Auth__PublicDocs", "true");
+        }
         foreach (var silo in silos)
         {
             api.WaitFor(silo);

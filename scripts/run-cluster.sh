@@ -151,14 +151,14 @@ done
 # The bootstrap admin key: ADMIN_KEY when set, else a new one for this run (printed below).
 ADMIN_KEY="${ADMIN_KEY:-txa.$(head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')}"
 start "$API_DIR" Transactor.Api.dll "$LOGS/api.log" \
-    Transactor__Auth__AdminKey="$ADMIN_KEY" \
+    Transactor__Auth__AdminKey="$ADMIN_KEY" Transactor__Auth__PublicDocs=true \
     Transactor__Api__MaxConcurrentRequests="${API_MAX_CONCURRENT:-64}" \
     Transactor__Api__MaxQueuedRequests="${API_MAX_QUEUED:-64}" \
     ASPNETCORE_URLS="http://127.0.0.1:$API_PORT"
 wait_healthy "http://127.0.0.1:$API_PORT/health" "api" "$LOGS/api.log" "${pids[-1]}"
 
 echo "Transactor is up: $SILOS silos on PostgreSQL."
-echo "  API:               http://127.0.0.1:$API_PORT   (docs: /scalar, counters: /metrics)"
+echo "  API:               http://127.0.0.1:$API_PORT   (docs: /scalar; counters: /metrics with the admin key)"
 for i in $(seq 0 $((SILOS - 1))); do
     echo "  silo$i dashboard:   http://127.0.0.1:$((SILO_HTTP_PORT + i))/dashboard"
 done

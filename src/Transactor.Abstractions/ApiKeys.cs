@@ -81,7 +81,10 @@ public interface IApiKeyRegistryGrain : IGrainWithIntegerKey
 
 /// <summary>
 /// One shard of the nonces of signed requests seen in the last <see cref="Window"/>, kept in memory
-/// by the silo that hosts it, so that a request replayed to any API instance is refused.
+/// by the silo that hosts it, so that a request replayed to any API instance is refused. A shard
+/// remembers nothing from before its activation started: it refuses every nonce that could have
+/// been first seen before then (<see cref="NonceOutcome.BeforeShardStart"/>), so a shard whose silo
+/// died cannot be made to accept a replay (docs/security.md, "Replays").
 /// </summary>
 [Alias("Transactor.INonceGrain")]
 public interface INonceGrain : IGrainWithIntegerKey
@@ -95,10 +98,23 @@ public interface INonceGrain : IGrainWithIntegerKey
     /// <summary>Most nonces one shard remembers; when full it refuses new ones (<see cref="NonceOutcome.Full"/>) rather than forget one still in its window.</summary>
     public const int MaxPerShard = 200_000;
 
-    /// <summary>Remembers <paramref name="nonce"/> (already scoped by key id) unless it was seen within the window.</summary>
-    [Alias("TryUse")]
-    Task<NonceOutcome> TryUse(string nonce);
+    /// <summary>Most nonces one call carries.</summary>
+    public const int MaxPerCall = 256;
+
+    /// <summary>
+    /// Remembers each nonce (already scoped by key id) unless it was seen within the window, or could
+    /// have been first seen before this activation started; one outcome per use, in order.
+    /// </summary>
+    [Alias("TryUseMany")]
+    Task<NonceOutcome[]> TryUse(NonceUse[] uses);
 }
+
+/// <summary>
+/// A signed request's nonce, scoped by its key id, and the earliest time any API instance could have
+/// accepted a request with its timestamp first (the timestamp less the most a timestamp may be ahead).
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Transactor.NonceUse")]
+public sealed record NonceUse([property: Id(0)] string Nonce, [property: Id(1)] DateTimeOffset EarliestFirstSeen);
 
 /// <summary>The outcome of <see cref="INonceGrain.TryUse"/>.</summary>
 [GenerateSerializer]
@@ -112,6 +128,12 @@ public enum NonceOutcome
 
     /// <summary>The shard is full of nonces still in their window.</summary>
     Full = 2,
+
+    /// <summary>
+    /// The request could have been first seen before this shard's activation started (its silo died
+    /// or the shard moved), when what the shard knew is lost: refused, not remembered.
+    /// </summary>
+    BeforeShardStart = 3,
 }
 
 /// <summary>

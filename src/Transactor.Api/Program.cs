@@ -1,5 +1,4 @@
 using Orleans.Dashboard;
-using Scalar.AspNetCore;
 using Transactor.Api.Apis;
 using Transactor.Api.Events;
 using Transactor.Api.Hosting;
@@ -11,6 +10,12 @@ using Transactor.Persistence;
 using Transactor.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
+
+// The dashboard's files live in the project's wwwroot; a build output (run-cluster.sh, the fault
+// runner, `dotnet Transactor.Api.dll`) finds them through the build's static web assets manifest,
+// which ASP.NET Core reads by itself only in Development. A published app has its own wwwroot and no
+// manifest, and this is then a no-op.
+builder.WebHost.UseStaticWebAssets();
 
 builder.AddServiceDefaults();
 
@@ -25,6 +30,7 @@ var app = builder.Build();
 // the status-code pages or the rate limiter wrote.
 app.UseApiMetrics();
 app.UseApiErrorHandling();
+app.UseEarlyShedding();
 app.UseApiSecurity();
 app.UseRateLimitHeaders();
 app.UseRateLimiter();
@@ -33,8 +39,8 @@ app.UseRateLimiter();
 app.UseDefaultFiles();
 app.UseStaticFiles();
 
-app.MapOpenApi();
-app.MapScalarApiReference();
+app.MapApiReference(mode);
+app.UseDashboardAccess("/dashboard");
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();

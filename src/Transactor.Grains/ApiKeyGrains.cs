@@ -79,20 +79,49 @@ public sealed class ApiKeyRegistryGrain(
     public Task<IReadOnlyList<string>> List() => Task.FromResult<IReadOnlyList<string>>([.. state.State.KeyIds]);
 }
 
+/// <summary>The persisted state of a <see cref="NonceGrain"/>: only when its last activation started, never a nonce.</summary>
+[GenerateSerializer, Alias("Transactor.NonceShardState")]
+public sealed class NonceShardState
+{
+    [Id(0)] public DateTimeOffset? StartedAt { get; set; }
+}
+
 /// <summary>
-/// See <see cref="INonceGrain"/>. In memory only: a nonce store written to the database would cost a
-/// write per signed request. The price: when the silo hosting a shard dies, that shard forgets its
-/// nonces, and a request signed in the last <see cref="INonceGrain.Window"/> could be replayed once
-/// (docs/security.md). Reentrant is not needed: each call is a few dictionary operations.
+/// See <see cref="INonceGrain"/>. Nonces are in memory only: a nonce store written to the database
+/// would cost a write per signed request. What is written is one row per activation, when it starts:
+/// a shard that finds that an activation came before it (whose silo may have died with nonces it had
+/// accepted) refuses every nonce that could have been first seen before it started, instead of
+/// accepting a replay (docs/security.md, "Replays"). The row is written before the first nonce is
+/// accepted, so an activation that accepted any is always known to the next. Always active: an idle
+/// shard that deactivated would refuse the first requests after it comes back for no reason.
 /// </summary>
-public sealed class NonceGrain(TimeProvider time) : Grain, INonceGrain
+[CollectionAgeLimit(AlwaysActive = true)]
+public sealed class NonceGrain(
+    [PersistentState("nonces", StorageNames.Ledger)] IPersistentState<NonceShardState> state,
+    TimeProvider time) : Grain, INonceGrain
 {
     private readonly Dictionary<string, DateTimeOffset> _seen = new(StringComparer.Ordinal);
     private readonly Queue<(string Nonce, DateTimeOffset Expires)> _expiry = new();
+    private DateTimeOffset _refuseFirstSeenBefore = DateTimeOffset.MaxValue;
 
-    public Task<NonceOutcome> TryUse(string nonce)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(nonce);
+        var now = time.GetUtcNow();
+        // The first activation ever has nothing to forget; any later one may have lost nonces.
+        var startedBefore = state.RecordExists;
+        state.State.StartedAt = now;
+        await state.WriteStateAsync(cancellationToken);
+        _refuseFirstSeenBefore = startedBefore ? now : DateTimeOffset.MinValue;
+    }
+
+    public Task<NonceOutcome[]> TryUse(NonceUse[] uses)
+    {
+        ArgumentNullException.ThrowIfNull(uses);
+        if (uses.Length > INonceGrain.MaxPerCall)
+        {
+            throw new ArgumentException($"At most {INonceGrain.MaxPerCall} nonces a call, not {uses.Length}.", nameof(uses));
+        }
+
         var now = time.GetUtcNow();
         // Nonces expire in the order they were seen: the queue's head is the oldest.
         while (_expiry.TryPeek(out var oldest) && oldest.Expires <= now)
@@ -104,19 +133,36 @@ public sealed class NonceGrain(TimeProvider time) : Grain, INonceGrain
             }
         }
 
-        if (_seen.ContainsKey(nonce))
+        var outcomes = new NonceOutcome[uses.Length];
+        for (var i = 0; i < uses.Length; i++)
         {
-            return Task.FromResult(NonceOutcome.Replayed);
+            outcomes[i] = Use(uses[i], now);
+        }
+
+        return Task.FromResult(outcomes);
+    }
+
+    private NonceOutcome Use(NonceUse use, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(use);
+        if (use.EarliestFirstSeen < _refuseFirstSeenBefore)
+        {
+            return NonceOutcome.BeforeShardStart;
+        }
+
+        if (_seen.ContainsKey(use.Nonce))
+        {
+            return NonceOutcome.Replayed;
         }
 
         if (_seen.Count >= INonceGrain.MaxPerShard)
         {
-            return Task.FromResult(NonceOutcome.Full);
+            return NonceOutcome.Full;
         }
 
         var until = now + INonceGrain.Window;
-        _seen.Add(nonce, until);
-        _expiry.Enqueue((nonce, until));
-        return Task.FromResult(NonceOutcome.Fresh);
+        _seen.Add(use.Nonce, until);
+        _expiry.Enqueue((use.Nonce, until));
+        return NonceOutcome.Fresh;
     }
 }

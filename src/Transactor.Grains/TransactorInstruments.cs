@@ -62,7 +62,7 @@ public sealed class TransactorInstruments : IDisposable
     {
         var tags = new KeyValuePair<string, object?>[] { new("limiter", limiter) };
         _meter.CreateObservableGauge("transactor.admission.limit", () => new Measurement<int>(limit(), tags), "{request}", "How many requests or movements the limiter admits at once now.");
-        _meter.CreateObservableCounter("transactor.admission.shed", () => new Measurement<long>(shed(), tags), "{request}", "Requests or movements refused at once because the limiter's queue was full.");
+        _meter.CreateObservableCounter("transactor.admission.shed", () => new Measurement<long>(shed(), tags), "{request}", "Requests or movements refused because the limiter's queue was full, or because they waited longer than its bound.");
     }
 
     public void Dispose() => _meter.Dispose();

@@ -82,6 +82,12 @@ public sealed record LoadOptions
     /// <summary>How long the breaker stays open before it lets one probe through (half-open); Polly accepts 0.5 s at least.</summary>
     public TimeSpan BreakerBreakDuration { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// The polite clients' adaptive throttle: they send at most about this many requests per
+    /// request the ledger accepted over the last 2 s, and refuse the rest themselves (0: off).
+    /// </summary>
+    public double ThrottleK { get; init; } = 2.0;
+
     /// <summary>Transfers per request: above 1, each client sends <c>POST /transfers/batch</c> with this many (closed loop only).</summary>
     public int BatchSize { get; init; } = 1;
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -211,26 +212,12 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
             }
         }, cancellation)).ToArray();
 
-        long n = 0;
-        var start = Stopwatch.GetTimestamp();
-        double due = 0;
-        while (!Finished(stopwatch, n) && !cancellation.IsCancellationRequested)
+        await foreach (var ticket in Schedule(rate, stopwatch, cancellation))
         {
-            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (now < due)
-            {
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(due - now, 0.05)), cancellation);
-                continue;
-            }
-
-            n++;
-            var scheduledAt = start + (long)(due * Stopwatch.Frequency);
-            if (!tickets.Writer.TryWrite((n, scheduledAt)))
+            if (!tickets.Writer.TryWrite(ticket))
             {
                 _stats.DroppedByGenerator();
             }
-
-            due += 1.0 / (rate * (InBurst(stopwatch.Elapsed) ? options.Overload : 1.0));
         }
 
         tickets.Writer.Complete();
@@ -254,21 +241,8 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
             }
         }
 
-        long n = 0;
-        var start = Stopwatch.GetTimestamp();
-        double due = 0;
-        while (!Finished(stopwatch, n) && !cancellation.IsCancellationRequested)
+        await foreach (var (number, scheduledAt) in Schedule(rate, stopwatch, cancellation))
         {
-            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
-            if (now < due)
-            {
-                await Task.Delay(TimeSpan.FromSeconds(Math.Min(due - now, 0.05)), cancellation);
-                continue;
-            }
-
-            n++;
-            var scheduledAt = start + (long)(due * Stopwatch.Frequency);
-            due += 1.0 / (rate * (InBurst(stopwatch.Elapsed) ? options.Overload : 1.0));
             if (Interlocked.Read(ref outstanding) - 1 >= options.MaxInFlight)
             {
                 _stats.DroppedByGenerator();
@@ -276,7 +250,6 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
             }
 
             Interlocked.Increment(ref outstanding);
-            var number = n;
             _ = Task.Run(async () =>
             {
                 try
@@ -295,6 +268,33 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
 
         Done();
         await drained.Task.WaitAsync(cancellation);
+    }
+
+    /// <summary>
+    /// The open loop's arrivals: transfer numbers 1, 2, ... each with the timestamp at which it is due
+    /// (at <paramref name="rate"/> per second, times <see cref="LoadOptions.Overload"/> in a burst),
+    /// yielded as it falls due, until the run is finished or cancelled.
+    /// </summary>
+    private async IAsyncEnumerable<(long N, long ScheduledAt)> Schedule(
+        double rate, Stopwatch stopwatch, [EnumeratorCancellation] CancellationToken cancellation)
+    {
+        long n = 0;
+        var start = Stopwatch.GetTimestamp();
+        double due = 0;
+        while (!Finished(stopwatch, n) && !cancellation.IsCancellationRequested)
+        {
+            var now = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            if (now < due)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(due - now, 0.05)), cancellation);
+                continue;
+            }
+
+            n++;
+            var scheduledAt = start + (long)(due * Stopwatch.Frequency);
+            due += 1.0 / (rate * (InBurst(stopwatch.Elapsed) ? options.Overload : 1.0));
+            yield return (n, scheduledAt);
+        }
     }
 
     private bool Finished(Stopwatch stopwatch, long issuedBefore) =>

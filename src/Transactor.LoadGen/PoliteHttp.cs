@@ -18,7 +18,12 @@ namespace Transactor.LoadGen;
 /// <see cref="LoadOptions.BreakerFailureRatio"/> of <see cref="LoadOptions.BreakerMinimumThroughput"/>
 /// or more requests within <see cref="LoadOptions.BreakerSamplingDuration"/> failed transiently,
 /// stays open <see cref="LoadOptions.BreakerBreakDuration"/>, then lets one probe through), and a
-/// timeout per attempt. Impolite clients use the bare client and none of this.
+/// timeout per attempt. Inside all of it, each attempt passes an adaptive throttle
+/// (<see cref="AdaptiveThrottle"/>, <see cref="LoadOptions.ThrottleK"/>): once the ledger sheds, the
+/// clients refuse part of their own requests before sending them. The breaker counts failures of
+/// the ledger (5xx, timeouts, connection errors), not 429: shedding is the throttle's signal, and a
+/// breaker that opened on it would stop every client for its whole break while the ledger still
+/// serves at capacity. Impolite clients use the bare client and none of this.
 /// </summary>
 internal static class PoliteHttp
 {
@@ -74,6 +79,8 @@ internal static class PoliteHttp
         var pipeline = builder
             .AddCircuitBreaker(new HttpCircuitBreakerStrategyOptions
             {
+                ShouldHandle = args => ValueTask.FromResult(
+                    HttpClientResiliencePredicates.IsTransient(args.Outcome) && args.Outcome.Result?.StatusCode != System.Net.HttpStatusCode.TooManyRequests),
                 FailureRatio = options.BreakerFailureRatio,
                 MinimumThroughput = options.BreakerMinimumThroughput,
                 SamplingDuration = options.BreakerSamplingDuration,
@@ -104,26 +111,43 @@ internal static class PoliteHttp
                 },
             })
             .Build();
-        var resilience = new ResilienceHandler(pipeline) { InnerHandler = new CountingHandler(stats) { InnerHandler = new SharedTransport(transport) } };
+        var throttle = options.ThrottleK > 0 ? new AdaptiveThrottle(options.ThrottleK, new Random(HashCode.Combine(options.Seed, "throttle"))) : null;
+        var resilience = new ResilienceHandler(pipeline) { InnerHandler = new CountingHandler(stats, throttle) { InnerHandler = new SharedTransport(transport) } };
         return new HttpClient(resilience) { BaseAddress = baseAddress, Timeout = Timeout.InfiniteTimeSpan };
     }
 
     /// <summary>True for what the pipeline throws instead of an answer: the breaker open, the bulkhead full, an attempt timed out.</summary>
     public static bool IsRefusal(Exception exception) =>
-        exception is BrokenCircuitException or Polly.RateLimiting.RateLimiterRejectedException or TimeoutRejectedException;
+        exception is BrokenCircuitException or Polly.RateLimiting.RateLimiterRejectedException or TimeoutRejectedException or ClientThrottledException;
 
     /// <summary>Counts every attempt the pipeline makes, as the impolite clients count theirs, and times the last one.</summary>
-    private sealed class CountingHandler(LoadStats stats) : DelegatingHandler
+    private sealed class CountingHandler(LoadStats stats, AdaptiveThrottle? throttle) : DelegatingHandler
     {
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            stats.Attempt();
             var sent = Stopwatch.GetTimestamp();
+            if (throttle?.ShouldRefuse(sent) == true)
+            {
+                stats.Error("throttled");
+                throw new ClientThrottledException();
+            }
+
+            stats.Attempt();
             try
             {
                 var response = await base.SendAsync(request, cancellationToken);
-                request.Options.Set(LastAttemptTicks, Stopwatch.GetTimestamp() - sent);
+                var answered = Stopwatch.GetTimestamp();
+                request.Options.Set(LastAttemptTicks, answered - sent);
                 var status = (int)response.StatusCode;
+                if (status is 429 or 503)
+                {
+                    throttle?.Shed(answered);
+                }
+                else
+                {
+                    throttle?.Accepted(answered);
+                }
+
                 if (status == 429)
                 {
                     stats.RateLimited();

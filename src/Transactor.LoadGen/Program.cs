@@ -33,6 +33,7 @@ var overload = new Option<double>("--overload") { Description = "Multiply the of
 var openLoop = new Option<bool>("--open-loop") { Description = "With --rate: send every transfer when it is due, without waiting for earlier answers (a true open loop; --clients then only sets which share is polite)." };
 var maxInFlight = new Option<int>("--max-in-flight") { Description = "Safety cap of --open-loop: transfers due while this many are unanswered are not sent (reported as dropped by the generator).", DefaultValueFactory = _ => 10_000 };
 var bulkhead = new Option<int>("--bulkhead") { Description = "Polite requests in flight at once (as many more wait); beyond that a polite client refuses its own request.", DefaultValueFactory = _ => 512 };
+var throttleK = new Option<double>("--throttle-k") { Description = "Polite clients' adaptive throttle: once the ledger sheds, send at most about K requests per accepted one (over 2 s) and refuse the rest locally; 0 turns it off.", DefaultValueFactory = _ => 2.0 };
 var breakerBreak = new Option<double>("--breaker-break") { Description = "Seconds the polite clients' circuit breaker stays open before it lets a probe through.", DefaultValueFactory = _ => 1.0 };
 var output = new Option<FileInfo?>("--out") { Description = "Also write the summary as JSON to this file." };
 var quiet = new Option<bool>("--quiet") { Description = "No live progress, only the summary." };
@@ -47,7 +48,7 @@ var ping = new Option<bool>("--ping") { Description = "Measure the HTTP ceiling 
 
 var root = new RootCommand("Transactor load generator: opens and funds accounts, sends concurrent transfers over HTTP, then checks the books. Exits 1 if a check fails.")
 {
-    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, openLoop, maxInFlight, bulkhead, breakerBreak, output, quiet, ping, apiKey, sign, batch,
+    target, clients, transfers, duration, accounts, balance, skew, rate, seed, polite, maxAttempts, overload, openLoop, maxInFlight, bulkhead, throttleK, breakerBreak, output, quiet, ping, apiKey, sign, batch,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -68,6 +69,7 @@ root.SetAction(async (parse, cancellation) =>
         OpenLoop = parse.GetValue(openLoop),
         MaxInFlight = Math.Max(1, parse.GetValue(maxInFlight)),
         BulkheadLimit = Math.Max(1, parse.GetValue(bulkhead)),
+        ThrottleK = Math.Max(0, parse.GetValue(throttleK)),
         BreakerBreakDuration = TimeSpan.FromSeconds(Math.Max(0.5, parse.GetValue(breakerBreak))),
         BatchSize = Math.Clamp(parse.GetValue(batch), 1, 1_000),
     };

@@ -13,6 +13,7 @@ builder.AddSiloHealthChecks();
 
 var app = builder.Build();
 
+app.UseDashboardAccess("/dashboard");
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapGet("/", () => Results.Redirect("/dashboard"));

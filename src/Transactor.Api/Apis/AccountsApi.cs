@@ -28,10 +28,10 @@ public static class AccountsApi
         group.MapGet("/", List).WithSummary("List accounts, a page at a time");
         group.MapPost("/{id}/deposits", Deposit).WithSummary("Deposit into an account").Accepts<AmountBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         group.MapPost("/{id}/withdrawals", Withdraw).WithSummary("Withdraw from an account").Accepts<AmountBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         return group;
     }
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Transactor.Api.Hosting;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
+using Transactor.Api.Security;
 
 namespace Transactor.Api.Apis;
 
@@ -29,13 +30,13 @@ public static class BatchTransfersApi
 
     public static IEndpointRouteBuilder MapBatchTransfersApi(this IEndpointRouteBuilder app)
     {
-        app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Security.Roles.AdminPolicy).MapPost("/transfers/batch", Submit)
+        app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Roles.AnyKeyPolicy).MapPost("/transfers/batch", Submit)
             .WithSummary($"Submit up to {MaxItems} independent transfers, each with its own idempotency key (id) and result")
-            .WithDescription($"The body is a JSON array of transfers, each {{\"id\",\"from\",\"to\",\"amount\",\"currency\",\"pending\"?,\"timeout\"?,\"metadata\"?}} where id is the transfer's idempotency key (rules of the Idempotency-Key header). 200 with one result per item, in order: its HTTP status as a single request would get, and the transfer or the problem. A malformed item fails alone. 413 payload_too_large over {MaxItems} items or {MaxBytes} bytes.")
+            .WithDescription($"The body is a JSON array of transfers, each {{\"id\",\"from\",\"to\",\"amount\",\"currency\",\"pending\"?,\"timeout\"?,\"metadata\"?}} where id is the transfer's idempotency key (rules of the Idempotency-Key header). 200 with one result per item, in order: its HTTP status as a single request would get, and the transfer or the problem. A malformed item fails alone, as does an item a client key may not debit (403 not_owner). A batch takes one token of the key's bucket per transfer: 429 rate_limited when they are not there, 400 batch_exceeds_bucket when the bucket is smaller than the batch. 413 payload_too_large over {MaxItems} items or {MaxBytes} bytes.")
             .Accepts<BatchItem[]>("application/json")
             .Produces<BatchView>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         return app;
     }
 
@@ -80,11 +81,26 @@ public static class BatchTransfersApi
             return Problems.BadRequest("empty_batch", "The batch holds no transfers.");
         }
 
+        // One token per transfer, as if each were a request of its own (the request took one).
+        var buckets = context.RequestServices.GetRequiredService<ClientBuckets>();
+        if (items.Count > buckets.BurstOf(context))
+        {
+            return Problems.BadRequest("batch_exceeds_bucket", $"This key's token bucket holds {buckets.BurstOf(context)} tokens and a batch takes one per transfer: send at most that many transfers in one batch.");
+        }
+
+        if (!buckets.TryTake(context, items.Count - 1, out var retryAfter))
+        {
+            context.Response.Headers.RetryAfter = ClientBuckets.WholeSeconds(retryAfter).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            return Problems.Create(StatusCodes.Status429TooManyRequests, "rate_limited", "Too many requests for this API key.",
+                "A batch takes one token per transfer from the key's token bucket (and the API's global one), and there are not that many; retry after the number of seconds in Retry-After.");
+        }
+
         var coordinator = client.GetCoordinator();
         var gatewayLost = context.RequestServices.GetRequiredService<GatewayLoss>().Token;
+        var access = context.RequestServices.GetRequiredService<AccountAccess>();
         var results = new ItemView[items.Count];
         await Parallel.ForAsync(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = MaxItemsInFlight }, async (i, _) =>
-            results[i] = await Execute(items[i], coordinator, metrics, gatewayLost));
+            results[i] = await Execute(context, items[i], coordinator, access, metrics, gatewayLost));
         return TypedResults.Ok(new BatchView(results.Count(r => r.Status is >= 200 and < 300), results));
     }
 
@@ -106,11 +122,18 @@ public static class BatchTransfersApi
         return new Item(id, transfer, transferProblem);
     }
 
-    private static async Task<ItemView> Execute(Item item, ITransferCoordinatorGrain coordinator, ApiMetrics metrics, CancellationToken gatewayLost)
+    private static async Task<ItemView> Execute(HttpContext context, Item item, ITransferCoordinatorGrain coordinator, AccountAccess access, ApiMetrics metrics, CancellationToken gatewayLost)
     {
         if (item.Request is not { } request)
         {
             return ItemView.Failed(item.Id, item.Problem!);
+        }
+
+        // A client key debits only its own accounts: an item that debits another's fails alone (the
+        // account grain checks again, through the request context every item's calls carry).
+        if (request.DebitAccountId is { } from && await access.RequireOwner(context, from) is { } forbidden)
+        {
+            return ItemView.Failed(item.Id, forbidden);
         }
 
         TransferResult result;
@@ -130,10 +153,12 @@ public static class BatchTransfersApi
         }
 
         metrics.Outcome(result);
+        var view = TransferView.Of(result).ShowingOnly(result, account => AccountAccess.MaySee(context, account));
         return result.Status switch
         {
-            TransferStatus.Committed => new ItemView(item.Id, StatusCodes.Status201Created, result.Replayed, TransferView.Of(result), null),
-            TransferStatus.Pending => new ItemView(item.Id, StatusCodes.Status202Accepted, result.Replayed, TransferView.Of(result), null),
+            TransferStatus.Committed => new ItemView(item.Id, StatusCodes.Status201Created, result.Replayed, view, null),
+            TransferStatus.Pending => new ItemView(item.Id, StatusCodes.Status202Accepted, result.Replayed, view, null),
+            _ when result.Reason == RejectionReason.NotOwner => ItemView.Failed(item.Id, AccountAccess.NotOwner()),
             _ => ItemView.Failed(item.Id, Problems.Rejected(result)) with { Replayed = result.Replayed },
         };
     }

@@ -25,13 +25,13 @@ public static class TransfersApi
             .Accepts<TransferBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         group.MapPost("/transfer", (HttpContext context, IClusterClient client, ApiMetrics metrics) => Transfer(context, client, metrics, SimpleRequired))
             .WithSummary("Transfer money; the currency is taken from the accounts")
             .Accepts<SimpleTransferBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         group.MapGet("/transfers/{id}", Get).WithSummary("Read a transfer, deposit or withdrawal by its idempotency key");
         group.MapPost("/transfers/{id}/post", (string id, HttpContext context, IClusterClient client, ApiMetrics metrics) => EndPending(id, TransferPhase.Post, context, client, metrics))
             .WithSummary("Post a pending transfer: move its amount, or a smaller one given as amount (the rest is released)")
@@ -39,13 +39,13 @@ public static class TransfersApi
             .Accepts<PostBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         group.MapPost("/transfers/{id}/void", (string id, HttpContext context, IClusterClient client, ApiMetrics metrics) => EndPending(id, TransferPhase.Void, context, client, metrics))
             .WithSummary("Void a pending transfer: release its hold")
             .WithDescription("Idempotent: voiding again answers as the first void. Errors: pending_transfer_not_found (404), pending_transfer_already_posted, pending_transfer_expired, pending_transfer_in_flight (409, the last retryable).")
             .Produces<TransferView>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict)
-            .RequireRateLimiting(LedgerRateLimits.Policy);
+            .RequireLedgerAdmission();
         return app;
     }
 

@@ -27,7 +27,18 @@ public sealed class LedgerLimitOptions
     /// limit starts (section <c>Transactor:Api:Admission</c>). The latency it watches runs from a
     /// request's admission to its answer, the silo's queueing included.
     /// </summary>
-    public ConcurrencyLimitOptions Admission { get; set; } = new() { TargetLatency = TimeSpan.FromMilliseconds(200) };
+    /// <remarks>
+    /// The queue is bounded in time as well as size (see docs/overload.md): a request waits at most
+    /// 1 s for a place while the queue keeps draining, and at most 100 ms once it has stood for
+    /// 200 ms (overload); then it is refused with 503 <c>queue_timeout</c> before any work starts.
+    /// </remarks>
+    public ConcurrencyLimitOptions Admission { get; set; } = new()
+    {
+        TargetLatency = TimeSpan.FromMilliseconds(200),
+        QueueTimeout = TimeSpan.FromSeconds(1),
+        StandingQueueTimeout = TimeSpan.FromMilliseconds(100),
+        StandingQueueInterval = TimeSpan.FromMilliseconds(200),
+    };
 }
 
 /// <summary>The API's one limiter of money-moving requests, shared by every request (see <see cref="LedgerLimitOptions"/>).</summary>
@@ -47,13 +58,86 @@ public sealed class LedgerAdmission : IDisposable
 }
 
 /// <summary>
-/// Two kinds of limit: the concurrency limit on money-moving requests (policy <see cref="Policy"/>),
-/// and token buckets on every request (<see cref="ClientBuckets"/>): one per API key (one per remote
-/// address for requests without a valid key) chained with one global bucket.
+/// Two kinds of limit: the concurrency limit on money-moving requests (<see cref="RequireLedgerAdmission"/>,
+/// an endpoint filter over <see cref="LedgerAdmission"/>), and token buckets on every request
+/// (<see cref="ClientBuckets"/>, through ASP.NET Core's rate-limiting middleware): one per API key
+/// (one per remote address for requests without a valid key) chained with one global bucket.
 /// </summary>
 internal static class LedgerRateLimits
 {
-    public const string Policy = "ledger";
+    /// <summary>
+    /// Admits the endpoint's requests through the API's one limiter of money-moving requests: at
+    /// most its limit at once, then its time-bounded queue, else a refusal (429 <c>too_many_requests</c>
+    /// with a full queue, 503 <c>queue_timeout</c> after waiting past the queue's bound), before the
+    /// handler reads anything. A client that disconnects while queued leaves the queue.
+    /// </summary>
+    /// <remarks>
+    /// An endpoint filter and not a policy of the rate-limiting middleware: the middleware wraps
+    /// every policy in a partitioned limiter, whose partition lookup takes one lock shared by every
+    /// request. Under a 5× overload that lock was where the most request threads waited
+    /// (docs/profiling.md, "Under overload"); this limiter is one object, so there is nothing to look up.
+    /// </remarks>
+    public static TBuilder RequireLedgerAdmission<TBuilder>(this TBuilder builder)
+        where TBuilder : IEndpointConventionBuilder =>
+        builder.WithMetadata(new LedgerAdmissionEndpoint()).AddEndpointFilter(static async (invocation, next) =>
+        {
+            var http = invocation.HttpContext;
+            var limiter = http.RequestServices.GetRequiredService<LedgerAdmission>().Limiter;
+            RateLimitLease lease;
+            try
+            {
+                lease = await limiter.AcquireAsync(1, http.RequestAborted);
+            }
+            catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
+            {
+                // The client gave up while queued: nobody reads an answer, and nothing was started.
+                return Results.Empty;
+            }
+
+            using (lease)
+            {
+                return lease.IsAcquired ? await next(invocation) : Refusal(lease, http.Response);
+            }
+        });
+
+    /// <summary>
+    /// Sheds a money-moving request before authentication, token buckets and routing work when the
+    /// ledger's limiter is saturated (every place taken, the queue full), with the same 429
+    /// <c>too_many_requests</c> the limiter would give, from bytes encoded once. Under a 5× overload
+    /// most requests end here, and what they cost is taken from the requests being served (docs/overload.md).
+    /// A caller without a valid key learns only that the ledger is full; it is refused again with 401 once there is room.
+    /// </summary>
+    public static WebApplication UseEarlyShedding(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var limiter = app.Services.GetRequiredService<LedgerAdmission>().Limiter;
+        var body = Problems.TooManyRequestsBody();
+        app.Use((context, next) =>
+        {
+            if (!limiter.IsSaturated || context.GetEndpoint()?.Metadata.GetMetadata<LedgerAdmissionEndpoint>() is null)
+            {
+                return next(context);
+            }
+
+            limiter.CountShedEarly();
+            var response = context.Response;
+            response.StatusCode = StatusCodes.Status429TooManyRequests;
+            response.Headers.RetryAfter = "1";
+            response.ContentType = Problems.ContentType;
+            response.ContentLength = body.Length;
+            return response.Body.WriteAsync(body, context.RequestAborted).AsTask();
+        });
+        return app;
+    }
+
+    /// <summary>Endpoint metadata of the money-moving endpoints (<see cref="RequireLedgerAdmission"/>).</summary>
+    internal sealed class LedgerAdmissionEndpoint;
+
+    /// <summary>The answer to a request the ledger's limiter refused: 503 after a queue timeout, 429 with a full queue.</summary>
+    private static IResult Refusal(RateLimitLease lease, HttpResponse response) =>
+        lease.TryGetMetadata(MetadataName.ReasonPhrase, out var reason) && reason == AdaptiveConcurrencyLimiter.QueueTimeoutReason
+            ? Problems.QueueTimeout(response)
+            : Problems.TooManyRequests(response);
 
     public static IServiceCollection AddLedgerRateLimits(this IServiceCollection services, IConfiguration configuration)
     {
@@ -72,9 +156,6 @@ internal static class LedgerRateLimits
         services.AddOptions<RateLimiterOptions>().Configure<ClientBuckets>((limiter, buckets) =>
         {
             limiter.GlobalLimiter = buckets.Limiter;
-            // One partition: every money-moving request shares the limiter, which lives as long as the process.
-            limiter.AddPolicy(Policy, context => RateLimitPartition.Get(
-                0, _ => context.RequestServices.GetRequiredService<LedgerAdmission>().Limiter));
             limiter.OnRejected = async (context, cancellation) =>
             {
                 var http = context.HttpContext;
@@ -132,7 +213,7 @@ internal sealed class ClientBuckets : IDisposable
         _perCaller = PartitionedRateLimiter.Create<HttpContext, Partition>(context =>
             RateLimitPartition.GetTokenBucketLimiter(Of(context), p => Bucket(p.TokensPerSecond, p.Burst)));
         // Requests without a key (health, docs) do not count against the keyed clients' global bucket.
-        _global = PartitionedRateLimiter.Create<HttpContext, string>(context => context.User.KeyId() is null
+        _global = PartitionedRateLimiter.Create<HttpContext, string>(context => context.User.Identity is not ApiKeyIdentity
             ? RateLimitPartition.GetNoLimiter("anonymous")
             : RateLimitPartition.GetTokenBucketLimiter(GlobalPartition, _ => Bucket(_auth.Global.TokensPerSecond, _auth.Global.Burst)));
         Limiter = PartitionedRateLimiter.CreateChained(_perCaller, _global);
@@ -140,6 +221,43 @@ internal sealed class ClientBuckets : IDisposable
 
     /// <summary>The limiter the rate-limiting middleware applies to every request.</summary>
     public PartitionedRateLimiter<HttpContext> Limiter { get; }
+
+    /// <summary>The size of the caller's own token bucket.</summary>
+    public int BurstOf(HttpContext context) => Of(context).Burst;
+
+    /// <summary>
+    /// Takes <paramref name="count"/> more tokens from the caller's bucket and the global one, for a
+    /// request that stands for that many more (a batch); false, with the wait, when they are not there.
+    /// </summary>
+    public bool TryTake(HttpContext context, int count, out TimeSpan retryAfter)
+    {
+        retryAfter = TimeSpan.FromSeconds(1);
+        if (count <= 0)
+        {
+            return true;
+        }
+
+        RateLimitLease lease;
+        try
+        {
+            lease = Limiter.AttemptAcquire(context, count);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            // More than a bucket holds: it can never be granted at once.
+            return false;
+        }
+
+        using (lease)
+        {
+            if (lease.TryGetMetadata(MetadataName.RetryAfter, out var wait))
+            {
+                retryAfter = wait;
+            }
+
+            return lease.IsAcquired;
+        }
+    }
 
     /// <summary>Retry-After and RateLimit-Reset are whole seconds, at least one.</summary>
     public static long WholeSeconds(TimeSpan time) => Math.Max(1, (long)Math.Ceiling(time.TotalSeconds));
@@ -171,16 +289,14 @@ internal sealed class ClientBuckets : IDisposable
     private Partition Of(HttpContext context)
     {
         var auth = _auth;
-        var user = context.User;
-        if (user.KeyId() is not { } keyId)
+        if (context.User.Identity is not ApiKeyIdentity { } identity)
         {
             return new Partition("ip:" + context.Connection.RemoteIpAddress, auth.Anonymous.TokensPerSecond, auth.Anonymous.Burst);
         }
 
-        var role = user.IsAdmin() ? auth.Admin : auth.Client;
-        var rate = int.TryParse(user.FindFirst(ApiKeyAuthenticationHandler.RatePerSecondClaim)?.Value, CultureInfo.InvariantCulture, out var r) ? r : role.TokensPerSecond;
-        var burst = int.TryParse(user.FindFirst(ApiKeyAuthenticationHandler.BurstClaim)?.Value, CultureInfo.InvariantCulture, out var b) ? b : role.Burst;
-        return new Partition("key:" + keyId, rate, burst);
+        var key = identity.Key;
+        var role = key.Role == ApiKeyRole.Admin ? auth.Admin : auth.Client;
+        return new Partition(identity.RatePartition, key.RatePerSecond ?? role.TokensPerSecond, key.Burst ?? role.Burst);
     }
 
     /// <summary>

@@ -67,8 +67,34 @@ internal static class Problems
     {
         ArgumentNullException.ThrowIfNull(response);
         response.Headers.RetryAfter = "1";
-        return Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
-            "Too many requests are in flight; retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
+        return Create(StatusCodes.Status429TooManyRequests, TooManyRequestsCode, TooManyRequestsTitle, TooManyRequestsDetail);
+    }
+
+    /// <summary>The body of <see cref="TooManyRequests"/> as UTF-8 JSON, for answering without building a result.</summary>
+    public static byte[] TooManyRequestsBody() => System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object?>
+    {
+        ["type"] = $"/problems/{TooManyRequestsCode}",
+        ["title"] = TooManyRequestsTitle,
+        ["status"] = StatusCodes.Status429TooManyRequests,
+        ["detail"] = TooManyRequestsDetail,
+        ["code"] = TooManyRequestsCode,
+    });
+
+    private const string TooManyRequestsCode = "too_many_requests";
+    private const string TooManyRequestsTitle = "The ledger is at capacity.";
+    private const string TooManyRequestsDetail = "Too many requests are in flight; retry after the number of seconds in Retry-After, with the same Idempotency-Key.";
+
+    /// <summary>
+    /// 503 with <c>Retry-After</c>: the request waited for a place in the API's admission queue
+    /// longer than its bound (<c>Transactor:Api:Admission:QueueTimeout</c>, shorter once the queue
+    /// stands) and was refused before any of its work started: nothing was recorded.
+    /// </summary>
+    public static IResult QueueTimeout(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        response.Headers.RetryAfter = "1";
+        return Create(StatusCodes.Status503ServiceUnavailable, "queue_timeout", "The ledger is overloaded.",
+            "The request waited longer than the admission queue allows and was not started; nothing was recorded. Retry after the number of seconds in Retry-After, with the same Idempotency-Key.");
     }
 
     /// <summary>

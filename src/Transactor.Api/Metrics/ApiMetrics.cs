@@ -135,7 +135,8 @@ public sealed record ChaosSnapshot(
 /// <summary>
 /// The concurrency limits now: the API's limiter of money-moving requests and, when the silo runs
 /// in this process (embedded), the silo's admission of movements. <c>Shed</c> counts requests
-/// refused at once with a full queue since start.
+/// refused since start, at once with a full queue or after waiting past the queue's bound;
+/// <c>ApiQueueTimeouts</c> counts the latter alone.
 /// </summary>
 public sealed record AdmissionSnapshot(
     string ApiMode,
@@ -143,6 +144,7 @@ public sealed record AdmissionSnapshot(
     int ApiInFlight,
     long ApiQueued,
     long ApiShed,
+    long ApiQueueTimeouts,
     string? SiloMode,
     int? SiloLimit,
     long? SiloQueued,

@@ -51,7 +51,7 @@ public static class MetricsApi
             // Only an embedded silo's admission is in this process; a client's silos export theirs as metrics.
             var silo = services.GetService<TransferAdmission>();
             var admission = new AdmissionSnapshot(
-                api.Mode.ToString(), api.Limit, api.InFlight, api.Queued, api.Shed,
+                api.Mode.ToString(), api.Limit, api.InFlight, api.Queued, api.Shed, api.TimedOut,
                 silo?.Mode.ToString(), silo?.Places, silo?.Queued, silo?.Shed);
             var chaos = services.GetService<ChaosMonitor>() is { } monitor
                 ? new ChaosSnapshot(
@@ -60,7 +60,8 @@ public static class MetricsApi
                     monitor.InjectedByKind.ToDictionary(k => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(k.Key.ToString()), k => k.Value, StringComparer.Ordinal))
                 : null;
             return TypedResults.Ok(metrics.Snapshot(silos, activations, admission, chaos));
-        }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts");
+        }).WithTags("Operations").WithSummary("Request, latency and outcome counters of this API process, and cluster counts (admin key)")
+            .RequireAuthorization(Security.Roles.AdminPolicy);
         return app;
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
@@ -18,16 +17,15 @@ public sealed partial class ApiKeyAuthenticationHandler(
     ILoggerFactory loggerFactory,
     UrlEncoder encoder,
     ApiKeyStore keys,
-    IClusterClient client,
+    NonceRecorder nonces,
     IOptions<AuthOptions> authOptions,
     TimeProvider time) : AuthenticationHandler<AuthenticationSchemeOptions>(schemeOptions, loggerFactory, encoder)
 {
     public const string SchemeName = "ApiKey";
     public const string KeyIdClaim = "transactor:key_id";
-    public const string RatePerSecondClaim = "transactor:rate_per_second";
-    public const string BurstClaim = "transactor:burst";
 
     private const string FailureItem = "transactor.auth.failure";
+    private const int MaxHeaderLength = 512;
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -36,56 +34,74 @@ public sealed partial class ApiKeyAuthenticationHandler(
             return Fail(AuthFailure.Missing);
         }
 
-        if (values is not [{ } header] || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length - 7 is < 1 or > 512)
+        if (values is not [{ } header] || !header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) || header.Length - 7 is < 1 or > MaxHeaderLength)
         {
             return Fail(AuthFailure.Malformed);
         }
 
         var presented = header[7..].Trim();
-        ApiKeyRecord key;
-        if (keys.IsBootstrap(presented))
+        ApiKeyIdentity identity;
+        if (!ApiKeySecrets.TryParse(presented, out var keyId))
         {
-            key = ApiKeyStore.Bootstrap;
+            if (!keys.IsBootstrap(presented))
+            {
+                return Fail(AuthFailure.Unknown);
+            }
+
+            identity = ApiKeyStore.BootstrapIdentity;
         }
         else
         {
-            if (!ApiKeySecrets.TryParse(presented, out var keyId, out var secret))
+            // A key this instance has not read lately costs a grain call (an activation and a storage
+            // read when the id is made up): limited per remote address before it is made.
+            if (!keys.TryGetCached(keyId, out var found))
+            {
+                if (!keys.TryTakeLookup(Context.Connection.RemoteIpAddress, out var retryAfter))
+                {
+                    return Fail(AuthFailure.KeyLookupsLimited(retryAfter));
+                }
+
+                found = await keys.Load(keyId);
+            }
+
+            if (found.Identity is not { } stored || !ApiKeySecrets.Verify(ApiKeySecrets.SecretOf(presented), stored.Key.SecretHash))
             {
                 return Fail(AuthFailure.Unknown);
             }
 
-            var found = await keys.Find(keyId);
-            if (found is null || !ApiKeySecrets.Verify(secret, found.SecretHash))
-            {
-                return Fail(AuthFailure.Unknown);
-            }
-
-            if (found.State != ApiKeyState.Active)
+            if (stored.Key.State != ApiKeyState.Active)
             {
                 return Fail(AuthFailure.Revoked);
             }
 
-            key = found;
+            identity = stored;
         }
 
-        if (key.RequireSignature || (RequestSignatures.Present(Request) && key.SigningKey.Length > 0))
+        var key = identity.Key;
+        if (key.RequireSignature || (key.SigningKey.Length > 0 && RequestSignatures.Present(Request)))
         {
-            var (failure, nonce) = await RequestSignatures.Verify(Request, key, time.GetUtcNow(), authOptions.Value.SignatureWindow);
+            var options = authOptions.Value;
+            var (failure, nonce, signedAt) = await RequestSignatures.Verify(Request, key, time.GetUtcNow(), options.SignatureWindow, options.SignatureMaxAhead);
             if (failure is not null)
             {
                 return Fail(failure);
             }
 
-            var scoped = key.KeyId + ":" + nonce;
-            var shard = (long)(StableHash.Fnv1a(scoped) % INonceGrain.Shards);
-            var outcome = await client.GetGrain<INonceGrain>(shard).TryUse(scoped);
+            // No instance accepts a timestamp more than SignatureMaxAhead ahead of its clock: this
+            // request cannot have been first seen earlier than that before its timestamp.
+            var outcome = await nonces.Use(key.KeyId + ":" + nonce, signedAt - options.SignatureMaxAhead);
             if (outcome != NonceOutcome.Fresh)
             {
-                return Fail(outcome == NonceOutcome.Replayed ? AuthFailure.SignatureReplayed : AuthFailure.NonceStoreFull);
+                return Fail(outcome switch
+                {
+                    NonceOutcome.Replayed => AuthFailure.SignatureReplayed,
+                    NonceOutcome.BeforeShardStart => AuthFailure.ReplayCheckRestarted(options.SignatureMaxAhead),
+                    _ => AuthFailure.NonceStoreFull,
+                });
             }
         }
 
-        return AuthenticateResult.Success(new AuthenticationTicket(Principal(key), SchemeName));
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
@@ -110,29 +126,30 @@ public sealed partial class ApiKeyAuthenticationHandler(
         return failure == AuthFailure.Missing ? AuthenticateResult.NoResult() : AuthenticateResult.Fail(failure.Code);
     }
 
-    private static ClaimsPrincipal Principal(ApiKeyRecord key)
-    {
-        var claims = new List<Claim>
-        {
-            new(KeyIdClaim, key.KeyId),
-            new(ClaimTypes.Name, key.Name),
-            new(ClaimTypes.Role, Roles.Of(key.Role)),
-        };
-        if (key.RatePerSecond is { } rate)
-        {
-            claims.Add(new Claim(RatePerSecondClaim, rate.ToString(CultureInfo.InvariantCulture)));
-        }
-
-        if (key.Burst is { } burst)
-        {
-            claims.Add(new Claim(BurstClaim, burst.ToString(CultureInfo.InvariantCulture)));
-        }
-
-        return new ClaimsPrincipal(new ClaimsIdentity(claims, SchemeName, ClaimTypes.Name, ClaimTypes.Role));
-    }
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Refused {Method} {Path}: {Code}")]
     private static partial void LogRefused(ILogger logger, string code, string method, PathString path);
+}
+
+/// <summary>
+/// The identity of an authenticated key: its claims (key id, name, role) for ASP.NET Core's policies,
+/// and the key itself. Made once per key each time an instance reads it, and shared by that key's
+/// requests (nothing changes an identity once made).
+/// </summary>
+public sealed class ApiKeyIdentity : ClaimsIdentity
+{
+    public ApiKeyIdentity(ApiKeyRecord key)
+        : base([new(ApiKeyAuthenticationHandler.KeyIdClaim, key.KeyId), new(ClaimTypes.Name, key.Name), new(ClaimTypes.Role, Roles.Of(key.Role))],
+            ApiKeyAuthenticationHandler.SchemeName, ClaimTypes.Name, ClaimTypes.Role)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        Key = key;
+        RatePartition = "key:" + key.KeyId;
+    }
+
+    public ApiKeyRecord Key { get; }
+
+    /// <summary>The name of this key's token bucket.</summary>
+    public string RatePartition { get; }
 }
 
 /// <summary>The role names in claims and policies, and who the caller is.</summary>
@@ -156,7 +173,12 @@ public static class Roles
     }
 
     /// <summary>The caller's key id; null when unauthenticated.</summary>
-    public static string? KeyId(this ClaimsPrincipal user) => user.FindFirstValue(ApiKeyAuthenticationHandler.KeyIdClaim);
+    public static string? KeyId(this ClaimsPrincipal user) =>
+        user.Identity is ApiKeyIdentity identity ? identity.Key.KeyId : user.FindFirstValue(ApiKeyAuthenticationHandler.KeyIdClaim);
 
-    public static bool IsAdmin(this ClaimsPrincipal user) => user.IsInRole(Admin);
+    public static bool IsAdmin(this ClaimsPrincipal user) =>
+        user.Identity is ApiKeyIdentity identity ? identity.Key.Role == ApiKeyRole.Admin : user.IsInRole(Admin);
+
+    /// <summary>The caller's key, or null when unauthenticated.</summary>
+    public static ApiKeyRecord? Key(this ClaimsPrincipal user) => (user.Identity as ApiKeyIdentity)?.Key;
 }

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Scalar.AspNetCore;
 using Transactor.Api.Hosting;
 
 namespace Transactor.Api.Security;
@@ -25,14 +26,19 @@ public static class ApiSecurity
         services.AddOptions<AuthOptions>()
             .Bind(builder.Configuration.GetSection(AuthOptions.SectionName))
             .PostConfigure(o => o.AdminKey ??= generated)
-            .Validate(o => o.AdminKey is null || o.AdminKey.Length >= AuthOptions.MinAdminKeyLength,
-                $"{AuthOptions.SectionName}:{nameof(AuthOptions.AdminKey)} must be at least {AuthOptions.MinAdminKeyLength} characters.")
-            .Validate(o => o.KeyCacheTime > TimeSpan.Zero && o.MaxCachedKeys >= 1 && o.SignatureWindow > TimeSpan.Zero,
-                $"{AuthOptions.SectionName}: KeyCacheTime and SignatureWindow must be positive, MaxCachedKeys at least 1.")
+            .Validate(o => o.AdminKey is null || (o.AdminKey.Length >= AuthOptions.MinAdminKeyLength && !ApiKeySecrets.TryParse(o.AdminKey, out _)),
+                $"{AuthOptions.SectionName}:{nameof(AuthOptions.AdminKey)} must be at least {AuthOptions.MinAdminKeyLength} characters, and not shaped like a stored key (txk.<id>.<secret>).")
+            .Validate(o => o.KeyCacheTime > TimeSpan.Zero && o.MaxCachedKeys >= 1 && o.SignatureWindow > TimeSpan.Zero && o.SignatureMaxAhead >= TimeSpan.Zero,
+                $"{AuthOptions.SectionName}: KeyCacheTime and SignatureWindow must be positive, SignatureMaxAhead not negative, MaxCachedKeys at least 1.")
+            .Validate(o => o.SignatureWindow + o.SignatureMaxAhead <= INonceGrain.Window,
+                $"{AuthOptions.SectionName}: SignatureWindow plus SignatureMaxAhead must not exceed the {INonceGrain.Window.TotalMinutes} minutes a nonce is remembered.")
+            .Validate(o => o.KeyLookups.TokensPerSecond >= 1 && o.KeyLookups.Burst >= 1,
+                $"{AuthOptions.SectionName}:KeyLookups: TokensPerSecond and Burst must be at least 1.")
             .ValidateOnStart();
         services.AddSingleton(new GeneratedAdminKey(generated));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<ApiKeyStore>();
+        services.AddSingleton<NonceRecorder>();
         services.AddSingleton<AccountAccess>();
         services.AddSingleton<IAuthorizationHandler, AccountOwnerHandler>();
         services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
@@ -62,6 +68,26 @@ public static class ApiSecurity
             return next(context);
         });
         app.UseAuthorization();
+        return app;
+    }
+
+    /// <summary>
+    /// The OpenAPI document and Scalar: open to anyone when <see cref="AuthOptions.PublicDocs"/> says so
+    /// (by default for the embedded ledger and in the Development environment), else admin keys only.
+    /// </summary>
+    public static WebApplication MapApiReference(this WebApplication app, LedgerMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var open = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.PublicDocs ?? (mode == LedgerMode.Embedded || app.Environment.IsDevelopment());
+        IEndpointConventionBuilder[] docs = [app.MapOpenApi(), app.MapScalarApiReference()];
+        if (!open)
+        {
+            foreach (var endpoint in docs)
+            {
+                endpoint.RequireAuthorization(Roles.AdminPolicy);
+            }
+        }
+
         return app;
     }
 

@@ -5,6 +5,12 @@ namespace Transactor.Api.Security;
 /// <summary>Why a request was not authenticated: its stable problem code and the detail shown.</summary>
 public sealed record AuthFailure(string Code, string Title, string Detail)
 {
+    /// <summary>The status of the answer: 401, unless the failure is the server's (503) or a limit's (429).</summary>
+    public int Status { get; init; } = StatusCodes.Status401Unauthorized;
+
+    /// <summary>Seconds to send in <c>Retry-After</c>, when waiting helps.</summary>
+    public long? RetryAfterSeconds { get; init; }
+
     public static AuthFailure Missing { get; } = new("api_key_missing", "An API key is required.",
         "Send 'Authorization: Bearer <key>' with an API key; admins create keys with POST /keys or 'transactor keys create'.");
 
@@ -24,16 +30,39 @@ public sealed record AuthFailure(string Code, string Title, string Detail)
     public static AuthFailure NonceStoreFull { get; } = new("signature_replayed", "The request cannot be checked for replay.",
         "Too many signed requests in the last few minutes to remember their nonces; retry later.");
 
+    public static AuthFailure ReplayCheckRestarted(TimeSpan maxAhead) => new("replay_check_restarting", "The request cannot be checked for replay yet.",
+        $"The store of recent nonces restarted (a server stopped) and cannot tell whether a request signed before {maxAhead.TotalSeconds:0} s after its start was seen; sign the request again, with the current time, after Retry-After.")
+    {
+        Status = StatusCodes.Status503ServiceUnavailable,
+        RetryAfterSeconds = Math.Max(1, (long)Math.Ceiling(maxAhead.TotalSeconds)),
+    };
+
+    public static AuthFailure KeyLookupsLimited(TimeSpan retryAfter) => new("rate_limited", "Too many unknown API keys from this address.",
+        "This address sent more keys this API instance has not seen recently than it looks up per second; retry after the number of seconds in Retry-After.")
+    {
+        Status = StatusCodes.Status429TooManyRequests,
+        RetryAfterSeconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)),
+    };
+
     public static AuthFailure SignatureInvalid(string detail) => new("signature_invalid", "The request signature is not valid.", detail);
 
-    public static AuthFailure SignatureStale(TimeSpan window) => new("signature_stale", "The request's timestamp is too far from the server's clock.",
-        $"Signature-Timestamp must be within {window.TotalMinutes:0.#} minutes of the server's time; sign the request again now.");
+    public static AuthFailure SignatureStale(TimeSpan window, TimeSpan maxAhead) => new("signature_stale", "The request's timestamp is too far from the server's clock.",
+        $"Signature-Timestamp must be at most {window.TotalMinutes:0.#} minutes behind the server's time and {maxAhead.TotalSeconds:0} s ahead of it; sign the request again now (with a synchronised clock).");
 
-    /// <summary>The 401 problem, with the challenge RFC 6750 asks for.</summary>
+    /// <summary>The problem: a 401 with the challenge RFC 6750 asks for, or a 429 or 503 with <c>Retry-After</c>.</summary>
     public IResult ToProblem(HttpResponse response)
     {
         ArgumentNullException.ThrowIfNull(response);
-        response.Headers.WWWAuthenticate = "Bearer";
-        return Problems.Create(StatusCodes.Status401Unauthorized, Code, Title, Detail);
+        if (Status == StatusCodes.Status401Unauthorized)
+        {
+            response.Headers.WWWAuthenticate = "Bearer";
+        }
+
+        if (RetryAfterSeconds is { } seconds)
+        {
+            response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return Problems.Create(Status, Code, Title, Detail);
     }
 }

@@ -27,8 +27,28 @@ public sealed class AuthOptions
     /// <summary>The most keys an API instance keeps in its cache.</summary>
     public int MaxCachedKeys { get; set; } = 10_000;
 
-    /// <summary>How far a signed request's timestamp may be from the server's clock, either way.</summary>
+    /// <summary>How far a signed request's timestamp may be behind the server's clock.</summary>
     public TimeSpan SignatureWindow { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How far a signed request's timestamp may be ahead of the server's clock. Short, because a nonce
+    /// shard that starts afresh (its silo died) refuses every request whose timestamp is less than this
+    /// after its start: it cannot know whether such a request was seen before (docs/security.md, "Replays").
+    /// </summary>
+    public TimeSpan SignatureMaxAhead { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Keys not in an instance's cache that one remote address may look up per second (and at once):
+    /// each lookup reads the key's grain, so a stream of made-up key ids is refused with 429 before
+    /// it costs more than this.
+    /// </summary>
+    public BucketOptions KeyLookups { get; set; } = new() { TokensPerSecond = 20, Burst = 40 };
+
+    /// <summary>
+    /// Whether the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>) answer without
+    /// a key. Unset: yes for the embedded ledger and in the Development environment, else admin keys only.
+    /// </summary>
+    public bool? PublicDocs { get; set; }
 
     /// <summary>Token bucket of each client key (unless the key sets its own).</summary>
     public BucketOptions Client { get; set; } = new() { TokensPerSecond = 1_000, Burst = 2_000 };

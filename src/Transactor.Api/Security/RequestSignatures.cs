@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -41,49 +42,65 @@ public static class RequestSignatures
 
     /// <summary>
     /// Checks the request's signature, except the nonce (checked once the signature holds, so that
-    /// nobody can use up a client's nonces): the failure, or null and the nonce.
+    /// nobody can use up a client's nonces): the failure, or null, the nonce and the signed time.
+    /// A timestamp may be <paramref name="window"/> behind the server's clock and <paramref name="maxAhead"/> ahead of it.
     /// </summary>
-    public static async Task<(AuthFailure? Failure, string? Nonce)> Verify(HttpRequest request, ApiKeyRecord key, DateTimeOffset now, TimeSpan window)
+    public static async Task<(AuthFailure? Failure, string? Nonce, DateTimeOffset SignedAt)> Verify(
+        HttpRequest request, ApiKeyRecord key, DateTimeOffset now, TimeSpan window, TimeSpan maxAhead)
     {
         if (request.Headers[SignatureHeader] is not [{ Length: > 0 } signature]
             || request.Headers[TimestampHeader] is not [{ Length: > 0 } timestamp]
             || request.Headers[NonceHeader] is not [{ Length: > 0 } nonce])
         {
-            return (AuthFailure.SignatureRequired, null);
+            return (AuthFailure.SignatureRequired, null, default);
         }
 
         if (!long.TryParse(timestamp, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) || seconds > DateTimeOffset.MaxValue.ToUnixTimeSeconds())
         {
-            return (AuthFailure.SignatureInvalid("Signature-Timestamp must be a whole number of seconds since 1970-01-01 UTC."), null);
+            return (AuthFailure.SignatureInvalid("Signature-Timestamp must be a whole number of seconds since 1970-01-01 UTC."), null, default);
         }
 
-        if (nonce.Length is < MinNonceLength or > MaxNonceLength || !nonce.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        if (nonce.Length is < MinNonceLength or > MaxNonceLength || !IsNonce(nonce))
         {
-            return (AuthFailure.SignatureInvalid($"Signature-Nonce must be {MinNonceLength}-{MaxNonceLength} characters of letters, digits, '-' and '_'."), null);
+            return (AuthFailure.SignatureInvalid($"Signature-Nonce must be {MinNonceLength}-{MaxNonceLength} characters of letters, digits, '-' and '_'."), null, default);
         }
 
-        var skew = now - DateTimeOffset.FromUnixTimeSeconds(seconds);
-        if (skew.Duration() > window)
+        var signedAt = DateTimeOffset.FromUnixTimeSeconds(seconds);
+        if (now - signedAt > window || signedAt - now > maxAhead)
         {
-            return (AuthFailure.SignatureStale(window), null);
+            return (AuthFailure.SignatureStale(window, maxAhead), null, default);
         }
 
         var bodyHash = await HashBody(request);
         if (bodyHash is null)
         {
-            return (AuthFailure.SignatureInvalid($"A signed body is at most {JsonBody.MaxBytes} bytes."), null);
+            return (AuthFailure.SignatureInvalid($"A signed body is at most {JsonBody.MaxBytes} bytes."), null, default);
         }
 
         var (path, query) = Target(request);
-        var expected = HMACSHA256.HashData(key.SigningKey, Encoding.UTF8.GetBytes(CanonicalString(request.Method, path, query, timestamp, nonce, bodyHash)));
-        var presented = new byte[expected.Length];
+        Span<byte> expected = stackalloc byte[HMACSHA256.HashSizeInBytes];
+        HMACSHA256.HashData(key.SigningKey, Encoding.UTF8.GetBytes(CanonicalString(request.Method, path, query, timestamp, nonce, bodyHash)), expected);
+        Span<byte> presented = stackalloc byte[HMACSHA256.HashSizeInBytes + 3];
         if (!Convert.TryFromBase64String(signature, presented, out var written) || written != expected.Length
-            || !CryptographicOperations.FixedTimeEquals(presented, expected))
+            || !CryptographicOperations.FixedTimeEquals(presented[..written], expected))
         {
-            return (AuthFailure.SignatureInvalid("The signature does not match the request."), null);
+            return (AuthFailure.SignatureInvalid("The signature does not match the request."), null, default);
         }
 
-        return (null, nonce);
+        return (null, nonce, signedAt);
+    }
+
+    private static bool IsNonce(string nonce)
+    {
+        foreach (var c in nonce)
+        {
+            if (!char.IsAsciiLetterOrDigit(c) && c is not '-' and not '_')
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>The path and query as the request line carried them (not decoded).</summary>
@@ -99,26 +116,39 @@ public static class RequestSignatures
         return question < 0 ? (raw, string.Empty) : (raw[..question], raw[(question + 1)..]);
     }
 
-    /// <summary>SHA-256 of the body, which stays readable for the endpoint; null when it is larger than any the API accepts.</summary>
+    /// <summary>
+    /// SHA-256 of the body; null when it is larger than any the API accepts. The body is read into
+    /// memory (at most <see cref="JsonBody.MaxBytes"/>) and the request reads it from there again.
+    /// </summary>
     private static async Task<byte[]?> HashBody(HttpRequest request)
     {
-        request.EnableBuffering(JsonBody.MaxBytes + 1, JsonBody.MaxBytes + 1);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[4096];
-        long total = 0;
-        int read;
-        while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+        if (request.ContentLength is > JsonBody.MaxBytes)
         {
-            total += read;
-            if (total > JsonBody.MaxBytes)
-            {
-                return null;
-            }
-
-            hash.AppendData(buffer, 0, read);
+            return null;
         }
 
-        request.Body.Position = 0;
-        return hash.GetHashAndReset();
+        var body = new MemoryStream(request.ContentLength is { } length ? (int)length : 256);
+        var buffer = ArrayPool<byte>.Shared.Rent(4096);
+        try
+        {
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
+            {
+                if (body.Length + read > JsonBody.MaxBytes)
+                {
+                    return null;
+                }
+
+                body.Write(buffer, 0, read);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        body.Position = 0;
+        request.Body = body;
+        return SHA256.HashData(body.GetBuffer().AsSpan(0, (int)body.Length));
     }
 }

@@ -127,7 +127,8 @@ internal sealed class ChildProcess : IAsyncDisposable
         {
             if (!_logClosed)
             {
-                _log.WriteLine(line);
+                // The programs' console logs carry no time; the runner stamps each line as it arrives.
+                _log.WriteLine($"{DateTimeOffset.UtcNow:HH:mm:ss.fff} {line}");
             }
         }
     }

@@ -6,7 +6,11 @@ namespace Transactor.Grains;
 /// <summary>
 /// A concurrency limiter whose limit can move while it runs (<see cref="ConcurrencyLimiter"/>'s
 /// cannot): at most <see cref="Limit"/> leases at once, then a first-in-first-out queue of at most
-/// <c>queueLimit</c> waiters, and beyond that a refusal at once (shed, not queued). In
+/// <c>queueLimit</c> waiters, and beyond that a refusal at once (shed, not queued). With
+/// <see cref="ConcurrencyLimitOptions.QueueTimeout"/> a waiter is also refused once it has waited
+/// longer than the queue's current bound (<see cref="QueueTimedOut"/>): the bound is short once the
+/// queue stands (<see cref="ConcurrencyLimitOptions.StandingQueueTimeout"/>), so under overload
+/// admitted work does not wait behind a queue that never drains. In
 /// <see cref="LimitMode.Adaptive"/> every ended lease is a latency sample for
 /// <see cref="AdaptiveConcurrencyLimit"/>; in <see cref="LimitMode.Fixed"/> the limit never moves.
 /// Limit changes and shedding are logged at information level, each at most once per
@@ -14,7 +18,14 @@ namespace Transactor.Grains;
 /// </summary>
 public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
 {
-    private static readonly RateLimitLease Refused = new RefusedLease();
+    /// <summary>The reason (<see cref="MetadataName.ReasonPhrase"/>) on a lease refused because it waited longer than the queue's bound.</summary>
+    public const string QueueTimeoutReason = "queue_timeout";
+
+    /// <summary>The reason on a lease refused at once because the queue was full.</summary>
+    public const string QueueFullReason = "queue_full";
+
+    private static readonly RateLimitLease Refused = new RefusedLease(QueueFullReason);
+    private static readonly RateLimitLease QueueTimedOut = new RefusedLease(QueueTimeoutReason);
 
     private readonly Lock _lock = new();
     private readonly LinkedList<Waiter> _queue = new();
@@ -25,8 +36,17 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
     private readonly ILogger _logger;
     private readonly LogThrottle _changeLog;
     private readonly LogThrottle _shedLog;
+    private readonly LogThrottle _timeoutLog;
+    private readonly TimeSpan? _queueTimeout;
+    private readonly TimeSpan? _standingQueueTimeout;
+    private readonly TimeSpan _standingQueueInterval;
+    private readonly ITimer? _sweep;
+    private long _queueLastEmpty;
+    private long _timedOut;
+    private long _timedOutSinceLog;
     private int _limit;
     private int _inFlight;
+    private int _queueCount;
     private long _admitted;
     private long _shed;
     private long _shedSinceLog;
@@ -45,6 +65,11 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         _logger = logger;
         _changeLog = new LogThrottle(LogThrottle.DefaultInterval, time);
         _shedLog = new LogThrottle(LogThrottle.DefaultInterval, time);
+        _timeoutLog = new LogThrottle(LogThrottle.DefaultInterval, time);
+        _queueTimeout = options.QueueTimeout;
+        _standingQueueTimeout = options.StandingQueueTimeout ?? options.QueueTimeout;
+        _standingQueueInterval = options.StandingQueueInterval;
+        _queueLastEmpty = time.GetTimestamp();
         Mode = options.Mode;
         if (options.Mode == LimitMode.Adaptive)
         {
@@ -54,6 +79,14 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         else
         {
             _limit = initialLimit;
+        }
+
+        if (_queueTimeout is { } timeout && _standingQueueTimeout is { } standing)
+        {
+            // Waiters are expired as requests come and go; the sweep bounds the wait when nothing
+            // does (every place held by slow work): at most half the shorter bound late.
+            var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(5).Ticks, Math.Min(timeout.Ticks, standing.Ticks) / 2));
+            _sweep = time.CreateTimer(static state => ((AdaptiveConcurrencyLimiter)state!).Sweep(), this, period, period);
         }
     }
 
@@ -75,8 +108,17 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         }
     }
 
-    /// <summary>Requests refused because the queue was full, since start.</summary>
+    /// <summary>
+    /// True while a request would be refused at once: every place taken and the queue full. A
+    /// cheap, lock-free look (it may be a moment stale) for shedding before any other work.
+    /// </summary>
+    public bool IsSaturated => Volatile.Read(ref _inFlight) >= Volatile.Read(ref _limit) && Volatile.Read(ref _queueCount) >= _queueLimit;
+
+    /// <summary>Requests refused because the queue was full or they waited longer than its bound, since start.</summary>
     public long Shed => Interlocked.Read(ref _shed);
+
+    /// <summary>Of <see cref="Shed"/>, those refused because they waited longer than the queue's bound.</summary>
+    public long TimedOut => Interlocked.Read(ref _timedOut);
 
     /// <summary>Never idle: the limiter is shared for the process's life, and a partitioned limiter disposes idle ones.</summary>
     public override TimeSpan? IdleDuration => null;
@@ -113,25 +155,36 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
     protected override ValueTask<RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken)
     {
         CheckPermitCount(permitCount);
-        Waiter waiter;
+        Waiter? waiter = null;
+        RateLimitLease? granted = null;
+        List<Waiter>? expired;
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            var now = _time.GetTimestamp();
+            expired = ExpireLocked(now);
+            if (_queue.Count == 0)
+            {
+                _queueLastEmpty = now;
+            }
+
             // Oldest first: none may pass the queue while it has waiters.
             if (_queue.Count == 0 && _inFlight < _limit)
             {
-                return ValueTask.FromResult<RateLimitLease>(GrantLocked());
+                granted = GrantLocked();
             }
-
-            if (_queue.Count >= _queueLimit)
+            else if (_queue.Count < _queueLimit)
             {
-                waiter = null!;
-            }
-            else
-            {
-                waiter = new Waiter(this);
+                waiter = new Waiter(this, now);
                 waiter.Node = _queue.AddLast(waiter);
+                Volatile.Write(ref _queueCount, _queue.Count);
             }
+        }
+
+        TimeOut(expired);
+        if (granted is not null)
+        {
+            return ValueTask.FromResult(granted);
         }
 
         if (waiter is null)
@@ -168,6 +221,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             }
 
             _disposed = true;
+            _sweep?.Dispose();
             waiting = [.. _queue];
             _queue.Clear();
         }
@@ -194,6 +248,9 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         return new Lease(this, _time.GetTimestamp(), _inFlight);
     }
 
+    /// <summary>Counts (and logs, throttled) a request its owner shed on seeing <see cref="IsSaturated"/>, without asking for a lease.</summary>
+    public void CountShedEarly() => Refuse();
+
     private RateLimitLease Refuse()
     {
         Interlocked.Increment(ref _shed);
@@ -207,6 +264,76 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         return Refused;
     }
 
+    /// <summary>
+    /// Takes out of the queue's head every waiter that waited longer than the queue's bound now:
+    /// the short one once the queue has not been empty for the standing interval, else the long
+    /// one. First in, first out, so the oldest is at the head and the first young one ends the scan.
+    /// </summary>
+    private List<Waiter>? ExpireLocked(long now)
+    {
+        if (_queueTimeout is not { } timeout || _queue.Count == 0)
+        {
+            return null;
+        }
+
+        var bound = _time.GetElapsedTime(_queueLastEmpty, now) >= _standingQueueInterval ? _standingQueueTimeout!.Value : timeout;
+        List<Waiter>? expired = null;
+        while (_queue.First is { } first && _time.GetElapsedTime(first.Value.EnqueuedAt, now) > bound)
+        {
+            _queue.RemoveFirst();
+            (expired ??= []).Add(first.Value);
+        }
+
+        if (_queue.Count == 0)
+        {
+            _queueLastEmpty = now;
+        }
+
+        Volatile.Write(ref _queueCount, _queue.Count);
+        return expired;
+    }
+
+    /// <summary>Refuses the waiters <see cref="ExpireLocked"/> took out, outside the lock.</summary>
+    private void TimeOut(List<Waiter>? expired)
+    {
+        if (expired is null)
+        {
+            return;
+        }
+
+        foreach (var waiter in expired)
+        {
+            waiter.Registration.Dispose();
+            waiter.Completion.TrySetResult(QueueTimedOut);
+        }
+
+        Interlocked.Add(ref _shed, expired.Count);
+        Interlocked.Add(ref _timedOut, expired.Count);
+        var count = Interlocked.Add(ref _timedOutSinceLog, expired.Count);
+        if (_timeoutLog.TryLog(out _))
+        {
+            Interlocked.Add(ref _timedOutSinceLog, -count);
+            LogTimedOut(_logger, _name, count, (long)_timeoutLog.Interval.TotalSeconds, Limit, Queued);
+        }
+    }
+
+    /// <summary>The timer's pass: expires waiters even while no request comes or goes.</summary>
+    private void Sweep()
+    {
+        List<Waiter>? expired;
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            expired = ExpireLocked(_time.GetTimestamp());
+        }
+
+        TimeOut(expired);
+    }
+
     private void Cancel(Waiter waiter, CancellationToken token)
     {
         lock (_lock)
@@ -217,6 +344,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             }
 
             _queue.Remove(waiter.Node);
+            Volatile.Write(ref _queueCount, _queue.Count);
         }
 
         waiter.Completion.TrySetCanceled(token);
@@ -226,6 +354,7 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
     {
         LimitChange? change = null;
         List<(Waiter Waiter, Lease Lease)>? granted = null;
+        List<Waiter>? expired;
         int queued;
         lock (_lock)
         {
@@ -236,6 +365,8 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
                 Volatile.Write(ref _limit, _adaptive.Limit);
             }
 
+            var now = _time.GetTimestamp();
+            expired = ExpireLocked(now);
             while (_queue.First is { } first && _inFlight < _limit)
             {
                 _queue.RemoveFirst();
@@ -243,7 +374,14 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
             }
 
             queued = _queue.Count;
+            Volatile.Write(ref _queueCount, queued);
+            if (queued == 0)
+            {
+                _queueLastEmpty = now;
+            }
         }
+
+        TimeOut(expired);
 
         if (granted is not null)
         {
@@ -269,9 +407,15 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
     [LoggerMessage(Level = LogLevel.Information, Message = "Admission ({Limiter}): shed {Shed} requests in about {Seconds} s with a full queue (limit {Limit}, {Queued} queued)")]
     private static partial void LogShed(ILogger logger, string limiter, long shed, long seconds, int limit, long queued);
 
-    private sealed class Waiter(AdaptiveConcurrencyLimiter limiter)
+    [LoggerMessage(Level = LogLevel.Information, Message = "Admission ({Limiter}): refused {TimedOut} requests in about {Seconds} s that waited longer than the queue's bound (limit {Limit}, {Queued} queued)")]
+    private static partial void LogTimedOut(ILogger logger, string limiter, long timedOut, long seconds, int limit, long queued);
+
+    private sealed class Waiter(AdaptiveConcurrencyLimiter limiter, long enqueuedAt)
     {
         public AdaptiveConcurrencyLimiter Limiter => limiter;
+
+        /// <summary>When it joined the queue (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+        public long EnqueuedAt => enqueuedAt;
 
         public TaskCompletionSource<RateLimitLease> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -304,14 +448,21 @@ public sealed partial class AdaptiveConcurrencyLimiter : RateLimiter
         }
     }
 
-    private sealed class RefusedLease : RateLimitLease
+    /// <summary>A refusal, with its reason as <see cref="MetadataName.ReasonPhrase"/>.</summary>
+    private sealed class RefusedLease(string reason) : RateLimitLease
     {
         public override bool IsAcquired => false;
 
-        public override IEnumerable<string> MetadataNames => [];
+        public override IEnumerable<string> MetadataNames => [MetadataName.ReasonPhrase.Name];
 
         public override bool TryGetMetadata(string metadataName, out object? metadata)
         {
+            if (metadataName == MetadataName.ReasonPhrase.Name)
+            {
+                metadata = reason;
+                return true;
+            }
+
             metadata = null;
             return false;
         }

@@ -46,9 +46,31 @@ public sealed class ConcurrencyLimitOptions
     /// <summary>Added to the limit after a window within target in which at least half the limit was used.</summary>
     public int IncreaseStep { get; set; } = 2;
 
+    /// <summary>
+    /// The longest a request waits in the queue for a place while the queue keeps draining (a
+    /// burst); one that waited longer is refused when it comes up (or by the limiter's sweep),
+    /// before any of its work starts. Null: no bound but the queue's size. Applies in both modes.
+    /// </summary>
+    public TimeSpan? QueueTimeout { get; set; }
+
+    /// <summary>
+    /// The longest wait once the queue has not been empty for <see cref="StandingQueueInterval"/>:
+    /// a queue that stands is overload, not a burst, and waiting in it only adds latency to the
+    /// requests that will be served anyway (the idea of CoDel, and of Facebook's "controlled delay"
+    /// queues). Short, so that what is admitted was not kept waiting and what cannot be served is
+    /// refused early. Null: <see cref="QueueTimeout"/> always.
+    /// </summary>
+    public TimeSpan? StandingQueueTimeout { get; set; }
+
+    /// <summary>How long the queue must stay non-empty before it counts as standing.</summary>
+    public TimeSpan StandingQueueInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
     /// <summary>A reason the options cannot be used, or null when they can.</summary>
     public string? Invalid() =>
-        MinLimit < 1 ? "MinLimit must be at least 1."
+        QueueTimeout <= TimeSpan.Zero ? "QueueTimeout must be positive when set."
+        : StandingQueueTimeout <= TimeSpan.Zero ? "StandingQueueTimeout must be positive when set."
+        : StandingQueueInterval <= TimeSpan.Zero ? "StandingQueueInterval must be positive."
+        : MinLimit < 1 ? "MinLimit must be at least 1."
         : MaxLimit < MinLimit ? "MaxLimit must not be below MinLimit."
         : TargetLatency <= TimeSpan.Zero ? "TargetLatency must be positive."
         : TargetPercentile is <= 0 or > 100 ? "TargetPercentile must be above 0 and at most 100."

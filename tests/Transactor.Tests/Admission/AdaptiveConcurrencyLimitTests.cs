@@ -241,6 +241,77 @@ public sealed class AdaptiveConcurrencyLimitTests
     }
 
     [Fact]
+    public async Task A_waiter_past_the_queue_timeout_is_refused_with_its_reason_and_the_next_keeps_its_turn()
+    {
+        var time = new FakeTimeProvider();
+        var options = new ConcurrencyLimitOptions { QueueTimeout = TimeSpan.FromSeconds(1) };
+        using var limiter = new AdaptiveConcurrencyLimiter("test", 1, 10, options, time, NullLogger.Instance);
+        var held = await limiter.AcquireAsync();
+        var old = limiter.AcquireAsync().AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(600));
+        var young = limiter.AcquireAsync().AsTask();
+
+        // Nothing comes or goes: the limiter's own sweep refuses the waiter past its bound.
+        time.Advance(TimeSpan.FromMilliseconds(900));
+        Assert.True(old.IsCompleted);
+        using var refused = await old;
+        Assert.False(refused.IsAcquired);
+        Assert.True(refused.TryGetMetadata(MetadataName.ReasonPhrase, out var reason));
+        Assert.Equal(AdaptiveConcurrencyLimiter.QueueTimeoutReason, reason);
+        Assert.False(young.IsCompleted);
+        Assert.Equal(1, limiter.TimedOut);
+        Assert.Equal(1, limiter.Shed);
+        Assert.Equal(1, limiter.Queued);
+
+        held.Dispose();
+        using var lease = await young;
+        Assert.True(lease.IsAcquired);
+        Assert.Equal(0, limiter.Queued);
+    }
+
+    [Fact]
+    public async Task Once_the_queue_stands_a_waiter_is_refused_after_the_short_bound_while_a_draining_queue_keeps_the_long_one()
+    {
+        var time = new FakeTimeProvider();
+        var options = new ConcurrencyLimitOptions
+        {
+            QueueTimeout = TimeSpan.FromSeconds(1),
+            StandingQueueTimeout = TimeSpan.FromMilliseconds(100),
+            StandingQueueInterval = TimeSpan.FromMilliseconds(200),
+        };
+        using var limiter = new AdaptiveConcurrencyLimiter("test", 1, 10, options, time, NullLogger.Instance);
+
+        // A burst: the queue drains within the standing interval, so a 150 ms wait is admitted.
+        var held = await limiter.AcquireAsync();
+        var burst = limiter.AcquireAsync().AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(150));
+        held.Dispose();
+        var admitted = await burst;
+        Assert.True(admitted.IsAcquired);
+
+        // A queue that stays non-empty past the interval stands: its waiter is refused past 100 ms.
+        var waiter = limiter.AcquireAsync().AsTask();
+        time.Advance(TimeSpan.FromMilliseconds(150));
+        Assert.False(waiter.IsCompleted);
+        time.Advance(TimeSpan.FromMilliseconds(80));
+        using var refused = await waiter;
+        Assert.False(refused.IsAcquired);
+        Assert.True(refused.TryGetMetadata(MetadataName.ReasonPhrase, out var reason));
+        Assert.Equal(AdaptiveConcurrencyLimiter.QueueTimeoutReason, reason);
+
+        // Refused at once with a full queue is another reason.
+        using var tiny = new AdaptiveConcurrencyLimiter("tiny", 1, 0, options, time, NullLogger.Instance);
+        using var only = await tiny.AcquireAsync();
+        using var full = await tiny.AcquireAsync();
+        Assert.True(full.TryGetMetadata(MetadataName.ReasonPhrase, out var fullReason));
+        Assert.Equal(AdaptiveConcurrencyLimiter.QueueFullReason, fullReason);
+        Assert.Equal(0, tiny.TimedOut);
+
+        admitted.Dispose();
+        Assert.Equal(0, limiter.InFlight);
+    }
+
+    [Fact]
     public void A_fixed_limiter_never_moves_its_limit()
     {
         var time = new FakeTimeProvider();

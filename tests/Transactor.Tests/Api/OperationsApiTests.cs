@@ -50,7 +50,6 @@ public sealed class OperationsApiTests(ApiFixture api)
     [InlineData("/alive")]
     [InlineData("/openapi/v1.json")]
     [InlineData("/scalar/v1")]
-    [InlineData("/dashboard/")]
     [InlineData("/")]
     [InlineData("/vendor/uplot/uPlot.iife.min.js")]
     public async Task Operational_endpoints_answer(string path)

@@ -13,6 +13,9 @@ namespace Transactor.Tests.Api;
 [Collection(ApiTestGroup.Name)]
 public sealed class SecurityApiTests(ApiFixture api)
 {
+    private static readonly string[] TwoUnknown = ["api_key_unknown", "api_key_unknown"];
+    private static readonly int[] BatchStatuses = [201, 403, 403, 201];
+
     private readonly HttpClient _admin = api.CreateClient();
 
     [Fact]
@@ -331,6 +334,260 @@ public sealed class SecurityApiTests(ApiFixture api)
         Assert.True(statuses.Count(s => s == HttpStatusCode.OK) <= 5, string.Join(", ", statuses));
     }
 
+    [Fact]
+    public async Task A_nonce_shard_that_restarts_refuses_a_replay_of_a_request_it_had_accepted()
+    {
+        // A ledger of its own: the restarted shard refuses fresh requests for SignatureMaxAhead.
+        await using var ledger = api.WithSettings(("Transactor:Auth:SignatureMaxAhead", "00:00:02"));
+        using var admin = ledger.CreateClient();
+        var (key, keyId) = await CreateKey(admin, "restarting signer", "client", requireSignature: true);
+        var signingKey = ApiKeySecrets.SigningKey(key.Split('.')[2]);
+        using var client = Authorized(ledger.Server.CreateClient(), key);
+        var account = $"acct-{Guid.NewGuid():N}";
+        using (var open = await client.SendAsync(Signed(signingKey, HttpMethod.Post, "/accounts", $$"""{"id":"{{account}}","currency":"USD"}""", DateTimeOffset.UtcNow)))
+        {
+            Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        }
+
+        await DepositAs(admin, account, 1_000);
+        var path = $"/accounts/{account}/withdrawals";
+        var (now, idempotency, nonce) = (DateTimeOffset.UtcNow, Key(), Nonce());
+        using (var first = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, idempotency, nonce)))
+        {
+            Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+        }
+
+        await AssertRefused(client, Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, idempotency, nonce), "signature_replayed");
+
+        // The shard that holds the nonce loses its memory, as when its silo dies.
+        var grains = ledger.Services.GetRequiredService<IClusterClient>();
+        var shard = grains.GetGrain<INonceGrain>((long)(StableHash.Fnv1a(keyId + ":" + nonce) % INonceGrain.Shards));
+        await shard.AsReference<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+
+        // The replay, with a new idempotency key so that only the nonce check stands between it and a second withdrawal.
+        using (var replay = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, Key(), nonce)))
+        {
+            await replay.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
+            Assert.Equal(TimeSpan.FromSeconds(2), replay.Headers.RetryAfter?.Delta);
+        }
+
+        Assert.Equal(900, await admin.Available(account));
+
+        // A request signed after the shard's start (plus the most a timestamp may be ahead) goes through.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        HttpStatusCode status;
+        do
+        {
+            using var fresh = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", DateTimeOffset.UtcNow.AddSeconds(2), Key()));
+            status = fresh.StatusCode;
+            if (status != HttpStatusCode.Created)
+            {
+                await fresh.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
+                await Task.Delay(250);
+            }
+        }
+        while (status != HttpStatusCode.Created && clock.Elapsed < TimeSpan.FromSeconds(10));
+
+        Assert.Equal(HttpStatusCode.Created, status);
+        Assert.Equal(800, await admin.Available(account));
+        using (var late = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, Key(), nonce)))
+        {
+            await late.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
+        }
+
+        Assert.Equal(800, await admin.Available(account));
+    }
+
+    [Fact]
+    public async Task Made_up_key_ids_from_one_address_get_429_before_they_cost_a_grain_activation()
+    {
+        await using var ledger = api.WithSettings(("Transactor:Auth:KeyLookups:TokensPerSecond", "1"), ("Transactor:Auth:KeyLookups:Burst", "2"));
+        using var anonymous = ledger.Server.CreateClient();
+        var ids = Enumerable.Range(0, 6).Select(_ => ApiKeySecrets.NewKeyId()).ToArray();
+        var codes = new List<string>();
+        foreach (var id in ids)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/accounts");
+            request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {ApiKeySecrets.Format(id, ApiKeySecrets.NewSecret())}");
+            using var response = await anonymous.SendAsync(request);
+            var code = (await response.Body()).GetProperty("code").GetString()!;
+            codes.Add(code);
+            if (code == "rate_limited")
+            {
+                Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+                Assert.True(response.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1), $"Retry-After {response.Headers.RetryAfter}");
+            }
+            else
+            {
+                Assert.Equal((HttpStatusCode.Unauthorized, "api_key_unknown"), (response.StatusCode, code));
+            }
+        }
+
+        Assert.Equal(TwoUnknown, codes.Take(2));
+        Assert.Contains("rate_limited", codes);
+
+        // The ids that were looked up have key grains; the refused ones never got one.
+        var grains = ledger.Services.GetRequiredService<IClusterClient>();
+        var active = (await grains.GetGrain<IManagementGrain>(0).GetActiveGrains(grains.GetGrain<IApiKeyGrain>(ids[0]).GetGrainId().Type))
+            .Select(g => g.Key.ToString()).ToHashSet();
+        for (var i = 0; i < ids.Length; i++)
+        {
+            Assert.True(active.Contains(ids[i]) == (codes[i] == "api_key_unknown"), $"key {ids[i]} ({codes[i]}) active: {active.Contains(ids[i])}");
+        }
+
+        // A key the instance knows costs no lookup: the admin key still works from the same address.
+        using var admin = ledger.Server.CreateClient();
+        admin.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ApiFixture.AdminKey);
+        using var listed = await admin.GetAsync("/accounts?limit=1");
+        Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_client_keys_batch_moves_its_own_money_and_refuses_alone_each_item_that_debits_another_owner()
+    {
+        using var alice = await ClientWithNewKey("alice-batch");
+        using var mallory = await ClientWithNewKey("mallory-batch");
+        var mine = await alice.OpenAccount();
+        var theirs = await mallory.OpenAccount();
+        await DepositAs(_admin, mine, 1_000);
+        await DepositAs(_admin, theirs, 500);
+        var missing = $"acct-{Guid.NewGuid():N}";
+        string[] ids = [Key(), Key(), Key(), Key()];
+        var batch = $$"""
+            [{"id":"{{ids[0]}}","from":"{{mine}}","to":"{{theirs}}","amount":100,"currency":"USD"},
+             {"id":"{{ids[1]}}","from":"{{theirs}}","to":"{{mine}}","amount":50,"currency":"USD"},
+             {"id":"{{ids[2]}}","from":"{{missing}}","to":"{{mine}}","amount":10,"currency":"USD"},
+             {"id":"{{ids[3]}}","from":"{{mine}}","to":"{{theirs}}","amount":20,"currency":"USD"}]
+            """;
+
+        foreach (var attempt in new[] { "first", "again" })
+        {
+            using var response = await alice.SendAsync(Http.Post("/transfers/batch", batch));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var results = (await response.Body()).GetProperty("results").EnumerateArray().ToArray();
+            Assert.Equal(BatchStatuses, results.Select(r => r.GetProperty("status").GetInt32()));
+            Assert.Equal(ids, results.Select(r => r.GetProperty("id").GetString()));
+            foreach (var refused in results[1..3])
+            {
+                Assert.Equal("not_owner", refused.GetProperty("problem").GetProperty("code").GetString());
+                Assert.DoesNotContain(theirs, refused.GetRawText(), StringComparison.Ordinal);
+                Assert.DoesNotContain(missing, refused.GetRawText(), StringComparison.Ordinal);
+            }
+
+            // Alice sees her account's balance in her results, not mallory's.
+            var transfer = results[0].GetProperty("transfer");
+            Assert.Equal(JsonValueKind.Object, transfer.GetProperty("from_account").ValueKind);
+            Assert.Equal(JsonValueKind.Null, transfer.GetProperty("to_account").ValueKind);
+            Assert.Equal(attempt == "again", results[0].GetProperty("replayed").GetBoolean());
+            Assert.Equal((880L, 620L), (await _admin.Available(mine), await _admin.Available(theirs)));
+        }
+
+        // A batch takes a token per transfer from the key's bucket.
+        var (smallKey, _) = await CreateKey(_admin, "small bucket", "client", ratePerSecond: 1, burst: 3);
+        using var small = Authorized(api.Server.CreateClient(), smallKey);
+        var own = await small.OpenAccount();
+        await DepositAs(_admin, own, 100);
+        string Items(int count) => "[" + string.Join(',', Enumerable.Range(0, count).Select(_ => $$"""{"id":"{{Key()}}","from":"{{own}}","to":"{{mine}}","amount":1,"currency":"USD"}""")) + "]";
+        using (var tooBig = await small.SendAsync(Http.Post("/transfers/batch", Items(4))))
+        {
+            await tooBig.AssertProblem(HttpStatusCode.BadRequest, "batch_exceeds_bucket");
+        }
+
+        // Three tokens a batch against a refill of one a second: one of a few batches in a row is refused whole.
+        var accepted = 0;
+        HttpResponseMessage? limited = null;
+        for (var i = 0; i < 4 && limited is null; i++)
+        {
+            var response = await small.SendAsync(Http.Post("/transfers/batch", Items(3)));
+            if (response.StatusCode == HttpStatusCode.TooManyRequests)
+            {
+                limited = response;
+                continue;
+            }
+
+            Assert.Equal(3, (await response.Body()).GetProperty("succeeded").GetInt32());
+            response.Dispose();
+            accepted++;
+        }
+
+        Assert.NotNull(limited);
+        using (limited)
+        {
+            await limited.AssertProblem(HttpStatusCode.TooManyRequests, "rate_limited");
+            Assert.True(limited.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1));
+        }
+
+        Assert.Equal((880L + (3 * accepted), 620L), (await _admin.Available(mine), await _admin.Available(theirs)));
+    }
+
+    [Fact]
+    public async Task Metrics_need_an_admin_key_and_the_API_reference_is_admin_only_unless_public()
+    {
+        using var anonymous = api.Server.CreateClient();
+        using var client = await ClientWithNewKey("metrics reader");
+        using (var refused = await anonymous.GetAsync("/metrics"))
+        {
+            await refused.AssertProblem(HttpStatusCode.Unauthorized, "api_key_missing");
+        }
+
+        using (var forbidden = await client.GetAsync("/metrics"))
+        {
+            await forbidden.AssertProblem(HttpStatusCode.Forbidden, "forbidden");
+        }
+
+        using (var allowed = await _admin.GetAsync("/metrics"))
+        {
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        }
+
+        // The embedded ledger (this fixture) publishes its reference; a ledger that does not, to admins only.
+        using (var open = await anonymous.GetAsync("/openapi/v1.json"))
+        {
+            Assert.Equal(HttpStatusCode.OK, open.StatusCode);
+        }
+
+        await using var closed = api.WithSettings(("Transactor:Auth:PublicDocs", "false"));
+        using var closedAnonymous = closed.Server.CreateClient();
+        using var closedAdmin = closed.CreateClient();
+        foreach (var path in new[] { "/openapi/v1.json", "/scalar/v1" })
+        {
+            using var refused = await closedAnonymous.GetAsync(path);
+            await refused.AssertProblem(HttpStatusCode.Unauthorized, "api_key_missing");
+            using var allowed = await closedAdmin.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, allowed.StatusCode);
+        }
+
+        using var health = await closedAnonymous.GetAsync("/health");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+    }
+
+    [Fact]
+    public async Task The_Orleans_Dashboard_answers_loopback_only_or_its_configured_password()
+    {
+        // Requests through the test server come from no address: not this machine.
+        using (var remote = await api.Server.CreateClient().GetAsync("/dashboard/"))
+        {
+            await remote.AssertProblem(HttpStatusCode.Forbidden, "dashboard_local_only");
+        }
+
+        const string password = "dashboard-password-0123456789";
+        await using var guarded = api.WithSettings(("Transactor:Dashboard:Password", password));
+        using var browser = guarded.Server.CreateClient();
+        using (var challenged = await browser.GetAsync("/dashboard/"))
+        {
+            await challenged.AssertProblem(HttpStatusCode.Unauthorized, "dashboard_password_required");
+            Assert.Equal("Basic", challenged.Headers.WwwAuthenticate.Single().Scheme);
+        }
+
+        foreach (var (credentials, expected) in new[] { ("ops:wrong-password-0123456789", HttpStatusCode.Unauthorized), ($"ops:{password}", HttpStatusCode.OK), ($":{password}", HttpStatusCode.OK) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/dashboard/");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials)));
+            using var response = await browser.SendAsync(request);
+            Assert.True(expected == response.StatusCode, $"{credentials}: {(int)response.StatusCode}");
+        }
+    }
+
     private static string Key() => $"sec-{Guid.NewGuid():N}";
 
     private static string Nonce() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
@@ -368,13 +625,16 @@ public sealed class SecurityApiTests(ApiFixture api)
         }
     }
 
-    private async Task<(string Key, string Id)> CreateKey(string name, string role, bool requireSignature = false, int? ratePerSecond = null, int? burst = null)
+    private Task<(string Key, string Id)> CreateKey(string name, string role, bool requireSignature = false, int? ratePerSecond = null, int? burst = null) =>
+        CreateKey(_admin, name, role, requireSignature, ratePerSecond, burst);
+
+    private static async Task<(string Key, string Id)> CreateKey(HttpClient admin, string name, string role, bool requireSignature = false, int? ratePerSecond = null, int? burst = null)
     {
         var body = JsonSerializer.Serialize(new Dictionary<string, object?>
         {
             ["name"] = name, ["role"] = role, ["require_signature"] = requireSignature, ["rate_per_second"] = ratePerSecond, ["burst"] = burst,
         });
-        using var created = await _admin.SendAsync(Http.Post("/keys", body));
+        using var created = await admin.SendAsync(Http.Post("/keys", body));
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
         var json = await created.Body();
         return (json.GetProperty("key").GetString()!, json.GetProperty("details").GetProperty("id").GetString()!);

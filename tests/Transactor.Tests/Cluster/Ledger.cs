@@ -159,4 +159,49 @@ internal sealed class Ledger(IClusterClient client)
             await Task.Delay(100);
         }
     }
+
+    /// <summary>Opens a pending-transfer pair: an account funded with <paramref name="fundedMinor"/> and an empty one.</summary>
+    public async Task<(string A, string B)> OpenPair(long fundedMinor)
+    {
+        var prefix = NewId("p");
+        var a = (await OpenFunded(prefix + "a", 1, fundedMinor))[0];
+        var b = (await OpenFunded(prefix + "b", 1, 0))[0];
+        return (a, b);
+    }
+
+    /// <summary>Waits until the pending transfer <paramref name="pendingId"/> has ended (posted, voided or expired) and returns its end.</summary>
+    public async Task<TransferResult> WaitForPendingEnd(string pendingId, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (await client.GetTransferResult(PendingTransfers.EndId(pendingId)) is { Status: not TransferStatus.Pending } ended)
+            {
+                return ended;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"pending transfer {pendingId} did not end within {timeout}");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Asserts an account's available and pending balances, and that it holds no money in flight.</summary>
+    public async Task AssertPendingBalances(string id, (long Available, long PendingDebit, long PendingCredit) expected)
+    {
+        var s = (await client.GetAccount(id).GetSnapshot())!;
+        var actual = (s.AvailableMinor, s.PendingDebitMinor, s.PendingCreditMinor);
+        Assert.True(expected == actual, $"account {id}: expected {expected}, got {actual}");
+        Assert.True(s is { ReservedMinor: 0, IncomingMinor: 0 }, $"account {id} has money in flight");
+    }
+
+    /// <summary>Polls <paramref name="condition"/> every 100 ms until it holds, failing after <paramref name="timeout"/>.</summary>
+    public static async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the condition did not hold within {timeout}");
+            await Task.Delay(100);
+        }
+    }
 }

@@ -68,6 +68,14 @@ public sealed class SeparateProcessesTests
         Assert.Contains("client of Orleans cluster e2e", api.Output, StringComparison.Ordinal);
         using var dashboard = await http.GetAsync($"http://127.0.0.1:{siloHttp}/dashboard/");
         Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
+
+        // The API's build output, run in Production as scripts/run-cluster.sh runs it, serves the
+        // live dashboard page and its vendored script (from the project's wwwroot).
+        using var page = await http.GetAsync("/");
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("<html", await page.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+        using var script = await http.GetAsync("/vendor/uplot/uPlot.iife.min.js");
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
     }
 
     private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);

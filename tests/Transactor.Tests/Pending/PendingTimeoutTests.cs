@@ -30,7 +30,7 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
     [Fact]
     public async Task A_hold_recorded_after_its_timeout_would_first_have_been_looked_at_still_expires()
     {
-        var (a, b) = await Pair(300);
+        var (a, b) = await Ledger.OpenPair(300);
         var id = Ledger.NewId("pt");
         var begin = HeldCalls.Before("Begin", id);
         var placing = Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)));
@@ -43,10 +43,10 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
         var held = await placing;
         Assert.Equal(TransferStatus.Committed, held.Status);
 
-        var expired = await WaitForEnd(id);
+        var expired = await Ledger.WaitForPendingEnd(id, ExpiryWait);
         Assert.Equal(TransferPhase.Expire, expired.Request.Phase);
-        await AssertBalances(a, (300, 0, 0));
-        await AssertBalances(b, (0, 0, 0));
+        await Ledger.AssertPendingBalances(a, (300, 0, 0));
+        await Ledger.AssertPendingBalances(b, (0, 0, 0));
     }
 
     /// <summary>
@@ -58,7 +58,7 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
     [Fact]
     public async Task A_retry_recorded_with_a_shorter_timeout_expires_at_the_recorded_timeout()
     {
-        var (a, b) = await Pair(300);
+        var (a, b) = await Ledger.OpenPair(300);
         var id = Ledger.NewId("pt");
         var shard = Cluster.Client.GetRecoveryShard(id);
         await shard.List(1);
@@ -68,16 +68,16 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
         var held = await RetryUntilEnded(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)));
         Assert.Equal(TransferStatus.Committed, held.Status);
 
-        var expired = await WaitForEnd(id);
+        var expired = await Ledger.WaitForPendingEnd(id, ExpiryWait);
         Assert.Equal(TransferPhase.Expire, expired.Request.Phase);
-        await AssertBalances(a, (300, 0, 0));
+        await Ledger.AssertPendingBalances(a, (300, 0, 0));
     }
 
     /// <summary>A hold that is refused never has a reminder; one that is posted loses its reminder at once, not at its timeout (an hour here).</summary>
     [Fact]
     public async Task Only_a_hold_on_the_accounts_keeps_a_reminder()
     {
-        var (a, b) = await Pair(300);
+        var (a, b) = await Ledger.OpenPair(300);
         var refused = Ledger.NewId("pt");
         var rejected = await Ledger.Coordinator.Execute(TransferRequest.Pending(refused, a, b, 301, "USD", TimeSpan.FromHours(1)));
         Assert.Equal(RejectionReason.InsufficientFunds, rejected.Reason);
@@ -87,9 +87,9 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
         Assert.Equal(TransferStatus.Committed, (await Ledger.Coordinator.Execute(TransferRequest.Pending(posted, a, b, 200, "USD", TimeSpan.FromHours(1)))).Status);
         Assert.NotEmpty(await Reminders(posted));
         Assert.Equal(TransferStatus.Committed, (await Ledger.Coordinator.EndPending(posted, TransferPhase.Post, 50)).Status);
-        await WaitUntil(async () => (await Reminders(posted)).Count == 0);
-        await AssertBalances(a, (250, 0, 0));
-        await AssertBalances(b, (50, 0, 0));
+        await Ledger.WaitUntil(async () => (await Reminders(posted)).Count == 0, ExpiryWait);
+        await Ledger.AssertPendingBalances(a, (250, 0, 0));
+        await Ledger.AssertPendingBalances(b, (50, 0, 0));
     }
 
     /// <summary>
@@ -101,7 +101,7 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
     [Fact]
     public async Task An_account_checks_storage_before_it_refuses_the_end_of_a_hold_it_does_not_hold()
     {
-        var (a, _) = await Pair(1_000);
+        var (a, _) = await Ledger.OpenPair(1_000);
         var account = Cluster.Client.GetAccount(a);
         var pendingId = Ledger.NewId("pt");
         var endId = PendingTransfers.EndId(pendingId);
@@ -133,7 +133,7 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
     [Fact]
     public async Task A_post_while_the_hold_is_still_being_placed_is_told_to_retry_and_then_succeeds()
     {
-        var (a, b) = await Pair(300);
+        var (a, b) = await Ledger.OpenPair(300);
         var id = Ledger.NewId("pt");
         // Every prepare of the hold waits (recovery's too, once the first lease has run out).
         var prepares = Enumerable.Range(0, 10).Select(_ => HeldCalls.Before("Prepare", id)).ToArray();
@@ -153,8 +153,8 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
         await placing.ContinueWith(_ => { }, TaskScheduler.Default);
         var posted = await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null);
         Assert.Equal(TransferStatus.Committed, posted.Status);
-        await AssertBalances(a, (100, 0, 0));
-        await AssertBalances(b, (200, 0, 0));
+        await Ledger.AssertPendingBalances(a, (100, 0, 0));
+        await Ledger.AssertPendingBalances(b, (200, 0, 0));
     }
 
     private async Task<IList<ReminderEntry>> Reminders(string pendingId)
@@ -184,46 +184,6 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
             Assert.True(DateTime.UtcNow < deadline, $"{request.TransferId} has no outcome after {ExpiryWait}");
             await Task.Delay(100);
         }
-    }
-
-    private async Task<TransferResult> WaitForEnd(string pendingId)
-    {
-        var deadline = DateTime.UtcNow + ExpiryWait;
-        while (true)
-        {
-            if (await Cluster.Client.GetTransferResult(PendingTransfers.EndId(pendingId)) is { Status: not TransferStatus.Pending } ended)
-            {
-                return ended;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"pending transfer {pendingId} did not end within {ExpiryWait}");
-            await Task.Delay(100);
-        }
-    }
-
-    private static async Task WaitUntil(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + ExpiryWait;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the condition did not hold within {ExpiryWait}");
-            await Task.Delay(100);
-        }
-    }
-
-    private async Task<(string A, string B)> Pair(long fundedMinor)
-    {
-        var prefix = Ledger.NewId("p");
-        var a = (await Ledger.OpenFunded(prefix + "a", 1, fundedMinor))[0];
-        var b = (await Ledger.OpenFunded(prefix + "b", 1, 0))[0];
-        return (a, b);
-    }
-
-    private async Task AssertBalances(string id, (long Available, long PendingDebit, long PendingCredit) expected)
-    {
-        var s = (await Cluster.Client.GetAccount(id).GetSnapshot())!;
-        Assert.True(expected == (s.AvailableMinor, s.PendingDebitMinor, s.PendingCreditMinor), $"account {id}: expected {expected}, got {(s.AvailableMinor, s.PendingDebitMinor, s.PendingCreditMinor)}");
-        Assert.True(s is { ReservedMinor: 0, IncomingMinor: 0 }, $"account {id} has money in flight");
     }
 
     private InMemoryLedgerStore Store => Cluster.GetSiloServiceProvider().GetRequiredService<InMemoryLedgerStore>();

@@ -15,7 +15,7 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
     [Fact]
     public async Task A_pending_transfer_holds_the_amount_until_a_partial_post_moves_part_and_releases_the_rest()
     {
-        var (a, b) = await Pair(1_000);
+        var (a, b) = await Ledger.OpenPair(1_000);
         var id = Ledger.NewId("pt");
 
         var held = await Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 300, "USD"));
@@ -32,14 +32,14 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
         Assert.Equal((TransferStatus.Committed, true), (again.Status, again.Replayed));
         Assert.Equal(RejectionReason.PendingTransferAlreadyPosted, (await Ledger.Coordinator.EndPending(id, TransferPhase.Post, 100)).Reason);
         Assert.Equal(RejectionReason.PendingTransferAlreadyPosted, (await Ledger.Coordinator.EndPending(id, TransferPhase.Void, null)).Reason);
-        await AssertBalances(a, (880, 0, 0));
-        await AssertBalances(b, (120, 0, 0));
+        await Ledger.AssertPendingBalances(a, (880, 0, 0));
+        await Ledger.AssertPendingBalances(b, (120, 0, 0));
     }
 
     [Fact]
     public async Task A_void_releases_the_hold_and_refuses_a_later_post()
     {
-        var (a, b) = await Pair(500);
+        var (a, b) = await Ledger.OpenPair(500);
         var id = Ledger.NewId("pt");
         await Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 500, "USD"));
         var blocked = await Ledger.Coordinator.Execute(new TransferRequest(Ledger.NewId("t"), a, b, 1, "USD"));
@@ -49,14 +49,14 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
         Assert.Equal(TransferStatus.Committed, voided.Status);
         Assert.True((await Ledger.Coordinator.EndPending(id, TransferPhase.Void, null)).Replayed);
         Assert.Equal(RejectionReason.PendingTransferAlreadyVoided, (await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null)).Reason);
-        await AssertBalances(a, (500, 0, 0));
-        await AssertBalances(b, (0, 0, 0));
+        await Ledger.AssertPendingBalances(a, (500, 0, 0));
+        await Ledger.AssertPendingBalances(b, (0, 0, 0));
     }
 
     [Fact]
     public async Task Posting_more_than_held_or_an_unknown_transfer_is_refused_and_changes_nothing()
     {
-        var (a, b) = await Pair(400);
+        var (a, b) = await Ledger.OpenPair(400);
         var id = Ledger.NewId("pt");
         await Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 250, "USD"));
 
@@ -69,27 +69,27 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
         Assert.Equal(RejectionReason.InsufficientFunds, (await Ledger.Coordinator.Execute(TransferRequest.Pending(refused, a, b, 1_000, "USD"))).Reason);
         Assert.Equal(RejectionReason.PendingTransferNotFound, (await Ledger.Coordinator.EndPending(refused, TransferPhase.Post, null)).Reason);
 
-        await AssertBalances(a, (140, 250, 0));
-        await AssertBalances(b, (10, 0, 250));
+        await Ledger.AssertPendingBalances(a, (140, 250, 0));
+        await Ledger.AssertPendingBalances(b, (10, 0, 250));
         Assert.Equal(TransferStatus.Committed, (await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null)).Status);
-        await AssertBalances(a, (140, 0, 0));
-        await AssertBalances(b, (260, 0, 0));
+        await Ledger.AssertPendingBalances(a, (140, 0, 0));
+        await Ledger.AssertPendingBalances(b, (260, 0, 0));
     }
 
     [Fact]
     public async Task A_timeout_voids_the_pending_transfer_through_its_reminder_and_a_later_post_is_told_it_expired()
     {
-        var (a, b) = await Pair(300);
+        var (a, b) = await Ledger.OpenPair(300);
         var id = Ledger.NewId("pt");
         var held = await Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)));
         Assert.Equal(TransferStatus.Committed, held.Status);
 
         // Nobody posts or voids it: only the reminder can end it.
-        var expired = await WaitForEnd(id, ExpiryWait);
+        var expired = await Ledger.WaitForPendingEnd(id, ExpiryWait);
         Assert.Equal(TransferPhase.Expire, expired.Request.Phase);
         Assert.True(expired.CreatedAt >= held.CreatedAt + TimeSpan.FromSeconds(1), $"expired at {expired.CreatedAt:O}, placed at {held.CreatedAt:O}");
-        await AssertBalances(a, (300, 0, 0));
-        await AssertBalances(b, (0, 0, 0));
+        await Ledger.AssertPendingBalances(a, (300, 0, 0));
+        await Ledger.AssertPendingBalances(b, (0, 0, 0));
         Assert.Equal(RejectionReason.PendingTransferExpired, (await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null)).Reason);
         Assert.Equal(RejectionReason.PendingTransferExpired, (await Ledger.Coordinator.EndPending(id, TransferPhase.Void, null)).Reason);
     }
@@ -97,7 +97,7 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
     [Fact]
     public async Task A_post_before_the_timeout_wins_and_the_reminder_then_changes_nothing()
     {
-        var (a, b) = await Pair(300);
+        var (a, b) = await Ledger.OpenPair(300);
         var id = Ledger.NewId("pt");
         await Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)));
         var timer = fixture.Client.GetGrain<IPendingTimeoutGrain>(id).GetGrainId();
@@ -108,51 +108,11 @@ public sealed class PendingTransferTests(ClusterFixture fixture)
 
         // The post unregisters the reminder (or, if that failed, the reminder fires after the
         // timeout, finds the transfer posted, changes nothing, and unregisters itself).
-        await WaitUntil(async () => (await table.ReadRows(timer)).Reminders.Count == 0, ExpiryWait);
+        await Ledger.WaitUntil(async () => (await table.ReadRows(timer)).Reminders.Count == 0, ExpiryWait);
         Assert.Null(await fixture.Client.GetTransferResult(PendingTransfers.EndId(id) + "x"));
         Assert.Equal(TransferPhase.Post, (await fixture.Client.GetTransferResult(PendingTransfers.EndId(id)))!.Request.Phase);
-        await AssertBalances(a, (100, 0, 0));
-        await AssertBalances(b, (200, 0, 0));
-    }
-
-    private async Task<TransferResult> WaitForEnd(string pendingId, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (true)
-        {
-            if (await fixture.Client.GetTransferResult(PendingTransfers.EndId(pendingId)) is { Status: not TransferStatus.Pending } ended)
-            {
-                return ended;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"pending transfer {pendingId} did not end within {timeout}");
-            await Task.Delay(100);
-        }
-    }
-
-    private static async Task WaitUntil(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"the condition did not hold within {timeout}");
-            await Task.Delay(100);
-        }
-    }
-
-    private async Task<(string A, string B)> Pair(long fundedMinor)
-    {
-        var prefix = Ledger.NewId("p");
-        var a = (await Ledger.OpenFunded(prefix + "a", 1, fundedMinor))[0];
-        var b = (await Ledger.OpenFunded(prefix + "b", 1, 0))[0];
-        return (a, b);
-    }
-
-    private async Task AssertBalances(string id, (long Available, long PendingDebit, long PendingCredit) expected)
-    {
-        var snapshot = await fixture.Client.GetAccount(id).GetSnapshot();
-        Assert.True(expected == Balances(snapshot!), $"account {id}: expected {expected}, got {Balances(snapshot!)}");
-        Assert.True(snapshot is { ReservedMinor: 0, IncomingMinor: 0 }, $"account {id} has money in flight");
+        await Ledger.AssertPendingBalances(a, (100, 0, 0));
+        await Ledger.AssertPendingBalances(b, (200, 0, 0));
     }
 
     private static (long, long, long) Balances(AccountSnapshot s) => (s.AvailableMinor, s.PendingDebitMinor, s.PendingCreditMinor);
