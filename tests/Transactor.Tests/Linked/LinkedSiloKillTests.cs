@@ -47,60 +47,71 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
         var ids = await ledger.OpenFunded(Ledger.NewId("lkill"), 5, InitialMinor);
         var sent = new List<TransferRequest>();
 
-        // Committed: every account affords its net. Rejected: the last account (ids[4]) cannot, and refuses after the kill.
-        foreach (var fundsSuffice in new[] { true, false })
-        {
-            var (request, killed) = await KillMidway(ids, sent, fundsSuffice);
-            output.WriteLine($"killed {killed} while {request.TransferId} waited for the prepare of {ids[2]}");
+        // Both at once, held at the same prepare on the same silo, killed together. Committed: every
+        // account affords its net. Rejected: the last account (ids[4]) cannot, and refuses after the kill.
+        var (committing, rejecting, killed) = await KillMidway(ids, sent);
+        output.WriteLine($"killed {killed} while {committing.TransferId} and {rejecting.TransferId} waited for the prepare of {ids[2]}");
 
-            var result = await ledger.WaitForRecordedEnd(request.TransferId, Timeout);
-            await ledger.WaitUntilQuiet(ids, Timeout);
-            Assert.True(result.Status == (fundsSuffice ? TransferStatus.Committed : TransferStatus.Rejected),
-                $"{request.TransferId} after the kill of {killed}: {result.Status} {result.Reason} leg {result.FailedLeg}");
-            if (!fundsSuffice)
-            {
-                Assert.Equal((RejectionReason.InsufficientFunds, 3), (result.Reason, result.FailedLeg));
-            }
-
-            await AssertExplained(ledger, ids, sent);
-            await ledger.AssertBalanced(ids, ids.Length * InitialMinor);
-        }
+        var committed = await ledger.WaitForRecordedEnd(committing.TransferId, Timeout);
+        var rejected = await ledger.WaitForRecordedEnd(rejecting.TransferId, Timeout);
+        await ledger.WaitUntilQuiet(ids, Timeout);
+        Assert.True(committed.Status == TransferStatus.Committed, $"{committing.TransferId} after the kill of {killed}: {committed.Status} {committed.Reason} leg {committed.FailedLeg}");
+        Assert.Equal((TransferStatus.Rejected, RejectionReason.InsufficientFunds, 3), (rejected.Status, rejected.Reason, rejected.FailedLeg));
+        await AssertExplained(ledger, ids, sent);
+        await ledger.AssertBalanced(ids, ids.Length * InitialMinor);
     }
 
     /// <summary>
-    /// Sends linked transfers until one's coordinator runs on a secondary silo (the primary keeps the
-    /// test cluster's membership and reminders), holds it at the prepare of ids[2], and kills that silo.
-    /// Transfers whose coordinator ran on the primary are let go and end as usual.
+    /// Sends a linked transfer that commits and one that is rejected, together, until both
+    /// coordinators run on one secondary silo (the primary keeps the test cluster's membership and
+    /// reminders), holds both at the prepare of ids[2], and kills that silo. Pairs driven elsewhere
+    /// are let go and end as usual.
     /// </summary>
-    private async Task<(TransferRequest Request, SiloAddress Killed)> KillMidway(string[] ids, List<TransferRequest> sent, bool fundsSuffice)
+    private async Task<(TransferRequest Committing, TransferRequest Rejecting, SiloAddress Killed)> KillMidway(string[] ids, List<TransferRequest> sent)
     {
         for (var attempt = 0; attempt < 20; attempt++)
         {
-            var request = Request(ids, fundsSuffice ? 100 : InitialMinor + 1);
-            sent.Add(request);
-            var gate = PrepareGate.Arm(request.TransferId, ids[2]);
-            var execution = _cluster.Client.GetCoordinator().Execute(request);
-            await gate.Reached.Task.WaitAsync(Timeout);
-            var victim = _cluster.Silos.FirstOrDefault(s => s.SiloAddress.Equals(gate.Silo) && s != _cluster.Primary);
+            var committing = Request(ids, 10);
+            var rejecting = Request(ids, 10 * InitialMinor);
+            sent.AddRange([committing, rejecting]);
+            var gates = new[] { PrepareGate.Arm(committing.TransferId, ids[2]), PrepareGate.Arm(rejecting.TransferId, ids[2]) };
+            var executions = new[] { committing, rejecting }.Select(r => _cluster.Client.GetCoordinator().Execute(r)).ToArray();
+            await Task.WhenAll(gates.Select(g => g.Reached.Task)).WaitAsync(Timeout);
+            var victim = _cluster.SecondarySilos.FirstOrDefault(s => s.SiloAddress.Equals(gates[0].Silo) && s.SiloAddress.Equals(gates[1].Silo));
             if (victim is null)
             {
-                gate.Release();
-                var ended = await execution.WaitAsync(Timeout);
-                Assert.NotEqual(TransferStatus.Pending, ended.Status);
+                foreach (var gate in gates)
+                {
+                    gate.Release();
+                }
+
+                foreach (var ended in await Task.WhenAll(executions).WaitAsync(Timeout))
+                {
+                    Assert.NotEqual(TransferStatus.Pending, ended.Status);
+                }
+
                 continue;
             }
 
-            // The held prepare dies with its silo: it is never sent, and its coordinator hears it failed.
+            // The held prepares die with their silo: never sent, and their coordinators hear they failed.
             // (A call held past the kill would keep TestingHost's stop of that silo waiting.)
             var killing = _cluster.KillSiloAsync(victim);
-            gate.Fail();
+            foreach (var gate in gates)
+            {
+                gate.Fail();
+            }
+
             await killing;
-            // Its caller hears a failure, or nothing for a while: recovery finishes the transfer either way.
-            _ = execution.ContinueWith(t => t.Exception, TaskScheduler.Default);
-            return (request, victim.SiloAddress);
+            // Their caller hears a failure, or nothing for a while: recovery finishes the transfers either way.
+            foreach (var execution in executions)
+            {
+                _ = execution.ContinueWith(t => t.Exception, TaskScheduler.Default);
+            }
+
+            return (committing, rejecting, victim.SiloAddress);
         }
 
-        throw new Xunit.Sdk.XunitException("20 linked transfers in a row were driven on the primary silo");
+        throw new Xunit.Sdk.XunitException("20 pairs of linked transfers in a row were not driven together on one secondary silo");
     }
 
     /// <summary>
