@@ -26,12 +26,15 @@ var workloadsOption = new Option<string>("--workloads") { Description = "Comma-s
 var admitOption = new Option<int?>("--max-concurrent-transfers") { Description = "Transactor:Transfers:MaxConcurrentTransfers, the movements the silo drives at once (default: 8 per processor in memory, 32 on PostgreSQL; 0: no limit)." };
 var directoryOption = new Option<bool>("--distributed-directory") { Description = "Use Orleans' strongly consistent grain directory (AddDistributedGrainDirectory, experimental in Orleans 10) instead of the default one." };
 var ledgerStorageOption = new Option<string>("--ledger-storage") { Description = "With --postgres, the ledger's grain storage provider: Batched (group commit across grains) or AdoNet (Orleans' ADO.NET provider).", DefaultValueFactory = _ => BatchedGrainStorageRegistration.ProviderType };
-var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, transactor-linked (a linked transfer of two legs: a payment and a fee from one account), orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
+var historyOption = new Option<bool>("--no-history") { Description = "Accounts record no history (Transactor:Transfers:RecordHistory=false): to measure what recording it costs." };
+var pageSizeOption = new Option<int?>("--history-page-size") { Description = "Transactor:Transfers:HistoryPageSize, entries per history page (default 8)." };
+var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling); transactor-linked (a linked transfer of two legs: a payment and a fee from one account).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
+
 var roundsOption = new Option<int>("--rounds") { Description = "Runs the chosen transactor engines this many times in turn (transactor, transactor-linked, transactor, ...), for comparisons measured alternately.", DefaultValueFactory = _ => 1 };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
-    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption, roundsOption,
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption, historyOption, pageSizeOption, roundsOption,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -46,12 +49,14 @@ root.SetAction(async (parse, cancellation) =>
         parse.GetValue(admitOption),
         parse.GetValue(directoryOption),
         parse.GetValue(ledgerStorageOption)!,
+        !parse.GetValue(historyOption),
+        parse.GetValue(pageSizeOption),
         Math.Max(1, parse.GetValue(roundsOption)));
     return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
 });
 return await root.Parse(args).InvokeAsync();
 
-internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage, int Rounds = 1);
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage, bool RecordHistory = true, int? HistoryPageSize = null, int Rounds = 1);
 
 internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
 
@@ -86,6 +91,12 @@ internal static class Bench
                 silo.Configure<ClusterOptions>(o => o.ServiceId = $"bench-{Guid.NewGuid():N}");
                 silo.AddTransactor(configure: options =>
                 {
+                    options.RecordHistory = settings.RecordHistory;
+                    if (settings.HistoryPageSize is { } pageSize)
+                    {
+                        options.HistoryPageSize = pageSize;
+                    }
+
                     if (settings.MaxConcurrentTransfers is { } admitted)
                     {
                         options.MaxConcurrentTransfers = admitted > 0 ? admitted : int.MaxValue;
@@ -137,6 +148,7 @@ internal static class Bench
 
         Console.WriteLine($"# Transactor benchmark: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
         Console.WriteLine($"# {settings.Concurrency} transfers in flight, {settings.Warmup.TotalSeconds:0}s warm-up + {settings.Measure.TotalSeconds:0}s measured per row, seed {settings.Seed}");
+        Console.WriteLine($"# account history: {(settings.RecordHistory ? $"recorded, pages of {settings.HistoryPageSize ?? Transactor.Domain.AccountBook.DefaultHistoryPageSize}" : "off (--no-history)")}");
         Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : IsBatched(settings) ? "PostgreSQL (ledger: batched provider; Orleans transactions: ADO.NET)" : "PostgreSQL (Orleans ADO.NET providers)")}");
         var batchedStorage = host.Services.GetKeyedService<IGrainStorage>(StorageNames.Ledger) as BatchedGrainStorage;
         Func<long>? statements = batchedStorage is null ? null : () => batchedStorage.Statistics.Writes + batchedStorage.Statistics.Reads;

@@ -14,11 +14,33 @@ public interface IAccountGrain : IGrainWithStringKey
     Task<OpenAccountResult> Open(string currency, string? owner);
 
     /// <summary>
-    /// Opens the account with the client's <paramref name="metadata"/> (null for none). Opening again
-    /// with the same currency, owner and metadata changes nothing; with others, it is a conflict.
+    /// Opens the account with <paramref name="limits"/> and the client's <paramref name="metadata"/> (null for
+    /// none). Opening again with the same currency, owner, limits and metadata changes nothing; with others, it is a conflict.
     /// </summary>
     [Alias("OpenWithMetadata")]
-    Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, MetadataMap? metadata);
+    Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, AccountLimits limits, MetadataMap? metadata);
+
+    /// <summary>
+    /// Opens the account with <paramref name="limits"/>. Opening again with the same currency, owner
+    /// and limits changes nothing; with others it is a conflict.
+    /// </summary>
+    [Alias("OpenWithLimits")]
+    Task<OpenAccountResult> Open(string currency, string? owner, AccountLimits limits);
+
+    /// <summary>
+    /// Changes the account's limits (an administrator's act); refused when available is already below
+    /// what the new limits allow.
+    /// </summary>
+    [Alias("SetLimits")]
+    Task<SetLimitsResult> SetLimits(AccountLimits limits);
+
+    /// <summary>
+    /// What a reader of the account's history needs from the account itself: its balances, how many
+    /// entries it has, how many full pages are in rows of their own, and the newest entries (the
+    /// tail, still in the account's row). Null when the account is not open.
+    /// </summary>
+    [Alias("GetHistoryHead"), ReadOnly]
+    Task<HistoryHead?> GetHistoryHead();
 
     /// <summary>The account's balances, or null when it has not been opened.</summary>
     [Alias("GetSnapshot"), ReadOnly]

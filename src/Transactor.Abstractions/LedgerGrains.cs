@@ -19,6 +19,7 @@ public static class LedgerGrains
     private const string AccountPrefix = "acct/";
     private const string TransferPrefix = "xfer/";
     private static readonly GrainType TransferRowType = GrainType.Create("transfer");
+    private static readonly GrainType HistoryPageRowType = GrainType.Create("acctpage");
 
     /// <summary>The grain of account <paramref name="accountId"/>.</summary>
     public static IAccountGrain GetAccount(this IGrainFactory grains, string accountId)
@@ -36,6 +37,25 @@ public static class LedgerGrains
     {
         ArgumentNullException.ThrowIfNull(transferId);
         return GrainId.Create(TransferRowType, IdSpan.Create(TransferPrefix + transferId));
+    }
+
+    /// <summary>
+    /// The grain id under which page <paramref name="page"/> of account <paramref name="accountId"/>'s
+    /// history is stored (state name <c>history</c>). A plain row, not a grain: no grain of its type exists.
+    /// </summary>
+    public static GrainId HistoryPageRowId(string accountId, int page)
+    {
+        ArgumentNullException.ThrowIfNull(accountId);
+        ArgumentOutOfRangeException.ThrowIfNegative(page);
+        // '/' never occurs in an account id, so the page number cannot run into the id.
+        return GrainId.Create(HistoryPageRowType, IdSpan.Create(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{AccountPrefix}{accountId}/{page}")));
+    }
+
+    /// <summary>The reader of accounts' histories (a stateless worker: every silo runs its own).</summary>
+    public static IAccountHistoryGrain GetAccountHistory(this IGrainFactory grains)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        return Reference<IAccountHistoryGrain>(grains, GrainIdKeyExtensions.CreateIntegerKey(0));
     }
 
     /// <summary>

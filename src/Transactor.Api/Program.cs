@@ -44,6 +44,7 @@ app.UseDashboardAccess("/dashboard");
 app.MapOrleansDashboard(routePrefix: "/dashboard");
 app.MapDefaultEndpoints();
 app.MapAccountsApi();
+app.MapAccountHistoryApi();
 app.MapDisputesApi();
 app.MapTransfersApi();
 app.MapKeysApi();

@@ -124,14 +124,17 @@ public sealed class Checker(History history, IReadOnlyList<string> accountIds, B
         }
     }
 
-    /// <summary>No balance is ever negative, and total = available + held, in every account answer of every read.</summary>
+    /// <summary>
+    /// No balance is ever below its floor (available: minus the account's credit limit, 0 unless it
+    /// allows an overdraft; the others: 0), and total = available + held, in every account answer of every read.
+    /// </summary>
     private void CheckReadings()
     {
         foreach (var read in history.Reads)
         {
             foreach (var a in read.Accounts)
             {
-                if (a.Available < 0 || a.Held < 0 || a.Reserved < 0 || a.Incoming < 0)
+                if (a.Available < -a.CreditLimit || a.Held < 0 || a.Reserved < 0 || a.Incoming < 0)
                 {
                     Add("negative_balance", $"{a.AccountId} read at {read.StartedAtMs}-{read.EndedAtMs} ms ({read.Phase}): available {a.Available}, held {a.Held}, reserved {a.Reserved}, incoming {a.Incoming}.");
                 }

@@ -77,7 +77,8 @@ public sealed class Movement(string key, MovementKind kind, string? from, string
 }
 
 /// <summary>One account's balances as one GET /accounts/{id} returned them.</summary>
-public sealed record AccountReading(string AccountId, long Available, long Held, long Total, long Reserved, long Incoming);
+/// <param name="CreditLimit">How far below zero the account's available may go (0 unless it allows an overdraft).</param>
+public sealed record AccountReading(string AccountId, long Available, long Held, long Total, long Reserved, long Incoming, long CreditLimit = 0);
 
 /// <summary>
 /// A read of every account, one GET each, sent concurrently between <see cref="StartedAtMs"/> and

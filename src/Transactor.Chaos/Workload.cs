@@ -275,7 +275,8 @@ internal sealed class Workload : IDisposable
             using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync(timeout.Token));
             var root = json.RootElement;
             return new AccountReading(id, root.GetProperty("available").GetInt64(), root.GetProperty("held").GetInt64(), root.GetProperty("total").GetInt64(),
-                root.GetProperty("reserved").GetInt64(), root.GetProperty("incoming").GetInt64());
+                root.GetProperty("reserved").GetInt64(), root.GetProperty("incoming").GetInt64(),
+                root.TryGetProperty("credit_limit", out var limit) ? limit.GetInt64() : 0);
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException && !cancellation.IsCancellationRequested)
         {

@@ -20,29 +20,42 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     /// <summary>Most entries one check hands to coordinators.</summary>
     public const int MaxRecoveriesPerCheck = 1_000;
 
+    /// <summary>
+    /// Full history pages an account's row may carry before a prepare waits for one to move out:
+    /// a page moves in the background once it is full, so only failing page writes reach this.
+    /// </summary>
+    public const int MaxHistoryPagesInRow = 4;
+
+    private IGrainStorage _storage = null!;
     private StoredState<AccountState> _state = null!;
     private AccountBook _book = null!;
 
     /// <summary>The entries held at the last check, so that the next finds the ones that stayed; null until the first prepare.</summary>
     private HashSet<string>? _heldAtLastCheck;
 
+    /// <summary>Moves full history pages out of the row, off the path of the call that filled them; null until the first page.</summary>
+    private IGrainTimer? _pageMover;
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        _state = new StoredState<AccountState>(ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger), StateName, this.GetGrainId(), logger);
+        _storage = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
+        _state = new StoredState<AccountState>(_storage, StateName, this.GetGrainId(), logger);
         await _state.ReadAsync();
         Load();
     }
 
-    public Task<OpenAccountResult> Open(string currency, string? owner) => OpenWithMetadata(currency, owner, null);
+    public Task<OpenAccountResult> Open(string currency, string? owner) => Open(currency, owner, AccountLimits.Default);
 
-    public async Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, MetadataMap? metadata)
+    public Task<OpenAccountResult> Open(string currency, string? owner, AccountLimits limits) => OpenWithMetadata(currency, owner, limits, null);
+
+    public async Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, AccountLimits limits, MetadataMap? metadata)
     {
         if (metadata is { IsValid: false })
         {
             throw new ArgumentException($"Metadata holds 1-{MetadataMap.MaxEntries} keys of the allowed characters with values of at most {MetadataMap.MaxValueLength} characters.", nameof(metadata));
         }
 
-        var result = _book.Open(currency, owner, time.GetUtcNow(), metadata);
+        var result = _book.Open(currency, owner, time.GetUtcNow(), limits, metadata);
         if (result.Status == OpenAccountStatus.Opened)
         {
             await Persist();
@@ -53,6 +66,33 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     }
 
     public Task<AccountSnapshot?> GetSnapshot() => Task.FromResult(_book.Snapshot());
+
+    public async Task<SetLimitsResult> SetLimits(AccountLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        var version = _book.State.Version;
+        var status = _book.SetLimits(limits);
+        if (_book.State.Version != version)
+        {
+            await Persist();
+            LogLimitsChanged(logger, _book.AccountId, limits.AllowOverdraft, limits.CreditLimitMinor);
+        }
+
+        return new SetLimitsResult(status, _book.Snapshot());
+    }
+
+    public Task<HistoryHead?> GetHistoryHead()
+    {
+        if (_book.Snapshot() is not { } account)
+        {
+            return Task.FromResult<HistoryHead?>(null);
+        }
+
+        var s = _book.State;
+        // A copy: the tail changes with the next apply, and the answer may be read after it.
+        HistoryEntry[] tail = s.HistoryTail is { } entries ? [.. entries] : [];
+        return Task.FromResult<HistoryHead?>(new HistoryHead(account, s.HistoryCount, s.HistoryPages, s.HistoryPageSize, tail, s.HistoryStart));
+    }
 
     public async Task<PrepareResult> Prepare(PrepareRequest request)
     {
@@ -68,6 +108,12 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         {
             LogNotOwner(logger, _book.AccountId, Caller.Client!);
             return new PrepareResult(PrepareStatus.Rejected, RejectionReason.NotOwner, _book.State.Currency);
+        }
+
+        if (_book.State.HistoryTail is { } tail && tail.Count >= MaxHistoryPagesInRow * Math.Max(1, _book.State.HistoryPageSize))
+        {
+            // Page writes in the background have failed: move them now, or refuse (the caller retries) rather than grow the row.
+            await MoveHistoryPages();
         }
 
         var result = _book.Prepare(request, out var changed);
@@ -94,6 +140,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         if (outcome != CommitOutcome.NotHeld)
         {
             await Persist();
+            MoveHistoryPagesSoon();
         }
 
         return _book.Snapshot();
@@ -128,6 +175,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         if (outcome == BatchOutcome.Applied)
         {
             await Persist();
+            MoveHistoryPagesSoon();
         }
 
         return new DisputeResult(outcome, _book.Snapshot());
@@ -170,6 +218,11 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     private void Load()
     {
         _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), _state.State);
+        if (options.Value.RecordHistory)
+        {
+            _book.EnableHistory(time, options.Value.HistoryPageSize);
+        }
+
         // Check what was loaded, not only what is written: a bad row must stop here, not spread.
         _book.AssertInvariants();
         if (_book.State.Pending.Count > 0)
@@ -225,6 +278,87 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     }
 
     private Task Persist() => _state.WriteOrDeactivate(this);
+
+    /// <summary>
+    /// When a full page of history is due, moves it on a timer of its own (which runs as its own
+    /// turn, interleaving with no call): the call that filled the page answers without waiting for
+    /// the page's write. On PostgreSQL that write joins the batched provider's next flush.
+    /// </summary>
+    private void MoveHistoryPagesSoon()
+    {
+        if (_book.DueHistoryPage() is null)
+        {
+            return;
+        }
+
+        if (_pageMover is null)
+        {
+            _pageMover = this.RegisterGrainTimer(MoveHistoryPagesOnTimer, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _pageMover.Change(TimeSpan.Zero, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private async Task MoveHistoryPagesOnTimer(CancellationToken cancellation)
+    {
+        try
+        {
+            await MoveHistoryPages();
+        }
+        catch (Exception ex)
+        {
+            // The entries stay in the row; the next apply tries again, and a prepare insists (MaxHistoryPagesInRow).
+            LogHistoryPageFailed(logger, ex, _book.AccountId);
+        }
+    }
+
+    /// <summary>
+    /// Writes each full page of the tail into its own row, then takes it out of the tail; the
+    /// account's next write stores that. Only entries already stored in the account's row are ever
+    /// in a page, and history only grows at its end, so every activation that writes page k writes
+    /// the same entries: a page row found there already is this page, stored by an earlier activation
+    /// whose account write after it did not happen.
+    /// </summary>
+    private async Task MoveHistoryPages()
+    {
+        var rowsWritten = 0;
+        while (_book.DueHistoryPage() is { } due && rowsWritten < MaxHistoryPagesInRow + 1)
+        {
+            var rowId = LedgerGrains.HistoryPageRowId(_book.AccountId, due.Page);
+            var row = new GrainState<HistoryPage>(new HistoryPage { Entries = due.Entries });
+            try
+            {
+                await _storage.WriteStateAsync(HistoryPage.StateName, rowId, row);
+            }
+            catch (InconsistentStateException)
+            {
+                var stored = new GrainState<HistoryPage>(new HistoryPage());
+                await _storage.ReadStateAsync(HistoryPage.StateName, rowId, stored);
+                var entries = stored.State?.Entries ?? [];
+                if (entries.Count != due.Entries.Count || entries[0].Sequence != due.Entries[0].Sequence || entries[^1] != due.Entries[^1])
+                {
+                    throw new LedgerInvariantException(
+                        $"Account '{_book.AccountId}': history page {due.Page} is stored with entries {entries.FirstOrDefault()?.Sequence}-{entries.LastOrDefault()?.Sequence}, not those of the account's row.");
+                }
+            }
+
+            // The storage write above was a turn boundary: another change may have moved this page already.
+            if (_book.DueHistoryPage() is { } still && still.Page == due.Page)
+            {
+                _book.HistoryPageStored(due.Page);
+            }
+
+            rowsWritten++;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: moving a full page of history to its own row failed; the entries stay in the account's row and the move is tried again")]
+    private static partial void LogHistoryPageFailed(ILogger logger, Exception exception, string accountId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Account {AccountId}: limits changed to overdraft {AllowOverdraft}, credit limit {CreditLimitMinor}")]
+    private static partial void LogLimitsChanged(ILogger logger, string accountId, bool allowOverdraft, long creditLimitMinor);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: refused a debit or dispute step asked for client key {KeyId}, which does not own the account")]
     private static partial void LogNotOwner(ILogger logger, string accountId, string keyId);

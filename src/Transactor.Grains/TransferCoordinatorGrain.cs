@@ -555,7 +555,10 @@ public sealed partial class TransferCoordinatorGrain(
                 var account = GrainFactory.GetAccount(side.AccountId);
                 var result = await account.Prepare(new PrepareRequest(
                     request.TransferId, side.Entry, side.AmountMinor, linked ? side.Currency : currency, lease.Epoch,
-                    External: request.Kind is TransferKind.Deposit or TransferKind.Withdrawal, StepOf(request.Phase), request.PendingTransferId));
+                    External: request.Kind is TransferKind.Deposit or TransferKind.Withdrawal, StepOf(request.Phase), request.PendingTransferId,
+                    // A linked transfer's account may face several others: its history names none.
+                    linked ? null : side.Entry == EntrySide.Debit ? request.CreditAccountId : request.DebitAccountId,
+                    Expiry: request.Phase == TransferPhase.Expire));
                 switch (result.Status)
                 {
                     case PrepareStatus.Superseded:

@@ -57,4 +57,18 @@ public sealed class TransferOptions
 
     /// <summary>How long a retry waits for a movement that another coordinator is driving.</summary>
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Whether accounts record their history (<c>GET /accounts/{id}/entries</c>). On by default; off
+    /// only to measure what it costs (docs/benchmarks.md). Entries applied while it is off are not
+    /// recorded, and an account's history starts again when it is turned on.
+    /// </summary>
+    public bool RecordHistory { get; set; } = true;
+
+    /// <summary>
+    /// Entries per history page for accounts whose history starts from now on (an account keeps the
+    /// size it started with): the account's row carries up to this many entries before they move to
+    /// a page row of their own, one extra write per page. From 1 to <c>AccountBook.MaxHistoryPageSize</c>.
+    /// </summary>
+    public int HistoryPageSize { get; set; } = Domain.AccountBook.DefaultHistoryPageSize;
 }

@@ -6,6 +6,8 @@ namespace Transactor;
 /// <param name="IncomingMinor">Money promised to the account by movements that are not yet committed.</param>
 /// <param name="PendingDebitMinor">Money held for pending (two-phase) transfers out of the account: not available, not yet gone.</param>
 /// <param name="PendingCreditMinor">Money pending (two-phase) transfers into the account may bring once posted.</param>
+/// <param name="AllowOverdraft">True when available may go below zero, down to minus <paramref name="CreditLimitMinor"/>.</param>
+/// <param name="CreditLimitMinor">How far below zero available may go; 0 when debits must not exceed credits.</param>
 /// <param name="Metadata">The client's key/values given when the account was opened; null for none.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.AccountSnapshot")]
 public sealed record AccountSnapshot(
@@ -21,8 +23,13 @@ public sealed record AccountSnapshot(
     [property: Id(9)] long IncomingMinor,
     [property: Id(10)] long PendingDebitMinor = 0,
     [property: Id(11)] long PendingCreditMinor = 0,
-    [property: Id(12)] MetadataMap? Metadata = null)
+    [property: Id(12)] bool AllowOverdraft = false,
+    [property: Id(13)] long CreditLimitMinor = 0,
+    [property: Id(14)] MetadataMap? Metadata = null)
 {
+    /// <summary>The lowest available balance the account's limits allow: 0, or minus its credit limit.</summary>
+    public long FloorMinor => AllowOverdraft ? -CreditLimitMinor : 0;
+
     /// <summary>What the account owns: available, held (disputes) and the holds of its pending debits, which are still its own until posted.</summary>
     public long TotalMinor => checked(AvailableMinor + HeldMinor + PendingDebitMinor);
 }
@@ -42,6 +49,9 @@ public enum OpenAccountStatus
 
     /// <summary>The currency is not an ISO 4217 code.</summary>
     InvalidCurrency = 3,
+
+    /// <summary>The limits are not valid (<see cref="AccountLimits.IsValid"/>).</summary>
+    InvalidLimits = 4,
 }
 
 /// <summary>The result of <c>IAccountGrain.Open</c>.</summary>
@@ -79,7 +89,55 @@ public sealed record PrepareRequest(
     [property: Id(6)] long Epoch,
     [property: Id(5)] bool External = false,
     [property: Id(7)] HoldStep Step = HoldStep.None,
-    [property: Id(8)] string? PendingTransferId = null);
+    [property: Id(8)] string? PendingTransferId = null,
+    [property: Id(9)] string? CounterpartyAccountId = null,
+    [property: Id(10)] bool Expiry = false);
+
+/// <summary>
+/// How far an account's debits may go. The default, <see cref="Default"/>, is "debits must not
+/// exceed credits": available never goes below zero. With <see cref="AllowOverdraft"/>, available
+/// may go down to minus <see cref="CreditLimitMinor"/>.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Transactor.AccountLimits")]
+public sealed record AccountLimits(
+    [property: Id(0)] bool AllowOverdraft,
+    [property: Id(1)] long CreditLimitMinor)
+{
+    /// <summary>Debits must not exceed credits: available never below zero.</summary>
+    public static AccountLimits Default { get; } = new(false, 0);
+
+    /// <summary>The lowest available balance these limits allow.</summary>
+    public long FloorMinor => AllowOverdraft ? -CreditLimitMinor : 0;
+
+    /// <summary>
+    /// True for limits an account may have: a credit limit from 0 to <see cref="Money.MaxAmountMinor"/>
+    /// with an overdraft, and none without one.
+    /// </summary>
+    public bool IsValid => AllowOverdraft ? CreditLimitMinor is >= 0 and <= Money.MaxAmountMinor : CreditLimitMinor == 0;
+}
+
+/// <summary>Outcome of changing an account's limits. Values are stable: never renumber them.</summary>
+[GenerateSerializer]
+public enum SetLimitsStatus
+{
+    /// <summary>The limits are now the ones asked for (changed, or already so).</summary>
+    Changed = 0,
+
+    /// <summary>The account is not open.</summary>
+    AccountNotFound = 1,
+
+    /// <summary>The limits are not valid (<see cref="AccountLimits.IsValid"/>).</summary>
+    InvalidLimits = 2,
+
+    /// <summary>The account's available balance is below what the new limits allow; nothing changed.</summary>
+    BalanceBelowLimit = 3,
+}
+
+/// <summary>The result of <c>IAccountGrain.SetLimits</c>.</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.SetLimitsResult")]
+public sealed record SetLimitsResult(
+    [property: Id(0)] SetLimitsStatus Status,
+    [property: Id(1)] AccountSnapshot? Account);
 
 /// <summary>
 /// The part an entry plays in a pending (two-phase) transfer. Values are persisted: never renumber them.

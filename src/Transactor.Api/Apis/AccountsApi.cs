@@ -15,7 +15,7 @@ public static class AccountsApi
     private const int MaxOwnerLength = 200;
 
     private static readonly string[] OpenRequired = ["id", "currency"];
-    private static readonly string[] OpenOptional = ["owner", "metadata"];
+    private static readonly string[] OpenOptional = ["owner", "allow_overdraft", "credit_limit", "debits_must_not_exceed_credits", "metadata"];
     private static readonly string[] MoveRequired = ["amount"];
     private static readonly string[] MoveOptional = ["currency", "metadata"];
 
@@ -72,8 +72,20 @@ public static class AccountsApi
                 "Leave 'owner' out (the account is then the key's), or ask an admin to open the account for another owner.");
         }
 
+        if (!AccountHistoryApi.TryReadLimits(body, out var limits, out problem))
+        {
+            return problem!;
+        }
+
+        // An overdraft is credit the ledger extends: only an admin grants it.
+        if (limits!.AllowOverdraft && !user.IsAdmin())
+        {
+            return Problems.Create(StatusCodes.Status403Forbidden, "limits_not_allowed", "A client key opens accounts without an overdraft only.",
+                "Leave allow_overdraft and credit_limit out, or ask an admin to open the account (or to change its limits with PUT /accounts/{id}/limits).");
+        }
+
         owner ??= user.KeyId();
-        var opened = await client.GetAccount(id!).OpenWithMetadata(currency!, owner, metadata);
+        var opened = await client.GetAccount(id!).OpenWithMetadata(currency!, owner, limits, metadata);
         switch (opened.Status)
         {
             case OpenAccountStatus.Opened:
@@ -86,7 +98,9 @@ public static class AccountsApi
                     : TypedResults.Ok(view);
             case OpenAccountStatus.Conflict:
                 return Problems.Create(StatusCodes.Status409Conflict, "account_exists", "The account exists with other details.",
-                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner, currency or metadata.");
+                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner, currency, limits or metadata.");
+            case OpenAccountStatus.InvalidLimits:
+                return Problems.InvalidField("credit_limit", $"The credit limit is from 0 to {Money.MaxAmountMinor}, and only with allow_overdraft.");
             default:
                 return Problems.InvalidField("currency", "The currency must be an ISO 4217 code.");
         }
@@ -172,7 +186,7 @@ public static class AccountsApi
 
     /// <summary>The body of <c>POST /accounts</c>.</summary>
     /// <param name="Metadata">Up to 16 string key/values (keys 1-64 letters, digits, '-', '_', '.'; values up to 256 characters), kept with the account.</param>
-    public sealed record OpenAccountBody(string Id, string Currency, string? Owner, IReadOnlyDictionary<string, string>? Metadata = null);
+    public sealed record OpenAccountBody(string Id, string Currency, string? Owner, bool? AllowOverdraft = null, long? CreditLimit = null, bool? DebitsMustNotExceedCredits = null, IReadOnlyDictionary<string, string>? Metadata = null);
 
     /// <summary>The body of a deposit or withdrawal.</summary>
     /// <param name="Metadata">Up to 16 string key/values, stored with the movement.</param>

@@ -15,11 +15,13 @@ public sealed record AccountView(
     DateTimeOffset OpenedAt,
     long PendingDebit,
     long PendingCredit,
+    bool AllowOverdraft = false,
+    long CreditLimit = 0,
     IReadOnlyDictionary<string, string>? Metadata = null)
 {
     public static AccountView From(AccountSnapshot s) =>
         new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt, s.PendingDebitMinor, s.PendingCreditMinor,
-            s.Metadata?.ToDictionary());
+            s.AllowOverdraft, s.CreditLimitMinor, s.Metadata?.ToDictionary());
 }
 
 /// <summary>One leg of a linked transfer as the API shows it.</summary>

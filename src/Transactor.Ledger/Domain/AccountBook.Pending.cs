@@ -39,7 +39,7 @@ public sealed partial class AccountBook
             }
         }
 
-        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch, request.Step, pendingId));
+        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch, request.Step, pendingId, request.CounterpartyAccountId, request.Expiry));
         State.Version++;
         changed = true;
         AssertInvariants();

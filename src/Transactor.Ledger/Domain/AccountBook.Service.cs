@@ -14,15 +14,15 @@ public sealed partial class AccountBook
     public const int DisputableDeposits = 1_000;
 
     /// <summary>Disputes the deposit recorded under transfer id <paramref name="depositId"/>.</summary>
-    public BatchOutcome DisputeDeposit(string depositId) => WithDeposit(depositId, Dispute);
+    public BatchOutcome DisputeDeposit(string depositId) => WithDeposit(depositId, Dispute, HistoryKind.Dispute);
 
     /// <summary>Resolves the dispute of the deposit <paramref name="depositId"/>.</summary>
-    public BatchOutcome ResolveDeposit(string depositId) => WithDeposit(depositId, Resolve);
+    public BatchOutcome ResolveDeposit(string depositId) => WithDeposit(depositId, Resolve, HistoryKind.Resolve);
 
     /// <summary>Charges back the disputed deposit <paramref name="depositId"/>, locking the account.</summary>
-    public BatchOutcome ChargebackDeposit(string depositId) => WithDeposit(depositId, Chargeback);
+    public BatchOutcome ChargebackDeposit(string depositId) => WithDeposit(depositId, Chargeback, HistoryKind.Chargeback);
 
-    private BatchOutcome WithDeposit(string depositId, Func<uint, BatchOutcome> rule)
+    private BatchOutcome WithDeposit(string depositId, Func<uint, BatchOutcome> rule, HistoryKind kind)
     {
         if (!IsOpen)
         {
@@ -38,6 +38,8 @@ public sealed partial class AccountBook
         var outcome = rule(number);
         if (outcome == BatchOutcome.Applied)
         {
+            State.Deposits!.TryGet(number, out var deposit);
+            Record(kind, depositId, deposit.AmountMinor, null, null);
             AssertInvariants();
         }
 

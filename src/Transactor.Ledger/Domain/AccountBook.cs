@@ -4,7 +4,8 @@ namespace Transactor.Domain;
 /// The rules of one account, in plain C#: the account grain persists the state this class changes,
 /// and tests exercise it without a cluster. Every change keeps these invariants, checked after each
 /// change and whenever state is loaded:
-/// available ≥ 0, held ≥ 0, reserved = Σ pending debits, incoming = Σ pending credits,
+/// available ≥ its floor (0, or minus the credit limit of an account that allows an overdraft),
+/// held ≥ 0, reserved = Σ pending debits, incoming = Σ pending credits,
 /// pending debit and pending credit = Σ of the holds of pending (two-phase) transfers on each side,
 /// and the sum of all these fits in 64 bits.
 /// </summary>
@@ -19,21 +20,25 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
     public bool IsOpen => State.Currency is not null;
 
-    /// <summary>
-    /// Opens the account. Opening an open account again with the same currency, owner and metadata
-    /// changes nothing (<see cref="OpenAccountStatus.AlreadyOpen"/>); with other ones, nothing either
-    /// (<see cref="OpenAccountStatus.Conflict"/>).
-    /// </summary>
-    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now, MetadataMap? metadata = null)
+    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now) => Open(currency, owner, now, AccountLimits.Default);
+
+    /// <summary>Opens the account with <paramref name="limits"/>; opening again with the same currency, owner, limits and metadata changes nothing.</summary>
+    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now, AccountLimits limits, MetadataMap? metadata = null)
     {
+        ArgumentNullException.ThrowIfNull(limits);
         if (!Currency.IsValid(currency))
         {
             return new(OpenAccountStatus.InvalidCurrency, null);
         }
 
+        if (!limits.IsValid)
+        {
+            return new(OpenAccountStatus.InvalidLimits, null);
+        }
+
         if (IsOpen)
         {
-            var same = State.Currency == currency && State.Owner == owner && Equals(State.Metadata, metadata);
+            var same = State.Currency == currency && State.Owner == owner && LimitsNow == limits && Equals(State.Metadata, metadata);
             return new(same ? OpenAccountStatus.AlreadyOpen : OpenAccountStatus.Conflict, Snapshot());
         }
 
@@ -41,6 +46,9 @@ public sealed partial class AccountBook(string accountId, AccountState state)
         State.Owner = owner;
         State.OpenedAt = now;
         State.Metadata = metadata;
+        State.AllowOverdraft = limits.AllowOverdraft;
+        State.CreditLimitMinor = limits.CreditLimitMinor;
+        StartHistory(now, opened: true);
         State.Version++;
         AssertInvariants();
         return new(OpenAccountStatus.Opened, Snapshot());
@@ -114,7 +122,8 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
         if (request.Side == EntrySide.Debit)
         {
-            if (State.AvailableMinor < request.AmountMinor)
+            // Both terms are within ±10^15, so the subtraction cannot overflow.
+            if (State.AvailableMinor - request.AmountMinor < FloorMinor)
             {
                 return Rejected(RejectionReason.InsufficientFunds);
             }
@@ -132,7 +141,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.IncomingMinor += request.AmountMinor;
         }
 
-        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch, request.Step));
+        State.Pending.Add(request.TransferId, new PendingEntry(request.Side, request.AmountMinor, request.External, request.Epoch, request.Step, null, request.CounterpartyAccountId, request.Expiry));
         State.Version++;
         changed = true;
         AssertInvariants();
@@ -188,6 +197,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             }
         }
 
+        RecordApplied(transferId, entry);
         State.Version++;
         AssertInvariants();
         return CommitOutcome.Applied;
@@ -236,8 +246,49 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.IncomingMinor,
             State.PendingDebitMinor,
             State.PendingCreditMinor,
+            State.AllowOverdraft,
+            State.CreditLimitMinor,
             State.Metadata)
         : null;
+
+    /// <summary>The lowest available balance the account's limits allow: 0, or minus its credit limit.</summary>
+    public long FloorMinor => State.AllowOverdraft ? -State.CreditLimitMinor : 0;
+
+    private AccountLimits LimitsNow => new(State.AllowOverdraft, State.CreditLimitMinor);
+
+    /// <summary>
+    /// Changes the account's limits (an administrator's act). Refused, changing nothing, when
+    /// available is already below what the new limits allow: the invariant available ≥ floor holds
+    /// at every step, so a limit is lowered only as far as the balance allows.
+    /// </summary>
+    public SetLimitsStatus SetLimits(AccountLimits limits)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        if (!IsOpen)
+        {
+            return SetLimitsStatus.AccountNotFound;
+        }
+
+        if (!limits.IsValid)
+        {
+            return SetLimitsStatus.InvalidLimits;
+        }
+
+        if (State.AvailableMinor < limits.FloorMinor)
+        {
+            return SetLimitsStatus.BalanceBelowLimit;
+        }
+
+        if (LimitsNow != limits)
+        {
+            State.AllowOverdraft = limits.AllowOverdraft;
+            State.CreditLimitMinor = limits.CreditLimitMinor;
+            State.Version++;
+            AssertInvariants();
+        }
+
+        return SetLimitsStatus.Changed;
+    }
 
     /// <summary>Throws <see cref="LedgerInvariantException"/> when the state breaks an invariant: a bug, never a client's mistake.</summary>
     public void AssertInvariants()
@@ -270,9 +321,14 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             }
         }
 
-        if (s.AvailableMinor < 0)
+        if (s.CreditLimitMinor < 0 || s.CreditLimitMinor > Money.MaxAmountMinor || (!s.AllowOverdraft && s.CreditLimitMinor != 0))
         {
-            Fail($"available {s.AvailableMinor} < 0");
+            Fail($"credit limit {s.CreditLimitMinor} (overdraft {(s.AllowOverdraft ? "allowed" : "not allowed")}) is not valid");
+        }
+
+        if (s.AvailableMinor < FloorMinor)
+        {
+            Fail($"available {s.AvailableMinor} < {FloorMinor}");
         }
 
         if (s.HeldMinor < 0)
@@ -291,6 +347,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
         }
 
         AssertHolds();
+        AssertHistory();
 
         try
         {

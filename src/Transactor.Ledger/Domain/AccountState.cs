@@ -46,8 +46,33 @@ public sealed class AccountState
     /// <summary>Sum of the credit holds: money pending transfers may still bring; not available, and not the account's.</summary>
     [Id(15)] public long PendingCreditMinor { get; set; }
 
+    /// <summary>
+    /// The newest entries of the account's history, oldest first, not yet moved to a page row of
+    /// their own (<see cref="HistoryPage"/>); null until the first. They ride in the account's own
+    /// row write, so recording them costs no write of its own.
+    /// </summary>
+    [Id(16)] public List<HistoryEntry>? HistoryTail { get; set; }
+
+    /// <summary>Entries recorded so far: the sequence of the newest.</summary>
+    [Id(17)] public long HistoryCount { get; set; }
+
+    /// <summary>Full pages moved out of <see cref="HistoryTail"/> into rows of their own.</summary>
+    [Id(18)] public int HistoryPages { get; set; }
+
+    /// <summary>Entries per history page for this account, fixed when its history starts.</summary>
+    [Id(19)] public int HistoryPageSize { get; set; }
+
+    /// <summary>Where the history begins; null until it has (see <see cref="HistoryStart"/>).</summary>
+    [Id(20)] public HistoryStart? HistoryStart { get; set; }
+
+    /// <summary>True when available may go below zero, down to minus <see cref="CreditLimitMinor"/>; false: debits must not exceed credits.</summary>
+    [Id(21)] public bool AllowOverdraft { get; set; }
+
+    /// <summary>How far below zero available may go when <see cref="AllowOverdraft"/> is set; 0 otherwise.</summary>
+    [Id(22)] public long CreditLimitMinor { get; set; }
+
     /// <summary>The client's key/values given at opening; null for none (and in rows of earlier versions).</summary>
-    [Id(16)] public MetadataMap? Metadata { get; set; }
+    [Id(23)] public MetadataMap? Metadata { get; set; }
 }
 
 /// <summary>This account's side of a pending (two-phase) transfer that is neither posted nor voided.</summary>
@@ -61,6 +86,8 @@ public sealed record HoldEntry(
 /// <param name="Epoch">The epoch of the lease whose driver prepared it last (0: an earlier version's entry).</param>
 /// <param name="Step">What applying it does: an ordinary movement, the hold of a pending transfer, or its post or void.</param>
 /// <param name="PendingTransferId">For a post or void: the pending transfer whose hold it ends.</param>
+/// <param name="CounterpartyAccountId">The movement's other account, for the history; null for deposits and withdrawals (and entries of earlier versions).</param>
+/// <param name="Expiry">For a void: true when the pending transfer expired, for the history.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.PendingEntry")]
 public sealed record PendingEntry(
     [property: Id(0)] EntrySide Side,
@@ -68,7 +95,9 @@ public sealed record PendingEntry(
     [property: Id(2)] bool External = false,
     [property: Id(3)] long Epoch = 0,
     [property: Id(4)] HoldStep Step = HoldStep.None,
-    [property: Id(5)] string? PendingTransferId = null)
+    [property: Id(5)] string? PendingTransferId = null,
+    [property: Id(6)] string? CounterpartyAccountId = null,
+    [property: Id(7)] bool Expiry = false)
 {
     /// <summary>True for an entry whose amount sits in reserved or incoming: an ordinary movement or a hold.</summary>
     public bool MovesMoney => Step is HoldStep.None or HoldStep.Hold;

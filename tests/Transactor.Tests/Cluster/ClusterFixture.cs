@@ -20,6 +20,9 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     internal static readonly TestTransferFaults Faults = new();
 
+    /// <summary>Entries per history page in the test clusters (the default is 8).</summary>
+    internal const int HistoryPageSize = 4;
+
     public TestCluster Cluster { get; private set; } = null!;
 
     public IClusterClient Client => Cluster.Client;
@@ -80,6 +83,8 @@ public sealed class ClusterFixture : IAsyncLifetime
             options.RecoveryDueTime = sweepPeriod;
             options.RecoveryPeriod = sweepPeriod;
             options.WaitTimeout = TimeSpan.FromSeconds(5);
+            // Small pages, so that the tests read most history from page rows and move pages often.
+            options.HistoryPageSize = HistoryPageSize;
         });
         siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
     }

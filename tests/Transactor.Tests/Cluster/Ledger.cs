@@ -60,14 +60,16 @@ internal sealed class Ledger(IClusterClient client)
 
     /// <summary>
     /// The books once the system is quiet: totals add up to what came in minus what went out,
-    /// nothing is in flight, and no balance is negative.
+    /// nothing is in flight, and no balance is below its floor: available may go down to minus the
+    /// credit limit of an account that allows an overdraft (0 otherwise); the sum of totals, negative
+    /// ones included, is what came in minus what went out.
     /// </summary>
     public async Task AssertBalanced(IReadOnlyCollection<string> ids, long expectedTotalMinor)
     {
         var snapshots = await Snapshots(ids);
         foreach (var s in snapshots)
         {
-            Assert.True(s.AvailableMinor >= 0, $"{s.AccountId}: available {s.AvailableMinor} < 0");
+            Assert.True(s.AvailableMinor >= s.FloorMinor, $"{s.AccountId}: available {s.AvailableMinor} < its floor {s.FloorMinor}");
             Assert.True(s.HeldMinor >= 0, $"{s.AccountId}: held {s.HeldMinor} < 0");
             Assert.True(s.ReservedMinor == 0 && s.IncomingMinor == 0, $"{s.AccountId}: {s.ReservedMinor} reserved and {s.IncomingMinor} incoming by movements in flight");
         }

@@ -50,6 +50,15 @@ public sealed class RecoveryTests(ClusterFixture fixture)
         var retry = await _ledger.Coordinator.Execute(request);
         Assert.Equal(expected, retry.Status);
         Assert.Equal(balances, (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+
+        // Each account's history has the movement once when it committed (after its funding deposit), and not at all otherwise.
+        for (var i = 0; i < ids.Length; i++)
+        {
+            var entries = (await fixture.Client.GetAccountHistory().Entries(ids[i], 0, 100))!.Entries;
+            Assert.Equal(fundsSuffice ? 2 : 1, entries.Count);
+            Assert.Equal(fundsSuffice ? 1 : 0, entries.Count(e => e.TransferId == request.TransferId));
+            Assert.Equal(balances[i], entries[^1].AvailableMinor);
+        }
     }
 
     [Fact]

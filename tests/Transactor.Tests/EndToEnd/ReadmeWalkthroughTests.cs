@@ -53,6 +53,11 @@ public sealed partial class ReadmeWalkthroughTests
         Assert.Contains("\"posted_amount\":400", output, StringComparison.Ordinal);
         Assert.Equal(7_100, alice.GetProperty("available").GetInt64());
         Assert.Equal(2_900, bob.GetProperty("available").GetInt64());
+        Assert.Contains("\"kind\":\"transfer_out\",\"transfer_id\":\"transfer-1\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"kind\":\"post_out\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"code\":\"insufficient_funds\"", output, StringComparison.Ordinal);
+        var carol = await client.GetFromJsonAsync<JsonElement>("/accounts/carol");
+        Assert.Equal((-6_000L, 10_000L), (carol.GetProperty("available").GetInt64(), carol.GetProperty("credit_limit").GetInt64()));
         Assert.Contains("\"kind\":\"linked\"", output, StringComparison.Ordinal);
         Assert.Contains("\"failed_leg\":1", output, StringComparison.Ordinal);
         Assert.Contains("\"orderId\":\"77\"", output, StringComparison.Ordinal);

@@ -1,5 +1,6 @@
 using FsCheck;
 using FsCheck.Fluent;
+using Transactor.Grains;
 using Transactor.Tests.Cluster;
 
 namespace Transactor.Tests.Pending;
@@ -9,7 +10,11 @@ namespace Transactor.Tests.Pending;
 /// expiries, linked transfers (1-4 legs, an account in several legs, a leg on one account) and retries
 /// of each, run one by one against the grains and against a plain sequential model: every outcome
 /// (with a linked transfer's failing leg), and every account's available, pending debit and pending
-/// credit after every step, must agree, and money is conserved.
+/// credit after every step, must agree, and money is conserved. At the end of each sequence every account's
+/// history (read whole, read a few entries at a time through the cursor, and as balances at each
+/// entry's instant) must be the model's: one entry per change, in order, with the balances after it
+/// (a linked transfer: one entry per account whose legs do not cancel out, by their net).
+/// The cluster's history pages hold 4 entries, so most of it is read from page rows.
 /// </summary>
 [Collection(ClusterTestGroup.Name)]
 public sealed class PendingModelProperties(ClusterFixture fixture)
@@ -101,8 +106,52 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
         // Conserved: what the accounts own (available plus what their pending debits hold) is what was funded.
         var total = (await ledger.Snapshots(ids)).Sum(s => s.AvailableMinor + s.PendingDebitMinor);
         Assert.Equal(Accounts * FundedMinor, total);
+        foreach (var id in ids)
+        {
+            await AssertHistory(id, model.History(id));
+        }
+
         return true;
     }
+
+    private async Task AssertHistory(string id, IReadOnlyList<ModelEntry> expected)
+    {
+        var history = fixture.Client.GetAccountHistory();
+        var whole = (await history.Entries(id, 0, AccountHistoryGrain.MaxEntriesPerRead))!;
+        var actual = whole.Entries.Select(e => new ModelEntry(e.Kind, e.AmountMinor, e.AvailableMinor, e.PendingDebitMinor, e.PendingCreditMinor)).ToArray();
+        Assert.True(expected.SequenceEqual(actual), $"account {id}: model history\n  {string.Join("\n  ", expected)}\ngrains\n  {string.Join("\n  ", actual)}");
+        Assert.Equal(Enumerable.Range(1, expected.Count).Select(i => (long)i), whole.Entries.Select(e => e.Sequence));
+        Assert.Equal(expected.Count, whole.Count);
+
+        // Paged three at a time through the cursor, it is the same history.
+        var paged = new List<Transactor.Domain.HistoryEntry>();
+        for (long after = 0; ;)
+        {
+            var page = (await history.Entries(id, after, 3))!;
+            paged.AddRange(page.Entries);
+            if (page.Entries.Count == 0 || page.Entries[^1].Sequence == page.Count)
+            {
+                break;
+            }
+
+            after = page.Entries[^1].Sequence;
+        }
+
+        Assert.Equal(whole.Entries, paged);
+
+        // At each entry's instant the balances are those of the last entry at that instant (entries may share one).
+        foreach (var entry in whole.Entries)
+        {
+            var last = whole.Entries.Last(e => e.At <= entry.At);
+            var at = (await history.BalanceAt(id, entry.At))!;
+            Assert.Equal((BalanceAtStatus.Known, last.Sequence, last.AvailableMinor, last.PendingDebitMinor), (at.Status, at.Sequence, at.AvailableMinor, at.PendingDebitMinor));
+        }
+
+        var opened = whole.Entries.Count > 0 ? (await history.BalanceAt(id, whole.Entries[0].At.AddTicks(-1)))! : null;
+        Assert.True(opened is null || opened.Status == BalanceAtStatus.BeforeOpening || (opened.Sequence == 0 && opened.AvailableMinor == 0), $"account {id}: before its first entry, {opened}");
+    }
+
+    private sealed record ModelEntry(Transactor.Domain.HistoryKind Kind, long AmountMinor, long AvailableMinor, long PendingDebitMinor, long PendingCreditMinor);
 
     private static Gen<Operation> OperationGen()
     {
@@ -148,6 +197,12 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
         private readonly Dictionary<string, long> _pendingCredit = ids.ToDictionary(id => id, _ => 0L);
         private readonly Dictionary<string, TransferRequest> _held = [];
         private readonly Dictionary<string, (TransferPhase Phase, long AmountMinor)> _ended = [];
+        private readonly Dictionary<string, List<ModelEntry>> _history = ids.ToDictionary(id => id, _ => new List<ModelEntry> { new(Transactor.Domain.HistoryKind.Deposit, fundedMinor, fundedMinor, 0, 0) });
+
+        public List<ModelEntry> History(string id) => _history[id];
+
+        private void Record(string id, Transactor.Domain.HistoryKind kind, long amountMinor) =>
+            _history[id].Add(new ModelEntry(kind, amountMinor, _available[id], _pendingDebit[id], _pendingCredit[id]));
 
         public (long, long, long) Balances(string id) => (_available[id], _pendingDebit[id], _pendingCredit[id]);
 
@@ -169,10 +224,14 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                 _pendingDebit[r.DebitAccountId!] += r.AmountMinor;
                 _pendingCredit[r.CreditAccountId!] += r.AmountMinor;
                 _held[r.TransferId] = r;
+                Record(r.DebitAccountId!, Transactor.Domain.HistoryKind.HoldOut, r.AmountMinor);
+                Record(r.CreditAccountId!, Transactor.Domain.HistoryKind.HoldIn, r.AmountMinor);
             }
             else
             {
                 _available[r.CreditAccountId!] += r.AmountMinor;
+                Record(r.DebitAccountId!, Transactor.Domain.HistoryKind.TransferOut, r.AmountMinor);
+                Record(r.CreditAccountId!, Transactor.Domain.HistoryKind.TransferIn, r.AmountMinor);
             }
 
             return (TransferStatus.Committed, RejectionReason.None);
@@ -214,6 +273,10 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
             foreach (var (id, minor) in net)
             {
                 _available[id] += minor;
+                if (minor != 0)
+                {
+                    Record(id, minor < 0 ? Transactor.Domain.HistoryKind.TransferOut : Transactor.Domain.HistoryKind.TransferIn, Math.Abs(minor));
+                }
             }
 
             return ((TransferStatus.Committed, RejectionReason.None), null);
@@ -249,6 +312,14 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
             _pendingCredit[held.CreditAccountId!] -= held.AmountMinor;
             _available[held.DebitAccountId!] += held.AmountMinor - postedMinor;
             _available[held.CreditAccountId!] += postedMinor;
+            var (debitKind, creditKind) = phase switch
+            {
+                TransferPhase.Post => (Transactor.Domain.HistoryKind.PostOut, Transactor.Domain.HistoryKind.PostIn),
+                TransferPhase.Void => (Transactor.Domain.HistoryKind.VoidOut, Transactor.Domain.HistoryKind.VoidIn),
+                _ => (Transactor.Domain.HistoryKind.ExpireOut, Transactor.Domain.HistoryKind.ExpireIn),
+            };
+            Record(held.DebitAccountId!, debitKind, endMinor);
+            Record(held.CreditAccountId!, creditKind, endMinor);
             return (TransferStatus.Committed, RejectionReason.None);
         }
     }
