@@ -28,11 +28,13 @@ var directoryOption = new Option<bool>("--distributed-directory") { Description 
 var ledgerStorageOption = new Option<string>("--ledger-storage") { Description = "With --postgres, the ledger's grain storage provider: Batched (group commit across grains) or AdoNet (Orleans' ADO.NET provider).", DefaultValueFactory = _ => BatchedGrainStorageRegistration.ProviderType };
 var historyOption = new Option<bool>("--no-history") { Description = "Accounts record no history (Transactor:Transfers:RecordHistory=false): to measure what recording it costs." };
 var pageSizeOption = new Option<int?>("--history-page-size") { Description = "Transactor:Transfers:HistoryPageSize, entries per history page (default 8)." };
-var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
+var engineOption = new Option<string>("--engines") { Description = "Comma-separated engines to run: transactor, orleans-transactions, grain-calls (one trivial grain call per operation: the machine's ceiling); transactor-linked (a linked transfer of two legs: a payment and a fee from one account).", DefaultValueFactory = _ => "transactor,orleans-transactions,grain-calls" };
+
+var roundsOption = new Option<int>("--rounds") { Description = "Runs the chosen transactor engines this many times in turn (transactor, transactor-linked, transactor, ...), for comparisons measured alternately.", DefaultValueFactory = _ => 1 };
 
 var root = new RootCommand("Measures Transactor's transfers against Orleans' own transactions on an in-process silo with in-memory storage.")
 {
-    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption, historyOption, pageSizeOption,
+    secondsOption, warmupOption, concurrencyOption, accountsOption, hotOption, seedOption, postgresOption, workloadsOption, engineOption, admitOption, directoryOption, ledgerStorageOption, historyOption, pageSizeOption, roundsOption,
 };
 root.SetAction(async (parse, cancellation) =>
 {
@@ -48,12 +50,13 @@ root.SetAction(async (parse, cancellation) =>
         parse.GetValue(directoryOption),
         parse.GetValue(ledgerStorageOption)!,
         !parse.GetValue(historyOption),
-        parse.GetValue(pageSizeOption));
+        parse.GetValue(pageSizeOption),
+        Math.Max(1, parse.GetValue(roundsOption)));
     return await Bench.Run(settings, parse.GetValue(accountsOption), parse.GetValue(hotOption), cancellation);
 });
 return await root.Parse(args).InvokeAsync();
 
-internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage, bool RecordHistory = true, int? HistoryPageSize = null);
+internal sealed record Settings(TimeSpan Measure, TimeSpan Warmup, int Concurrency, int Seed, string? Postgres, string[] Workloads, string[] Engines, int? MaxConcurrentTransfers, bool DistributedDirectory, string LedgerStorage, bool RecordHistory = true, int? HistoryPageSize = null, int Rounds = 1);
 
 internal sealed record Row(string Workload, string Engine, long Committed, long Rejected, long Failed, double PerSecond, double P50Ms, double P99Ms, double MaxMs);
 
@@ -62,6 +65,7 @@ internal static class Bench
     private const long InitialBalanceMinor = 1_000_000_000;
     private const long MaxTransferMinor = 10_000;
     private const string TransactorEngine = "Transactor";
+    private const string LinkedEngine = "Transactor 2-leg linked";
     private const string BaselineEngine = "Orleans transactions";
     private const string GrainCallsEngine = "trivial grain call";
 
@@ -159,12 +163,27 @@ internal static class Bench
             var prefix = $"{name}-{Guid.NewGuid():N}";
             var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D6}").ToArray();
 
-            if (settings.Engines.Contains("transactor"))
+            var single = settings.Engines.Contains("transactor");
+            var linked = settings.Engines.Contains("transactor-linked");
+            if (single || linked)
             {
                 await Setup(ids, id => OpenAndFund(grains, id));
-                var transactor = await Measure(name, TransactorEngine, settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n), resultName, statements);
-                rows.Add(transactor);
-                failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+            }
+
+            // Alternately, so that a drift of the shared machine's speed touches both engines alike.
+            for (var round = 0; round < settings.Rounds && (single || linked); round++)
+            {
+                if (single)
+                {
+                    rows.Add(await Measure(name, TransactorEngine, settings, ids, (from, to, amount, n) => TransactorTransfer(grains, from, to, amount, n), resultName, statements));
+                    failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+                }
+
+                if (linked)
+                {
+                    rows.Add(await Measure(name, LinkedEngine, settings, ids, (from, to, amount, n) => LinkedTransfer(grains, ids, from, to, amount, n), resultName, statements));
+                    failures.AddRange(await Audit(grains, ids, count * InitialBalanceMinor));
+                }
             }
 
             if (settings.Engines.Contains("grain-calls") && settings.Postgres is null)
@@ -217,6 +236,25 @@ internal static class Bench
     private static async Task<Outcome> TransactorTransfer(IGrainFactory grains, string from, string to, long amount, long n)
     {
         var result = await grains.GetCoordinator().Execute(new TransferRequest($"{from}>{to}#{n}", from, to, amount, "USD"));
+        return result.Status switch
+        {
+            TransferStatus.Committed => Outcome.Committed,
+            TransferStatus.Rejected => Outcome.Rejected,
+            _ => Outcome.Failed,
+        };
+    }
+
+    /// <summary>A payment from <paramref name="from"/> to <paramref name="to"/> and a 1 % fee to a third account, linked: both or neither.</summary>
+    private static async Task<Outcome> LinkedTransfer(IGrainFactory grains, string[] ids, string from, string to, long amount, long n)
+    {
+        var fee = ids[(int)(n % ids.Length)];
+        for (var next = 1; fee == from || fee == to; next++)
+        {
+            fee = ids[(int)((n + next) % ids.Length)];
+        }
+
+        var request = TransferRequest.Linked($"{from}>{to}#{n}L", [new TransferLeg(from, to, amount, "USD"), new TransferLeg(from, fee, 1 + (amount / 100), "USD")]);
+        var result = await grains.GetCoordinator().Execute(request);
         return result.Status switch
         {
             TransferStatus.Committed => Outcome.Committed,
@@ -391,6 +429,14 @@ internal static class Bench
 
         foreach (var group in rows.GroupBy(r => r.Workload))
         {
+            var singles = group.Where(r => r.Engine == TransactorEngine).ToArray();
+            var linkeds = group.Where(r => r.Engine == LinkedEngine).ToArray();
+            if (linkeds.Length > 0 && singles.Length > 0)
+            {
+                var ratios = singles.Zip(linkeds, (s, l) => l.PerSecond / s.PerSecond).ToArray();
+                Console.WriteLine($"{group.Key}: 2-leg linked / single transfers per second, round by round: {string.Join(", ", ratios.Select(r => $"{r:N2}x"))}; over all rounds {linkeds.Sum(l => l.PerSecond) / singles.Sum(s => s.PerSecond):N2}x");
+            }
+
             var t = group.FirstOrDefault(r => r.Engine == TransactorEngine);
             var b = group.FirstOrDefault(r => r.Engine == BaselineEngine);
             var c = group.FirstOrDefault(r => r.Engine == GrainCallsEngine);

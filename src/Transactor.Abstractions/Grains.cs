@@ -14,6 +14,13 @@ public interface IAccountGrain : IGrainWithStringKey
     Task<OpenAccountResult> Open(string currency, string? owner);
 
     /// <summary>
+    /// Opens the account with <paramref name="limits"/> and the client's <paramref name="metadata"/> (null for
+    /// none). Opening again with the same currency, owner, limits and metadata changes nothing; with others, it is a conflict.
+    /// </summary>
+    [Alias("OpenWithMetadata")]
+    Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, AccountLimits limits, MetadataMap? metadata);
+
+    /// <summary>
     /// Opens the account with <paramref name="limits"/>. Opening again with the same currency, owner
     /// and limits changes nothing; with others it is a conflict.
     /// </summary>
@@ -132,6 +139,13 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch);
 
     /// <summary>
+    /// <see cref="Decide"/> for a linked transfer, with the index of the leg at fault when
+    /// <paramref name="reason"/> rejects it (<see cref="TransferRecord.FailedLeg"/>).
+    /// </summary>
+    [Alias("DecideLinked")]
+    Task<TransferRecord?> DecideLinked(string transferId, RejectionReason reason, int? failedLeg, long epoch);
+
+    /// <summary>
     /// Notes that every account has applied the recorded decision, with the accounts' resulting
     /// balances: writes the outcome into the movement's row, then takes it off the list. One-way.
     /// Another driver may take the movement over meanwhile (a lease given back or held on a silo
@@ -139,6 +153,10 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     /// </summary>
     [Alias("Complete"), OneWay]
     Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit);
+
+    /// <summary><see cref="Complete"/> for a linked transfer, with every account it names (ascending id order) right after it. One-way.</summary>
+    [Alias("CompleteLinked"), OneWay]
+    Task CompleteLinked(string transferId, IReadOnlyList<AccountSnapshot> accounts);
 
     /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
     [Alias("WaitForResult")]
@@ -263,6 +281,13 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     /// </summary>
     [Alias("EndPending")]
     Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor);
+
+    /// <summary>
+    /// <see cref="EndPending"/> with the client's <paramref name="metadata"/> on the post or void (null
+    /// for none). The metadata is part of the end's request: the same end again must carry the same.
+    /// </summary>
+    [Alias("EndPendingWithMetadata")]
+    Task<TransferResult> EndPendingWithMetadata(string pendingTransferId, TransferPhase phase, long? amountMinor, MetadataMap? metadata);
 
     /// <summary>
     /// Drives an interrupted movement to its end; for one that has ended, applies its decision to

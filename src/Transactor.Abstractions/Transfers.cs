@@ -15,6 +15,11 @@ namespace Transactor;
 /// </param>
 /// <param name="Timeout">For a pending transfer: how long it may stay on hold before it is voided; null for no limit.</param>
 /// <param name="PendingTransferId">For a post, void or expiry: the pending transfer it ends.</param>
+/// <param name="Legs">
+/// For a linked transfer: the legs that move together, all or none (<see cref="LinkedTransfers"/>);
+/// the request then names no accounts of its own, and <paramref name="AmountMinor"/> is the legs' sum.
+/// </param>
+/// <param name="Metadata">The client's key/values on the movement, stored with it and returned; null for none.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.TransferRequest")]
 public sealed record TransferRequest(
     [property: Id(0)] string TransferId,
@@ -24,8 +29,18 @@ public sealed record TransferRequest(
     [property: Id(4)] string? Currency,
     [property: Id(5)] TransferPhase Phase = TransferPhase.Immediate,
     [property: Id(6)] TimeSpan? Timeout = null,
-    [property: Id(7)] string? PendingTransferId = null)
+    [property: Id(7)] string? PendingTransferId = null,
+    [property: Id(8)] TransferLegs? Legs = null,
+    [property: Id(9)] MetadataMap? Metadata = null)
 {
+    /// <summary>A linked transfer: <paramref name="legs"/> move together, all or none.</summary>
+    public static TransferRequest Linked(string transferId, IEnumerable<TransferLeg> legs, MetadataMap? metadata = null)
+    {
+        // An array, not a collection expression's own read-only type, which Orleans cannot serialize.
+        var linked = new TransferLegs(legs.ToArray());
+        return new(transferId, null, null, linked.TotalMinor, null, Legs: linked, Metadata: metadata);
+    }
+
     /// <summary>The hold of a pending (two-phase) transfer, to be posted or voided later.</summary>
     public static TransferRequest Pending(string transferId, string debitAccountId, string creditAccountId, long amountMinor, string? currency, TimeSpan? timeout = null) =>
         new(transferId, debitAccountId, creditAccountId, amountMinor, currency, TransferPhase.Pending, timeout);
@@ -39,7 +54,7 @@ public sealed record TransferRequest(
         new(transferId, accountId, null, amountMinor, currency);
 
     /// <summary>What kind of movement this is.</summary>
-    public TransferKind Kind => (DebitAccountId, CreditAccountId) switch
+    public TransferKind Kind => Legs is not null ? TransferKind.Linked : (DebitAccountId, CreditAccountId) switch
     {
         (not null, not null) => TransferKind.Transfer,
         (null, not null) => TransferKind.Deposit,
@@ -63,6 +78,67 @@ public enum TransferKind
 
     /// <summary>Out of an account to outside the ledger.</summary>
     Withdrawal = 3,
+
+    /// <summary>Several legs between accounts of the ledger that move together, all or none.</summary>
+    Linked = 4,
+}
+
+/// <summary>One leg of a linked transfer: <paramref name="AmountMinor"/> from one account of the ledger to another.</summary>
+/// <param name="Currency">The leg's currency, or null to take it from its accounts (which must then agree).</param>
+[GenerateSerializer, Immutable, Alias("Transactor.TransferLeg")]
+public sealed record TransferLeg(
+    [property: Id(0)] string DebitAccountId,
+    [property: Id(1)] string CreditAccountId,
+    [property: Id(2)] long AmountMinor,
+    [property: Id(3)] string? Currency);
+
+/// <summary>
+/// The legs of a linked transfer, in the client's order (a failing leg is named by its index here).
+/// Equal when the legs are equal in order, so a retry under the idempotency key is recognised.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Transactor.TransferLegs")]
+public sealed record TransferLegs([property: Id(0)] IReadOnlyList<TransferLeg> Items)
+{
+    /// <summary>The sum of the legs' amounts (at most <see cref="LinkedTransfers.MaxLegs"/> × 10^15: it fits in 64 bits).</summary>
+    public long TotalMinor
+    {
+        get
+        {
+            // Saturating: a request with out-of-range amounts is refused by validation, not by an overflow here.
+            long total = 0;
+            foreach (var leg in Items)
+            {
+                total = leg.AmountMinor > 0 && total > long.MaxValue - leg.AmountMinor ? long.MaxValue : total + Math.Max(0, leg.AmountMinor);
+            }
+
+            return total;
+        }
+    }
+
+    public int Count => Items.Count;
+
+    public TransferLeg this[int index] => Items[index];
+
+    public bool Equals(TransferLegs? other) =>
+        ReferenceEquals(this, other) || (other is not null && other.Items.Count == Items.Count && other.Items.SequenceEqual(Items));
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        foreach (var leg in Items)
+        {
+            hash.Add(leg);
+        }
+
+        return hash.ToHashCode();
+    }
+}
+
+/// <summary>Rules of linked transfers shared by the API and the grains.</summary>
+public static class LinkedTransfers
+{
+    /// <summary>The most legs one linked transfer may have.</summary>
+    public const int MaxLegs = 100;
 }
 
 /// <summary>The part a movement plays. Values are persisted: never renumber them.</summary>
@@ -128,6 +204,8 @@ public enum TransferStatus
 /// <param name="Credit">The credited account after the movement, when known.</param>
 /// <param name="CreatedAt">When the movement was first recorded.</param>
 /// <param name="Replayed">True when this request found the movement already recorded under its id (a retry).</param>
+/// <param name="FailedLeg">For a rejected linked transfer: the index of the leg at fault.</param>
+/// <param name="Accounts">For a linked transfer: every account it names, in ascending id order, right after it, when known.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.TransferResult")]
 public sealed record TransferResult(
     [property: Id(0)] TransferRequest Request,
@@ -136,13 +214,16 @@ public sealed record TransferResult(
     [property: Id(3)] AccountSnapshot? Debit,
     [property: Id(4)] AccountSnapshot? Credit,
     [property: Id(5)] DateTimeOffset CreatedAt,
-    [property: Id(6)] bool Replayed = false)
+    [property: Id(6)] bool Replayed = false,
+    [property: Id(7)] int? FailedLeg = null,
+    [property: Id(8)] IReadOnlyList<AccountSnapshot>? Accounts = null)
 {
     /// <summary>The movement's id.</summary>
     public string TransferId => Request.TransferId;
 }
 
 /// <summary>The durable record of a movement: on its <see cref="IRecoveryShardGrain"/> while in flight, in its own row once ended.</summary>
+/// <param name="FailedLeg">For a rejected linked transfer: the index of the leg whose account refused it.</param>
 /// <param name="DecidedEpoch">
 /// The epoch of the lease under which the decision was made: every account's entry for the movement
 /// was prepared under it. An entry under an earlier epoch is a late prepare of a superseded driver,
@@ -155,7 +236,8 @@ public sealed record TransferRecord(
     [property: Id(2)] RejectionReason Reason,
     [property: Id(3)] DateTimeOffset CreatedAt,
     [property: Id(4)] DateTimeOffset? DecidedAt,
-    [property: Id(5)] long DecidedEpoch = 0);
+    [property: Id(5)] long DecidedEpoch = 0,
+    [property: Id(6)] int? FailedLeg = null);
 
 /// <summary>What <see cref="IRecoveryShardGrain.Begin"/> and <see cref="IRecoveryShardGrain.Claim"/> hand to a coordinator.</summary>
 /// <param name="Record">The record under the id, or null when there is none.</param>

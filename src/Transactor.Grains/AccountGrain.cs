@@ -46,9 +46,16 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
 
     public Task<OpenAccountResult> Open(string currency, string? owner) => Open(currency, owner, AccountLimits.Default);
 
-    public async Task<OpenAccountResult> Open(string currency, string? owner, AccountLimits limits)
+    public Task<OpenAccountResult> Open(string currency, string? owner, AccountLimits limits) => OpenWithMetadata(currency, owner, limits, null);
+
+    public async Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, AccountLimits limits, MetadataMap? metadata)
     {
-        var result = _book.Open(currency, owner, time.GetUtcNow(), limits);
+        if (metadata is { IsValid: false })
+        {
+            throw new ArgumentException($"Metadata holds 1-{MetadataMap.MaxEntries} keys of the allowed characters with values of at most {MetadataMap.MaxValueLength} characters.", nameof(metadata));
+        }
+
+        var result = _book.Open(currency, owner, time.GetUtcNow(), limits, metadata);
         if (result.Status == OpenAccountStatus.Opened)
         {
             await Persist();

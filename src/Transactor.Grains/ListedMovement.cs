@@ -130,7 +130,8 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     /// decided yet and no later lease has been handed out (its driver may be preparing now). Returns
     /// false, changing nothing, otherwise.
     /// </summary>
-    public bool Decide(RejectionReason reason, long epoch, DateTimeOffset now)
+    /// <param name="failedLeg">For a rejected linked transfer: the leg at fault.</param>
+    public bool Decide(RejectionReason reason, long epoch, DateTimeOffset now, int? failedLeg = null)
     {
         if (Record is not { Status: TransferStatus.Pending } pending || Epoch != epoch)
         {
@@ -143,6 +144,7 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
             Reason = reason,
             DecidedAt = now,
             DecidedEpoch = epoch,
+            FailedLeg = reason == RejectionReason.None ? null : failedLeg,
         };
         return true;
     }

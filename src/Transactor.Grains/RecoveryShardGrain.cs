@@ -164,7 +164,9 @@ public sealed partial class RecoveryShardGrain(
         return Task.CompletedTask;
     }
 
-    public async Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch)
+    public Task<TransferRecord?> Decide(string transferId, RejectionReason reason, long epoch) => DecideLinked(transferId, reason, null, epoch);
+
+    public async Task<TransferRecord?> DecideLinked(string transferId, RejectionReason reason, int? failedLeg, long epoch)
     {
         _list.ThrowIfBroken();
         if (!_listings.TryGetValue(transferId, out var listing) || listing.Record is null)
@@ -172,7 +174,7 @@ public sealed partial class RecoveryShardGrain(
             return null;
         }
 
-        if (!listing.Decide(reason, epoch, time.GetUtcNow()))
+        if (!listing.Decide(reason, epoch, time.GetUtcNow(), failedLeg))
         {
             // Decided already, or a later lease has been handed out: its driver may be preparing now,
             // and must find either no decision or one made under an epoch all its prepares supersede.
@@ -184,7 +186,11 @@ public sealed partial class RecoveryShardGrain(
         return listing.Record;
     }
 
-    public async Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit)
+    public Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit) => Complete(transferId, debit, credit, null);
+
+    public Task CompleteLinked(string transferId, IReadOnlyList<AccountSnapshot> accounts) => Complete(transferId, null, null, accounts);
+
+    private async Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit, IReadOnlyList<AccountSnapshot>? accounts)
     {
         _list.ThrowIfBroken();
         if (!_listings.TryGetValue(transferId, out var listing))
@@ -206,7 +212,7 @@ public sealed partial class RecoveryShardGrain(
         }
 
         // Every account has applied the decision: from now on a read of the key gets the outcome.
-        listing.Outcome = new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit };
+        listing.Outcome = new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit, Accounts = accounts };
         writing = WriteOutcome(transferId, listing, listing.Outcome);
         listing.Completing = writing;
         try
@@ -251,7 +257,7 @@ public sealed partial class RecoveryShardGrain(
             await _list.Durable();
             return listing.Outcome is { } applied
                 ? Result(applied.Record!, applied)
-                : Result(listed with { Status = TransferStatus.Pending, Reason = RejectionReason.None }, row: null);
+                : Result(listed with { Status = TransferStatus.Pending, Reason = RejectionReason.None, FailedLeg = null }, row: null);
         }
 
         return found.Ended is { Record: { } ended } row ? Result(ended, row) : null;
@@ -500,7 +506,7 @@ public sealed partial class RecoveryShardGrain(
     }
 
     private static TransferResult Result(TransferRecord record, TransferState? row) =>
-        new(record.Request, record.Status, record.Reason, row?.Debit, row?.Credit, record.CreatedAt);
+        new(record.Request, record.Status, record.Reason, row?.Debit, row?.Credit, record.CreatedAt, FailedLeg: record.FailedLeg, Accounts: row?.Accounts);
 
     private Task FlushRemovals(CancellationToken cancellation) => _list.Broken ? Task.CompletedTask : _list.Durable();
 

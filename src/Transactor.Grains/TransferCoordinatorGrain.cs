@@ -45,7 +45,10 @@ public sealed partial class TransferCoordinatorGrain(
         return await ExecuteRecorded(request, time.GetTimestamp());
     }
 
-    public async Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor)
+    public Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor) =>
+        EndPendingWithMetadata(pendingTransferId, phase, amountMinor, null);
+
+    public async Task<TransferResult> EndPendingWithMetadata(string pendingTransferId, TransferPhase phase, long? amountMinor, MetadataMap? metadata)
     {
         ArgumentNullException.ThrowIfNull(pendingTransferId);
         if (phase is not (TransferPhase.Post or TransferPhase.Void or TransferPhase.Expire) || !Ids.IsValidTransferId(PendingTransfers.EndId(pendingTransferId)))
@@ -75,7 +78,7 @@ public sealed partial class TransferCoordinatorGrain(
         }
 
         var endMinor = phase == TransferPhase.Post ? amountMinor ?? held.AmountMinor : held.AmountMinor;
-        var request = new TransferRequest(endId, held.DebitAccountId, held.CreditAccountId, endMinor, held.Currency, phase, null, pendingTransferId);
+        var request = new TransferRequest(endId, held.DebitAccountId, held.CreditAccountId, endMinor, held.Currency, phase, null, pendingTransferId, Metadata: metadata);
         if (!Money.IsValidAmount(endMinor))
         {
             return Refused(request, RejectionReason.InvalidAmount);
@@ -294,7 +297,7 @@ public sealed partial class TransferCoordinatorGrain(
     /// <summary>The rejection of a request that fails validation (nothing is recorded), or null when it is valid.</summary>
     private TransferResult? Invalid(TransferRequest request, long startedAt)
     {
-        var invalid = Validate(request);
+        var invalid = Validate(request, out var failedLeg);
         if (invalid == RejectionReason.None)
         {
             return null;
@@ -302,7 +305,7 @@ public sealed partial class TransferCoordinatorGrain(
 
         instruments.Rejected(invalid);
         events.Ended(request, TransferStatus.Rejected, invalid, startedAt, null, null);
-        return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow());
+        return new TransferResult(request, TransferStatus.Rejected, invalid, null, null, time.GetUtcNow(), FailedLeg: failedLeg);
     }
 
     /// <summary>Takes one of the silo's places (docs/transfers.md, Admission); a refusal is counted for the dashboard.</summary>
@@ -377,18 +380,18 @@ public sealed partial class TransferCoordinatorGrain(
     {
         var started = time.GetTimestamp();
         var request = record.Request;
-        var (first, second) = OrderedSides(request);
+        var sides = Sides(request);
         instruments.Started();
         var status = TransferStatus.Pending;
         var reason = RejectionReason.None;
-        var sidesToApply = 2;
+        var sidesToApply = sides.Length;
         try
         {
             faults.OnStep(TransferStep.AfterBegin, request.TransferId);
             if (record.Status == TransferStatus.Pending)
             {
-                var (prepared, reached) = await PrepareAll(request, first, second, lease);
-                for (var renewals = 0; prepared is null; renewals++)
+                var prepared = await PrepareAll(request, sides, lease);
+                for (var renewals = 0; prepared.Reason is null; renewals++)
                 {
                     // Out of lease (busy accounts), or superseded: renew it if nobody has taken it over,
                     // and prepare again (idempotent); else whoever holds the next lease finishes.
@@ -399,13 +402,16 @@ public sealed partial class TransferCoordinatorGrain(
                     }
 
                     lease = lease with { AskedAt = asked, Length = renewed };
-                    (prepared, reached) = await PrepareAll(request, first, second, lease);
+                    prepared = await PrepareAll(request, sides, lease);
                 }
 
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);
                 // The commit point: the decision is written into the record the shard keeps, only
                 // under the movement's latest epoch. A later one means a successor may be preparing.
-                if (await shard.Decide(request.TransferId, prepared.Value, lease.Epoch) is not { } decided)
+                var decision = request.Legs is null
+                    ? shard.Decide(request.TransferId, prepared.Reason.Value, lease.Epoch)
+                    : shard.DecideLinked(request.TransferId, prepared.Reason.Value, prepared.FailedLeg, lease.Epoch);
+                if (await decision is not { } decided)
                 {
                     // Ended by a successor while this driver prepared: its prepares may have reached
                     // an account after the successor applied there, so they are released.
@@ -423,7 +429,7 @@ public sealed partial class TransferCoordinatorGrain(
                 {
                     // Only this driver ever prepared (the first, and it decided): a side its prepares
                     // did not reach holds nothing, so it is read, not aborted (which would read storage to be sure).
-                    sidesToApply = reached;
+                    sidesToApply = prepared.Reached;
                 }
 
                 faults.OnStep(TransferStep.AfterDecide, request.TransferId);
@@ -433,16 +439,31 @@ public sealed partial class TransferCoordinatorGrain(
             // after a successor's decision was applied is released, never applied.
             var commit = record.Status == TransferStatus.Committed;
             await ArmTimeoutOf(record);
-            var firstSnapshot = sidesToApply > 0
-                ? await Apply(first.AccountId, request.TransferId, commit, record.DecidedEpoch)
-                : await GrainFactory.GetAccount(first.AccountId).GetSnapshot();
-            faults.OnStep(TransferStep.AfterFirstApply, request.TransferId);
-            var secondSnapshot = second is not { } s ? null
-                : sidesToApply > 1 ? await Apply(s.AccountId, request.TransferId, commit, record.DecidedEpoch)
-                : await GrainFactory.GetAccount(s.AccountId).GetSnapshot();
+            var snapshots = new AccountSnapshot?[sides.Length];
+            for (var i = 0; i < sides.Length; i++)
+            {
+                var side = sides[i];
+                snapshots[i] = i < sidesToApply && !side.CheckOnly
+                    ? await Apply(side.AccountId, request.TransferId, commit, record.DecidedEpoch)
+                    : await GrainFactory.GetAccount(side.AccountId).GetSnapshot();
+                if (i == 0)
+                {
+                    faults.OnStep(TransferStep.AfterFirstApply, request.TransferId);
+                }
+            }
 
-            var debit = first.Entry == EntrySide.Debit ? firstSnapshot : secondSnapshot;
-            var credit = first.Entry == EntrySide.Credit ? firstSnapshot : secondSnapshot;
+            if (request.Legs is not null)
+            {
+                AccountSnapshot[] accounts = [.. snapshots.OfType<AccountSnapshot>()];
+                await shard.CompleteLinked(request.TransferId, accounts);
+                events.Ended(request, record.Status, record.Reason, startedAt, null, null);
+                status = record.Status;
+                reason = record.Reason;
+                return new TransferResult(request, record.Status, record.Reason, null, null, record.CreatedAt, FailedLeg: record.FailedLeg, Accounts: accounts);
+            }
+
+            var debit = sides[0].Entry == EntrySide.Debit ? snapshots[0] : sides.Length > 1 ? snapshots[1] : null;
+            var credit = sides[0].Entry == EntrySide.Credit ? snapshots[0] : sides.Length > 1 ? snapshots[1] : null;
             // One-way: the client hears the outcome now; the shard writes it into the movement's row.
             await shard.Complete(request.TransferId, debit, credit);
             events.Ended(request, record.Status, record.Reason, startedAt, debit, credit);
@@ -483,12 +504,13 @@ public sealed partial class TransferCoordinatorGrain(
             return;
         }
 
-        var (first, second) = OrderedSides(ended.Request);
         var commit = ended.Status == TransferStatus.Committed;
-        await Apply(first.AccountId, ended.Request.TransferId, commit, ended.DecidedEpoch);
-        if (second is { } s)
+        foreach (var side in Sides(ended.Request))
         {
-            await Apply(s.AccountId, ended.Request.TransferId, commit, ended.DecidedEpoch);
+            if (!side.CheckOnly)
+            {
+                await Apply(side.AccountId, ended.Request.TransferId, commit, ended.DecidedEpoch);
+            }
         }
     }
 
@@ -498,45 +520,148 @@ public sealed partial class TransferCoordinatorGrain(
 
     /// <summary>
     /// Prepares each side in ascending account-id order, under the lease's epoch, and says how many
-    /// sides answered prepared. The reason is null when the lease ran out first (a liveness limit
-    /// only: the epoch is what fences) or a later driver has prepared.
+    /// sides it reached before a refusal (all of them when none refused). The reason is null when the
+    /// lease ran out first (a liveness limit only: the epoch is what fences) or a later driver has
+    /// prepared. For a linked transfer, a refusal names the leg at fault, and once every account has
+    /// prepared, each leg's two accounts must share a currency.
     /// </summary>
-    private async Task<(RejectionReason? Reason, int Prepared)> PrepareAll(TransferRequest request, Side first, Side? second, Lease lease)
+    private async Task<Preparation> PrepareAll(TransferRequest request, Side[] sides, Lease lease)
     {
+        var linked = request.Legs is not null;
+        // A movement without a currency takes the first account's; the next must match it.
         var currency = request.Currency;
-        Side[] sides = second is { } s ? [first, s] : [first];
-        var prepared = 0;
-        foreach (var side in sides)
+        var currencies = linked ? new Dictionary<string, string?>(sides.Length, StringComparer.Ordinal) : null;
+        for (var i = 0; i < sides.Length; i++)
         {
+            var side = sides[i];
             if (time.GetElapsedTime(lease.AskedAt) >= lease.Length)
             {
-                return (null, prepared);
+                return new(null, i, null);
             }
 
-            var account = GrainFactory.GetAccount(side.AccountId);
-            var counterparty = side.Entry == EntrySide.Debit ? request.CreditAccountId : request.DebitAccountId;
-            var result = await account.Prepare(new PrepareRequest(
-                request.TransferId, side.Entry, request.AmountMinor, currency, lease.Epoch, External: request.Kind != TransferKind.Transfer, StepOf(request.Phase), request.PendingTransferId,
-                counterparty, Expiry: request.Phase == TransferPhase.Expire));
-            switch (result.Status)
+            if (side.CheckOnly || (side.DebitedByLeg && side.Entry == EntrySide.Credit && Caller.Client is not null))
             {
-                case PrepareStatus.Superseded:
-                    return (null, prepared);
-                case PrepareStatus.Rejected:
-                    return (result.Reason, prepared);
+                var (refused, found) = await Check(side);
+                if (refused != RejectionReason.None)
+                {
+                    return new(refused, i, FailedLeg(request, side, refused));
+                }
+
+                currencies?.Add(side.AccountId, found);
             }
 
-            prepared++;
+            if (!side.CheckOnly)
+            {
+                var account = GrainFactory.GetAccount(side.AccountId);
+                var result = await account.Prepare(new PrepareRequest(
+                    request.TransferId, side.Entry, side.AmountMinor, linked ? side.Currency : currency, lease.Epoch,
+                    External: request.Kind is TransferKind.Deposit or TransferKind.Withdrawal, StepOf(request.Phase), request.PendingTransferId,
+                    // A linked transfer's account may face several others: its history names none.
+                    linked ? null : side.Entry == EntrySide.Debit ? request.CreditAccountId : request.DebitAccountId,
+                    Expiry: request.Phase == TransferPhase.Expire));
+                switch (result.Status)
+                {
+                    case PrepareStatus.Superseded:
+                        return new(null, i, null);
+                    case PrepareStatus.Rejected:
+                        return new(result.Reason, i, FailedLeg(request, side, result.Reason));
+                }
 
-            // A request without a currency takes the first account's; the second must match it.
-            currency ??= result.Currency;
-            if (side == first)
+                currency ??= result.Currency;
+                currencies?.TryAdd(side.AccountId, result.Currency);
+            }
+
+            if (i == 0)
             {
                 faults.OnStep(TransferStep.AfterFirstPrepare, request.TransferId);
             }
         }
 
-        return (RejectionReason.None, prepared);
+        if (request.Legs is { } legs)
+        {
+            for (var leg = 0; leg < legs.Count; leg++)
+            {
+                if (currencies![legs[leg].DebitAccountId] != currencies[legs[leg].CreditAccountId])
+                {
+                    return new(RejectionReason.CurrencyMismatch, sides.Length, leg);
+                }
+            }
+        }
+
+        return new(RejectionReason.None, sides.Length, null);
+    }
+
+    /// <summary>
+    /// Checks an account a linked transfer names without moving money there: one whose legs net to
+    /// zero (it must be open, unlocked and of the legs' currency), or one that nets a credit while
+    /// a leg debits it (a client key must own it, as it must own any account it debits). Returns its currency.
+    /// </summary>
+    private async Task<(RejectionReason Reason, string? Currency)> Check(Side side)
+    {
+        var account = await GrainFactory.GetAccount(side.AccountId).GetSnapshot();
+        if (account is null)
+        {
+            return (RejectionReason.AccountNotFound, null);
+        }
+
+        if (side.CheckOnly && side.Currency is not null && side.Currency != account.Currency)
+        {
+            return (RejectionReason.CurrencyMismatch, account.Currency);
+        }
+
+        if (side.CheckOnly && account.Locked)
+        {
+            return (RejectionReason.AccountLocked, account.Currency);
+        }
+
+        if (side.DebitedByLeg && !Caller.MayDebit(account.Owner))
+        {
+            LogNotOwner(logger, side.AccountId);
+            return (RejectionReason.NotOwner, account.Currency);
+        }
+
+        return (RejectionReason.None, account.Currency);
+    }
+
+    /// <summary>
+    /// The leg of a linked transfer to blame for <paramref name="reason"/>, refused by the account of
+    /// <paramref name="side"/>: the first leg that asks of the account what it refused (a debit for
+    /// funds or ownership, a credit for a balance limit, a currency for a currency), else the first
+    /// leg that names the account. Null for any other movement.
+    /// </summary>
+    private static int? FailedLeg(TransferRequest request, Side side, RejectionReason reason)
+    {
+        if (request.Legs is not { } legs)
+        {
+            return null;
+        }
+
+        int? naming = null;
+        for (var i = 0; i < legs.Count; i++)
+        {
+            var leg = legs[i];
+            var debits = leg.DebitAccountId == side.AccountId;
+            var credits = leg.CreditAccountId == side.AccountId;
+            if (!debits && !credits)
+            {
+                continue;
+            }
+
+            naming ??= i;
+            var blamed = reason switch
+            {
+                RejectionReason.InsufficientFunds or RejectionReason.NotOwner => debits,
+                RejectionReason.BalanceLimitExceeded => credits,
+                RejectionReason.CurrencyMismatch => leg.Currency is not null,
+                _ => false,
+            };
+            if (blamed)
+            {
+                return i;
+            }
+        }
+
+        return naming;
     }
 
     private Task<AccountSnapshot?> Apply(string accountId, string transferId, bool commit, long decidedEpoch)
@@ -554,25 +679,64 @@ public sealed partial class TransferCoordinatorGrain(
         _ => throw new ArgumentOutOfRangeException(nameof(phase), phase, "Unknown transfer phase."),
     };
 
-    /// <summary>The accounts of a movement with their sides, in the order every coordinator calls them.</summary>
-    private static (Side First, Side? Second) OrderedSides(TransferRequest request)
+    /// <summary>
+    /// The accounts of a movement with what each is asked for, in the order every coordinator calls
+    /// them: ascending ordinal id. A linked transfer asks each account once, for the net of its legs
+    /// (docs/transfers.md, "Linked transfers"): a debit, a credit, or, where the legs cancel out, a check.
+    /// </summary>
+    private static Side[] Sides(TransferRequest request)
     {
-        var debit = request.DebitAccountId is { } d ? new Side(d, EntrySide.Debit) : (Side?)null;
-        var credit = request.CreditAccountId is { } c ? new Side(c, EntrySide.Credit) : (Side?)null;
+        if (request.Legs is { } legs)
+        {
+            var net = new SortedDictionary<string, Side>(StringComparer.Ordinal);
+            foreach (var leg in legs.Items)
+            {
+                net[leg.DebitAccountId] = Add(net.GetValueOrDefault(leg.DebitAccountId), leg.DebitAccountId, -leg.AmountMinor, leg.Currency, debited: true);
+                net[leg.CreditAccountId] = Add(net.GetValueOrDefault(leg.CreditAccountId), leg.CreditAccountId, leg.AmountMinor, leg.Currency, debited: false);
+            }
+
+            return [.. net.Values.Select(side => side.NetMinor switch
+            {
+                < 0 => side with { Entry = EntrySide.Debit, AmountMinor = -side.NetMinor },
+                > 0 => side with { Entry = EntrySide.Credit, AmountMinor = side.NetMinor },
+                _ => side with { CheckOnly = true },
+            })];
+        }
+
+        var debit = request.DebitAccountId is { } d ? new Side(d, EntrySide.Debit, request.AmountMinor, request.Currency) : (Side?)null;
+        var credit = request.CreditAccountId is { } c ? new Side(c, EntrySide.Credit, request.AmountMinor, request.Currency) : (Side?)null;
         return (debit, credit) switch
         {
-            ({ } a, { } b) => string.CompareOrdinal(a.AccountId, b.AccountId) < 0 ? (a, b) : (b, a),
-            ({ } a, null) => (a, null),
-            (null, { } b) => (b, null),
+            ({ } a, { } b) => string.CompareOrdinal(a.AccountId, b.AccountId) < 0 ? [a, b] : [b, a],
+            ({ } a, null) => [a],
+            (null, { } b) => [b],
             _ => throw new ArgumentException("A movement names at least one account.", nameof(request)),
         };
+
+        static Side Add(Side sum, string accountId, long amountMinor, string? currency, bool debited) =>
+            new(accountId, EntrySide.Debit, 0, sum.Currency ?? currency)
+            {
+                NetMinor = checked(sum.NetMinor + amountMinor),
+                DebitedByLeg = sum.DebitedByLeg || debited,
+            };
     }
 
-    internal static RejectionReason Validate(TransferRequest request)
+    internal static RejectionReason Validate(TransferRequest request, out int? failedLeg)
     {
+        failedLeg = null;
         if (!Ids.IsValidTransferId(request.TransferId))
         {
             throw new ArgumentException($"Transfer id '{request.TransferId}' is not 1-{Ids.MaxTransferIdLength} printable ASCII characters.", nameof(request));
+        }
+
+        if (request.Metadata is { } metadata && !metadata.IsValid)
+        {
+            throw new ArgumentException($"Metadata holds 1-{MetadataMap.MaxEntries} keys of the allowed characters with values of at most {MetadataMap.MaxValueLength} characters.", nameof(request));
+        }
+
+        if (request.Legs is not null)
+        {
+            return ValidateLinked(request, out failedLeg);
         }
 
         if (request.Kind == TransferKind.Invalid)
@@ -618,10 +782,105 @@ public sealed partial class TransferCoordinatorGrain(
         return RejectionReason.None;
     }
 
-    private readonly record struct Side(string AccountId, EntrySide Entry);
+    /// <summary>
+    /// Validates a linked transfer's legs in order; a refusal names the first leg at fault. Each leg
+    /// names two valid, different accounts and a valid amount; the legs on one account agree on its
+    /// currency; and what an account nets over all legs is itself an amount (at most 10^15).
+    /// </summary>
+    private static RejectionReason ValidateLinked(TransferRequest request, out int? failedLeg)
+    {
+        failedLeg = null;
+        var legs = request.Legs!;
+        if (legs.Count is 0 or > LinkedTransfers.MaxLegs || legs.Items.Any(l => l is null) || request.DebitAccountId is not null || request.CreditAccountId is not null
+            || request.Currency is not null || request.Phase != TransferPhase.Immediate || request.Timeout is not null || request.PendingTransferId is not null)
+        {
+            throw new ArgumentException($"A linked transfer has 1-{LinkedTransfers.MaxLegs} legs and names no account, currency, timeout or pending transfer of its own.", nameof(request));
+        }
+
+        if (request.AmountMinor != legs.TotalMinor)
+        {
+            throw new ArgumentException($"A linked transfer's amount is the sum of its legs' ({legs.TotalMinor}), not {request.AmountMinor}.", nameof(request));
+        }
+
+        var currencies = new Dictionary<string, string>(StringComparer.Ordinal);
+        var net = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (var i = 0; i < legs.Count; i++)
+        {
+            var leg = legs[i];
+            failedLeg = i;
+            if (!Ids.IsValidAccountId(leg.DebitAccountId) || !Ids.IsValidAccountId(leg.CreditAccountId))
+            {
+                return RejectionReason.AccountNotFound;
+            }
+
+            if (leg.DebitAccountId == leg.CreditAccountId)
+            {
+                return RejectionReason.SameAccount;
+            }
+
+            if (!Money.IsValidAmount(leg.AmountMinor))
+            {
+                return RejectionReason.InvalidAmount;
+            }
+
+            if (leg.Currency is { } currency)
+            {
+                if (!Currency.IsValid(currency))
+                {
+                    return RejectionReason.CurrencyMismatch;
+                }
+
+                foreach (var account in new[] { leg.DebitAccountId, leg.CreditAccountId })
+                {
+                    if (currencies.TryGetValue(account, out var named) && named != currency)
+                    {
+                        return RejectionReason.CurrencyMismatch;
+                    }
+
+                    currencies[account] = currency;
+                }
+            }
+
+            // At most 100 legs of at most 10^15 each: the sums fit in 64 bits.
+            net[leg.DebitAccountId] = net.GetValueOrDefault(leg.DebitAccountId) - leg.AmountMinor;
+            net[leg.CreditAccountId] = net.GetValueOrDefault(leg.CreditAccountId) + leg.AmountMinor;
+        }
+
+        for (var i = 0; i < legs.Count; i++)
+        {
+            failedLeg = i;
+            if (Math.Abs(net[legs[i].DebitAccountId]) > Money.MaxAmountMinor || Math.Abs(net[legs[i].CreditAccountId]) > Money.MaxAmountMinor)
+            {
+                return RejectionReason.InvalidAmount;
+            }
+        }
+
+        failedLeg = null;
+        return RejectionReason.None;
+    }
+
+    /// <summary>
+    /// One account of a movement and what it is asked for. <see cref="NetMinor"/> sums a linked
+    /// transfer's legs on it (credits minus debits); <see cref="CheckOnly"/>: its legs cancel out, so it
+    /// is checked, not prepared; <see cref="DebitedByLeg"/>: some leg debits it.
+    /// </summary>
+    private readonly record struct Side(string AccountId, EntrySide Entry, long AmountMinor, string? Currency)
+    {
+        public long NetMinor { get; init; }
+
+        public bool CheckOnly { get; init; }
+
+        public bool DebitedByLeg { get; init; }
+    }
+
+    /// <summary>How far a prepare phase got: the outcome (null: out of lease or superseded), the sides it reached, and for a linked transfer the leg at fault.</summary>
+    private readonly record struct Preparation(RejectionReason? Reason, int Reached, int? FailedLeg);
 
     /// <summary>A lease: its fencing token, and (for liveness only) when it was asked for and how long it lasts.</summary>
     private readonly record struct Lease(long Epoch, long AskedAt, TimeSpan Length);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: a linked transfer's leg debits it for a client key that does not own it")]
+    private static partial void LogNotOwner(ILogger logger, string accountId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered transfer {TransferId}: {Status} ({Reason})")]
     private static partial void LogRecovered(ILogger logger, string transferId, TransferStatus status, RejectionReason reason);

@@ -22,4 +22,7 @@ public sealed class TransferState
 
     /// <summary>The credited account right after the movement applied.</summary>
     [Id(3)] public AccountSnapshot? Credit { get; set; }
+
+    /// <summary>For a linked transfer: every account it names, in ascending id order, right after it applied.</summary>
+    [Id(4)] public IReadOnlyList<AccountSnapshot>? Accounts { get; set; }
 }

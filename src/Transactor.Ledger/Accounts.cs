@@ -8,6 +8,7 @@ namespace Transactor;
 /// <param name="PendingCreditMinor">Money pending (two-phase) transfers into the account may bring once posted.</param>
 /// <param name="AllowOverdraft">True when available may go below zero, down to minus <paramref name="CreditLimitMinor"/>.</param>
 /// <param name="CreditLimitMinor">How far below zero available may go; 0 when debits must not exceed credits.</param>
+/// <param name="Metadata">The client's key/values given when the account was opened; null for none.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.AccountSnapshot")]
 public sealed record AccountSnapshot(
     [property: Id(0)] string AccountId,
@@ -23,7 +24,8 @@ public sealed record AccountSnapshot(
     [property: Id(10)] long PendingDebitMinor = 0,
     [property: Id(11)] long PendingCreditMinor = 0,
     [property: Id(12)] bool AllowOverdraft = false,
-    [property: Id(13)] long CreditLimitMinor = 0)
+    [property: Id(13)] long CreditLimitMinor = 0,
+    [property: Id(14)] MetadataMap? Metadata = null)
 {
     /// <summary>The lowest available balance the account's limits allow: 0, or minus its credit limit.</summary>
     public long FloorMinor => AllowOverdraft ? -CreditLimitMinor : 0;

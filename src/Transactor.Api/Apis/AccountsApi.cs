@@ -15,9 +15,9 @@ public static class AccountsApi
     private const int MaxOwnerLength = 200;
 
     private static readonly string[] OpenRequired = ["id", "currency"];
-    private static readonly string[] OpenOptional = ["owner", "allow_overdraft", "credit_limit", "debits_must_not_exceed_credits"];
+    private static readonly string[] OpenOptional = ["owner", "allow_overdraft", "credit_limit", "debits_must_not_exceed_credits", "metadata"];
     private static readonly string[] MoveRequired = ["amount"];
-    private static readonly string[] MoveOptional = ["currency"];
+    private static readonly string[] MoveOptional = ["currency", "metadata"];
 
     public static RouteGroupBuilder MapAccountsApi(this IEndpointRouteBuilder app)
     {
@@ -43,7 +43,8 @@ public static class AccountsApi
             return problem!;
         }
 
-        if (!body.TryString("id", out var id, out problem) || !body.TryString("currency", out var currency, out problem) || !body.TryString("owner", out var owner, out problem))
+        if (!body.TryString("id", out var id, out problem) || !body.TryString("currency", out var currency, out problem) || !body.TryString("owner", out var owner, out problem)
+            || !body.TryMetadata(out var metadata, out problem))
         {
             return problem!;
         }
@@ -84,9 +85,7 @@ public static class AccountsApi
         }
 
         owner ??= user.KeyId();
-        var opened = limits == AccountLimits.Default
-            ? await client.GetAccount(id!).Open(currency!, owner)
-            : await client.GetAccount(id!).Open(currency!, owner, limits);
+        var opened = await client.GetAccount(id!).OpenWithMetadata(currency!, owner, limits, metadata);
         switch (opened.Status)
         {
             case OpenAccountStatus.Opened:
@@ -99,7 +98,7 @@ public static class AccountsApi
                     : TypedResults.Ok(view);
             case OpenAccountStatus.Conflict:
                 return Problems.Create(StatusCodes.Status409Conflict, "account_exists", "The account exists with other details.",
-                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner, currency or limits.");
+                    $"Account '{id}' is already open in {opened.Account!.Currency} with another owner, currency, limits or metadata.");
             case OpenAccountStatus.InvalidLimits:
                 return Problems.InvalidField("credit_limit", $"The credit limit is from 0 to {Money.MaxAmountMinor}, and only with allow_overdraft.");
             default:
@@ -143,13 +142,13 @@ public static class AccountsApi
 
     // A deposit credits: any key may make one into any open account.
     private static Task<IResult> Deposit(string id, HttpContext context, IClusterClient client, ApiMetrics metrics) =>
-        MoveOne(id, context, client, metrics, null, (key, amount, currency) => TransferRequest.Deposit(key, id, amount, currency));
+        MoveOne(id, context, client, metrics, null, (key, amount, currency, metadata) => TransferRequest.Deposit(key, id, amount, currency) with { Metadata = metadata });
 
     private static Task<IResult> Withdraw(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess access) =>
-        MoveOne(id, context, client, metrics, access, (key, amount, currency) => TransferRequest.Withdrawal(key, id, amount, currency));
+        MoveOne(id, context, client, metrics, access, (key, amount, currency, metadata) => TransferRequest.Withdrawal(key, id, amount, currency) with { Metadata = metadata });
 
     /// <param name="debitAccess">Given for a debit: the caller must own the account.</param>
-    private static async Task<IResult> MoveOne(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess? debitAccess, Func<string, long, string?, TransferRequest> create)
+    private static async Task<IResult> MoveOne(string id, HttpContext context, IClusterClient client, ApiMetrics metrics, AccountAccess? debitAccess, Func<string, long, string?, MetadataMap?, TransferRequest> create)
     {
         if (debitAccess is not null && await debitAccess.RequireOwner(context, id) is { } forbidden)
         {
@@ -167,7 +166,7 @@ public static class AccountsApi
             return bodyProblem!;
         }
 
-        if (!body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem))
+        if (!body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem) || !body.TryMetadata(out var metadata, out problem))
         {
             return problem!;
         }
@@ -182,12 +181,14 @@ public static class AccountsApi
             return Problems.AccountNotFound(id);
         }
 
-        return await TransfersApi.Execute(context, client, metrics, create(key, amount, currency));
+        return await TransfersApi.Execute(context, client, metrics, create(key, amount, currency, metadata));
     }
 
     /// <summary>The body of <c>POST /accounts</c>.</summary>
-    public sealed record OpenAccountBody(string Id, string Currency, string? Owner, bool? AllowOverdraft = null, long? CreditLimit = null, bool? DebitsMustNotExceedCredits = null);
+    /// <param name="Metadata">Up to 16 string key/values (keys 1-64 letters, digits, '-', '_', '.'; values up to 256 characters), kept with the account.</param>
+    public sealed record OpenAccountBody(string Id, string Currency, string? Owner, bool? AllowOverdraft = null, long? CreditLimit = null, bool? DebitsMustNotExceedCredits = null, IReadOnlyDictionary<string, string>? Metadata = null);
 
     /// <summary>The body of a deposit or withdrawal.</summary>
-    public sealed record AmountBody(long Amount, string? Currency);
+    /// <param name="Metadata">Up to 16 string key/values, stored with the movement.</param>
+    public sealed record AmountBody(long Amount, string? Currency, IReadOnlyDictionary<string, string>? Metadata = null);
 }

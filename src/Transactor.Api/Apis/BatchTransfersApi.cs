@@ -32,7 +32,7 @@ public static class BatchTransfersApi
     {
         app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Roles.AnyKeyPolicy).MapPost("/transfers/batch", Submit)
             .WithSummary($"Submit up to {MaxItems} independent transfers, each with its own idempotency key (id) and result")
-            .WithDescription($"The body is a JSON array of transfers, each {{\"id\",\"from\",\"to\",\"amount\",\"currency\",\"pending\"?,\"timeout\"?}} where id is the transfer's idempotency key (rules of the Idempotency-Key header). 200 with one result per item, in order: its HTTP status as a single request would get, and the transfer or the problem. A malformed item fails alone, as does an item a client key may not debit (403 not_owner). A batch takes one token of the key's bucket per transfer: 429 rate_limited when they are not there, 400 batch_exceeds_bucket when the bucket is smaller than the batch. 413 payload_too_large over {MaxItems} items or {MaxBytes} bytes.")
+            .WithDescription($"The body is a JSON array of transfers, each {{\"id\",\"from\",\"to\",\"amount\",\"currency\",\"pending\"?,\"timeout\"?,\"metadata\"?}} where id is the transfer's idempotency key (rules of the Idempotency-Key header). 200 with one result per item, in order: its HTTP status as a single request would get, and the transfer or the problem. A malformed item fails alone, as does an item a client key may not debit (403 not_owner). A batch takes one token of the key's bucket per transfer: 429 rate_limited when they are not there, 400 batch_exceeds_bucket when the bucket is smaller than the batch. 413 payload_too_large over {MaxItems} items or {MaxBytes} bytes.")
             .Accepts<BatchItem[]>("application/json")
             .Produces<BatchView>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
@@ -167,7 +167,7 @@ public static class BatchTransfersApi
     private sealed record Item(string? Id, TransferRequest? Request, IResult? Problem);
 
     /// <summary>An item of the body of <c>POST /transfers/batch</c>: a transfer with its idempotency key.</summary>
-    public sealed record BatchItem(string Id, string From, string To, long Amount, string Currency, bool? Pending = null, string? Timeout = null);
+    public sealed record BatchItem(string Id, string From, string To, long Amount, string Currency, bool? Pending = null, string? Timeout = null, IReadOnlyDictionary<string, string>? Metadata = null);
 
     /// <summary>The answer to a batch: how many items succeeded, and each item's result in the order sent.</summary>
     public sealed record BatchView(int Succeeded, IReadOnlyList<ItemView> Results);

@@ -10,14 +10,18 @@ public static class TransfersApi
 {
     internal static readonly string[] FullRequired = ["from", "to", "amount", "currency"];
     private static readonly string[] SimpleRequired = ["from", "to", "amount"];
-    internal static readonly string[] PendingOptional = ["pending", "timeout"];
-    private static readonly string[] PostOptional = ["amount"];
+    internal static readonly string[] PendingOptional = ["pending", "timeout", "metadata"];
+    private static readonly string[] TransfersFields = [.. FullRequired, .. PendingOptional, "legs"];
+    private static readonly string[] LinkedOnly = ["legs", "metadata"];
+    private static readonly string[] PostOptional = ["amount", "metadata"];
+    private static readonly string[] VoidOptional = ["metadata"];
 
     public static IEndpointRouteBuilder MapTransfersApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/").WithTags("Transfers").RequireAuthorization(Roles.AnyKeyPolicy);
         group.MapPost("/transfers", (HttpContext context, IClusterClient client, ApiMetrics metrics) => Transfer(context, client, metrics, FullRequired))
-            .WithSummary("Transfer money between two accounts of one currency")
+            .WithSummary("Transfer money between two accounts of one currency, or along up to 100 linked legs that all commit or none do")
+            .WithDescription("Either {from,to,amount,currency} (optionally pending and timeout), or {legs:[{from,to,amount,currency},...]} for a linked transfer: 1-100 legs under one idempotency key, all applied or none; a rejection names the leg at fault (failed_leg). Both take optional metadata: up to 16 string key/values.")
             .Accepts<TransferBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
@@ -116,24 +120,71 @@ public static class TransfersApi
             return problem!;
         }
 
-        var (body, bodyProblem) = await JsonBody.Read(context.Request, required, PendingOptional, context.RequestAborted);
+        // POST /transfers takes a single transfer or a linked one (legs); POST /transfer only the first.
+        var linkedAllowed = required == FullRequired;
+        var (body, bodyProblem) = linkedAllowed
+            ? await JsonBody.Read(context.Request, [], TransfersFields, context.RequestAborted, JsonBody.MaxLinkedBytes)
+            : await JsonBody.Read(context.Request, required, PendingOptional, context.RequestAborted);
         if (body is null)
         {
             return bodyProblem!;
         }
 
-        var (request, requestProblem) = ReadTransfer(body, key);
+        TransferRequest? request;
+        IResult? requestProblem;
+        if (linkedAllowed && body.Has("legs"))
+        {
+            (request, requestProblem) = ReadLinked(body, key);
+        }
+        else if (body.Missing(required) is { } missing)
+        {
+            return missing;
+        }
+        else
+        {
+            (request, requestProblem) = ReadTransfer(body, key);
+        }
+
         if (request is null)
         {
             return requestProblem!;
         }
 
-        if (request.DebitAccountId is { } from && await context.RequestServices.GetRequiredService<AccountAccess>().RequireOwner(context, from) is { } forbidden)
+        // Whoever debits an account must own it: every leg's debited account, for a linked transfer.
+        var access = context.RequestServices.GetRequiredService<AccountAccess>();
+        foreach (var from in DebitedAccounts(request))
         {
-            return forbidden;
+            if (await access.RequireOwner(context, from) is { } forbidden)
+            {
+                return forbidden;
+            }
         }
 
         return await Execute(context, client, metrics, request);
+    }
+
+    /// <summary>The accounts a movement debits, each once: the ones a client key must own.</summary>
+    internal static IEnumerable<string> DebitedAccounts(TransferRequest request) =>
+        request.Legs is { } legs ? legs.Items.Select(l => l.DebitAccountId).Distinct(StringComparer.Ordinal)
+        : request.DebitAccountId is { } from ? [from] : [];
+
+    /// <summary>The linked transfer a checked body with <c>legs</c> asks for, or the problem with its fields.</summary>
+    private static (TransferRequest? Request, IResult? Problem) ReadLinked(JsonBody body, string key)
+    {
+        foreach (var field in TransfersFields)
+        {
+            if (!LinkedOnly.Contains(field) && body.Has(field))
+            {
+                return (null, Problems.InvalidField(field, $"A linked transfer names its accounts, amounts and currencies in its legs, and cannot be pending: send '{field}' in a leg, or send no 'legs'."));
+            }
+        }
+
+        if (!body.TryLegs(out var legs, out var problem) || !body.TryMetadata(out var metadata, out problem))
+        {
+            return (null, problem);
+        }
+
+        return (TransferRequest.Linked(key, legs!, metadata), null);
     }
 
     /// <summary>The movement a checked body asks for under idempotency key <paramref name="key"/>, or the problem with its fields.</summary>
@@ -142,7 +193,8 @@ public static class TransfersApi
         if (!body.TryString("from", out var from, out var problem) || !body.TryString("to", out var to, out problem)
             || !body.TryAmount(out var amount, out problem) || !body.TryString("currency", out var currency, out problem)
             || !body.TryBool("pending", out var pending, out problem)
-            || !body.TryDuration("timeout", PendingTransfers.MinTimeout, PendingTransfers.MaxTimeout, out var timeout, out problem))
+            || !body.TryDuration("timeout", PendingTransfers.MinTimeout, PendingTransfers.MaxTimeout, out var timeout, out problem)
+            || !body.TryMetadata(out var metadata, out problem))
         {
             return (null, problem);
         }
@@ -165,7 +217,8 @@ public static class TransfersApi
             return (null, Problems.InvalidField("currency", "The currency must be an ISO 4217 code: three upper-case letters such as USD."));
         }
 
-        return (pending ? TransferRequest.Pending(key, from!, to!, amount, currency, timeout) : new TransferRequest(key, from, to, amount, currency), null);
+        var request = pending ? TransferRequest.Pending(key, from!, to!, amount, currency, timeout) : new TransferRequest(key, from, to, amount, currency);
+        return (request with { Metadata = metadata }, null);
     }
 
     /// <summary>Posts or voids a pending transfer: 200 with the post or void, or a problem.</summary>
@@ -188,12 +241,18 @@ public static class TransfersApi
         }
 
         long? amount = null;
-        if (phase == TransferPhase.Post && context.Request.ContentLength is not 0 && (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0))
+        MetadataMap? metadata = null;
+        if (context.Request.ContentLength is not 0 && (context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0))
         {
-            var (body, bodyProblem) = await JsonBody.Read(context.Request, [], PostOptional, context.RequestAborted);
+            var (body, bodyProblem) = await JsonBody.Read(context.Request, [], phase == TransferPhase.Post ? PostOptional : VoidOptional, context.RequestAborted);
             if (body is null)
             {
                 return bodyProblem!;
+            }
+
+            if (!body.TryMetadata(out metadata, out var metadataProblem))
+            {
+                return metadataProblem!;
             }
 
             if (body.Has("amount"))
@@ -211,7 +270,7 @@ public static class TransfersApi
         TransferResult result;
         try
         {
-            result = await client.GetCoordinator().EndPending(id, phase, amount).WaitAsync(gatewayLost);
+            result = await client.GetCoordinator().EndPendingWithMetadata(id, phase, amount, metadata).WaitAsync(gatewayLost);
         }
         catch (OperationCanceledException) when (gatewayLost.IsCancellationRequested)
         {
@@ -268,7 +327,10 @@ public static class TransfersApi
 
     private static async Task<bool> OwnsEither(HttpContext context, AccountAccess access, TransferRequest request)
     {
-        foreach (var account in new[] { request.DebitAccountId, request.CreditAccountId })
+        string?[] named = request.Legs is { } legs
+            ? [.. legs.Items.SelectMany(l => new[] { l.DebitAccountId, l.CreditAccountId }).Distinct(StringComparer.Ordinal)]
+            : [request.DebitAccountId, request.CreditAccountId];
+        foreach (var account in named)
         {
             if (account is not null && await access.RequireOwner(context, account) is null)
             {
@@ -286,11 +348,19 @@ public static class TransfersApi
     /// <summary>The body of <c>POST /transfers</c>.</summary>
     /// <param name="Pending">True for a pending (two-phase) transfer: the amount is held on the debit account until posted or voided.</param>
     /// <param name="Timeout">For a pending transfer: an ISO 8601 duration (PT1S to P30D) after which it is voided.</param>
-    public sealed record TransferBody(string From, string To, long Amount, string Currency, bool? Pending = null, string? Timeout = null);
+    /// <param name="Legs">Instead of from, to, amount and currency: the 1-100 legs of a linked transfer, applied all or none.</param>
+    /// <param name="Metadata">Up to 16 string key/values (keys 1-64 letters, digits, '-', '_', '.'; values up to 256 characters), stored with the movement and returned.</param>
+    public sealed record TransferBody(string? From, string? To, long? Amount, string? Currency, bool? Pending = null, string? Timeout = null, IReadOnlyList<LegBody>? Legs = null, IReadOnlyDictionary<string, string>? Metadata = null);
+
+    /// <summary>One leg of a linked transfer.</summary>
+    public sealed record LegBody(string From, string To, long Amount, string Currency);
 
     /// <summary>The optional body of <c>POST /transfers/{id}/post</c>: a smaller amount than held; the rest is released.</summary>
-    public sealed record PostBody(long? Amount);
+    public sealed record PostBody(long? Amount, IReadOnlyDictionary<string, string>? Metadata = null);
+
+    /// <summary>The optional body of <c>POST /transfers/{id}/void</c>.</summary>
+    public sealed record VoidBody(IReadOnlyDictionary<string, string>? Metadata = null);
 
     /// <summary>The body of <c>POST /transfer</c>.</summary>
-    public sealed record SimpleTransferBody(string From, string To, long Amount);
+    public sealed record SimpleTransferBody(string From, string To, long Amount, IReadOnlyDictionary<string, string>? Metadata = null);
 }

@@ -16,12 +16,16 @@ public sealed record AccountView(
     long PendingDebit,
     long PendingCredit,
     bool AllowOverdraft = false,
-    long CreditLimit = 0)
+    long CreditLimit = 0,
+    IReadOnlyDictionary<string, string>? Metadata = null)
 {
     public static AccountView From(AccountSnapshot s) =>
         new(s.AccountId, s.Currency, s.Owner, s.AvailableMinor, s.HeldMinor, s.TotalMinor, s.ReservedMinor, s.IncomingMinor, s.Locked, s.Version, s.OpenedAt, s.PendingDebitMinor, s.PendingCreditMinor,
-            s.AllowOverdraft, s.CreditLimitMinor);
+            s.AllowOverdraft, s.CreditLimitMinor, s.Metadata?.ToDictionary());
 }
+
+/// <summary>One leg of a linked transfer as the API shows it.</summary>
+public sealed record LegView(string From, string To, long Amount, string? Currency);
 
 /// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
 /// <param name="Total">Every open account; null for a client key, which sees only its own.</param>
@@ -32,7 +36,10 @@ public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? N
 /// transfer whose status is <c>pending</c> while on hold, then <c>posted</c>, <c>voided</c> or
 /// <c>expired</c>; its post or void shows as kind <c>post</c>, <c>void</c> or <c>expire</c> with the
 /// pending transfer's id. <c>Timeout</c> and <c>ExpiresAt</c> are set for pending transfers with a timeout;
-/// <c>PostedAmount</c> once one is posted.
+/// <c>PostedAmount</c> once one is posted. A linked transfer is kind <c>linked</c>: its <c>Legs</c>
+/// in the order sent, <c>Amount</c> their sum, no <c>From</c> or <c>To</c>, every account it names in
+/// <c>Accounts</c> (ascending id order, once it has ended), and when rejected the index of the leg at
+/// fault in <c>FailedLeg</c>. <c>Metadata</c> is the client's key/values on the movement.
 /// </summary>
 public sealed record TransferView(
     string Id,
@@ -49,7 +56,11 @@ public sealed record TransferView(
     bool Pending = false,
     string? Timeout = null,
     DateTimeOffset? ExpiresAt = null,
-    long? PostedAmount = null)
+    long? PostedAmount = null,
+    IReadOnlyDictionary<string, string>? Metadata = null,
+    IReadOnlyList<LegView>? Legs = null,
+    int? FailedLeg = null,
+    IReadOnlyList<AccountView>? Accounts = null)
 {
     /// <summary>
     /// The view of <paramref name="r"/>; for a pending transfer, <paramref name="end"/> is whatever
@@ -93,6 +104,7 @@ public sealed record TransferView(
         {
             FromAccount = r.Debit is { } d && visible(d) ? FromAccount : null,
             ToAccount = r.Credit is { } c && visible(c) ? ToAccount : null,
+            Accounts = r.Accounts is { } accounts ? [.. accounts.Where(visible).Select(AccountView.From)] : null,
         };
     }
 
@@ -104,8 +116,16 @@ public sealed record TransferView(
         r.Request.DebitAccountId,
         r.Request.CreditAccountId,
         r.Request.AmountMinor,
-        r.Request.Currency ?? r.Debit?.Currency ?? r.Credit?.Currency,
+        r.Request.Currency ?? r.Debit?.Currency ?? r.Credit?.Currency ?? LegsCurrency(r.Request.Legs),
         r.CreatedAt,
         r.Debit is { } d ? AccountView.From(d) : null,
-        r.Credit is { } c ? AccountView.From(c) : null);
+        r.Credit is { } c ? AccountView.From(c) : null,
+        Metadata: r.Request.Metadata?.ToDictionary(),
+        Legs: r.Request.Legs is { } legs ? [.. legs.Items.Select(l => new LegView(l.DebitAccountId, l.CreditAccountId, l.AmountMinor, l.Currency))] : null,
+        FailedLeg: r.FailedLeg,
+        Accounts: r.Accounts is { } accounts ? [.. accounts.Select(AccountView.From)] : null);
+
+    /// <summary>The currency every leg names, or null when they name several (or none).</summary>
+    private static string? LegsCurrency(TransferLegs? legs) =>
+        legs?.Items.Select(l => l.Currency).Distinct(StringComparer.Ordinal).ToArray() is [{ } only] ? only : null;
 }

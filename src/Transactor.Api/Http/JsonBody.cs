@@ -16,34 +16,37 @@ internal sealed class JsonBody
 
     private JsonBody(JsonElement root) => _root = root;
 
-    public static async Task<(JsonBody? Body, IResult? Problem)> Read(HttpRequest request, IReadOnlyCollection<string> required, IReadOnlyCollection<string> optional, CancellationToken cancellation)
+    /// <summary>The largest body of <c>POST /transfers</c>, which may carry up to 100 legs of a linked transfer.</summary>
+    public const int MaxLinkedBytes = 64 * 1024;
+
+    public static async Task<(JsonBody? Body, IResult? Problem)> Read(HttpRequest request, IReadOnlyCollection<string> required, IReadOnlyCollection<string> optional, CancellationToken cancellation, int maxBytes = MaxBytes)
     {
         if (!request.HasJsonContentType())
         {
             return (null, Problems.UnsupportedMediaType());
         }
 
-        if (request.ContentLength > MaxBytes)
+        if (request.ContentLength > maxBytes)
         {
-            return (null, Problems.PayloadTooLarge(MaxBytes));
+            return (null, Problems.PayloadTooLarge(maxBytes));
         }
 
         // Rented, not allocated: every money-moving request passes here. The document is cloned
         // before the buffer goes back.
-        var buffer = ArrayPool<byte>.Shared.Rent(MaxBytes + 1);
+        var buffer = ArrayPool<byte>.Shared.Rent(maxBytes + 1);
         JsonElement root;
         try
         {
             var length = 0;
             int read;
-            while (length <= MaxBytes && (read = await request.Body.ReadAsync(buffer.AsMemory(length, MaxBytes + 1 - length), cancellation)) > 0)
+            while (length <= maxBytes && (read = await request.Body.ReadAsync(buffer.AsMemory(length, maxBytes + 1 - length), cancellation)) > 0)
             {
                 length += read;
             }
 
-            if (length > MaxBytes)
+            if (length > maxBytes)
             {
-                return (null, Problems.PayloadTooLarge(MaxBytes));
+                return (null, Problems.PayloadTooLarge(maxBytes));
             }
 
             try
@@ -87,16 +90,180 @@ internal sealed class JsonBody
             }
         }
 
+        var body = new JsonBody(root);
+        return body.Missing(required) is { } missing ? (null, missing) : (body, null);
+    }
+
+    /// <summary>The problem for the first of <paramref name="required"/> that is absent or null, or null when all are there.</summary>
+    public IResult? Missing(IEnumerable<string> required)
+    {
         foreach (var name in required)
         {
-            if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            if (!Has(name))
             {
-                return (null, Problems.InvalidField(name, $"Field '{name}' is required."));
+                return Problems.InvalidField(name, $"Field '{name}' is required.");
             }
         }
 
-        return (new JsonBody(root), null);
+        return null;
     }
+
+    /// <summary>
+    /// The <c>metadata</c> field: a JSON object of up to <see cref="MetadataMap.MaxEntries"/> string
+    /// values under keys of <see cref="MetadataMap.MaxKeyLength"/> letters, digits, '-', '_' and '.',
+    /// each value at most <see cref="MetadataMap.MaxValueLength"/> characters; null when absent, null
+    /// or empty. A mistake is a 400 <c>invalid_metadata</c> naming the field (<c>metadata.key</c>).
+    /// </summary>
+    public bool TryMetadata(out MetadataMap? metadata, out IResult? problem)
+    {
+        metadata = null;
+        problem = null;
+        if (!Has("metadata"))
+        {
+            return true;
+        }
+
+        var element = _root.GetProperty("metadata");
+        if (element.ValueKind != JsonValueKind.Object)
+        {
+            problem = Problems.InvalidMetadata("metadata", "Field 'metadata' must be a JSON object of string values.");
+            return false;
+        }
+
+        var entries = new List<KeyValuePair<string, string>>();
+        foreach (var property in element.EnumerateObject())
+        {
+            if (property.Value.ValueKind != JsonValueKind.String)
+            {
+                problem = Problems.InvalidMetadata(FieldOf(property.Name), $"Metadata values are strings; '{property.Name}' is not.");
+                return false;
+            }
+
+            entries.Add(KeyValuePair.Create(property.Name, property.Value.GetString()!));
+            if (entries.Count > MetadataMap.MaxEntries)
+            {
+                break;
+            }
+        }
+
+        if (MetadataMap.Check(entries) is { } invalid)
+        {
+            problem = Problems.InvalidMetadata(invalid.Key is { } key ? FieldOf(key) : "metadata", "Metadata " + invalid.Detail);
+            return false;
+        }
+
+        metadata = MetadataMap.Of(entries);
+        return true;
+
+        static string FieldOf(string key) => "metadata." + (MetadataMap.IsValidKey(key) ? key : "*");
+    }
+
+    /// <summary>
+    /// The <c>legs</c> field of a linked transfer: a JSON array of 1 to <see cref="LinkedTransfers.MaxLegs"/>
+    /// objects, each <c>{"from","to","amount","currency"}</c> checked as the fields of a transfer are.
+    /// A mistake in the array is a 400 <c>invalid_legs</c>; one in a leg names it (<c>legs[2].amount</c>, and <c>leg</c>: 2).
+    /// </summary>
+    public bool TryLegs(out TransferLeg[]? legs, out IResult? problem)
+    {
+        legs = null;
+        problem = null;
+        var element = _root.GetProperty("legs");
+        if (element.ValueKind != JsonValueKind.Array)
+        {
+            problem = Problems.InvalidLegs($"Field 'legs' must be a JSON array of 1-{LinkedTransfers.MaxLegs} transfers.");
+            return false;
+        }
+
+        var count = element.GetArrayLength();
+        if (count is 0 or > LinkedTransfers.MaxLegs)
+        {
+            problem = Problems.InvalidLegs($"A linked transfer has 1-{LinkedTransfers.MaxLegs} legs; this one has {count}.");
+            return false;
+        }
+
+        var read = new TransferLeg[count];
+        var index = 0;
+        foreach (var item in element.EnumerateArray())
+        {
+            (var leg, problem) = ReadLeg(item, index);
+            if (leg is null)
+            {
+                return false;
+            }
+
+            read[index++] = leg;
+        }
+
+        legs = read;
+        return true;
+    }
+
+    /// <summary>Leg <paramref name="at"/> of a linked transfer, or the problem with its fields.</summary>
+    private static (TransferLeg? Leg, IResult? Problem) ReadLeg(JsonElement item, int at)
+    {
+        var prefix = $"legs[{at}].";
+        if (item.ValueKind != JsonValueKind.Object)
+        {
+            return (null, Problems.InvalidLegs($"Leg {at} must be a JSON object {{\"from\",\"to\",\"amount\",\"currency\"}}.", at));
+        }
+
+        foreach (var property in item.EnumerateObject())
+        {
+            if (Array.IndexOf(LegFields, property.Name) < 0)
+            {
+                return (null, Problems.InvalidLegField(prefix + property.Name, at, $"Unknown field '{property.Name}' in leg {at}. Known fields: {string.Join(", ", LegFields)}."));
+            }
+        }
+
+        var texts = new string?[LegFields.Length];
+        for (var f = 0; f < LegFields.Length; f++)
+        {
+            var name = LegFields[f];
+            if (!item.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            {
+                return (null, Problems.InvalidLegField(prefix + name, at, $"Field '{name}' of leg {at} is required."));
+            }
+
+            if (name == "amount")
+            {
+                continue;
+            }
+
+            if (value.ValueKind != JsonValueKind.String)
+            {
+                return (null, Problems.InvalidLegField(prefix + name, at, $"Field '{name}' of leg {at} must be a string."));
+            }
+
+            texts[f] = value.GetString();
+        }
+
+        var (from, to, currency) = (texts[0], texts[1], texts[3]);
+        foreach (var (field, id) in new[] { ("from", from), ("to", to) })
+        {
+            if (!Ids.IsValidAccountId(id))
+            {
+                return (null, Problems.InvalidLegField(prefix + field, at, $"Account ids are 1-{Ids.MaxAccountIdLength} characters of letters, digits, '-', '_' and '.'."));
+            }
+        }
+
+        var amount = item.GetProperty("amount");
+        if (amount.ValueKind != JsonValueKind.Number || !amount.TryGetInt64(out var amountMinor) || !Money.IsValidAmount(amountMinor))
+        {
+            return (null, Problems.Create(StatusCodes.Status400BadRequest, "invalid_amount", "The amount is not valid.",
+                $"The amount of leg {at} must be a whole JSON number of minor units from 1 to {Money.MaxAmountMinor}.",
+                new Dictionary<string, object?> { ["field"] = prefix + "amount", ["leg"] = at }));
+        }
+
+        if (!Currency.IsValid(currency))
+        {
+            return (null, Problems.InvalidLegField(prefix + "currency", at, "The currency must be an ISO 4217 code: three upper-case letters such as USD."));
+        }
+
+        return (new TransferLeg(from!, to!, amountMinor, currency), null);
+    }
+
+    /// <summary>The fields of one leg, all required, in this order.</summary>
+    private static readonly string[] LegFields = ["from", "to", "amount", "currency"];
 
     /// <summary>A string field, or null when absent or null.</summary>
     public bool TryString(string name, out string? value, out IResult? problem)

@@ -37,6 +37,19 @@ internal static class Problems
     public static IResult InvalidField(string field, string detail) =>
         Create(StatusCodes.Status400BadRequest, "invalid_field", "A field of the request is not valid.", detail, new Dictionary<string, object?> { ["field"] = field });
 
+    /// <summary>A 400 for metadata that breaks a rule (<see cref="MetadataMap"/>), naming the field (<c>metadata</c> or <c>metadata.key</c>).</summary>
+    public static IResult InvalidMetadata(string field, string detail) =>
+        Create(StatusCodes.Status400BadRequest, "invalid_metadata", "The metadata is not valid.", detail, new Dictionary<string, object?> { ["field"] = field });
+
+    /// <summary>A 400 for a <c>legs</c> array that is not 1-100 objects; <paramref name="leg"/> names the item at fault.</summary>
+    public static IResult InvalidLegs(string detail, int? leg = null) =>
+        Create(StatusCodes.Status400BadRequest, "invalid_legs", "The legs of the linked transfer are not valid.", detail,
+            new Dictionary<string, object?> { ["field"] = leg is { } at ? $"legs[{at}]" : "legs", ["leg"] = leg });
+
+    /// <summary>A 400 for one field of one leg of a linked transfer.</summary>
+    public static IResult InvalidLegField(string field, int leg, string detail) =>
+        Create(StatusCodes.Status400BadRequest, "invalid_field", "A field of the request is not valid.", detail, new Dictionary<string, object?> { ["field"] = field, ["leg"] = leg });
+
     public static IResult InvalidAmount(string detail) =>
         Create(StatusCodes.Status400BadRequest, "invalid_amount", "The amount is not valid.", detail, new Dictionary<string, object?> { ["field"] = "amount" });
 
@@ -141,10 +154,18 @@ internal static class Problems
             RejectionReason.PendingTransferInFlight => "The pending transfer is still being placed; nothing was recorded for this request. Send it again once the pending transfer has an outcome (GET /transfers/{id}).",
             _ => reason.ToString(),
         };
-        return Create(status, reason.ToCode(), "The transfer was rejected.", detail, new Dictionary<string, object?>
+        var extensions = new Dictionary<string, object?>
         {
             ["transfer_id"] = result.Request.PendingTransferId ?? result.TransferId,
             ["status"] = status,
-        });
+        };
+        if (result.FailedLeg is { } leg)
+        {
+            // A linked transfer: which leg failed, so the client can mend that one.
+            extensions["failed_leg"] = leg;
+            detail = $"Leg {leg}: {detail}";
+        }
+
+        return Create(status, reason.ToCode(), "The transfer was rejected.", detail, extensions);
     }
 }

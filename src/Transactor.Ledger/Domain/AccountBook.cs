@@ -22,8 +22,8 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
     public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now) => Open(currency, owner, now, AccountLimits.Default);
 
-    /// <summary>Opens the account with <paramref name="limits"/>; opening again with the same currency, owner and limits changes nothing.</summary>
-    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now, AccountLimits limits)
+    /// <summary>Opens the account with <paramref name="limits"/>; opening again with the same currency, owner, limits and metadata changes nothing.</summary>
+    public OpenAccountResult Open(string currency, string? owner, DateTimeOffset now, AccountLimits limits, MetadataMap? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(limits);
         if (!Currency.IsValid(currency))
@@ -38,13 +38,14 @@ public sealed partial class AccountBook(string accountId, AccountState state)
 
         if (IsOpen)
         {
-            var same = State.Currency == currency && State.Owner == owner && LimitsNow == limits;
+            var same = State.Currency == currency && State.Owner == owner && LimitsNow == limits && Equals(State.Metadata, metadata);
             return new(same ? OpenAccountStatus.AlreadyOpen : OpenAccountStatus.Conflict, Snapshot());
         }
 
         State.Currency = currency;
         State.Owner = owner;
         State.OpenedAt = now;
+        State.Metadata = metadata;
         State.AllowOverdraft = limits.AllowOverdraft;
         State.CreditLimitMinor = limits.CreditLimitMinor;
         StartHistory(now, opened: true);
@@ -246,7 +247,8 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             State.PendingDebitMinor,
             State.PendingCreditMinor,
             State.AllowOverdraft,
-            State.CreditLimitMinor)
+            State.CreditLimitMinor,
+            State.Metadata)
         : null;
 
     /// <summary>The lowest available balance the account's limits allow: 0, or minus its credit limit.</summary>

@@ -70,6 +70,9 @@ public sealed class AccountState
 
     /// <summary>How far below zero available may go when <see cref="AllowOverdraft"/> is set; 0 otherwise.</summary>
     [Id(22)] public long CreditLimitMinor { get; set; }
+
+    /// <summary>The client's key/values given at opening; null for none (and in rows of earlier versions).</summary>
+    [Id(23)] public MetadataMap? Metadata { get; set; }
 }
 
 /// <summary>This account's side of a pending (two-phase) transfer that is neither posted nor voided.</summary>

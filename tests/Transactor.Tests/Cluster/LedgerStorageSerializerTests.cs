@@ -19,6 +19,13 @@ public sealed class LedgerStorageSerializerTests
             Record = new TransferRecord(new TransferRequest("t-1", "a", "b", 5, "USD"), TransferStatus.Committed, RejectionReason.None, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch),
             Completed = true,
         },
+        new AccountState { Currency = "USD", Metadata = MetadataMap.Of([new("customer", "c-1"), new("tier", "gold")]) },
+        new TransferState
+        {
+            Record = new TransferRecord(Linked, TransferStatus.Rejected, RejectionReason.InsufficientFunds, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 2, FailedLeg: 1),
+            Completed = true,
+            Accounts = new[] { new AccountSnapshot("a", "USD", null, 5, 0, 0, false, 3, DateTimeOffset.UnixEpoch, 0, Metadata: MetadataMap.Of([new("k", "v")])) },
+        },
         new RecoveryShardState { InFlight = { ["t-1"] = DateTimeOffset.UnixEpoch } },
         Packed(new ShardListing("t-1", DateTimeOffset.UnixEpoch, null)),
         new AccountDirectoryState { AccountIds = ["a", "b"] },
@@ -114,6 +121,38 @@ public sealed class LedgerStorageSerializerTests
         }
 
         return new RecoveryShardState { Listings = bytes.WrittenMemory };
+    }
+
+    private static readonly TransferRequest Linked = TransferRequest.Linked(
+        "t-linked",
+        [new TransferLeg("a", "b", 5, "USD"), new TransferLeg("b", "c", 3, null)],
+        MetadataMap.Of([new("orderId", "o-1"), new("note", "")]));
+
+    /// <summary>
+    /// A linked transfer's request, with its legs and metadata, reads back equal to what was stored:
+    /// a retry of its key after a restart is still recognised as the same request, and its failing
+    /// leg and every account's balances come back with it.
+    /// </summary>
+    [Fact]
+    public void A_linked_transfer_and_its_metadata_read_back_equal()
+    {
+        var row = new TransferState
+        {
+            Record = new TransferRecord(Linked, TransferStatus.Rejected, RejectionReason.InsufficientFunds, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 2, FailedLeg: 1),
+            Completed = true,
+            Accounts = new[] { new AccountSnapshot("a", "USD", null, 5, 0, 0, false, 3, DateTimeOffset.UnixEpoch, 0) },
+        };
+        var serializer = new LedgerStorageSerializer(Serializer, json: null!);
+
+        var copy = serializer.Deserialize<TransferState>(serializer.Serialize(row))!;
+
+        Assert.Equal(row.Record, copy.Record);
+        Assert.Equal(Linked, copy.Record!.Request);
+        Assert.Equal((2, "o-1", 1), (copy.Record.Request.Legs!.Count, copy.Record.Request.Metadata!["orderId"], copy.Record.FailedLeg));
+        Assert.Equal(row.Accounts, copy.Accounts);
+        Assert.NotEqual(Linked, Linked with { Legs = new TransferLegs([Linked.Legs!.Items[0]]) });
+        Assert.NotEqual(Linked, Linked with { Metadata = MetadataMap.Of([new("orderId", "o-2"), new("note", "")]) });
+        Assert.Equal(Linked, Linked with { Metadata = MetadataMap.Of([new("note", ""), new("orderId", "o-1")]) });
     }
 
     [Fact]

@@ -58,6 +58,12 @@ public sealed partial class ReadmeWalkthroughTests
         Assert.Contains("\"code\":\"insufficient_funds\"", output, StringComparison.Ordinal);
         var carol = await client.GetFromJsonAsync<JsonElement>("/accounts/carol");
         Assert.Equal((-6_000L, 10_000L), (carol.GetProperty("available").GetInt64(), carol.GetProperty("credit_limit").GetInt64()));
+        Assert.Contains("\"kind\":\"linked\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"failed_leg\":1", output, StringComparison.Ordinal);
+        Assert.Contains("\"orderId\":\"77\"", output, StringComparison.Ordinal);
+        Assert.Contains("\"customer\":\"c-42\"", output, StringComparison.Ordinal);
+        Assert.Equal(2_950, (await client.GetFromJsonAsync<JsonElement>("/accounts/carol")).GetProperty("available").GetInt64());
+        Assert.Equal(50, (await client.GetFromJsonAsync<JsonElement>("/accounts/fees")).GetProperty("available").GetInt64());
         Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
     }
 

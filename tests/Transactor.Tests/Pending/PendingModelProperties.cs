@@ -7,11 +7,13 @@ namespace Transactor.Tests.Pending;
 
 /// <summary>
 /// Random sequences of transfers, pending transfers, posts (whole, partial, too large), voids,
-/// expiries and retries of each, run one by one against the grains and against a plain sequential
-/// model: every outcome, and every account's available, pending debit and pending credit after
-/// every step, must agree, and money is conserved. At the end of each sequence every account's
+/// expiries, linked transfers (1-4 legs, an account in several legs, a leg on one account) and retries
+/// of each, run one by one against the grains and against a plain sequential model: every outcome
+/// (with a linked transfer's failing leg), and every account's available, pending debit and pending
+/// credit after every step, must agree, and money is conserved. At the end of each sequence every account's
 /// history (read whole, read a few entries at a time through the cursor, and as balances at each
-/// entry's instant) must be the model's: one entry per change, in order, with the balances after it.
+/// entry's instant) must be the model's: one entry per change, in order, with the balances after it
+/// (a linked transfer: one entry per account whose legs do not cancel out, by their net).
 /// The cluster's history pages hold 4 entries, so most of it is read from page rows.
 /// </summary>
 [Collection(ClusterTestGroup.Name)]
@@ -41,6 +43,7 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
         {
             var op = operations[step];
             (TransferStatus Status, RejectionReason Reason) expected;
+            int? expectedLeg = null;
             TransferResult actual;
             switch (op)
             {
@@ -68,13 +71,30 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                     break;
                 }
 
+                case Operation.Linked linked:
+                {
+                    var request = TransferRequest.Linked($"{ids[0]}-op{step}", linked.Legs.Select(l => new TransferLeg(ids[l.From], ids[l.To], l.AmountMinor, "USD")));
+                    (expected, expectedLeg) = model.ExecuteLinked(request);
+                    actual = await ledger.Coordinator.Execute(request);
+                    if (linked.Retry)
+                    {
+                        // The same request under its key again: the first outcome, nothing moved twice.
+                        var retry = await ledger.Coordinator.Execute(request);
+                        Assert.True(
+                            (retry.Status, retry.Reason, retry.FailedLeg) == (actual.Status, actual.Reason, actual.FailedLeg) && (retry.Replayed || actual.Status == TransferStatus.Rejected),
+                            $"step {step} {op}: retry answered {retry.Status}/{retry.Reason}/leg {retry.FailedLeg} (replayed {retry.Replayed}), first {actual.Status}/{actual.Reason}/leg {actual.FailedLeg}");
+                    }
+
+                    break;
+                }
+
                 default:
                     continue;
             }
 
             Assert.True(
-                expected.Status == actual.Status && expected.Reason == actual.Reason,
-                $"step {step} {op}: model {expected.Status}/{expected.Reason}, grains {actual.Status}/{actual.Reason}");
+                expected.Status == actual.Status && expected.Reason == actual.Reason && expectedLeg == actual.FailedLeg,
+                $"step {step} {op}: model {expected.Status}/{expected.Reason}/leg {expectedLeg}, grains {actual.Status}/{actual.Reason}/leg {actual.FailedLeg}");
             foreach (var (id, snapshot) in ids.Zip(await ledger.Snapshots(ids)))
             {
                 var balances = (snapshot.AvailableMinor, snapshot.PendingDebitMinor, snapshot.PendingCreditMinor);
@@ -144,14 +164,29 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                   from phase in Gen.Elements(TransferPhase.Post, TransferPhase.Post, TransferPhase.Void, TransferPhase.Expire)
                   from m in postAmount
                   select (Operation)new Operation.End(i, phase, phase == TransferPhase.Post ? m : null);
-        return Gen.Frequency((4, move), (5, end));
+        var leg = from f in account from t in account from m in amount select new Leg(f, t, m);
+        var linked = from count in Gen.Choose(1, 4)
+                     from a in leg
+                     from b in leg
+                     from c in leg
+                     from d in leg
+                     from retry in Gen.Elements(false, false, true)
+                     select (Operation)new Operation.Linked([.. new[] { a, b, c, d }.Take(count)], retry);
+        return Gen.Frequency((4, move), (5, end), (3, linked));
     }
+
+    private sealed record Leg(int From, int To, long AmountMinor);
 
     private abstract record Operation
     {
         public sealed record Move(int From, int To, long AmountMinor, bool Pending) : Operation;
 
         public sealed record End(int Index, TransferPhase Phase, long? AmountMinor) : Operation;
+
+        public sealed record Linked(Leg[] Legs, bool Retry) : Operation
+        {
+            public override string ToString() => $"Linked [{string.Join(", ", Legs.Select(l => $"{l.From}->{l.To} {l.AmountMinor}"))}]{(Retry ? " twice" : "")}";
+        }
     }
 
     /// <summary>Pending transfers as plainly as possible, independently of the grains.</summary>
@@ -200,6 +235,51 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
             }
 
             return (TransferStatus.Committed, RejectionReason.None);
+        }
+
+        /// <summary>
+        /// A linked transfer as docs/transfers.md states it: a leg naming one account twice fails
+        /// first (the first such leg); then each account, in ascending id order, must afford what its
+        /// legs net, and the first that cannot fails the transfer at its first debiting leg; else every
+        /// account moves by its net, all at once.
+        /// </summary>
+        public ((TransferStatus, RejectionReason), int?) ExecuteLinked(TransferRequest r)
+        {
+            var legs = r.Legs!.Items;
+            for (var i = 0; i < legs.Count; i++)
+            {
+                if (legs[i].DebitAccountId == legs[i].CreditAccountId)
+                {
+                    return ((TransferStatus.Rejected, RejectionReason.SameAccount), i);
+                }
+            }
+
+            var net = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            foreach (var leg in legs)
+            {
+                net[leg.DebitAccountId] = net.GetValueOrDefault(leg.DebitAccountId) - leg.AmountMinor;
+                net[leg.CreditAccountId] = net.GetValueOrDefault(leg.CreditAccountId) + leg.AmountMinor;
+            }
+
+            foreach (var (id, minor) in net)
+            {
+                if (_available[id] + minor < 0)
+                {
+                    var first = legs.Select((leg, i) => (leg, i)).First(x => x.leg.DebitAccountId == id).i;
+                    return ((TransferStatus.Rejected, RejectionReason.InsufficientFunds), first);
+                }
+            }
+
+            foreach (var (id, minor) in net)
+            {
+                _available[id] += minor;
+                if (minor != 0)
+                {
+                    Record(id, minor < 0 ? Transactor.Domain.HistoryKind.TransferOut : Transactor.Domain.HistoryKind.TransferIn, Math.Abs(minor));
+                }
+            }
+
+            return ((TransferStatus.Committed, RejectionReason.None), null);
         }
 
         public (TransferStatus, RejectionReason) End(string pendingId, TransferPhase phase, long? amountMinor)
