@@ -62,7 +62,7 @@ public sealed partial class ReadmeWalkthroughTests
         Assert.Contains("\"failed_leg\":1", output, StringComparison.Ordinal);
         Assert.Contains("\"orderId\":\"77\"", output, StringComparison.Ordinal);
         Assert.Contains("\"customer\":\"c-42\"", output, StringComparison.Ordinal);
-        Assert.Equal(2_950, (await client.GetFromJsonAsync<JsonElement>("/accounts/carol")).GetProperty("available").GetInt64());
+        Assert.Equal(2_950, (await client.GetFromJsonAsync<JsonElement>("/accounts/erin")).GetProperty("available").GetInt64());
         Assert.Equal(50, (await client.GetFromJsonAsync<JsonElement>("/accounts/fees")).GetProperty("available").GetInt64());
         Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
     }
