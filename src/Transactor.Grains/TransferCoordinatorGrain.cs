@@ -443,9 +443,12 @@ public sealed partial class TransferCoordinatorGrain(
             for (var i = 0; i < sides.Length; i++)
             {
                 var side = sides[i];
-                snapshots[i] = i < sidesToApply && !side.CheckOnly
+                var snapshot = i < sidesToApply && !side.CheckOnly
                     ? await Apply(side.AccountId, request.TransferId, commit, record.DecidedEpoch)
                     : await GrainFactory.GetAccount(side.AccountId).GetSnapshot();
+                // Balances only: an account's metadata (up to 16 values) belongs to GET /accounts/{id},
+                // not to every movement's row and answer, which would grow with it.
+                snapshots[i] = snapshot is null ? null : snapshot with { Metadata = null };
                 if (i == 0)
                 {
                     faults.OnStep(TransferStep.AfterFirstApply, request.TransferId);

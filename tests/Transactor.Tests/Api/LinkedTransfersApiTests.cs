@@ -190,6 +190,8 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
         Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
         Assert.Equal("wire", (await deposit.Body()).GetProperty("metadata").GetProperty("source").GetString());
         Assert.Equal("wire", (await _client.GetFromJsonAsync<JsonElement>($"/transfers/{depositKey}")).GetProperty("metadata").GetProperty("source").GetString());
+        // The movement's row and answer carry the account's balances, not its metadata (rows stay small).
+        Assert.Equal(JsonValueKind.Null, (await _client.GetFromJsonAsync<JsonElement>($"/transfers/{depositKey}")).GetProperty("to_account").GetProperty("metadata").ValueKind);
 
         var withdrawalKey = $"wd-{Guid.NewGuid():N}";
         using var withdrawal = await _client.SendAsync(Http.Post($"/accounts/{id}/withdrawals", """{"amount":100,"metadata":{"atm":"7"}}""", withdrawalKey));
