@@ -267,7 +267,7 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
             // The driver heard its write fail; the movement is listed, and a retry or recovery ends it.
         }
 
-        var ended = await RetryUntilEnded(ledger, request);
+        var ended = await ledger.RetryUntilEnded(request, Timeout);
         await ledger.WaitUntilQuiet(ids, Timeout);
         var replay = await ledger.Coordinator.Execute(request);
 
@@ -303,7 +303,7 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
             // The driver heard a timeout; the movement is listed, and a retry or recovery ends it.
         }
 
-        var ended = await RetryUntilEnded(ledger, request);
+        var ended = await ledger.RetryUntilEnded(request, Timeout);
         await ledger.WaitUntilQuiet(ids, Timeout);
         var replay = await ledger.Coordinator.Execute(request);
 
@@ -311,30 +311,6 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
         Assert.Equal((TransferStatus.Committed, true), (replay.Status, replay.Replayed));
         Assert.Equal([900L, 1_100L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
         await ledger.AssertBalanced(ids, 2_000);
-    }
-
-    /// <summary>Retries <paramref name="request"/> as a client would until it has an outcome.</summary>
-    private static async Task<TransferResult> RetryUntilEnded(Ledger ledger, TransferRequest request)
-    {
-        var deadline = DateTime.UtcNow + Timeout;
-        while (true)
-        {
-            try
-            {
-                var result = await ledger.Coordinator.Execute(request);
-                if (result.Status != TransferStatus.Pending)
-                {
-                    return result;
-                }
-            }
-            catch (Exception ex) when (ex is not Xunit.Sdk.XunitException && DateTime.UtcNow < deadline)
-            {
-                // A shard stepping down after a failed write answers once with an error: retry.
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"{request.TransferId} has no outcome after {Timeout}");
-            await Task.Delay(100);
-        }
     }
 
     private static string NewIdOnShard(int shard)

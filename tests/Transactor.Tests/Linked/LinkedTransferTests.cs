@@ -119,20 +119,8 @@ public sealed class LinkedTransferTests(ClusterFixture fixture)
         Assert.Equal([680L, 1_300L, 1_020L], (await _ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
     }
 
-    public static TheoryData<TransferStep, bool> Steps()
-    {
-        var data = new TheoryData<TransferStep, bool>();
-        foreach (var step in Enum.GetValues<TransferStep>())
-        {
-            data.Add(step, true);
-            data.Add(step, false);
-        }
-
-        return data;
-    }
-
     [Theory]
-    [MemberData(nameof(Steps))]
+    [MemberData(nameof(RecoveryTests.Steps), MemberType = typeof(RecoveryTests))]
     public async Task A_linked_transfer_stopped_after_any_step_ends_all_or_nothing(TransferStep step, bool fundsSuffice)
     {
         var ids = await _ledger.OpenFunded(Ledger.NewId($"lk-rec-{step}"), 4, 1_000);

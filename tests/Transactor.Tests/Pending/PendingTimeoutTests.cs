@@ -65,7 +65,7 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
 
         FaultyRows.FailNextWrite(shard.GetGrainId());
         await Assert.ThrowsAnyAsync<Exception>(() => Ledger.Coordinator.Execute(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromDays(30))));
-        var held = await RetryUntilEnded(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)));
+        var held = await Ledger.RetryUntilEnded(TransferRequest.Pending(id, a, b, 200, "USD", TimeSpan.FromSeconds(1)), ExpiryWait);
         Assert.Equal(TransferStatus.Committed, held.Status);
 
         var expired = await Ledger.WaitForPendingEnd(id, ExpiryWait);
@@ -149,7 +149,7 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
             prepare.Release();
         }
 
-        await RetryUntilEnded(TransferRequest.Pending(id, a, b, 200, "USD"));
+        await Ledger.RetryUntilEnded(TransferRequest.Pending(id, a, b, 200, "USD"), ExpiryWait);
         await placing.ContinueWith(_ => { }, TaskScheduler.Default);
         var posted = await Ledger.Coordinator.EndPending(id, TransferPhase.Post, null);
         Assert.Equal(TransferStatus.Committed, posted.Status);
@@ -161,29 +161,6 @@ public sealed class PendingTimeoutTests : OneSiloCluster<FencingTests.SiloConfig
     {
         var table = Cluster.GetSiloServiceProvider().GetRequiredService<IReminderTable>();
         return (await table.ReadRows(Cluster.Client.GetGrain<IPendingTimeoutGrain>(pendingId).GetGrainId())).Reminders;
-    }
-
-    private async Task<TransferResult> RetryUntilEnded(TransferRequest request)
-    {
-        var deadline = DateTime.UtcNow + ExpiryWait;
-        while (true)
-        {
-            try
-            {
-                var result = await Ledger.Coordinator.Execute(request);
-                if (result.Status != TransferStatus.Pending)
-                {
-                    return result;
-                }
-            }
-            catch (Exception ex) when (ex is not Xunit.Sdk.XunitException && DateTime.UtcNow < deadline)
-            {
-                // A shard stepping down after a failed write answers once with an error: retry.
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"{request.TransferId} has no outcome after {ExpiryWait}");
-            await Task.Delay(100);
-        }
     }
 
     private InMemoryLedgerStore Store => Cluster.GetSiloServiceProvider().GetRequiredService<InMemoryLedgerStore>();
