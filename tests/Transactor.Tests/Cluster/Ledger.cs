@@ -12,6 +12,15 @@ internal sealed class Ledger(IClusterClient client)
 
     public static string NewId(string prefix) => $"{prefix}-{Guid.NewGuid():N}";
 
+    /// <summary>
+    /// True for the answers a caller gets when the ledger could not answer a call during a fault:
+    /// the request is not acknowledged, and its record decides whether it happened. Among them is
+    /// <see cref="LedgerUnavailableException"/>, a recovery shard stepping down after a failed
+    /// write (a write from a killed silo's activation can land after its successor read the row).
+    /// </summary>
+    public static bool IsUnanswered(Exception ex) =>
+        ex is OrleansException or TimeoutException or InvalidOperationException or OperationCanceledException or LedgerUnavailableException;
+
     public async Task<string[]> OpenFunded(string prefix, int count, long balanceMinor, string currency = "USD")
     {
         var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i:D5}").ToArray();

@@ -134,7 +134,7 @@ public sealed class SiloKillAvailabilityTests(ITestOutputHelper output) : IAsync
                             break;
                         }
                     }
-                    catch (Exception ex) when (ex is OrleansException or TimeoutException or InvalidOperationException or OperationCanceledException)
+                    catch (Exception ex) when (Ledger.IsUnanswered(ex))
                     {
                         // No answer: the same id again, as the API's retrying clients do.
                     }
