@@ -1,3 +1,4 @@
+using Orleans.Configuration;
 using Orleans.Dashboard;
 using Transactor.Grains;
 using Transactor.Persistence;
@@ -28,6 +29,23 @@ public sealed class EmbeddedLedgerOptions
 public static partial class OrleansHosting
 {
     /// <summary>
+    /// How long the API's client waits for a gateway to finish the connection handshake (Orleans'
+    /// default is 5 s). A silo that restarts accepts connections before it can answer them; the
+    /// client then waited out the full 5 s before its next try, and a restarted cluster served that
+    /// much later (docs/reliability.md, "Full restart"). A handshake on a local network takes
+    /// milliseconds; a slower one is retried a second later. Liveness only.
+    /// </summary>
+    internal static readonly TimeSpan GatewayConnectTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How often the API's client reads the gateway list from the membership table (Orleans'
+    /// default is 1 min). A gateway the client could not reach is left out until the next read,
+    /// so after a restart the client spreads its calls over every silo within this period instead
+    /// of a minute. One small read per API instance.
+    /// </summary>
+    internal static readonly TimeSpan GatewayListRefreshPeriod = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Runs the API as a pure Orleans client when Orleans clustering is configured (the
     /// <c>Orleans:Clustering</c> section, as Aspire or scripts/run-cluster.sh set it), else with an
     /// embedded silo. Same binaries; configuration decides.
@@ -46,6 +64,8 @@ public static partial class OrleansHosting
             builder.UseOrleansClient(client =>
             {
                 client.Services.AddSingleton<IClusterConnectionStatusObserver>(sp => sp.GetRequiredService<GatewayLoss>());
+                client.Configure<ConnectionOptions>(options => options.OpenConnectionTimeout = GatewayConnectTimeout);
+                client.Configure<GatewayOptions>(options => options.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
                 // Carries spans across grain calls; a filter on every call, so only when spans are exported.
                 if (ServiceDefaultsExtensions.TracingEnabled(configuration))
                 {
