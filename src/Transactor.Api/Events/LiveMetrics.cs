@@ -15,7 +15,7 @@ public sealed partial class LiveMetrics(
     TransferEventLog log,
     MetricsFeed stream,
     ApiMetrics api,
-    RunManager runs,
+    RunBoard runs,
     IClusterClient client,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
     TimeProvider time,
@@ -127,7 +127,7 @@ public sealed partial class LiveMetrics(
             silos,
             log.Busiest(BusiestCount, fade: 0.8),
             new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count, log.Duplicates().Dropped),
-            runs.Views());
+            runs.Views);
     }
 
     private async Task<IReadOnlyList<SiloInfo>> ReadCluster()
