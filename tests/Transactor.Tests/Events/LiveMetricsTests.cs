@@ -81,6 +81,7 @@ public sealed class LiveMetricsTests
     private sealed class Silos(TransferEventLog log, FakeTimeProvider clock)
     {
         private readonly Dictionary<string, (long Sent, long Committed, long Rejected)> _silos = [];
+        private DateTimeOffset _at = clock.GetUtcNow();
 
         public Task Send(string silo, params (string Id, TransferStatus Status)[] ends) => log.OnEvents(Make(silo, ends));
 
@@ -90,11 +91,12 @@ public sealed class LiveMetricsTests
             committed += ends.Count(e => e.Status == TransferStatus.Committed);
             rejected += ends.Count(e => e.Status == TransferStatus.Rejected);
             _silos[silo] = (sent + ends.Length, committed, rejected);
-            clock.Advance(TimeSpan.FromMilliseconds(1));
+            // Each batch made later than the one before, as a silo stamps its loads (the clock of the test moves by whole seconds).
+            _at = _at.AddMilliseconds(1);
             return new LedgerEventBatch(
                 silo,
-                ends.Select(e => new MovementEvent(e.Id, TransferKind.Transfer, "a", "b", 100, "USD", e.Status, e.Status == TransferStatus.Rejected ? "insufficient_funds" : null, 1.5, null, clock.GetUtcNow(), null, 0, null, 0)).ToArray(),
-                new SiloLoad(committed, rejected, 0, 0, 0, 1, 1, clock.GetUtcNow()),
+                ends.Select(e => new MovementEvent(e.Id, TransferKind.Transfer, "a", "b", 100, "USD", e.Status, e.Status == TransferStatus.Rejected ? "insufficient_funds" : null, 1.5, null, _at, null, 0, null, 0)).ToArray(),
+                new SiloLoad(committed, rejected, 0, 0, 0, 1, 1, _at),
                 0,
                 sent + 1);
         }
