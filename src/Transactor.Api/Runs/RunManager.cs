@@ -53,6 +53,7 @@ public sealed partial class RunManager(IClusterClient client, TransferEventLog e
     private readonly object _gate = new();
     private readonly List<(LedgerRun Run, Task Execution)> _executing = [];
     private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
 
     private IRunRegistryGrain Registry => client.Runs();
 
@@ -346,10 +347,14 @@ public sealed partial class RunManager(IClusterClient client, TransferEventLog e
         }
     }
 
+    /// <summary>Safe to call more than once: the container disposes this both as a singleton and as the hosted service its factory returned.</summary>
     public void Dispose()
     {
-        _stopping.Cancel();
-        _stopping.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _stopping.Cancel();
+            _stopping.Dispose();
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} failed")]
