@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Transactor.Api.Events;
 using Transactor.Tests.Api;
+using Xunit.Abstractions;
 
 namespace Transactor.Tests.Events;
 
@@ -13,13 +14,14 @@ namespace Transactor.Tests.Events;
 /// instance stops, or goes silent, ends as abandoned where everyone sees it.
 /// </summary>
 [Collection(ApiTestGroup.Name)]
-public sealed class RunsAcrossInstancesTests(ApiFixture api)
+public sealed class RunsAcrossInstancesTests(ApiFixture api, ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
     [Fact]
     public async Task A_run_launched_on_one_instance_is_watched_and_cancelled_from_another()
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await using var second = api.SecondInstance();
         using var here = Authorized(api.Server.CreateClient(), ApiFixture.AdminKey);
         using var there = Authorized(second.Server.CreateClient(), ApiFixture.AdminKey);
@@ -28,9 +30,11 @@ public sealed class RunsAcrossInstancesTests(ApiFixture api)
 
         var name = $"across {Guid.NewGuid():N}"[..20];
         var id = await Start(there, $$"""{"count":10000000,"accounts":50,"name":"{{name}}"}""");
+        output.WriteLine($"{clock.Elapsed}: started on the other instance");
 
         // This instance's viewers see the other's run, with its progress, on the metrics stream and in the API.
         var running = await NextRun(metrics, id, run => run.GetProperty("state").GetString() == "running" && run.GetProperty("done").GetInt64() > 0);
+        output.WriteLine($"{clock.Elapsed}: seen running here");
         Assert.Equal(name, running.GetProperty("name").GetString());
         Assert.Equal(executor, running.GetProperty("executor").GetString());
         Assert.Equal(10_000_000, running.GetProperty("count").GetInt64());
@@ -56,7 +60,9 @@ public sealed class RunsAcrossInstancesTests(ApiFixture api)
             Assert.True((await cancel.Body()).GetProperty("cancel_requested").GetBoolean());
         }
 
+        output.WriteLine($"{clock.Elapsed}: cancelled here");
         var ended = await NextRun(metrics, id, run => run.GetProperty("ended_at").ValueKind != JsonValueKind.Null);
+        output.WriteLine($"{clock.Elapsed}: seen ended here");
         Assert.Equal("cancelled", ended.GetProperty("state").GetString());
         Assert.True(ended.GetProperty("books").GetProperty("balanced").GetBoolean(), ended.ToString());
         Assert.InRange(ended.GetProperty("done").GetInt64(), 1, 10_000_000 - 1);
