@@ -10,7 +10,8 @@
 # before-client and before-signed with it. Each run starts a fresh embedded API (in-memory ledger),
 # opens and funds the load generator's accounts, warms up WARMUP_SECONDS (not measured), measures
 # SECONDS_PER_RUN at 64 closed-loop clients, and stops the API: no idle API shares the cores.
-# Rounds alternate the variants; the load average is printed with every run.
+# Rounds alternate the variants; the load average is printed with every run, and the API process's
+# CPU time per 1,000 committed transfers (measured between the load's first and last progress lines).
 #   [ACCOUNTS=10000] [WARMUP_SECONDS=6] [BEFORE_API_DLL=...] benchmarks/auth.sh [seconds] [rounds]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -38,7 +39,7 @@ if [[ -n "${BEFORE_API_DLL:-}" ]]; then
     DLL[before-client]="$BEFORE_API_DLL"; DLL[before-signed]="$BEFORE_API_DLL"
     VARIANTS+=(before-client before-signed)
 fi
-LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --accounts "${ACCOUNTS:-10000}" --quiet --clients 64)
+LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --accounts "${ACCOUNTS:-10000}" --clients 64)
 ADMIN_KEY="bench-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 PORT="${BENCH_PORT:-5191}"
 URL="http://127.0.0.1:$PORT"
@@ -67,14 +68,31 @@ for round in $(seq 1 "$ROUNDS"); do
         key="$(key_for "$name")"
         sign=(); [[ "$name" == *signed ]] && sign=(--sign)
         # Warm-up, then the measured run (each load generator run opens and funds accounts of its own first).
-        "${LOADGEN[@]}" --target "$URL" --api-key "$key" "${sign[@]}" --duration "$WARMUP_SECONDS" --seed "$round" --out "$OUT/warmup-$name-$round.json" >"$OUT/warmup-$name-$round.txt" 2>&1 || true
+        "${LOADGEN[@]}" --target "$URL" --api-key "$key" "${sign[@]}" --quiet --duration "$WARMUP_SECONDS" --seed "$round" --out "$OUT/warmup-$name-$round.json" >"$OUT/warmup-$name-$round.txt" 2>&1 || true
         load="$(cut -d' ' -f1 /proc/loadavg)"
-        "${LOADGEN[@]}" --target "$URL" --api-key "$key" "${sign[@]}" --duration "$SECONDS_PER_RUN" --seed "$round" --out "$OUT/$name-$round.json" >"$OUT/$name-$round.txt" 2>&1 || true
+        # The API's CPU time (utime+stime, clock ticks) beside the load generator's committed count at
+        # each of its progress lines (every 2 s, on stderr): the CPU per 1,000 transfers is taken
+        # between the first and the last line, so the accounts' opening and funding before the load
+        # and the books' check after it are left out. It does not depend on what else runs on the cores.
+        rm -f "$OUT/cpu-$name-$round.txt"
+        "${LOADGEN[@]}" --target "$URL" --api-key "$key" "${sign[@]}" --duration "$SECONDS_PER_RUN" --seed "$round" --out "$OUT/$name-$round.json" \
+            2> >(while IFS= read -r line; do
+                     echo "$line"
+                     if [[ "$line" =~ committed\ ([0-9,]+) ]]; then
+                         echo "${BASH_REMATCH[1]//,/} $(awk '{print $14 + $15}' "/proc/$API_PID/stat" 2>/dev/null)" >>"$OUT/cpu-$name-$round.txt"
+                     fi
+                 done >"$OUT/$name-$round.progress") >"$OUT/$name-$round.txt" || true
+        sleep 0.2
         stop_api
-        python3 - "$OUT/$name-$round.json" "$name" "$round" "$load" <<'PY'
-import json, sys
+        python3 - "$OUT/$name-$round.json" "$name" "$round" "$load" "$OUT/cpu-$name-$round.txt" "$(getconf CLK_TCK)" <<'PY'
+import json, os, sys
 s = json.load(open(sys.argv[1]))
-print(f"round {sys.argv[3]} {sys.argv[2]:13s} committed/s {s['committed_per_second']:8.0f}  errors {sum(s['errors_by_kind'].values())}  books balanced {s['books_balanced']}  answered p50/p99 ms {s['answered_p50_latency_ms']:.1f}/{s['answered_p99_latency_ms']:.1f}  load average {sys.argv[4]}")
+cpu = "n/a"
+if os.path.exists(sys.argv[5]):
+    rows = [tuple(map(int, l.split())) for l in open(sys.argv[5]) if len(l.split()) == 2]
+    if len(rows) >= 2 and rows[-1][0] > rows[0][0]:
+        cpu = f"{(rows[-1][1] - rows[0][1]) / int(sys.argv[6]) * 1000 / (rows[-1][0] - rows[0][0]) * 1000:.0f}"
+print(f"round {sys.argv[3]} {sys.argv[2]:13s} committed/s {s['committed_per_second']:8.0f}  errors {sum(s['errors_by_kind'].values())}  books balanced {s['books_balanced']}  answered p50/p99 ms {s['answered_p50_latency_ms']:.1f}/{s['answered_p99_latency_ms']:.1f}  API CPU ms/1,000 {cpu}  load average {sys.argv[4]}")
 PY
     done
 done
