@@ -39,7 +39,8 @@ public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? N
 /// <c>PostedAmount</c> once one is posted. A linked transfer is kind <c>linked</c>: its <c>Legs</c>
 /// in the order sent, <c>Amount</c> their sum, no <c>From</c> or <c>To</c>, every account it names in
 /// <c>Accounts</c> (ascending id order, once it has ended), and when rejected the index of the leg at
-/// fault in <c>FailedLeg</c>. <c>Metadata</c> is the client's key/values on the movement.
+/// fault in <c>FailedLeg</c>; a client key reads only the legs that name its accounts
+/// (<see cref="WithLegsOf"/>). <c>Metadata</c> is the client's key/values on the movement.
 /// </summary>
 public sealed record TransferView(
     string Id,
