@@ -2,6 +2,7 @@ using System.Buffers;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;
 using Transactor.Grains;
+using Xunit.Abstractions;
 
 namespace Transactor.Tests.Cluster;
 
@@ -13,7 +14,7 @@ namespace Transactor.Tests.Cluster;
 /// retries of listed ones go on, and a large one fits again once one has ended.
 /// </summary>
 [Collection(ClusterTestGroup.Name)]
-public sealed class ShardBudgetTests(ClusterFixture fixture)
+public sealed class ShardBudgetTests(ClusterFixture fixture, ITestOutputHelper output)
 {
     /// <summary>A shard key outside <see cref="RecoveryShards.Count"/>: no id hashes to it, so nothing drives what the test lists there.</summary>
     private const long BudgetShard = 3_000 + RecoveryShards.Count;
@@ -48,6 +49,7 @@ public sealed class ShardBudgetTests(ClusterFixture fixture)
         Assert.True(listed.Count * (bytes - 16) <= RecoveryShardGrain.MaxLargeListedBytes, $"{listed.Count} listings of about {bytes} bytes listed at once");
         Assert.True((listed.Count + 1) * (bytes + 16) > RecoveryShardGrain.MaxLargeListedBytes, $"refused after {listed.Count} listings of about {bytes} bytes");
         Assert.Null(await shard.GetResult(refused.TransferId));
+        output.WriteLine($"{listed.Count} listings of {bytes} bytes listed, the next refused");
 
         // A movement of ordinary size is still listed, and a retry of a listed one is answered from its listing.
         var small = new TransferRequest(Ledger.NewId("small"), "acct-budget-a", "acct-budget-b", 10, "USD");
@@ -82,7 +84,7 @@ public sealed class ShardBudgetTests(ClusterFixture fixture)
         return TransferRequest.Linked(Ledger.NewId("big"), Enumerable.Range(0, LinkedTransfers.MaxLegs).Select(i => new TransferLeg(Account(i), Account(i + 100), 1, "USD")), metadata);
     }
 
-    /// <summary>The size of <paramref name="request"/>'s listing in a shard's stored list, with its first lease.</summary>
+    /// <summary>The size of <paramref name="request"/>'s listing in a shard's stored list (with its length prefix), with its first lease.</summary>
     private int ListingBytes(TransferRequest request)
     {
         var serializer = fixture.Client.ServiceProvider.GetRequiredService<Serializer>();
@@ -90,7 +92,7 @@ public sealed class ShardBudgetTests(ClusterFixture fixture)
         var listing = new ShardListing(request.TransferId, now, new TransferRecord(request, TransferStatus.Pending, RejectionReason.None, now, null), 1);
         var bytes = new ArrayBufferWriter<byte>();
         RecoveryShardState.Append(serializer, listing, bytes);
-        return bytes.WrittenCount - sizeof(int);
+        return bytes.WrittenCount;
     }
 
     /// <summary>Ends a movement the test listed (and holds the first lease of): rejected, with no account touched.</summary>
