@@ -632,7 +632,7 @@ public sealed class SecurityApiTests(ApiFixture api)
 
         using (var streamed = Signed(signingKey, HttpMethod.Post, "/transfers", oversize, now, oversizeKey))
         {
-            streamed.Content.Dispose();
+            streamed.Content?.Dispose();
             streamed.Content = new UnsizedContent(Encoding.UTF8.GetBytes(oversize));
             using var response = await client.SendAsync(streamed);
             await response.AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
