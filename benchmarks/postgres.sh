@@ -32,9 +32,20 @@ done
 PGBENCH_TPS=()
 pgbench_run() {
     echo "## pgbench TPC-B-like, 64 clients, ${SECONDS_PER_RUN}s ($1)"
-    local out
-    out="$("$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 64 -j 2 -T "$SECONDS_PER_RUN" -M prepared -P 10 bench_pgbench 2>&1)"
+    local out syncs_before syncs_after
+    syncs_before="$("${PSQL[@]}" -At -c "SELECT wal_sync FROM pg_stat_wal")"
+    local logs; logs="$(mktemp -d)"
+    out="$("$BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -c 64 -j 2 -T "$SECONDS_PER_RUN" -M prepared -P 10 \
+        -l --log-prefix="$logs/tx" bench_pgbench 2>&1)"
+    syncs_after="$("${PSQL[@]}" -At -c "SELECT wal_sync FROM pg_stat_wal")"
+    # pgbench's own latency percentiles from its per-transaction log (third column, microseconds).
+    cat "$logs"/tx* | awk '{ print $3 }' | sort -n | awk '{ v[NR] = $1 } END {
+        printf "pgbench latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms (%d transactions, from its log)\n",
+            v[int(NR * 0.50)] / 1000, v[int(NR * 0.99)] / 1000, v[NR] / 1000, NR }'
+    rm -rf "$logs"
     grep -E "^(tps|latency|number of (transactions|failed))|progress" <<<"$out"
+    awk -v s="$((syncs_after - syncs_before))" -v n="$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' <<<"$out")" \
+        'BEGIN { printf "WAL syncs per transaction: %.2f (pg_stat_wal)\n", s / n }'
     PGBENCH_TPS+=("$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' <<<"$out")")
 }
 pgbench_run before
@@ -59,6 +70,8 @@ MEAN="$(awk -v a="${PGBENCH_TPS[0]}" -v b="${PGBENCH_TPS[1]}" 'BEGIN { printf "%
 echo "pgbench mean of both runs: $MEAN tps"
 awk -v mean="$MEAN" '/^RESULT / {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    printf "durable %s: %d transfers/s, %.2fx pgbench mean, p99 %s ms, %s commits/transfer (%s statements/transfer)\n",
-        v["engine"], v["tps"], v["tps"] / mean, v["p99"], v["commits"], v["statements"]
+    wrote = ("writecommits" in v) ? sprintf(", %s of them wrote", v["writecommits"]) : ""
+    printf "durable %s: %d transfers/s, %.2fx pgbench mean, p99 %s ms, %s commits/transfer (%s statements/transfer%s, %s WAL syncs/transfer)\n",
+        v["engine"], v["tps"], v["tps"] / mean, v["p99"], v["commits"], v["statements"], wrote, v["walsyncs"]
+    delete v
 }' <<<"$RESULTS"

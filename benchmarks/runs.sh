@@ -36,7 +36,7 @@ while :; do
     sleep 10
     view="$(curl -sf "${AUTH[@]}" "$URL/runs/$id")"
     state="$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["state"])' "$view")"
-    [[ "$state" == done || "$state" == cancelled || "$state" == failed ]] && break
+    [[ "$state" == done || "$state" == cancelled || "$state" == failed || "$state" == abandoned ]] && break
     python3 -c 'import json,sys;v=json.loads(sys.argv[1]);rss=int(open("/proc/"+sys.argv[2]+"/status").read().split("VmRSS:")[1].split()[0])//1024;print("  %s %d/%d at %.0f/s; rss %d MiB" % (v["state"], v["done"], v["count"], v["per_second"], rss), flush=True)' "$view" "$API_PID"
 done
 echo "runs API: $(python3 -c 'import json,sys;v=json.loads(sys.argv[1]);print("%s, %d committed, %d rejected, %d unfinished in %.0f s of transfers: %.0f transfers/s; books balanced: %s" % (v["state"], v["committed"], v["rejected"], v["unfinished"], v["seconds"], v["per_second"], (v.get("books") or {}).get("balanced")))' "$view"); $(( $(date +%s) - started )) s in all; load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -151,7 +151,7 @@ internal static class Bench
         Console.WriteLine($"# account history: {(settings.RecordHistory ? $"recorded, pages of {settings.HistoryPageSize ?? Transactor.Domain.AccountBook.DefaultHistoryPageSize}" : "off (--no-history)")}");
         Console.WriteLine($"# storage: {(settings.Postgres is null ? "in memory" : IsBatched(settings) ? "PostgreSQL (ledger: batched provider; Orleans transactions: ADO.NET)" : "PostgreSQL (Orleans ADO.NET providers)")}");
         var batchedStorage = host.Services.GetKeyedService<IGrainStorage>(StorageNames.Ledger) as BatchedGrainStorage;
-        Func<long>? statements = batchedStorage is null ? null : () => batchedStorage.Statistics.Writes + batchedStorage.Statistics.Reads;
+        Func<BatchedGrainStorageStatistics>? statements = batchedStorage is null ? null : () => batchedStorage.Statistics;
         var resultName = settings.Postgres is null ? "in-memory" : IsBatched(settings) ? "batched" : "adonet";
         Console.WriteLine($"# grain directory: {(settings.DistributedDirectory ? "distributed (strongly consistent, AddDistributedGrainDirectory)" : "Orleans' default")}");
         var admitted = host.Services.GetRequiredService<TransferAdmission>().Places;
@@ -316,8 +316,8 @@ internal static class Bench
         string.Equals(settings.LedgerStorage, BatchedGrainStorageRegistration.ProviderType, StringComparison.OrdinalIgnoreCase);
 
     /// <param name="resultName">The engine's name in the machine-readable <c>RESULT</c> line benchmarks/postgres.sh reads.</param>
-    /// <param name="statements">Statements sent so far, where the provider counts them (the batched one); otherwise each transaction is one statement.</param>
-    private static async Task<Row> Measure(string workload, string engine, Settings settings, string[] ids, Func<string, string, long, long, Task<Outcome>> transfer, string? resultName = null, Func<long>? statements = null)
+    /// <param name="statements">The batched provider's counters (statements and flushes sent so far); without them each transaction is one statement.</param>
+    private static async Task<Row> Measure(string workload, string engine, Settings settings, string[] ids, Func<string, string, long, long, Task<Outcome>> transfer, string? resultName = null, Func<BatchedGrainStorageStatistics>? statements = null)
     {
         var histogram = new LongConcurrentHistogram(1, TimeStamp.Minutes(1), 3);
         long committed = 0, rejected = 0, failed = 0, sequence = 0;
@@ -362,9 +362,10 @@ internal static class Bench
         await Task.Delay(settings.Warmup);
         var gcBefore = GcSnapshot.Take();
         var databaseBefore = await DatabaseSnapshot.Take(settings.Postgres);
-        var statementsBefore = statements?.Invoke() ?? 0;
+        var statementsBefore = statements?.Invoke() ?? default;
         await Task.WhenAll(workers);
-        var statementsSent = (statements?.Invoke() ?? 0) - statementsBefore;
+        var statementsAfter = statements?.Invoke() ?? default;
+        var statementsSent = statementsAfter.Writes + statementsAfter.Reads - statementsBefore.Writes - statementsBefore.Reads;
         var gc = GcSnapshot.Take() - gcBefore;
         var database = await DatabaseSnapshot.Take(settings.Postgres) - databaseBefore;
 
@@ -380,9 +381,17 @@ internal static class Bench
         {
             var statementsPerTransfer = statements is null ? Per(d.Transactions) : Per(statementsSent);
             Console.WriteLine($"  {"",-8} {"",-22} database: {Per(d.Transactions):N2} transactions (commits), {statementsPerTransfer:N2} statements, {Per(d.Inserted):N2} rows inserted, {Per(d.Updated):N2} updated, {Per(d.Fetched):N2} fetched per transfer (pg_stat_database; its counters lag up to 1 s)");
+            // Transactions count read-only ones too; what costs a WAL flush is a transaction that wrote.
+            // The server's own count of WAL syncs (pg_stat_wal, the whole server: one benchmark at a time)
+            // is the physical figure; the batched provider also knows its flushes of writes and of reads.
+            var flushes = statements is null
+                ? ""
+                : $", of which {Per(statementsAfter.WriteFlushes - statementsBefore.WriteFlushes):N2} wrote and {Per(statementsAfter.ReadFlushes - statementsBefore.ReadFlushes):N2} only read";
+            Console.WriteLine($"  {"",-8} {"",-22} commits: {Per(d.Transactions):N2} transactions per transfer{flushes}; {Per(d.WalSyncs):N2} WAL syncs per transfer (pg_stat_wal)");
             if (resultName is not null)
             {
-                Console.WriteLine(FormattableString.Invariant($"RESULT engine={resultName} workload={workload} tps={row.PerSecond:0} p99={row.P99Ms:0.0} commits={Per(d.Transactions):0.00} statements={statementsPerTransfer:0.00}"));
+                var writeCommits = statements is null ? "" : FormattableString.Invariant($" writecommits={Per(statementsAfter.WriteFlushes - statementsBefore.WriteFlushes):0.00}");
+                Console.WriteLine(FormattableString.Invariant($"RESULT engine={resultName} workload={workload} tps={row.PerSecond:0} p99={row.P99Ms:0.0} commits={Per(d.Transactions):0.00} statements={statementsPerTransfer:0.00} walsyncs={Per(d.WalSyncs):0.00}{writeCommits}"));
             }
         }
 
@@ -467,7 +476,7 @@ internal static class Bench
     /// The benchmark database's counters in <c>pg_stat_database</c>: every statement the providers send
     /// is its own transaction, so transactions per transfer is statements per transfer.
     /// </summary>
-    private readonly record struct DatabaseSnapshot(long Transactions, long Inserted, long Updated, long Fetched)
+    private readonly record struct DatabaseSnapshot(long Transactions, long Inserted, long Updated, long Fetched, long WalSyncs)
     {
         public static async Task<DatabaseSnapshot?> Take(string? connectionString)
         {
@@ -479,15 +488,15 @@ internal static class Bench
             await using var connection = new Npgsql.NpgsqlConnection(connectionString);
             await connection.OpenAsync();
             await using var command = new Npgsql.NpgsqlCommand(
-                "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_fetched FROM pg_stat_database WHERE datname = current_database()",
+                "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_fetched, (SELECT wal_sync FROM pg_stat_wal) FROM pg_stat_database WHERE datname = current_database()",
                 connection);
             await using var reader = await command.ExecuteReaderAsync();
             await reader.ReadAsync();
-            return new DatabaseSnapshot(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3));
+            return new DatabaseSnapshot(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
         }
 
         public static DatabaseSnapshot? operator -(DatabaseSnapshot? a, DatabaseSnapshot? b) =>
-            a is { } x && b is { } y ? new(x.Transactions - y.Transactions, x.Inserted - y.Inserted, x.Updated - y.Updated, x.Fetched - y.Fetched) : null;
+            a is { } x && b is { } y ? new(x.Transactions - y.Transactions, x.Inserted - y.Inserted, x.Updated - y.Updated, x.Fetched - y.Fetched, x.WalSyncs - y.WalSyncs) : null;
     }
 
     private enum Outcome

@@ -7,7 +7,7 @@ namespace Transactor.Grains;
 
 /// <summary>
 /// Sends the movements this silo's coordinators end to every event receiver (API processes), in
-/// batches, with the silo's load. A coordinator only counts the movement and offers it to a
+/// batches, with the silo's load. A coordinator only offers the movement to a
 /// bounded buffer (<see cref="BufferCapacity"/>; when full the oldest is dropped and counted), so
 /// publishing never waits and never slows a movement; with no receiver nothing is buffered.
 /// A loop drains the buffer every <see cref="SendEvery"/> and sends each receiver one one-way call
@@ -57,19 +57,31 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
         _queueLimit = options.Value.MaxQueuedTransfers;
         _buffer = Channel.CreateBounded<MovementEvent>(
             new BoundedChannelOptions(BufferCapacity) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
-            _ => Interlocked.Increment(ref _dropped));
+            dropped =>
+            {
+                Interlocked.Increment(ref _dropped);
+                Count(dropped.Status);
+            });
     }
 
-    /// <summary>Counts an ended movement and offers it for sending. Never waits.</summary>
+    /// <summary>
+    /// Offers an ended movement for sending, and counts it. Never waits. While someone listens, it is
+    /// counted when the loop takes it from the buffer to send it (or when the buffer drops it), so the
+    /// load a batch carries counts exactly the movements sent up to that batch: an API that drops the
+    /// second end of a movement (two drivers completed it) takes it off the same silo's count, and the
+    /// metrics stream counts each movement once (docs/events.md).
+    /// </summary>
     public void Ended(MovementEvent movement)
     {
         ArgumentNullException.ThrowIfNull(movement);
-        Interlocked.Increment(ref movement.Status == TransferStatus.Committed ? ref _committed : ref _rejected);
-        if (_receivers.Length > 0)
+        if (_receivers.Length == 0 || !_buffer.Writer.TryWrite(movement))
         {
-            _buffer.Writer.TryWrite(movement);
+            Count(movement.Status);
         }
     }
+
+    private void Count(TransferStatus status) =>
+        Interlocked.Increment(ref status == TransferStatus.Committed ? ref _committed : ref _rejected);
 
     /// <summary>
     /// Counts a movement that ended in <paramref name="status"/>, timed from <paramref name="startedAt"/>,
@@ -83,7 +95,7 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
         }
         else
         {
-            Interlocked.Increment(ref status == TransferStatus.Committed ? ref _committed : ref _rejected);
+            Count(status);
         }
     }
 
@@ -140,6 +152,7 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
                     while (batch.Count < MaxBatch && _buffer.Reader.TryRead(out var movement))
                     {
                         batch.Add(movement);
+                        Count(movement.Status);
                     }
 
                     if (receivers.Length == 0 || (batch.Count == 0 && loadSentAt != long.MinValue && _time.GetElapsedTime(loadSentAt) < LoadEvery))

@@ -15,7 +15,7 @@ public sealed partial class LiveMetrics(
     TransferEventLog log,
     MetricsFeed stream,
     ApiMetrics api,
-    RunManager runs,
+    RunBoard runs,
     IClusterClient client,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
     TimeProvider time,
@@ -31,7 +31,7 @@ public sealed partial class LiveMetrics(
     private static readonly TimeSpan ClusterEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ClusterTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly Dictionary<string, SiloLoad> _previous = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Counted> _previous = new(StringComparer.Ordinal);
     private IReadOnlyList<SiloInfo> _cluster = [];
     private long _clusterReadAt = long.MinValue;
     private long _previous429;
@@ -72,7 +72,7 @@ public sealed partial class LiveMetrics(
         long inFlight = 0, queued = 0, queueLimit = 0, places = 0, dropped = 0;
         var perSilo = new Dictionary<string, double>(StringComparer.Ordinal);
         var known = _cluster.Where(s => s.Status != "Dead").Select(s => s.Address).ToHashSet(StringComparer.Ordinal);
-        foreach (var (silo, (load, siloDropped)) in loads)
+        foreach (var (silo, figures) in loads)
         {
             if (_cluster.Count > 0 && !known.Contains(silo))
             {
@@ -82,20 +82,32 @@ public sealed partial class LiveMetrics(
                 continue;
             }
 
-            var before = _previous.GetValueOrDefault(silo);
-            // A silo's counters only grow; one seen for the first time counts from its next load.
-            var silo1 = before is null ? 0 : Math.Max(0, load.Committed - before.Committed) / seconds;
-            var silo2 = before is null ? 0 : Math.Max(0, load.Rejected - before.Rejected) / seconds;
-            committed += silo1;
-            rejected += silo2;
-            refused += before is null ? 0 : Math.Max(0, load.Refused - before.Refused) / seconds;
-            perSilo[silo] = silo1 + silo2;
-            _previous[silo] = load;
+            if (figures.Load is not { } load)
+            {
+                continue;
+            }
+
+            // Each movement once: a silo's counters less the second ends of movements that another
+            // driver had ended and sent first (TransferEventLog drops those). A silo's counts only grow;
+            // one seen for the first time counts from its next load. The baseline never goes down, so a
+            // batch that arrives late (its ends' second copies taken off after its successor's counts)
+            // is made up by the next counts instead of being counted twice.
+            var counts = new Counted(figures.Committed, figures.Rejected, load.Refused);
+            var seen = _previous.TryGetValue(silo, out var before);
+            var siloCommitted = seen ? Math.Max(0, counts.Committed - before.Committed) / seconds : 0;
+            var siloRejected = seen ? Math.Max(0, counts.Rejected - before.Rejected) / seconds : 0;
+            committed += siloCommitted;
+            rejected += siloRejected;
+            refused += seen ? Math.Max(0, counts.Refused - before.Refused) / seconds : 0;
+            perSilo[silo] = siloCommitted + siloRejected;
+            _previous[silo] = seen
+                ? new Counted(Math.Max(before.Committed, counts.Committed), Math.Max(before.Rejected, counts.Rejected), Math.Max(before.Refused, counts.Refused))
+                : counts;
             inFlight += load.InFlight;
             queued += load.Queued;
             queueLimit += load.QueueLimit;
             places += load.Places;
-            dropped += siloDropped;
+            dropped += figures.Dropped;
         }
 
         var http429 = api.TooManyRequests;
@@ -127,7 +139,7 @@ public sealed partial class LiveMetrics(
             silos,
             log.Busiest(BusiestCount, fade: 0.8),
             new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count, log.Duplicates().Dropped),
-            runs.Views());
+            runs.Views);
     }
 
     private async Task<IReadOnlyList<SiloInfo>> ReadCluster()
@@ -157,6 +169,9 @@ public sealed partial class LiveMetrics(
             return _cluster;
         }
     }
+
+    /// <summary>What has been counted of one silo so far: movements committed and rejected (each once), and refusals.</summary>
+    private readonly record struct Counted(long Committed, long Rejected, long Refused);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Making the live metrics snapshot failed")]
     private static partial void LogSampleFailed(ILogger logger, Exception exception);

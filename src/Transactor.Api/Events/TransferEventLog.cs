@@ -53,7 +53,7 @@ public sealed class TransferEventLog : ILedgerEventObserver
     private readonly object _gate = new();
     private readonly TransferEvent[] _ring = new TransferEvent[RingCapacity];
     private readonly List<Subscription> _subscribers = [];
-    private readonly Dictionary<string, (SiloLoad Load, long Dropped)> _silos = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SiloFigures> _silos = new(StringComparer.Ordinal);
     private readonly Dictionary<string, double> _activity = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SiloStream> _streams = new(StringComparer.Ordinal);
     private readonly List<SiloStream> _cursorSilos = [];
@@ -82,7 +82,14 @@ public sealed class TransferEventLog : ILedgerEventObserver
         ArgumentNullException.ThrowIfNull(batch);
         lock (_gate)
         {
-            _silos[batch.Silo] = (batch.Load, batch.Dropped);
+            var figures = _silos.GetValueOrDefault(batch.Silo);
+            if (figures.Load is null || batch.Load.At >= figures.Load.At)
+            {
+                // A batch that arrives after a later one (one-way calls are not ordered) leaves the later load.
+                figures = figures with { Load = batch.Load, Dropped = batch.Dropped };
+            }
+
+            _silos[batch.Silo] = figures;
             if (batch.Movements.Count == 0)
             {
                 return Task.CompletedTask;
@@ -107,7 +114,12 @@ public sealed class TransferEventLog : ILedgerEventObserver
 
                 if (!FirstEnd(movement))
                 {
+                    // This silo counted the movement in its load too: the metrics take it off again.
                     _duplicates++;
+                    figures = movement.Status == TransferStatus.Committed
+                        ? figures with { DuplicateCommitted = figures.DuplicateCommitted + 1 }
+                        : figures with { DuplicateRejected = figures.DuplicateRejected + 1 };
+                    _silos[batch.Silo] = figures;
                     continue;
                 }
 
@@ -387,12 +399,12 @@ public sealed class TransferEventLog : ILedgerEventObserver
         }
     }
 
-    /// <summary>Each silo's latest load and how many events it dropped, by silo address.</summary>
-    internal Dictionary<string, (SiloLoad Load, long Dropped)> SiloLoads()
+    /// <summary>Each silo's latest load, how many events it dropped, and how many of its ends were second ends of a movement, by silo address.</summary>
+    internal Dictionary<string, SiloFigures> SiloLoads()
     {
         lock (_gate)
         {
-            return new Dictionary<string, (SiloLoad, long)>(_silos, StringComparer.Ordinal);
+            return new Dictionary<string, SiloFigures>(_silos, StringComparer.Ordinal);
         }
     }
 
@@ -593,6 +605,21 @@ public sealed class TransferEventLog : ILedgerEventObserver
             }
         }
     }
+}
+
+/// <summary>
+/// What this API process knows of one silo: its latest load (its counters count every end its
+/// coordinators made), how many events it dropped, and how many of the ends it sent here were second
+/// ends of a movement that another driver had ended and sent first (<see cref="TransferEventLog.DedupeCapacity"/>),
+/// by outcome. <see cref="Committed"/> and <see cref="Rejected"/> count each movement once.
+/// </summary>
+internal readonly record struct SiloFigures(SiloLoad? Load, long Dropped, long DuplicateCommitted, long DuplicateRejected)
+{
+    /// <summary>Movements this silo committed, less those another silo (or an earlier driver here) had sent first.</summary>
+    public long Committed => (Load?.Committed ?? 0) - DuplicateCommitted;
+
+    /// <summary>Movements this silo rejected, less second ends.</summary>
+    public long Rejected => (Load?.Rejected ?? 0) - DuplicateRejected;
 }
 
 /// <summary>The <c>gap</c> event: movements after <see cref="After"/> cannot be replayed.</summary>

@@ -41,7 +41,12 @@ public static class ApiServices
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<TransferEventLog>();
         services.AddSingleton<MetricsFeed>();
+        services.Configure<RunLimitOptions>(builder.Configuration.GetSection(RunLimitOptions.SectionName));
         services.AddSingleton<RunManager>();
+        // Stopped before the cluster client (registered earlier), so that its runs can report that they stop.
+        services.AddHostedService(sp => sp.GetRequiredService<RunManager>());
+        services.AddSingleton<RunBoard>();
+        services.AddHostedService(sp => sp.GetRequiredService<RunBoard>());
         services.AddHostedService<LedgerEventReceiver>();
         services.AddHostedService<LiveMetrics>();
         return builder;

@@ -48,6 +48,12 @@ public sealed class RunLimitOptions
 
     /// <summary>Runs one API key (or one address without a key) may start per minute, in a burst of as many; more get 429 with Retry-After.</summary>
     public int StartsPerMinute { get; set; } = 10;
+
+    /// <summary>
+    /// How long the cluster's run registry waits for a report of a run this process executes (it reports
+    /// every 250 ms) before it ends the run as abandoned: this process died, hangs, or lost the cluster.
+    /// </summary>
+    public TimeSpan ReportLease { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>The API's one limiter of money-moving requests, shared by every request (see <see cref="LedgerLimitOptions"/>).</summary>

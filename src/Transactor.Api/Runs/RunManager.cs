@@ -1,27 +1,28 @@
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Transactor.Api.Events;
+using Transactor.Api.Http;
 
 namespace Transactor.Api.Runs;
 
 /// <summary>
-/// Load runs launched from the dashboard, executed by this API process: it opens and funds the
-/// run's accounts, then sends the run's transfers between random pairs of them through the same
-/// coordinator call as <c>POST /transfers</c> (<see cref="ITransferCoordinatorGrain.Execute"/>), at
-/// most <see cref="Concurrency"/> at once, and at the end checks the books: the money in the run's
-/// accounts is what was deposited. Every viewer sees every run: each change goes to the metrics stream.
+/// Load runs launched from the dashboard. The API process that is asked to start a run executes it:
+/// it opens and funds the run's accounts, then sends the run's transfers between random pairs of them
+/// through the same coordinator call as <c>POST /transfers</c> (<see cref="ITransferCoordinatorGrain.Execute"/>),
+/// at most <see cref="Concurrency"/> at once, and at the end checks the books: the money in the run's
+/// accounts is what was deposited. Every run lives in the cluster's run registry
+/// (<see cref="IRunRegistryGrain"/>): the executor registers it, reports its view every
+/// <see cref="ReportEvery"/> (and learns from the answer whether a viewer on any instance asked to
+/// cancel it), and every API instance reads the registry (<see cref="RunBoard"/>), so every viewer
+/// sees every run. See docs/events.md, Runs.
 /// </summary>
-public sealed partial class RunManager(IClusterClient client, MetricsFeed stream, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, TimeProvider time, ILogger<RunManager> logger) : IDisposable
+public sealed partial class RunManager(IClusterClient client, TransferEventLog events, IOptions<RunLimitOptions> options, TimeProvider time, ILogger<RunManager> logger) : IHostedService, IDisposable
 {
     /// <summary>Transfers of one run in flight at once.</summary>
     public const int Concurrency = 64;
 
-    /// <summary>Runs executing at once; another is refused (409) until one ends.</summary>
+    /// <summary>Runs this API process executes at once; another is refused (409) until one ends.</summary>
     public const int MaxActiveRuns = 2;
-
-    /// <summary>Ended runs kept for viewers.</summary>
-    public const int MaxKeptRuns = 20;
 
     public const long MaxCount = 10_000_000;
 
@@ -40,76 +41,116 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
     /// <summary>Attempts of one transfer that the ledger refused for load or could not answer (same key each time).</summary>
     public const int MaxAttempts = 50;
 
-    private static readonly TimeSpan ProgressEvery = TimeSpan.FromMilliseconds(250);
+    /// <summary>How often the executor reports a run's view to the registry.</summary>
+    public static readonly TimeSpan ReportEvery = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long one call to the registry may take before it is given up (the next report tries again).</summary>
+    private static readonly TimeSpan RegistryTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long stopping waits for this process's runs to report that they were abandoned.</summary>
+    private static readonly TimeSpan StopWait = TimeSpan.FromSeconds(3);
 
     private readonly object _gate = new();
-    private readonly List<LedgerRun> _runs = [];
+    private readonly List<(LedgerRun Run, Task Execution)> _executing = [];
     private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
 
-    /// <summary>Every kept run, newest first.</summary>
-    public IReadOnlyList<RunView> Views()
-    {
-        lock (_gate)
-        {
-            return _runs.Select(r => r.View(time)).Reverse().ToArray();
-        }
-    }
+    private IRunRegistryGrain Registry => client.Runs();
 
-    public RunView? Find(string id)
-    {
-        lock (_gate)
-        {
-            return _runs.FirstOrDefault(r => r.Id == id)?.View(time);
-        }
-    }
+    private TimeSpan Lease => options.Value.ReportLease;
 
-    /// <summary>Starts a run, or null when <see cref="MaxActiveRuns"/> are executing.</summary>
-    public RunView? Start(long count, int accounts, string? name)
+    /// <summary>Every run the cluster keeps, newest first.</summary>
+    public async Task<IReadOnlyList<RunView>> Views() => (await Registry.List(Guid.Empty, 0))?.Runs ?? [];
+
+    /// <summary>A run the cluster keeps, whichever API process executes it; null when none.</summary>
+    public Task<RunView?> Find(string id) => Registry.Get(id);
+
+    /// <summary>
+    /// Registers a run with the cluster and starts executing it here; null when this process executes
+    /// <see cref="MaxActiveRuns"/> already, or the registry has <see cref="LedgerRuns.MaxKept"/> active runs.
+    /// </summary>
+    public async Task<RunView?> Start(long count, int accounts, string? name)
     {
         LedgerRun run;
         lock (_gate)
         {
-            if (_runs.Count(r => r.Active) >= MaxActiveRuns)
+            if (_executing.Count >= MaxActiveRuns)
             {
                 return null;
             }
 
             // 128 bits (a version 7 UUID: time-ordered, 74 random bits), unique across restarts and API instances.
-            run = new LedgerRun(Guid.CreateVersion7(time.GetUtcNow()).ToString("N"), name, count, accounts, time.GetUtcNow(), _stopping.Token);
-            _runs.Add(run);
-            while (_runs.Count > MaxKeptRuns && _runs.FindIndex(r => !r.Active) is var ended and >= 0)
+            run = new LedgerRun(Guid.CreateVersion7(time.GetUtcNow()).ToString("N"), name, count, accounts, time.GetUtcNow(), events.Instance, _stopping.Token);
+            // The place is taken before the registry is asked, so that two starts at once cannot both pass the check.
+            _executing.Add((run, Task.CompletedTask));
+        }
+
+        var registered = false;
+        try
+        {
+            registered = await Registry.Register(run.View(time), Lease);
+        }
+        finally
+        {
+            if (!registered)
             {
-                _runs.RemoveAt(ended);
+                Forget(run);
             }
         }
 
-        Publish(run);
-        _ = Task.Run(() => Execute(run), CancellationToken.None);
+        if (!registered)
+        {
+            return null;
+        }
+
+        var execution = Task.Run(() => Execute(run), CancellationToken.None);
+        lock (_gate)
+        {
+            var index = _executing.FindIndex(e => e.Run == run);
+            if (index >= 0)
+            {
+                _executing[index] = (run, execution);
+            }
+        }
+
         return run.View(time);
     }
 
-    /// <summary>Asks a run to stop: transfers in flight end, no new ones start, then the books are checked. False when no such run is executing.</summary>
-    public bool Cancel(string id)
+    /// <summary>
+    /// Asks a run to stop, whichever process executes it: transfers in flight end, no new ones start,
+    /// then the books are checked. Its executor hears it with its next report (at once when it is this
+    /// process). The run as it stands (an ended one unchanged), or null when the cluster keeps no such run.
+    /// </summary>
+    public async Task<RunView?> Cancel(string id)
     {
-        LedgerRun? run;
+        var view = await Registry.Cancel(id);
+        if (view is { Ended: false })
+        {
+            Executing(id)?.Cancel();
+        }
+
+        return view;
+    }
+
+    private LedgerRun? Executing(string id)
+    {
         lock (_gate)
         {
-            run = _runs.FirstOrDefault(r => r.Id == id && r.Active);
+            return _executing.Find(e => e.Run.Id == id).Run;
         }
+    }
 
-        if (run is null)
+    private void Forget(LedgerRun run)
+    {
+        lock (_gate)
         {
-            return false;
+            _executing.RemoveAll(e => e.Run == run);
         }
-
-        run.Cancel();
-        Publish(run);
-        return true;
     }
 
     private async Task Execute(LedgerRun run)
     {
-        using var progress = new PeriodicTimer(ProgressEvery, time);
+        using var progress = new PeriodicTimer(ReportEvery, time);
         var reporting = Report(run, progress);
         try
         {
@@ -123,7 +164,6 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
             });
 
             run.Running(time.GetTimestamp());
-            Publish(run);
             await Parallel.ForEachAsync(Sequence(run.Count), new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = run.Cancellation }, async (i, cancellation) =>
             {
                 var from = Random.Shared.Next(ids.Length);
@@ -135,7 +175,7 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
         }
         catch (OperationCanceledException) when (run.Cancellation.IsCancellationRequested)
         {
-            // Cancelled: what ended is counted; the books are checked below.
+            // Cancelled (or abandoned): what ended is counted; the books are checked below.
         }
         catch (Exception ex)
         {
@@ -143,29 +183,79 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
             run.Fail(ex.Message);
         }
 
-        try
+        if (_stopping.IsCancellationRequested)
         {
-            run.Checking(time.GetTimestamp());
-            Publish(run);
-            run.Checked(await CheckBooks(run));
-        }
-        catch (Exception ex)
-        {
-            LogRunFailed(logger, ex, run.Id);
-            run.Fail("The books check failed: " + ex.Message);
+            run.Abandon("The API process executing it stopped. Its transfers that ended stand; the books check was not done.");
         }
 
-        run.End(time.GetUtcNow());
+        if (!run.Abandoned)
+        {
+            try
+            {
+                run.Checking(time.GetTimestamp());
+                run.Checked(await CheckBooks(run));
+            }
+            catch (Exception ex)
+            {
+                LogRunFailed(logger, ex, run.Id);
+                run.Fail("The books check failed: " + ex.Message);
+            }
+        }
+
+        run.End(time);
         progress.Dispose();
         await reporting;
-        Publish(run);
+        await ReportEnd(run);
+        Forget(run);
     }
 
+    /// <summary>Reports the run every <see cref="ReportEvery"/> until it ends; a viewer's cancel, or the registry's verdict that it was abandoned, stops it.</summary>
     private async Task Report(LedgerRun run, PeriodicTimer progress)
     {
         while (await progress.WaitForNextTickAsync())
         {
-            Publish(run);
+            try
+            {
+                switch (await Registry.Report(run.View(time), Lease).WaitAsync(RegistryTimeout))
+                {
+                    case RunVerdict.Cancel:
+                        run.Cancel();
+                        break;
+                    case RunVerdict.Stop:
+                        LogRunStoppedByRegistry(logger, run.Id);
+                        run.Abandon("The cluster's run registry ended it as abandoned: this API process did not report it in time.");
+                        break;
+                }
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // The registry may be moving to another silo: the next report tries again, within the lease.
+                LogReportFailed(logger, ex, run.Id);
+            }
+        }
+    }
+
+    /// <summary>The run's final view, tried for as long as its lease lasts (after that the registry has ended it as abandoned).</summary>
+    private async Task ReportEnd(LedgerRun run)
+    {
+        var started = time.GetTimestamp();
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await Registry.Report(run.View(time), Lease).WaitAsync(RegistryTimeout);
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogReportFailed(logger, ex, run.Id);
+                if (time.GetElapsedTime(started) >= Lease || _stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1_000, 100 * attempt)), time);
         }
     }
 
@@ -231,20 +321,56 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
         return new BooksView(expected == total, expected, total, inFlight, opened);
     }
 
-    private void Publish(LedgerRun run) =>
-        stream.Publish(new StreamItem("run", JsonSerializer.Serialize(run.View(time), json.Value.SerializerOptions)));
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>
+    /// The process stops: its runs stop too, as abandoned (their books are not checked), and their end
+    /// is reported while the cluster client still runs; a run whose end does not get through is ended
+    /// as abandoned by the registry once its lease runs out.
+    /// </summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        Task[] executions;
+        lock (_gate)
+        {
+            executions = [.. _executing.Select(e => e.Execution)];
+        }
+
+        try
+        {
+            await Task.WhenAll(executions).WaitAsync(StopWait, cancellationToken);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+        {
+            LogStopTimedOut(logger, executions.Length);
+        }
+    }
+
+    /// <summary>Safe to call more than once: the container disposes this both as a singleton and as the hosted service its factory returned.</summary>
     public void Dispose()
     {
-        _stopping.Cancel();
-        _stopping.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _stopping.Cancel();
+            _stopping.Dispose();
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId} failed")]
     private static partial void LogRunFailed(ILogger logger, Exception exception, string runId);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Reporting run {RunId} to the run registry failed; the next report tries again")]
+    private static partial void LogReportFailed(ILogger logger, Exception exception, string runId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The run registry ended run {RunId} as abandoned; it stops here")]
+    private static partial void LogRunStoppedByRegistry(ILogger logger, string runId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stopping: {Runs} runs did not report their end in time; the registry ends them when their lease runs out")]
+    private static partial void LogStopTimedOut(ILogger logger, int runs);
+
     /// <summary>One run's state; counters change from many threads.</summary>
-    private sealed class LedgerRun(string id, string? name, long count, int accounts, DateTimeOffset startedAt, CancellationToken stopping)
+    private sealed class LedgerRun(string id, string? name, long count, int accounts, DateTimeOffset startedAt, string executor, CancellationToken stopping)
     {
         private readonly CancellationTokenSource _cancel = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         private long _committed;
@@ -256,6 +382,7 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
         private string? _error;
         private BooksView? _books;
         private DateTimeOffset? _endedAt;
+        private volatile bool _abandoned;
 
         public string Id => id;
 
@@ -265,11 +392,19 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
 
         public string? Name => name;
 
-        public bool Active => _endedAt is null;
-
         public CancellationToken Cancellation => _cancel.Token;
 
+        /// <summary>It stops without its books check: its process stops, or the registry ended it.</summary>
+        public bool Abandoned => _abandoned;
+
         public void Cancel() => _cancel.Cancel();
+
+        public void Abandon(string error)
+        {
+            _error ??= error;
+            _abandoned = true;
+            _cancel.Cancel();
+        }
 
         public void Running(long at)
         {
@@ -303,10 +438,15 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
 
         public void Fail(string error) => _error ??= error;
 
-        public void End(DateTimeOffset at)
+        public void End(TimeProvider time)
         {
-            _state = _error is not null ? "failed" : _cancel.IsCancellationRequested ? "cancelled" : "done";
-            _endedAt = at;
+            _state = _abandoned ? "abandoned" : _error is not null ? "failed" : _cancel.IsCancellationRequested ? "cancelled" : "done";
+            if (_runningSince != 0 && _runningEnded == 0)
+            {
+                _runningEnded = time.GetTimestamp();
+            }
+
+            _endedAt = time.GetUtcNow();
         }
 
         public RunView View(TimeProvider time)
@@ -314,31 +454,8 @@ public sealed partial class RunManager(IClusterClient client, MetricsFeed stream
             var done = Interlocked.Read(ref _committed) + Interlocked.Read(ref _rejected) + Interlocked.Read(ref _unfinished);
             var seconds = _runningSince == 0 ? 0 : (_runningEnded != 0 ? time.GetElapsedTime(_runningSince, _runningEnded) : time.GetElapsedTime(_runningSince)).TotalSeconds;
             return new RunView(id, name, count, accounts, _state, _cancel.IsCancellationRequested, done, Interlocked.Read(ref _committed), Interlocked.Read(ref _rejected),
-                Interlocked.Read(ref _unfinished), seconds > 0 ? Math.Round(done / seconds, 1) : 0, Math.Round(seconds, 2), startedAt, _endedAt, _books, _error);
+                Interlocked.Read(ref _unfinished), seconds > 0 ? Math.Round(done / seconds, 1) : 0, Math.Round(seconds, 2), startedAt, _endedAt, _books, _error, executor);
         }
     }
 }
 
-/// <summary>A run as viewers see it. <c>Done</c> of <c>Count</c> transfers have ended (committed, rejected, or given up as unfinished).</summary>
-/// <param name="State"><c>opening</c> (accounts), <c>running</c>, <c>checking</c> (the books), then <c>done</c>, <c>cancelled</c> or <c>failed</c>.</param>
-/// <param name="PerSecond">Transfers ended per second since the run's transfers began.</param>
-public sealed record RunView(
-    string Id,
-    string? Name,
-    long Count,
-    int Accounts,
-    string State,
-    bool CancelRequested,
-    long Done,
-    long Committed,
-    long Rejected,
-    long Unfinished,
-    double PerSecond,
-    double Seconds,
-    DateTimeOffset StartedAt,
-    DateTimeOffset? EndedAt,
-    BooksView? Books,
-    string? Error);
-
-/// <summary>The books check of a run: the money in its accounts (available + held + reserved) equals what was deposited into them.</summary>
-public sealed record BooksView(bool Balanced, long ExpectedMinor, long ActualMinor, long InFlightMinor, long Accounts);

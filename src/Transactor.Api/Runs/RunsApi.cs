@@ -12,14 +12,15 @@ public static class RunsApi
     public static IEndpointRouteBuilder MapRunsApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/runs").WithTags("Runs").RequireAuthorization(Transactor.Api.Security.Roles.AdminPolicy);
-        group.MapPost("/", Start).WithSummary("Start a run of transfers between the run's own accounts, executed by this API process")
+        group.MapPost("/", Start).WithSummary("Start a run of transfers between the run's own accounts, executed by this API process and seen by every instance")
             .Accepts<StartRunBody>("application/json").Produces<RunView>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status429TooManyRequests)
             .RequireRateLimiting(LedgerRateLimits.RunsPolicy);
-        group.MapGet("/", (RunManager runs) => TypedResults.Ok(runs.Views())).WithSummary("The runs, newest first");
-        group.MapGet("/{id}", (string id, RunManager runs) => runs.Find(id) is { } run ? Results.Ok(run) : RunNotFound(id)).WithSummary("One run");
-        group.MapPost("/{id}/cancel", (string id, RunManager runs) => runs.Cancel(id) ? Results.Ok(runs.Find(id)) : RunNotFound(id))
-            .WithSummary("Stop a run: transfers in flight end, no new ones start, the books are checked");
+        group.MapGet("/", async (RunManager runs) => TypedResults.Ok(await runs.Views())).WithSummary("The runs of the whole cluster, newest first");
+        group.MapGet("/{id}", async (string id, RunManager runs) => await runs.Find(id) is { } run ? Results.Ok(run) : RunNotFound(id))
+            .WithSummary("One run, whichever API instance executes it");
+        group.MapPost("/{id}/cancel", async (string id, RunManager runs) => await runs.Cancel(id) is { } run ? Results.Ok(run) : RunNotFound(id))
+            .WithSummary("Stop a run, whichever API instance executes it: transfers in flight end, no new ones start, the books are checked. An ended run is answered as it is");
         return app;
     }
 
@@ -53,14 +54,15 @@ public static class RunsApi
             return Problems.InvalidField("name", $"The name is at most {RunManager.MaxNameLength} printable characters.");
         }
 
-        var run = runs.Start(count!.Value, (int)accounts.Value, name);
+        var run = await runs.Start(count!.Value, (int)accounts.Value, name);
         return run is null
-            ? Problems.Create(StatusCodes.Status409Conflict, "too_many_runs", "Too many runs.", $"At most {RunManager.MaxActiveRuns} runs execute at once; cancel one or wait for it to end.")
+            ? Problems.Create(StatusCodes.Status409Conflict, "too_many_runs", "Too many runs.",
+                $"At most {RunManager.MaxActiveRuns} runs execute at once per API instance, and {LedgerRuns.MaxKept} in the cluster; cancel one or wait for it to end.")
             : TypedResults.Accepted($"/runs/{run.Id}", run);
     }
 
     private static IResult RunNotFound(string id) =>
-        Problems.Create(StatusCodes.Status404NotFound, "run_not_found", "No such run.", $"No run '{id}' is kept by this API process.");
+        Problems.Create(StatusCodes.Status404NotFound, "run_not_found", "No such run.", $"No run '{id}' is kept by the cluster.");
 
     /// <summary>The body of <c>POST /runs</c>.</summary>
     public sealed record StartRunBody(long Count, int? Accounts, string? Name);

@@ -234,10 +234,10 @@
       $('runs').prepend(li);
     }
 
-    const ended = ['done', 'cancelled', 'failed'].includes(run.state);
+    const ended = ['done', 'cancelled', 'failed', 'abandoned'].includes(run.state);
     li.className = `run ${run.state}`;
     const title = li.querySelector('.run-title');
-    title.title = `run ${run.id}`;
+    title.title = `run ${run.id}` + (run.executor ? `, executed by API instance ${run.executor}` : '');
     title.replaceChildren(document.createTextNode(run.name ?? `run …${run.id.slice(-8)}`),
       el('span', 'muted', ` · ${short(run.count)} transfers over ${int.format(run.accounts)} accounts`));
     const pct = run.count > 0 ? Math.min(100, Math.floor((run.done / run.count) * 100)) : 0;

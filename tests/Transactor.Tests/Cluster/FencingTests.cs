@@ -1,8 +1,14 @@
 using System.Buffers;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using Orleans.Serialization;
 using Orleans.TestingHost;
+using Transactor.Api.Events;
+using Transactor.Api.Metrics;
+using Transactor.Api.Runs;
 using Transactor.Domain;
 using Transactor.Grains;
 
@@ -389,6 +395,91 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
             foreach (var held in recoveries)
             {
                 held.Release();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Two drivers complete one movement: the first is held before its first apply (after its
+    /// decision) until its lease has run out and recovery's driver has completed the movement, then
+    /// goes on and completes it too. Each publishes the end, and the silo counts both; an API's
+    /// metrics stream counts the movement once (docs/events.md, <c>GET /events/metrics</c>).
+    /// </summary>
+    [Fact]
+    public async Task A_movement_completed_by_two_drivers_counts_once_on_the_metrics_stream()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var json = Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions());
+        var log = new TransferEventLog(json, clock);
+        var feed = new MetricsFeed();
+        var metrics = new LiveMetrics(log, feed, new ApiMetrics(), new RunBoard(null!, feed, json, clock, NullLogger<RunBoard>.Instance), null!, json, clock, NullLogger<LiveMetrics>.Instance);
+        var reference = Cluster.Client.CreateObjectReference<ILedgerEventObserver>(log);
+        try
+        {
+            await Cluster.Client.Hub().Subscribe(reference);
+            var ledger = new Ledger(Cluster.Client);
+            var ids = await ledger.OpenFunded(Ledger.NewId("two-drivers"), 2, 1_000);
+            // The silo reads its receivers every 2 s; then nothing else ends while the movement is watched.
+            await Ledger.WaitUntil(() => Task.FromResult(log.SiloLoads().Count > 0), Timeout);
+            await Quiet(log);
+            metrics.Sample();
+            using var watcher = log.Subscribe(null, null, backlog: 0)!;
+            var duplicates = log.Duplicates().Dropped;
+
+            var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
+            var held = HeldCalls.Before("Commit", request.TransferId);
+            var original = ledger.Coordinator.Execute(request);
+            await held.Reached.Task.WaitAsync(Timeout);
+            var ends = new List<TransferEventLog.TransferEvent>();
+            await Ledger.WaitUntil(() =>
+            {
+                while (watcher.Buffer.Reader.TryRead(out var entry))
+                {
+                    ends.Add(entry);
+                }
+
+                return Task.FromResult(ends.Any(e => e.Json.Contains(request.TransferId, StringComparison.Ordinal)));
+            }, Timeout);
+
+            // Recovery's driver completed it; the first one goes on, and completes it again.
+            held.Release();
+            Assert.Equal(TransferStatus.Committed, (await original).Status);
+            await Ledger.WaitUntil(() => Task.FromResult(log.Duplicates().Dropped > duplicates), Timeout);
+            await Quiet(log);
+            while (watcher.Buffer.Reader.TryRead(out var entry))
+            {
+                ends.Add(entry);
+            }
+
+            clock.Advance(TimeSpan.FromSeconds(1));
+            var sample = metrics.Sample();
+            Assert.Single(ends, e => e.Json.Contains(request.TransferId, StringComparison.Ordinal));
+            Assert.Equal(ends.Count(e => e.Json.Contains("\"status\":\"committed\"", StringComparison.Ordinal)), sample.Committed);
+            Assert.Equal(duplicates + 1, log.Duplicates().Dropped);
+            await ledger.WaitUntilQuiet(ids, Timeout);
+            await ledger.AssertBalanced(ids, 2_000);
+        }
+        finally
+        {
+            await Cluster.Client.Hub().Unsubscribe(reference);
+            Cluster.Client.DeleteObjectReference<ILedgerEventObserver>(reference);
+        }
+    }
+
+    /// <summary>Until no batch with movements has arrived for half a second (the silo sends every 100 ms).</summary>
+    private static async Task Quiet(TransferEventLog log)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        var received = log.Received;
+        var since = DateTime.UtcNow;
+        while (DateTime.UtcNow - since < TimeSpan.FromMilliseconds(500))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "movements kept ending");
+            await Task.Delay(50);
+            if (log.Received != received)
+            {
+                received = log.Received;
+                since = DateTime.UtcNow;
             }
         }
     }

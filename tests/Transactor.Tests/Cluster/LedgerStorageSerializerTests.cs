@@ -29,6 +29,17 @@ public sealed class LedgerStorageSerializerTests
         new RecoveryShardState { InFlight = { ["t-1"] = DateTimeOffset.UnixEpoch } },
         Packed(new ShardListing("t-1", DateTimeOffset.UnixEpoch, null)),
         new AccountDirectoryState { AccountIds = ["a", "b"] },
+        new RunRegistryState
+        {
+            Runs =
+            {
+                new RunEntry
+                {
+                    View = new RunView("r-1", "a run", 10, 2, "done", false, 10, 9, 1, 0, 5.5, 2, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, new BooksView(true, 2, 2, 0, 2), null, "0a1b2c3d"),
+                    Lease = TimeSpan.FromSeconds(10),
+                },
+            },
+        },
     };
 
     [Theory]

@@ -1,0 +1,104 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using Transactor.Api.Events;
+using Transactor.Api.Metrics;
+using Transactor.Api.Runs;
+
+namespace Transactor.Tests.Events;
+
+/// <summary>The metrics stream's figures from the silos' batches, without a cluster.</summary>
+public sealed class LiveMetricsTests
+{
+    private const string One = "S10.0.0.1:11111:1";
+    private const string Two = "S10.0.0.2:11111:1";
+
+    /// <summary>
+    /// Two drivers of one movement (a takeover racing the first driver, or recovery) may both complete
+    /// it, each on its own silo: each silo counts it and sends its end. The committed rate counts it once.
+    /// </summary>
+    [Fact]
+    public async Task A_movement_completed_by_two_drivers_counts_once_in_the_committed_and_rejected_rates()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), clock);
+        var metrics = Metrics(log, clock);
+        var silos = new Silos(log, clock);
+
+        // Both silos known, counting from here.
+        await silos.Send(One);
+        await silos.Send(Two);
+        metrics.Sample();
+
+        // m-1 ended on silo one only; m-2 was completed by a driver on each silo.
+        await silos.Send(One, ("m-1", TransferStatus.Committed), ("m-2", TransferStatus.Committed));
+        await silos.Send(Two, ("m-2", TransferStatus.Committed));
+        var first = Next(metrics, clock);
+        Assert.Equal(2, first.Committed);
+        Assert.Equal(0, first.Rejected);
+        Assert.Equal(1, first.Events.Duplicates);
+
+        // The other way round, and a rejection: silo two ends m-3 and m-4 first, silo one ends them again later.
+        await silos.Send(Two, ("m-3", TransferStatus.Committed), ("m-4", TransferStatus.Rejected));
+        await silos.Send(One, ("m-3", TransferStatus.Committed), ("m-5", TransferStatus.Committed));
+        await silos.Send(One, ("m-4", TransferStatus.Rejected));
+        var second = Next(metrics, clock);
+        Assert.Equal(2, second.Committed);
+        Assert.Equal(1, second.Rejected);
+        Assert.Equal(3, second.Events.Duplicates);
+
+        // A second driver's end arriving in a later second than the first one's is not counted either.
+        await silos.Send(One, ("m-6", TransferStatus.Committed));
+        Assert.Equal(1, Next(metrics, clock).Committed);
+        await silos.Send(Two, ("m-6", TransferStatus.Committed));
+        Assert.Equal(0, Next(metrics, clock).Committed);
+
+        // A batch that arrives after a later one of its silo (one-way calls are not ordered) counts nothing twice.
+        var late = silos.Make(Two, ("m-7", TransferStatus.Committed));
+        await silos.Send(Two, ("m-8", TransferStatus.Committed), ("m-1", TransferStatus.Committed));
+        await log.OnEvents(late);
+        await silos.Send(One, ("m-9", TransferStatus.Committed));
+        Assert.Equal(3, Next(metrics, clock).Committed);
+        Assert.Equal(0, Next(metrics, clock).Committed);
+    }
+
+    private static LiveMetricsView Next(LiveMetrics metrics, FakeTimeProvider clock)
+    {
+        clock.Advance(TimeSpan.FromSeconds(1));
+        return metrics.Sample();
+    }
+
+    private static LiveMetrics Metrics(TransferEventLog log, TimeProvider clock)
+    {
+        var json = Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions());
+        var feed = new MetricsFeed();
+        // Sample reads neither the cluster nor the registry: the cluster view is read by the service's loop, the runs by the board's.
+        var board = new RunBoard(null!, feed, json, clock, NullLogger<RunBoard>.Instance);
+        return new LiveMetrics(log, feed, new ApiMetrics(), board, null!, json, clock, NullLogger<LiveMetrics>.Instance);
+    }
+
+    /// <summary>Silos as the publisher makes their batches: numbered movements, and a load that counts every end sent so far, second ends too.</summary>
+    private sealed class Silos(TransferEventLog log, FakeTimeProvider clock)
+    {
+        private readonly Dictionary<string, (long Sent, long Committed, long Rejected)> _silos = [];
+        private DateTimeOffset _at = clock.GetUtcNow();
+
+        public Task Send(string silo, params (string Id, TransferStatus Status)[] ends) => log.OnEvents(Make(silo, ends));
+
+        public LedgerEventBatch Make(string silo, params (string Id, TransferStatus Status)[] ends)
+        {
+            var (sent, committed, rejected) = _silos.GetValueOrDefault(silo);
+            committed += ends.Count(e => e.Status == TransferStatus.Committed);
+            rejected += ends.Count(e => e.Status == TransferStatus.Rejected);
+            _silos[silo] = (sent + ends.Length, committed, rejected);
+            // Each batch made later than the one before, as a silo stamps its loads (the clock of the test moves by whole seconds).
+            _at = _at.AddMilliseconds(1);
+            return new LedgerEventBatch(
+                silo,
+                ends.Select(e => new MovementEvent(e.Id, TransferKind.Transfer, "a", "b", 100, "USD", e.Status, e.Status == TransferStatus.Rejected ? "insufficient_funds" : null, 1.5, null, _at, null, 0, null, 0)).ToArray(),
+                new SiloLoad(committed, rejected, 0, 0, 0, 1, 1, _at),
+                0,
+                sent + 1);
+        }
+    }
+}
