@@ -50,6 +50,13 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     /// <summary>What the stored list holds of this listing; null until the next write encodes it.</summary>
     public byte[]? Encoded { get; set; }
 
+    /// <summary>
+    /// For a large listing (over <see cref="RecoveryShardGrain.LargeListingBytes"/>), its size when
+    /// listed, which counts against <see cref="RecoveryShardGrain.MaxLargeListedBytes"/> while it is
+    /// listed (a decision or a lease later adds a few bytes); 0 for any other.
+    /// </summary>
+    public int LargeBytes { get; set; }
+
     /// <summary>True once this activation has read the movement's row: it has not ended, and its etag is known.</summary>
     public bool RowRead { get; set; }
 

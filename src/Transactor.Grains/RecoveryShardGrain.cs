@@ -24,6 +24,20 @@ public sealed partial class RecoveryShardGrain(
     /// <summary>Most movements one shard lists at once; beyond it new movements are refused (back-pressure).</summary>
     public const int MaxInFlight = 100_000;
 
+    /// <summary>
+    /// A listing larger than this (in the stored list's encoding) is large: a linked transfer of many
+    /// legs, or a movement with much metadata. An ordinary transfer's listing is about 300 bytes.
+    /// </summary>
+    public const int LargeListingBytes = 2 * 1024;
+
+    /// <summary>
+    /// Most bytes of large listings one shard lists at once. Every write of a shard's list carries
+    /// every listing, so this bounds what large movements add to each write, whoever's movement the
+    /// write is for. A new large movement that would go beyond it is refused (back-pressure, nothing
+    /// recorded) unless the shard lists no large one: any one movement fits.
+    /// </summary>
+    public const int MaxLargeListedBytes = 256 * 1024;
+
     /// <summary>Most movements one reminder tick hands to coordinators.</summary>
     public const int MaxRecoveriesPerTick = 1_000;
 
@@ -47,6 +61,9 @@ public sealed partial class RecoveryShardGrain(
 
     /// <summary>Counts the movements that left the list while a read of their row was in flight.</summary>
     private long _endings;
+
+    /// <summary>The sum of <see cref="ListedMovement.LargeBytes"/> over the list: what large listings add to each write.</summary>
+    private long _largeListedBytes;
     private ShardListStore _list = null!;
     private IGrainStorage _rows = null!;
 
@@ -62,7 +79,10 @@ public sealed partial class RecoveryShardGrain(
         });
         foreach (var listed in _list.Load())
         {
-            _listings[listed.TransferId] = new ListedMovement(listed.ListedAt, listed.Record) { Epoch = listed.Epoch };
+            var loaded = new ListedMovement(listed.ListedAt, listed.Record) { Epoch = listed.Epoch };
+            // Counted against the budget as any listing is, so that a restart does not reset it.
+            CountIfLarge(loaded, _list.Encode(listed.TransferId, loaded));
+            _listings[listed.TransferId] = loaded;
         }
 
         if (_listings.Count > 0)
@@ -110,16 +130,24 @@ public sealed partial class RecoveryShardGrain(
             return await Ticket(transferId, listing, request);
         }
 
+        // Refused before anything is recorded, as admission refuses: a retry of the key is a first attempt.
         if (_listings.Count >= MaxInFlight)
         {
-            throw new InvalidOperationException($"Recovery shard {this.GetPrimaryKeyLong()} lists {_listings.Count} movements, the limit is {MaxInFlight}.");
+            throw new LedgerOverloadedException($"Recovery shard {this.GetPrimaryKeyLong()} lists {_listings.Count} movements, the limit is {MaxInFlight}: nothing was recorded; retry later with the same idempotency key.");
         }
 
         // Listing the record is what records it: durable before any account is touched. Concurrent
         // retries of the key find the lease held for this caller meanwhile, and wait for the outcome.
         // The first lease (epoch 1) is stored with the listing: the caller drives under it.
         var created = ListedMovement.Begun(request, time, Caller());
+        var bytes = _list.Encode(transferId, created);
+        if (bytes > LargeListingBytes && _largeListedBytes > 0 && _largeListedBytes + bytes > MaxLargeListedBytes)
+        {
+            throw new LedgerOverloadedException($"Recovery shard {this.GetPrimaryKeyLong()} lists {_largeListedBytes} bytes of large movements, the limit is {MaxLargeListedBytes}, and this one takes {bytes}: nothing was recorded; retry later with the same idempotency key.");
+        }
+
         (created.RowRead, created.RowETag) = (true, found.RowETag);
+        CountIfLarge(created, bytes);
         _listings.Add(transferId, created);
         await _list.Stored(_list.Changed());
         if (!created.Holds(1))
@@ -413,6 +441,16 @@ public sealed partial class RecoveryShardGrain(
         return new DriveTicket(listing.Record, _options.LeaseDuration, Conflict: false, Completed: false, Created: false, Epoch: epoch);
     }
 
+    /// <summary>Counts <paramref name="listing"/>, encoded in <paramref name="bytes"/>, against <see cref="MaxLargeListedBytes"/> when it is large.</summary>
+    private void CountIfLarge(ListedMovement listing, int bytes)
+    {
+        if (bytes > LargeListingBytes)
+        {
+            listing.LargeBytes = bytes;
+            _largeListedBytes += bytes;
+        }
+    }
+
     private bool IsListed(string transferId, ListedMovement listing) => _listings.TryGetValue(transferId, out var current) && current == listing;
 
     /// <summary>
@@ -453,6 +491,7 @@ public sealed partial class RecoveryShardGrain(
         if (_listings.TryGetValue(transferId, out var current) && current == listing)
         {
             _listings.Remove(transferId);
+            _largeListedBytes -= listing.LargeBytes;
             _list.Changed();
             if (_rowReads.TryGetValue(transferId, out var reads))
             {

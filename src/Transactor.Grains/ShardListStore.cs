@@ -20,6 +20,7 @@ internal sealed class ShardListStore
     private readonly GroupCommit _commit;
     private readonly RecoveryShardState _snapshot = new();
     private readonly ArrayBufferWriter<byte> _snapshotBytes = new();
+    private readonly ArrayBufferWriter<byte> _encodeBytes = new();
     private Exception? _broken;
 
     public ShardListStore(
@@ -40,6 +41,18 @@ internal sealed class ShardListStore
 
     /// <summary>The listings storage held when the activation read its state.</summary>
     public List<ShardListing> Load() => _state.State.ReadListings(_serializer);
+
+    /// <summary>
+    /// Encodes <paramref name="listing"/> as the stored list holds it, now (the next write copies
+    /// these bytes unless the listing changes first), and returns its size in bytes.
+    /// </summary>
+    public int Encode(string transferId, ListedMovement listing)
+    {
+        _encodeBytes.ResetWrittenCount();
+        RecoveryShardState.Append(_serializer, new ShardListing(transferId, listing.ListedAt, listing.Record, listing.Epoch), _encodeBytes);
+        listing.Encoded = _encodeBytes.WrittenSpan.ToArray();
+        return listing.Encoded.Length;
+    }
 
     /// <summary>Notes a change to the list; returns its number.</summary>
     public long Changed() => _commit.Changed();

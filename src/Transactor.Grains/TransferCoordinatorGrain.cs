@@ -391,6 +391,10 @@ public sealed partial class TransferCoordinatorGrain(
             if (record.Status == TransferStatus.Pending)
             {
                 var prepared = await PrepareAll(request, sides, lease);
+                // The furthest any pass got: a later pass can be refused sooner than an earlier one
+                // reached (a linked transfer's check reads live state, such as a lock set meanwhile),
+                // and every side an earlier pass prepared holds its entry until it is aborted.
+                var reached = prepared.Reached;
                 for (var renewals = 0; prepared.Reason is null; renewals++)
                 {
                     // Out of lease (busy accounts), or superseded: renew it if nobody has taken it over,
@@ -403,6 +407,7 @@ public sealed partial class TransferCoordinatorGrain(
 
                     lease = lease with { AskedAt = asked, Length = renewed };
                     prepared = await PrepareAll(request, sides, lease);
+                    reached = Math.Max(reached, prepared.Reached);
                 }
 
                 faults.OnStep(TransferStep.AfterPrepare, request.TransferId);
@@ -427,9 +432,11 @@ public sealed partial class TransferCoordinatorGrain(
 
                 if (recordedNow && record.Status == TransferStatus.Rejected && record.DecidedEpoch == lease.Epoch)
                 {
-                    // Only this driver ever prepared (the first, and it decided): a side its prepares
-                    // did not reach holds nothing, so it is read, not aborted (which would read storage to be sure).
-                    sidesToApply = prepared.Reached;
+                    // Only this driver ever prepared (the first, and it decided), and every prepare it
+                    // sent was answered before it decided: a side none of its passes reached holds
+                    // nothing, so it is read, not aborted (which would read storage to be sure). Every
+                    // side any pass reached is aborted now, not left to the accounts' look.
+                    sidesToApply = reached;
                 }
 
                 faults.OnStep(TransferStep.AfterDecide, request.TransferId);

@@ -36,6 +36,7 @@ public static class BatchTransfersApi
             .Accepts<BatchItem[]>("application/json")
             .Produces<BatchView>(StatusCodes.Status200OK)
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .WithMetadata(new BodyLimit(MaxBytes))
             .RequireLedgerAdmission();
         return app;
     }

@@ -24,7 +24,8 @@ public static class TransfersApi
             .WithDescription("Either {from,to,amount,currency} (optionally pending and timeout), or {legs:[{from,to,amount,currency},...]} for a linked transfer: 1-100 legs under one idempotency key, all applied or none; a rejection names the leg at fault (failed_leg). Both take optional metadata: up to 16 string key/values.")
             .Accepts<TransferBody>("application/json")
             .Produces<TransferView>(StatusCodes.Status201Created)
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .WithMetadata(new BodyLimit(JsonBody.MaxLinkedBytes))
             .RequireLedgerAdmission();
         group.MapPost("/transfer", (HttpContext context, IClusterClient client, ApiMetrics metrics) => Transfer(context, client, metrics, SimpleRequired))
             .WithSummary("Transfer money; the currency is taken from the accounts")
@@ -311,8 +312,9 @@ public static class TransfersApi
         }
 
         // A client key reads a movement of an account it owns, and learns nothing of any other,
-        // not even whether it exists.
-        if (!admin && !await OwnsEither(context, access, result.Request))
+        // not even whether it exists. Of a linked transfer it reads the legs that name its accounts.
+        var owned = admin ? null : await OwnedAccounts(context, access, result.Request);
+        if (owned is { Count: 0 })
         {
             return NotTheirs();
         }
@@ -322,23 +324,34 @@ public static class TransfersApi
             ? await client.GetTransferResult(PendingTransfers.EndId(id))
             : null;
         var view = TransferView.Of(result, end);
-        return TypedResults.Ok(admin ? view : view.ShowingOnly(result, account => AccountAccess.MaySee(context, account)));
+        return TypedResults.Ok(owned is null ? view : view.ShowingOnly(result, account => AccountAccess.MaySee(context, account)).WithLegsOf(result, owned));
     }
 
-    private static async Task<bool> OwnsEither(HttpContext context, AccountAccess access, TransferRequest request)
+    /// <summary>
+    /// The accounts <paramref name="request"/> names that the caller owns: every one for a linked
+    /// transfer (its view shows their legs), the first found for any other movement (either
+    /// account is enough to read it). Empty when it owns none.
+    /// </summary>
+    private static async Task<HashSet<string>> OwnedAccounts(HttpContext context, AccountAccess access, TransferRequest request)
     {
+        var linked = request.Legs is not null;
         string?[] named = request.Legs is { } legs
             ? [.. legs.Items.SelectMany(l => new[] { l.DebitAccountId, l.CreditAccountId }).Distinct(StringComparer.Ordinal)]
             : [request.DebitAccountId, request.CreditAccountId];
+        var owned = new HashSet<string>(StringComparer.Ordinal);
         foreach (var account in named)
         {
             if (account is not null && await access.RequireOwner(context, account) is null)
             {
-                return true;
+                owned.Add(account);
+                if (!linked)
+                {
+                    break;
+                }
             }
         }
 
-        return false;
+        return owned;
     }
 
     private static IResult NotTheirs() =>

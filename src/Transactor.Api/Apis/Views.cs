@@ -24,8 +24,8 @@ public sealed record AccountView(
             s.AllowOverdraft, s.CreditLimitMinor, s.Metadata?.ToDictionary());
 }
 
-/// <summary>One leg of a linked transfer as the API shows it.</summary>
-public sealed record LegView(string From, string To, long Amount, string? Currency);
+/// <summary>One leg of a linked transfer as the API shows it; <c>Index</c> is its place among the legs sent (from 0), which <c>failed_leg</c> names.</summary>
+public sealed record LegView(string From, string To, long Amount, string? Currency, int Index);
 
 /// <summary>A page of accounts; pass <see cref="Next"/> as <c>after</c> to get the next one.</summary>
 /// <param name="Total">Every open account; null for a client key, which sees only its own.</param>
@@ -39,7 +39,8 @@ public sealed record AccountPageView(IReadOnlyList<AccountView> Items, string? N
 /// <c>PostedAmount</c> once one is posted. A linked transfer is kind <c>linked</c>: its <c>Legs</c>
 /// in the order sent, <c>Amount</c> their sum, no <c>From</c> or <c>To</c>, every account it names in
 /// <c>Accounts</c> (ascending id order, once it has ended), and when rejected the index of the leg at
-/// fault in <c>FailedLeg</c>. <c>Metadata</c> is the client's key/values on the movement.
+/// fault in <c>FailedLeg</c>; a client key reads only the legs that name its accounts
+/// (<see cref="WithLegsOf"/>). <c>Metadata</c> is the client's key/values on the movement.
 /// </summary>
 public sealed record TransferView(
     string Id,
@@ -108,6 +109,37 @@ public sealed record TransferView(
         };
     }
 
+    /// <summary>
+    /// This view of a linked transfer as a client key that owns the accounts <paramref name="owned"/>
+    /// may read it (docs/security.md, "Owners"): only the legs that name one of them, each as the
+    /// single transfer it would read if the leg were one; <c>Amount</c> and <c>Currency</c> of those
+    /// legs; <c>FailedLeg</c> only when it is one of them. Any other movement is returned as it is.
+    /// </summary>
+    public TransferView WithLegsOf(TransferResult r, IReadOnlySet<string> owned)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        ArgumentNullException.ThrowIfNull(owned);
+        if (r.Request.Legs is not { } legs || Legs is null)
+        {
+            return this;
+        }
+
+        LegView[] shown = [.. Legs.Where(l => owned.Contains(l.From) || owned.Contains(l.To))];
+        if (shown.Length == legs.Count)
+        {
+            return this;
+        }
+
+        var currencies = shown.Select(l => l.Currency).Distinct(StringComparer.Ordinal).ToArray();
+        return this with
+        {
+            Legs = shown,
+            Amount = shown.Sum(l => l.Amount),
+            Currency = currencies is [{ } only] ? only : null,
+            FailedLeg = FailedLeg is { } failed && shown.Any(l => l.Index == failed) ? failed : null,
+        };
+    }
+
     private static TransferView Plain(TransferResult r) => new(
         r.TransferId,
         r.Request.Kind.ToString().ToLowerInvariant(),
@@ -121,7 +153,7 @@ public sealed record TransferView(
         r.Debit is { } d ? AccountView.From(d) : null,
         r.Credit is { } c ? AccountView.From(c) : null,
         Metadata: r.Request.Metadata?.ToDictionary(),
-        Legs: r.Request.Legs is { } legs ? [.. legs.Items.Select(l => new LegView(l.DebitAccountId, l.CreditAccountId, l.AmountMinor, l.Currency))] : null,
+        Legs: r.Request.Legs is { } legs ? [.. legs.Items.Select((l, i) => new LegView(l.DebitAccountId, l.CreditAccountId, l.AmountMinor, l.Currency, i))] : null,
         FailedLeg: r.FailedLeg,
         Accounts: r.Accounts is { } accounts ? [.. accounts.Select(AccountView.From)] : null);
 

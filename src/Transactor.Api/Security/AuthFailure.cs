@@ -5,7 +5,7 @@ namespace Transactor.Api.Security;
 /// <summary>Why a request was not authenticated: its stable problem code and the detail shown.</summary>
 public sealed record AuthFailure(string Code, string Title, string Detail)
 {
-    /// <summary>The status of the answer: 401, unless the failure is the server's (503) or a limit's (429).</summary>
+    /// <summary>The status of the answer: 401, unless the failure is the server's (503), a limit's (429) or the body's size (413).</summary>
     public int Status { get; init; } = StatusCodes.Status401Unauthorized;
 
     /// <summary>Seconds to send in <c>Retry-After</c>, when waiting helps.</summary>
@@ -44,12 +44,18 @@ public sealed record AuthFailure(string Code, string Title, string Detail)
         RetryAfterSeconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds)),
     };
 
+    /// <summary>A signed body larger than its endpoint accepts: refused as the endpoint refuses it, 413 (its signature is not checked).</summary>
+    public static AuthFailure BodyTooLarge(int maxBytes) => new("payload_too_large", "The body is too large.", $"Bodies are limited to {maxBytes} bytes.")
+    {
+        Status = StatusCodes.Status413PayloadTooLarge,
+    };
+
     public static AuthFailure SignatureInvalid(string detail) => new("signature_invalid", "The request signature is not valid.", detail);
 
     public static AuthFailure SignatureStale(TimeSpan window, TimeSpan maxAhead) => new("signature_stale", "The request's timestamp is too far from the server's clock.",
         $"Signature-Timestamp must be at most {window.TotalMinutes:0.#} minutes behind the server's time and {maxAhead.TotalSeconds:0} s ahead of it; sign the request again now (with a synchronised clock).");
 
-    /// <summary>The problem: a 401 with the challenge RFC 6750 asks for, or a 429 or 503 with <c>Retry-After</c>.</summary>
+    /// <summary>The problem: a 401 with the challenge RFC 6750 asks for, a 413, or a 429 or 503 with <c>Retry-After</c>.</summary>
     public IResult ToProblem(HttpResponse response)
     {
         ArgumentNullException.ThrowIfNull(response);

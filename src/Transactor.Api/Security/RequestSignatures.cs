@@ -71,10 +71,13 @@ public static class RequestSignatures
             return (AuthFailure.SignatureStale(window, maxAhead), null, default);
         }
 
-        var bodyHash = await HashBody(request);
+        // The endpoint's own limit: a signed request may carry any body the endpoint takes unsigned,
+        // and a larger one is refused as the endpoint would refuse it (413), not as a bad signature.
+        var maxBytes = BodyLimit.Of(request.HttpContext);
+        var bodyHash = await HashBody(request, maxBytes);
         if (bodyHash is null)
         {
-            return (AuthFailure.SignatureInvalid($"A signed body is at most {JsonBody.MaxBytes} bytes."), null, default);
+            return (AuthFailure.BodyTooLarge(maxBytes), null, default);
         }
 
         var (path, query) = Target(request);
@@ -117,12 +120,13 @@ public static class RequestSignatures
     }
 
     /// <summary>
-    /// SHA-256 of the body; null when it is larger than any the API accepts. The body is read into
-    /// memory (at most <see cref="JsonBody.MaxBytes"/>) and the request reads it from there again.
+    /// SHA-256 of the body; null when it is larger than <paramref name="maxBytes"/>, the endpoint's
+    /// limit (<see cref="BodyLimit"/>). The body is read into memory (at most that) and the request
+    /// reads it from there again.
     /// </summary>
-    private static async Task<byte[]?> HashBody(HttpRequest request)
+    private static async Task<byte[]?> HashBody(HttpRequest request, int maxBytes)
     {
-        if (request.ContentLength is > JsonBody.MaxBytes)
+        if (request.ContentLength > maxBytes)
         {
             return null;
         }
@@ -134,7 +138,7 @@ public static class RequestSignatures
             int read;
             while ((read = await request.Body.ReadAsync(buffer, request.HttpContext.RequestAborted)) > 0)
             {
-                if (body.Length + read > JsonBody.MaxBytes)
+                if (body.Length + read > maxBytes)
                 {
                     return null;
                 }

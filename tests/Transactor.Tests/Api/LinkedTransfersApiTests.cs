@@ -52,6 +52,13 @@ public sealed class LinkedTransfersApiTests(ApiFixture api)
         Assert.Equal(1, problem.GetProperty("failed_leg").GetInt32());
         Assert.StartsWith("Leg 1:", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal((1_000L, 0L, 10L), (await _client.Available(a), await _client.Available(b), await _client.Available(c)));
+        foreach (var account in new[] { a, b, c })
+        {
+            // Whatever was prepared before c refused (ids are random, so order is too) is released before the answer.
+            var balances = await _client.GetFromJsonAsync<JsonElement>($"/accounts/{account}");
+            Assert.Equal((0L, 0L), (balances.GetProperty("reserved").GetInt64(), balances.GetProperty("incoming").GetInt64()));
+        }
+
         var read = await _client.GetFromJsonAsync<JsonElement>($"/transfers/{key}");
         Assert.Equal(("rejected", "insufficient_funds", 1), (read.GetProperty("status").GetString(), read.GetProperty("reason").GetString(), read.GetProperty("failed_leg").GetInt32()));
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -588,7 +589,167 @@ public sealed class SecurityApiTests(ApiFixture api)
         }
     }
 
+    /// <summary>
+    /// Review of linked transfers, M2: a key that must sign sends any body the endpoint takes unsigned,
+    /// here a linked transfer of 100 legs with full metadata (over 16 KiB), and a signed body over the
+    /// endpoint's limit is 413 payload_too_large, never 401, with nothing moved, whether its length is
+    /// declared or not; the limit is each endpoint's own.
+    /// </summary>
+    [Fact]
+    public async Task A_signing_key_sends_a_linked_transfer_of_100_legs_and_a_signed_body_over_the_endpoints_limit_is_413()
+    {
+        var (key, _) = await CreateKey("signed-legs", "client", requireSignature: true);
+        var signingKey = ApiKeySecrets.SigningKey(key.Split('.')[2]);
+        using var client = Authorized(api.Server.CreateClient(), key);
+        var now = DateTimeOffset.UtcNow;
+        var payer = LongAccountId("payer");
+        using (var open = await client.SendAsync(Signed(signingKey, HttpMethod.Post, "/accounts", $$"""{"id":"{{payer}}","currency":"USD"}""", now)))
+        {
+            Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        }
+
+        await DepositAs(_admin, payer, 10_000);
+        var payees = new string[10];
+        for (var i = 0; i < payees.Length; i++)
+        {
+            payees[i] = LongAccountId($"payee{i}");
+            using var open = await _admin.SendAsync(Http.Post("/accounts", $$"""{"id":"{{payees[i]}}","currency":"USD"}"""));
+            Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        }
+
+        var legs = string.Join(",", Enumerable.Range(0, 100).Select(i => $$"""{"from":"{{payer}}","to":"{{payees[i % payees.Length]}}","amount":{{i + 1}},"currency":"USD"}"""));
+        var metadata = "{" + string.Join(",", Enumerable.Range(0, 16).Select(i => $"\"key{i}\":\"{new string('v', 256)}\"")) + "}";
+        var json = $$"""{"legs":[{{legs}}],"metadata":{{metadata}}}""";
+        Assert.InRange(Encoding.UTF8.GetByteCount(json), 16 * 1024 + 1, 64 * 1024);
+        var before = await Balances([payer, .. payees]);
+
+        // Over the endpoint's limit (64 KiB for POST /transfers), signed correctly: 413, with and without a declared length.
+        var oversize = json + new string(' ', 64 * 1024);
+        var oversizeKey = Key();
+        using (var declared = await client.SendAsync(Signed(signingKey, HttpMethod.Post, "/transfers", oversize, now, oversizeKey)))
+        {
+            await declared.AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        }
+
+        using (var streamed = Signed(signingKey, HttpMethod.Post, "/transfers", oversize, now, oversizeKey))
+        {
+            streamed.Content?.Dispose();
+            streamed.Content = new UnsizedContent(Encoding.UTF8.GetBytes(oversize));
+            using var response = await client.SendAsync(streamed);
+            await response.AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        }
+
+        // The limit is each endpoint's: a deposit's body (16 KiB at most) of 20 KiB is 413 too.
+        using (var deposit = await client.SendAsync(Signed(signingKey, HttpMethod.Post, $"/accounts/{payer}/deposits", """{"amount":1}""" + new string(' ', 20 * 1024), now, Key())))
+        {
+            await deposit.AssertProblem(HttpStatusCode.RequestEntityTooLarge, "payload_too_large");
+        }
+
+        Assert.Equal(before, await Balances([payer, .. payees]));
+        using (var none = await _admin.GetAsync($"/transfers/{oversizeKey}"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        }
+
+        // Within it, signed: the 100 legs are applied.
+        using (var created = await client.SendAsync(Signed(signingKey, HttpMethod.Post, "/transfers", json, now, Key())))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            Assert.Equal(100, (await created.Body()).GetProperty("legs").GetArrayLength());
+        }
+
+        Assert.Equal(10_000 - 5_050, await _admin.Available(payer));
+        for (var i = 0; i < payees.Length; i++)
+        {
+            // Payee i got legs i+1, i+11, ..., i+91.
+            Assert.Equal(Enumerable.Range(0, 10).Sum(k => i + 1 + 10 * k), await _admin.Available(payees[i]));
+        }
+    }
+
+    /// <summary>
+    /// Review of linked transfers, M3 and M5: a client key reads of a linked transfer the legs that name
+    /// an account it owns, as it would read each of them were it a transfer of its own (with the
+    /// movement's metadata, and balances of its own accounts only), and nothing of the other legs'
+    /// accounts; a key that owns none of its accounts gets 403; a client key cannot debit another's
+    /// account in any leg.
+    /// </summary>
+    [Fact]
+    public async Task A_client_key_reads_only_the_legs_of_a_linked_transfer_that_name_its_accounts()
+    {
+        using var payerKey = await ClientWithNewKey("payer");
+        using var merchantKey = await ClientWithNewKey("merchant");
+        using var partnerKey = await ClientWithNewKey("partner");
+        using var strangerKey = await ClientWithNewKey("stranger");
+        var payer = await payerKey.OpenAccount(5_000);
+        var merchant = await merchantKey.OpenAccount();
+        var partner = await partnerKey.OpenAccount();
+        var fees = await _admin.OpenAccount();
+        var key = Key();
+        var json = $$$"""{"legs":[{"from":"{{{payer}}}","to":"{{{merchant}}}","amount":2000,"currency":"USD"},{"from":"{{{payer}}}","to":"{{{fees}}}","amount":50,"currency":"USD"},{"from":"{{{payer}}}","to":"{{{partner}}}","amount":300,"currency":"USD"}],"metadata":{"orderId":"o-9"}}""";
+
+        using (var created = await payerKey.SendAsync(Http.Post("/transfers", json, key)))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            var answer = await created.Body();
+            Assert.Equal((3, 2350L), (answer.GetProperty("legs").GetArrayLength(), answer.GetProperty("amount").GetInt64()));
+            Assert.Equal([payer], answer.GetProperty("accounts").EnumerateArray().Select(a => a.GetProperty("id").GetString()!));
+        }
+
+        // The payer's key reads all three legs; the merchant's and the partner's each their own leg.
+        var payerRead = await payerKey.GetFromJsonAsync<JsonElement>($"/transfers/{key}");
+        Assert.Equal([0, 1, 2], payerRead.GetProperty("legs").EnumerateArray().Select(l => l.GetProperty("index").GetInt32()));
+        foreach (var (reader, account, leg, amount) in new[] { (merchantKey, merchant, 0, 2000L), (partnerKey, partner, 2, 300L) })
+        {
+            using var response = await reader.GetAsync($"/transfers/{key}");
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var read = await response.Body();
+            var raw = read.GetRawText();
+            var only = Assert.Single(read.GetProperty("legs").EnumerateArray());
+            Assert.Equal((payer, account, amount, leg), (only.GetProperty("from").GetString(), only.GetProperty("to").GetString(), only.GetProperty("amount").GetInt64(), only.GetProperty("index").GetInt32()));
+            Assert.Equal((amount, "USD", "o-9"), (read.GetProperty("amount").GetInt64(), read.GetProperty("currency").GetString(), read.GetProperty("metadata").GetProperty("orderId").GetString()));
+            var balances = Assert.Single(read.GetProperty("accounts").EnumerateArray());
+            Assert.Equal((account, amount), (balances.GetProperty("id").GetString(), balances.GetProperty("available").GetInt64()));
+            foreach (var other in new[] { fees, merchant, partner }.Where(a => a != account))
+            {
+                Assert.DoesNotContain(other, raw, StringComparison.Ordinal);
+            }
+        }
+
+        using (var stranger = await strangerKey.GetAsync($"/transfers/{key}"))
+        {
+            await stranger.AssertProblem(HttpStatusCode.Forbidden, "not_owner");
+        }
+
+        // A rejected one: the leg at fault is named to a reader who sees it, and to no other.
+        var rejectedKey = Key();
+        var overdraft = $$"""{"legs":[{"from":"{{payer}}","to":"{{merchant}}","amount":10,"currency":"USD"},{"from":"{{payer}}","to":"{{partner}}","amount":999999,"currency":"USD"}]}""";
+        using (var rejected = await payerKey.SendAsync(Http.Post("/transfers", overdraft, rejectedKey)))
+        {
+            await rejected.AssertProblem(HttpStatusCode.UnprocessableEntity, "insufficient_funds");
+        }
+
+        var merchantSees = await merchantKey.GetFromJsonAsync<JsonElement>($"/transfers/{rejectedKey}");
+        var partnerSees = await partnerKey.GetFromJsonAsync<JsonElement>($"/transfers/{rejectedKey}");
+        Assert.Equal(("rejected", 0), (merchantSees.GetProperty("status").GetString(), merchantSees.GetProperty("failed_leg").GetInt32()));
+        Assert.Equal(("rejected", JsonValueKind.Null), (partnerSees.GetProperty("status").GetString(), partnerSees.GetProperty("failed_leg").ValueKind));
+        Assert.Equal(1, Assert.Single(partnerSees.GetProperty("legs").EnumerateArray()).GetProperty("index").GetInt32());
+
+        // The merchant's key may not debit the payer's account in a leg, beside one of its own.
+        var before = await Balances(payer, merchant, partner, fees);
+        var stealing = $$"""{"legs":[{"from":"{{merchant}}","to":"{{partner}}","amount":1,"currency":"USD"},{"from":"{{payer}}","to":"{{merchant}}","amount":100,"currency":"USD"}]}""";
+        using (var forbidden = await merchantKey.SendAsync(Http.Post("/transfers", stealing, Key())))
+        {
+            await forbidden.AssertProblem(HttpStatusCode.Forbidden, "not_owner");
+        }
+
+        Assert.Equal(before, await Balances(payer, merchant, partner, fees));
+        Assert.Equal((2_650L, 2_000L, 300L, 50L), (await _admin.Available(payer), await _admin.Available(merchant), await _admin.Available(partner), await _admin.Available(fees)));
+    }
+
     private static string Key() => $"sec-{Guid.NewGuid():N}";
+
+    /// <summary>An account id of 60 characters, unused.</summary>
+    private static string LongAccountId(string name) => $"{name}-{Guid.NewGuid():N}".PadRight(60, 'x');
 
     private static string Nonce() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
@@ -685,5 +846,25 @@ public sealed class SecurityApiTests(ApiFixture api)
         yield return Http.Post("/keys", """{"name":"x"}""");
         yield return new HttpRequestMessage(HttpMethod.Get, "/keys");
         yield return new HttpRequestMessage(HttpMethod.Delete, "/keys/k0123456789abcdef");
+    }
+}
+
+/// <summary>A body sent without a declared length (chunked), so that the server finds its size only by reading it.</summary>
+internal sealed class UnsizedContent : HttpContent
+{
+    private readonly byte[] _bytes;
+
+    public UnsizedContent(byte[] bytes)
+    {
+        _bytes = bytes;
+        Headers.ContentType = new MediaTypeHeaderValue("application/json");
+    }
+
+    protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => stream.WriteAsync(_bytes).AsTask();
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
     }
 }

@@ -320,6 +320,86 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
     }
 
     /// <summary>
+    /// A linked transfer's first driver prepares A, checks B (its legs cancel out), prepares C and D,
+    /// and runs out of lease before E (D's prepare is held past it). It renews and prepares again, and
+    /// this second pass is refused sooner: B was locked (a chargeback) meanwhile. The rejection must
+    /// release what the first pass reserved on C and D as part of the answer, not leave it to the
+    /// accounts' look, which is held here together with the shard's sweep (every Recover call). When
+    /// the driver dies right after the decision instead, recovery aborts every account.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_rejection_on_a_renewed_prepare_pass_releases_what_an_earlier_pass_prepared(bool crashAfterDecide)
+    {
+        var ledger = new Ledger(Cluster.Client);
+        // Five accounts in ascending id order: A, B, C, D, E.
+        var ids = await ledger.OpenFunded(Ledger.NewId("renewed"), 5, 1_000);
+        var (a, b, c, d, e) = (ids[0], ids[1], ids[2], ids[3], ids[4]);
+        var disputed = Ledger.NewId("dep");
+        Assert.Equal(TransferStatus.Committed, (await ledger.Execute(TransferRequest.Deposit(disputed, b, 100))).Status);
+        Assert.Equal(BatchOutcome.Applied, (await Cluster.Client.GetAccount(b).Dispute(disputed)).Outcome);
+        var request = TransferRequest.Linked(Ledger.NewId("lt"),
+        [
+            new TransferLeg(a, b, 10, "USD"),
+            new TransferLeg(b, c, 10, "USD"),
+            new TransferLeg(d, e, 5, "USD"),
+        ]);
+        // Nobody takes the movement over, and no account hands its entries to recovery, until released.
+        var recoveries = Enumerable.Range(0, 200).Select(_ => HeldCalls.Before("Recover", request.TransferId)).ToArray();
+        // Prepares go to A, C, D, E in that order: A's and C's pass, D's waits.
+        HeldCalls.Before("Prepare", request.TransferId).Release();
+        HeldCalls.Before("Prepare", request.TransferId).Release();
+        var slowPrepare = HeldCalls.Before("Prepare", request.TransferId);
+        if (crashAfterDecide)
+        {
+            ClusterFixture.Faults.Arm(request.TransferId, TransferStep.AfterDecide);
+        }
+
+        try
+        {
+            var original = ledger.Coordinator.Execute(request);
+            await slowPrepare.Reached.Task.WaitAsync(Timeout);
+            // The lease (5 s, from before Begin) runs out while D's prepare waits; B is locked meanwhile.
+            Assert.Equal(BatchOutcome.Applied, (await Cluster.Client.GetAccount(b).Chargeback(disputed)).Outcome);
+            await Task.Delay(TimeSpan.FromSeconds(5.5));
+            slowPrepare.Release();
+
+            if (crashAfterDecide)
+            {
+                await Assert.ThrowsAsync<InjectedFaultException>(() => original);
+                foreach (var held in recoveries)
+                {
+                    held.Release();
+                }
+
+                var ended = await ledger.WaitForRecordedEnd(request.TransferId, Timeout);
+                Assert.Equal((TransferStatus.Rejected, RejectionReason.AccountLocked, 0), (ended.Status, ended.Reason, ended.FailedLeg));
+                await ledger.WaitUntilQuiet(ids, Timeout);
+            }
+            else
+            {
+                var result = await original;
+                Assert.Equal((TransferStatus.Rejected, RejectionReason.AccountLocked, 0), (result.Status, result.Reason, result.FailedLeg));
+                // Right after the answer, with recovery held: nothing of it is left in flight.
+                Assert.All(result.Accounts!, s => Assert.True(s is { ReservedMinor: 0, IncomingMinor: 0 }, $"{s.AccountId} answered with {s.ReservedMinor} reserved, {s.IncomingMinor} incoming"));
+            }
+
+            Assert.Equal([1_000L, 1_000L, 1_000L, 1_000L, 1_000L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+            // The charged-back deposit left the ledger; the rest is where it was.
+            await ledger.AssertBalanced(ids, 5_000);
+            Assert.True((await ledger.Snapshots([b]))[0].Locked);
+        }
+        finally
+        {
+            foreach (var held in recoveries)
+            {
+                held.Release();
+            }
+        }
+    }
+
+    /// <summary>
     /// Two drivers complete one movement: the first is held before its first apply (after its
     /// decision) until its lease has run out and recovery's driver has completed the movement, then
     /// goes on and completes it too. Each publishes the end, and the silo counts both; an API's

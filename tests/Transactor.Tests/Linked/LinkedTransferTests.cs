@@ -96,6 +96,8 @@ public sealed class LinkedTransferTests(ClusterFixture fixture)
 
         Assert.Equal((TransferStatus.Rejected, RejectionReason.CurrencyMismatch, 1), (result.Status, result.Reason, result.FailedLeg));
         Assert.Equal([500L, 500L, 500L], (await _ledger.Snapshots([.. usd, .. eur])).Select(s => s.AvailableMinor));
+        // Every account had prepared before the currencies were compared: each is released before the answer.
+        await _ledger.AssertBalanced([.. usd, .. eur], 1_500);
     }
 
     [Fact]
