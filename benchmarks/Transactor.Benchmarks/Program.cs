@@ -384,14 +384,15 @@ internal static class Bench
             // Transactions count read-only ones too; what costs a WAL flush is a transaction that wrote.
             // The server's own count of WAL syncs (pg_stat_wal, the whole server: one benchmark at a time)
             // is the physical figure; the batched provider also knows its flushes of writes and of reads.
+            var writeCommits = Per(statementsAfter.WriteFlushes - statementsBefore.WriteFlushes);
             var flushes = statements is null
                 ? ""
-                : $", of which {Per(statementsAfter.WriteFlushes - statementsBefore.WriteFlushes):N2} wrote and {Per(statementsAfter.ReadFlushes - statementsBefore.ReadFlushes):N2} only read";
+                : $", of which {writeCommits:N2} wrote and {Per(statementsAfter.ReadFlushes - statementsBefore.ReadFlushes):N2} only read";
             Console.WriteLine($"  {"",-8} {"",-22} commits: {Per(d.Transactions):N2} transactions per transfer{flushes}; {Per(d.WalSyncs):N2} WAL syncs per transfer (pg_stat_wal)");
             if (resultName is not null)
             {
-                var writeCommits = statements is null ? "" : FormattableString.Invariant($" writecommits={Per(statementsAfter.WriteFlushes - statementsBefore.WriteFlushes):0.00}");
-                Console.WriteLine(FormattableString.Invariant($"RESULT engine={resultName} workload={workload} tps={row.PerSecond:0} p99={row.P99Ms:0.0} commits={Per(d.Transactions):0.00} statements={statementsPerTransfer:0.00} walsyncs={Per(d.WalSyncs):0.00}{writeCommits}"));
+                var writeCommitsField = statements is null ? "" : FormattableString.Invariant($" writecommits={writeCommits:0.00}");
+                Console.WriteLine(FormattableString.Invariant($"RESULT engine={resultName} workload={workload} tps={row.PerSecond:0} p99={row.P99Ms:0.0} commits={Per(d.Transactions):0.00} statements={statementsPerTransfer:0.00} walsyncs={Per(d.WalSyncs):0.00}{writeCommitsField}"));
             }
         }
 
