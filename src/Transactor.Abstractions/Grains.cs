@@ -147,15 +147,16 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// Notes that every account has applied the recorded decision, with the accounts' resulting
-    /// balances: writes the outcome into the movement's row, then takes it off the list. One-way.
+    /// balances, and answers once it is noted, so that a read of the key after the driver's answer
+    /// gets the outcome; then writes the outcome into the movement's row and takes it off the list.
     /// Another driver may take the movement over meanwhile (a lease given back or held on a silo
     /// declared dead): its ticket carries the decided record, and only one outcome write happens.
     /// </summary>
-    [Alias("Complete"), OneWay]
+    [Alias("Complete")]
     Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit);
 
-    /// <summary><see cref="Complete"/> for a linked transfer, with every account it names (ascending id order) right after it. One-way.</summary>
-    [Alias("CompleteLinked"), OneWay]
+    /// <summary><see cref="Complete"/> for a linked transfer, with every account it names (ascending id order) right after it.</summary>
+    [Alias("CompleteLinked")]
     Task CompleteLinked(string transferId, IReadOnlyList<AccountSnapshot> accounts);
 
     /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>

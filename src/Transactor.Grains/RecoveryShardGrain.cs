@@ -218,13 +218,13 @@ public sealed partial class RecoveryShardGrain(
 
     public Task CompleteLinked(string transferId, IReadOnlyList<AccountSnapshot> accounts) => Complete(transferId, null, null, accounts);
 
-    private async Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit, IReadOnlyList<AccountSnapshot>? accounts)
+    private Task Complete(string transferId, AccountSnapshot? debit, AccountSnapshot? credit, IReadOnlyList<AccountSnapshot>? accounts)
     {
         _list.ThrowIfBroken();
         if (!_listings.TryGetValue(transferId, out var listing))
         {
             // Ended already (a driver that outlived its lease completes after its successor).
-            return;
+            return Task.CompletedTask;
         }
 
         if (listing.Record is not { Status: not TransferStatus.Pending } decided)
@@ -232,25 +232,47 @@ public sealed partial class RecoveryShardGrain(
             throw new InvalidOperationException($"Transfer '{transferId}' was completed before it was decided.");
         }
 
-        if (listing.Completing is { } writing)
+        if (listing.Completing is not null)
         {
-            // A driver that outlived its lease, completing while its successor does.
-            await writing;
-            return;
+            // A driver that outlived its lease, completing while its successor does: the outcome is noted.
+            return Task.CompletedTask;
         }
 
-        // Every account has applied the decision: from now on a read of the key gets the outcome.
+        // Every account has applied the decision: from now on a read of the key gets the outcome. The
+        // driver waits only for this note, not for the write, before it answers its client.
         listing.Outcome = new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit, Accounts = accounts };
-        writing = WriteOutcome(transferId, listing, listing.Outcome);
-        listing.Completing = writing;
+        var writing = WriteOutcome(transferId, listing, listing.Outcome);
+        if (!writing.IsCompleted)
+        {
+            listing.Completing = writing;
+            _ = Completed(listing, writing);
+        }
+        else if (writing.IsFaulted)
+        {
+            // Logged by WriteOutcome; the movement stays listed and the next lease holder completes it.
+            _ = writing.Exception;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Clears <see cref="ListedMovement.Completing"/> once the outcome's write has ended, stored or not.</summary>
+    private static async Task Completed(ListedMovement listing, Task writing)
+    {
         try
         {
             await writing;
         }
+        catch (Exception)
+        {
+            // Logged by WriteOutcome. After a failed write the movement stays listed; the next lease holder completes it.
+        }
         finally
         {
-            // After a failed write the movement stays listed; the next lease holder completes it.
-            listing.Completing = null;
+            if (listing.Completing == writing)
+            {
+                listing.Completing = null;
+            }
         }
     }
 

@@ -30,6 +30,9 @@ public sealed partial class TransferCoordinatorGrain(
     /// </summary>
     public static readonly TimeSpan WaitSlice = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long a driver waits for its shard to note an outcome before it answers anyway (liveness only, see <see cref="NoteOutcome"/>).</summary>
+    public static readonly TimeSpan NoteOutcomeTimeout = TimeSpan.FromSeconds(2);
+
     /// <summary>
     /// The request context entry in which a coordinator names its silo to the recovery shard it asks
     /// for a lease: once that silo is declared dead, the lease is free before its time (liveness only).
@@ -465,7 +468,7 @@ public sealed partial class TransferCoordinatorGrain(
             if (request.Legs is not null)
             {
                 AccountSnapshot[] accounts = [.. snapshots.OfType<AccountSnapshot>()];
-                await shard.CompleteLinked(request.TransferId, accounts);
+                await NoteOutcome(shard.CompleteLinked(request.TransferId, accounts), request.TransferId);
                 events.Ended(request, record.Status, record.Reason, startedAt, null, null);
                 status = record.Status;
                 reason = record.Reason;
@@ -474,8 +477,8 @@ public sealed partial class TransferCoordinatorGrain(
 
             var debit = sides[0].Entry == EntrySide.Debit ? snapshots[0] : sides.Length > 1 ? snapshots[1] : null;
             var credit = sides[0].Entry == EntrySide.Credit ? snapshots[0] : sides.Length > 1 ? snapshots[1] : null;
-            // One-way: the client hears the outcome now; the shard writes it into the movement's row.
-            await shard.Complete(request.TransferId, debit, credit);
+            // The shard notes the outcome before the client hears it, and writes it into the movement's row after.
+            await NoteOutcome(shard.Complete(request.TransferId, debit, credit), request.TransferId);
             events.Ended(request, record.Status, record.Reason, startedAt, debit, credit);
             status = record.Status;
             reason = record.Reason;
@@ -484,6 +487,25 @@ public sealed partial class TransferCoordinatorGrain(
         finally
         {
             instruments.Ended(status, reason, time.GetElapsedTime(started));
+        }
+    }
+
+    /// <summary>
+    /// Waits until the shard has noted the outcome, so that a read of the key after the client's
+    /// answer gets it. The outcome stands whether or not the shard answers: every account has
+    /// applied it. A shard that cannot be told (its silo died) or is slow to say so only leaves the
+    /// movement listed, and reads of it pending, until a retry or its sweep completes it; the wait
+    /// is bounded so that the client is not kept from an outcome that is already final.
+    /// </summary>
+    private async Task NoteOutcome(Task noting, string transferId)
+    {
+        try
+        {
+            await noting.WaitAsync(NoteOutcomeTimeout, time);
+        }
+        catch (Exception ex)
+        {
+            LogOutcomeNotNoted(logger, ex, transferId);
         }
     }
 
@@ -891,6 +913,9 @@ public sealed partial class TransferCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: a linked transfer's leg debits it for a client key that does not own it")]
     private static partial void LogNotOwner(ILogger logger, string accountId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Transfer {TransferId} ended, but its shard did not note the outcome; reads answer pending until a retry or the shard's sweep completes it")]
+    private static partial void LogOutcomeNotNoted(ILogger logger, Exception exception, string transferId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered transfer {TransferId}: {Status} ({Reason})")]
     private static partial void LogRecovered(ILogger logger, string transferId, TransferStatus status, RejectionReason reason);

@@ -45,7 +45,7 @@ public sealed class ChaosModeTests(ApiFixture api)
         // then checks conservation, no negative balance, and that every answered commit reads committed.
         Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
         Assert.Equal(400, summary.Transfers);
-        Assert.True(summary.Committed > 200, $"only {summary.Committed} of 400 committed");
+        Assert.True(summary.Committed > 200, $"only {summary.Committed} of 400 committed: {JsonSerializer.Serialize(summary)}");
         using var metrics = JsonDocument.Parse(await http.GetStringAsync("/metrics"));
         var chaos = metrics.RootElement.GetProperty("chaos");
         Assert.True(chaos.GetProperty("active").GetBoolean());
