@@ -62,32 +62,42 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
     }
 
     /// <summary>
-    /// Sends a linked transfer that commits and one that is rejected, together, until both
-    /// coordinators run on one secondary silo (the primary keeps the test cluster's membership and
-    /// reminders), holds both at the prepare of ids[2], and kills that silo. Pairs driven elsewhere
-    /// are let go and end as usual.
+    /// Sends a linked transfer that commits and one that is rejected, together, from a secondary
+    /// silo (the primary keeps the test cluster's membership and reminders), so that both
+    /// coordinators run there (a stateless worker is activated on its caller's silo), holds both at
+    /// the prepare of ids[2], and kills that silo. A pair that is not held there together is let
+    /// go, ends as usual, and another is sent (a few at most: each commit moves 50 out of ids[0]).
     /// </summary>
     private async Task<(TransferRequest Committing, TransferRequest Rejecting, SiloAddress Killed)> KillMidway(string[] ids, List<TransferRequest> sent)
     {
-        for (var attempt = 0; attempt < 20; attempt++)
+        var sender = Assert.IsType<InProcessSiloHandle>(_cluster.SecondarySilos[0]);
+        var grains = sender.SiloHost.Services.GetRequiredService<IGrainFactory>();
+        for (var attempt = 0; attempt < 10; attempt++)
         {
             var committing = Request(ids, 10);
             var rejecting = Request(ids, 10 * InitialMinor);
             sent.AddRange([committing, rejecting]);
             var gates = new[] { PrepareGate.Arm(committing.TransferId, ids[2]), PrepareGate.Arm(rejecting.TransferId, ids[2]) };
-            var executions = new[] { committing, rejecting }.Select(r => _cluster.Client.GetCoordinator().Execute(r)).ToArray();
-            await Task.WhenAll(gates.Select(g => g.Reached.Task)).WaitAsync(Timeout);
-            var victim = _cluster.SecondarySilos.FirstOrDefault(s => s.SiloAddress.Equals(gates[0].Silo) && s.SiloAddress.Equals(gates[1].Silo));
+            var executions = new[] { committing, rejecting }.Select(r => grains.GetCoordinator().Execute(r)).ToArray();
+            var reached = Task.WhenAll(gates.Select(g => g.Reached.Task));
+            var first = await Task.WhenAny(reached, Task.WhenAny(executions)).WaitAsync(Timeout);
+            var victim = first == reached
+                ? _cluster.SecondarySilos.FirstOrDefault(s => s.SiloAddress.Equals(gates[0].Silo) && s.SiloAddress.Equals(gates[1].Silo))
+                : null;
             if (victim is null)
             {
+                // Driven on different silos, or on the primary; or one answered before its prepare of
+                // ids[2] was sent (on a loaded machine its lease can run out while it prepares, and it
+                // answers pending for recovery to finish). Let the pair go: the books check covers it.
                 foreach (var gate in gates)
                 {
                     gate.Release();
                 }
 
-                foreach (var ended in await Task.WhenAll(executions).WaitAsync(Timeout))
+                foreach (var execution in executions)
                 {
-                    Assert.NotEqual(TransferStatus.Pending, ended.Status);
+                    var ended = await execution.WaitAsync(Timeout);
+                    output.WriteLine($"let {ended.Request.TransferId} go: {ended.Status} {ended.Reason}, gate reached {first == reached}");
                 }
 
                 continue;
@@ -111,7 +121,7 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
             return (committing, rejecting, victim.SiloAddress);
         }
 
-        throw new Xunit.Sdk.XunitException("20 pairs of linked transfers in a row were not driven together on one secondary silo");
+        throw new Xunit.Sdk.XunitException("10 pairs of linked transfers in a row were not held together on one secondary silo");
     }
 
     /// <summary>
@@ -167,11 +177,19 @@ public sealed class LinkedSiloKillTests(ITestOutputHelper output) : IAsyncLifeti
     {
         private static readonly ConcurrentDictionary<(string TransferId, string AccountId), Held> Armed = new();
 
-        public static Held Arm(string transferId, string accountId) => Armed[(transferId, accountId)] = new Held();
+        /// <summary>Every gate armed, reached or not: a reached gate leaves <see cref="Armed"/>, and one the test never released would keep its silo's stop waiting.</summary>
+        private static readonly ConcurrentQueue<Held> Every = new();
+
+        public static Held Arm(string transferId, string accountId)
+        {
+            var held = new Held();
+            Every.Enqueue(held);
+            return Armed[(transferId, accountId)] = held;
+        }
 
         public static void Clear()
         {
-            foreach (var held in Armed.Values)
+            while (Every.TryDequeue(out var held))
             {
                 held.Release();
             }
