@@ -131,7 +131,7 @@ public static class AccountHistoryApi
         }
 
         List<KeyValuePair<string, string>>? pairs = null;
-        foreach (var parameter in new QueryStringEnumerable(query.AsMemory().TrimStart('?')))
+        foreach (var parameter in new QueryStringEnumerable(query.StartsWith('?') ? query.AsMemory(1) : query.AsMemory()))
         {
             var name = parameter.DecodeName().Span;
             if (!name.StartsWith("metadata", StringComparison.OrdinalIgnoreCase))

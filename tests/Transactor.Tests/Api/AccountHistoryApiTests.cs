@@ -130,7 +130,7 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         await Created("/transfers", $$"""{"from":"{{a}}","to":"{{b}}","amount":200,"currency":"USD","pending":true,"metadata":{{Web}}}""", hold);
         await Ended($"/transfers/{hold}/post", $$"""{"amount":150,"metadata":{{Web}}}""");
         var voided = $"hold-{Guid.NewGuid():N}";
-        await Created("/transfers", $$"""{"from":"{{a}}","to":"{{c}}","amount":40,"currency":"USD","pending":true,"metadata":{"orderId":"o-1"}}""", voided);
+        await Created("/transfers", $$$"""{"from":"{{{a}}}","to":"{{{c}}}","amount":40,"currency":"USD","pending":true,"metadata":{"orderId":"o-1"}}""", voided);
         await Ended($"/transfers/{voided}/void", "{}");
         await Created("/transfers", $$"""{"legs":[{"from":"{{a}}","to":"{{b}}","amount":10,"currency":"USD"},{"from":"{{a}}","to":"{{c}}","amount":5,"currency":"USD"}],"metadata":{{Web}}}""");
 
@@ -168,7 +168,7 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         var id = await client.OpenAccount();
         await Task.WhenAll(Enumerable.Range(0, 22).Select(async i =>
         {
-            using var deposit = await client.SendAsync(Http.Post($"/accounts/{id}/deposits", $$"""{"amount":{{i + 1}},"metadata":{"orderId":"o-{{i}}"}}""", $"d-{Guid.NewGuid():N}"));
+            using var deposit = await client.SendAsync(Http.Post($"/accounts/{id}/deposits", $$$"""{"amount":{{{i + 1}}},"metadata":{"orderId":"o-{{{i}}}"}}""", $"d-{Guid.NewGuid():N}"));
             Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
         }));
         using (var needle = await client.SendAsync(Http.Post($"/accounts/{id}/deposits", """{"amount":7,"metadata":{"orderId":"needle"}}""", $"d-{Guid.NewGuid():N}")))
@@ -347,7 +347,7 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
     }
 
     /// <summary>The sequences a filtered listing returns, <paramref name="limit"/> a page through its cursor, in exactly <paramref name="pages"/> pages.</summary>
-    private async Task<long[]> FilteredSequences(string path, int limit, int pages)
+    private async Task<List<long>> FilteredSequences(string path, int limit, int pages)
     {
         var found = new List<long>();
         string? next = null;
@@ -364,7 +364,7 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         while (next is not null && read < 20);
 
         Assert.Equal(pages, read);
-        return [.. found];
+        return found;
     }
 
     private async Task Transfer(string from, string to, long amount)

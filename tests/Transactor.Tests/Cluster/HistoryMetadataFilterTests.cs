@@ -130,7 +130,7 @@ public sealed class HistoryMetadataFilterTests(ClusterFixture fixture)
         Assert.Equal(6L, rest.ScannedThrough);
     }
 
-    private async Task<long[]> Filtered(string accountId, MetadataMap filter, int limit) =>
+    private async Task<List<long>> Filtered(string accountId, MetadataMap filter, int limit) =>
         [.. (await FilteredEntries(accountId, filter, limit)).Select(e => e.Sequence)];
 
     /// <summary>Every entry the filtered reads list, read <paramref name="limit"/> at a time through to the end.</summary>
