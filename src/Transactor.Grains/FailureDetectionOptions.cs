@@ -49,6 +49,16 @@ public sealed class FailureDetectionOptions
     /// </summary>
     public TimeSpan TableRefreshTimeout { get; set; } = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// How long a silo may take to place a grain, retries included (Orleans' default: 30 s), after
+    /// which the call that needed it fails and its caller retries. Placing a grain takes milliseconds;
+    /// what took 30 s was a placement on a silo that restarted together with its peers, while its
+    /// grain directory still counted their dead predecessors (docs/reliability.md, "Full restart"):
+    /// every request behind it waited out the 30 s. Liveness only: a failed call is retried with its
+    /// idempotency key.
+    /// </summary>
+    public TimeSpan PlacementTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Applies these settings to Orleans' membership options.</summary>
     public void ApplyTo(ClusterMembershipOptions membership)
     {

@@ -78,10 +78,12 @@ public static class SiloBuilderExtensions
         silo.Services.AddHostedService<StopDeadline>();
         silo.Services.AddOptions<FailureDetectionOptions>().Bind(configuration.GetSection(FailureDetectionOptions.SectionName))
             .Validate(o => o.ProbeTimeout > TimeSpan.Zero && o.NumMissedProbesLimit >= 1 && o.NumVotesForDeathDeclaration >= 1
-                && o.DeathVoteExpirationTimeout > TimeSpan.Zero && o.IAmAliveTablePublishTimeout > TimeSpan.Zero && o.TableRefreshTimeout > TimeSpan.Zero,
+                && o.DeathVoteExpirationTimeout > TimeSpan.Zero && o.IAmAliveTablePublishTimeout > TimeSpan.Zero && o.TableRefreshTimeout > TimeSpan.Zero
+                && o.PlacementTimeout >= TimeSpan.FromMilliseconds(10),
                 $"{FailureDetectionOptions.SectionName}: every timeout must be positive and every count at least 1.")
             .ValidateOnStart();
         silo.Services.AddOptions<ClusterMembershipOptions>().Configure<IOptions<FailureDetectionOptions>>((membership, detection) => detection.Value.ApplyTo(membership));
+        silo.Services.AddOptions<SiloMessagingOptions>().Configure<IOptions<FailureDetectionOptions>>((messaging, detection) => messaging.PlacementTimeout = detection.Value.PlacementTimeout);
         if (configuration[$"Orleans:GrainStorage:{StorageNames.Ledger}:ProviderType"] is not { Length: > 0 })
         {
             silo.AddInMemoryLedgerStorage();

@@ -46,6 +46,14 @@ public static partial class OrleansHosting
     internal static readonly TimeSpan GatewayListRefreshPeriod = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How often the API's client asks its gateway whether the cluster's grain types changed (Orleans'
+    /// default is 1 min), which also bounds the client's wait before it asks again after a failed
+    /// try (at most 5 s). A client started beside a restarting cluster failed its first try and
+    /// started serving 5 s after its gateway could answer. One small call per API instance.
+    /// </summary>
+    internal static readonly TimeSpan ManifestRefreshInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Runs the API as a pure Orleans client when Orleans clustering is configured (the
     /// <c>Orleans:Clustering</c> section, as Aspire or scripts/run-cluster.sh set it), else with an
     /// embedded silo. Same binaries; configuration decides.
@@ -66,6 +74,7 @@ public static partial class OrleansHosting
                 client.Services.AddSingleton<IClusterConnectionStatusObserver>(sp => sp.GetRequiredService<GatewayLoss>());
                 client.Configure<ConnectionOptions>(options => options.OpenConnectionTimeout = GatewayConnectTimeout);
                 client.Configure<GatewayOptions>(options => options.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
+                client.Configure<TypeManagementOptions>(options => options.TypeMapRefreshInterval = ManifestRefreshInterval);
                 // Carries spans across grain calls; a filter on every call, so only when spans are exported.
                 if (ServiceDefaultsExtensions.TracingEnabled(configuration))
                 {
