@@ -68,6 +68,14 @@ public interface IAccountGrain : IGrainWithStringKey
     [Alias("CommitFenced")]
     Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch);
 
+    /// <summary>
+    /// <see cref="Commit"/>, with the movement's <paramref name="metadata"/> (null for none), which
+    /// the apply's history entry keeps so that history can be filtered by it. Coordinators call this
+    /// one; a silo of a version before it refuses the call (a new alias) rather than drop the metadata.
+    /// </summary>
+    [Alias("CommitWithMetadata")]
+    Task<AccountSnapshot?> CommitWithMetadata(string transferId, long decidedEpoch, MetadataMap? metadata);
+
     /// <summary>Releases a prepared movement (rejected under <paramref name="decidedEpoch"/>). A transfer id with nothing prepared is a no-op, checked against storage first.</summary>
     [Alias("AbortFenced")]
     Task<AccountSnapshot?> Abort(string transferId, long decidedEpoch);

@@ -19,10 +19,17 @@ public sealed record HistoryHead(
 
 /// <summary>A run of an account's history entries, oldest first.</summary>
 /// <param name="Count">The account's entries at the time of the read: more may follow <paramref name="Entries"/> when the last of them has a smaller sequence.</param>
+/// <param name="ScannedThrough">
+/// The last sequence the read looked at: a read continues after it. For a read without a filter,
+/// the last entry's sequence (or where the read started, when it found none); for a read filtered by
+/// metadata, it may lie beyond the last entry returned, as entries that did not match were looked at
+/// too. More may follow when it is below <paramref name="Count"/>.
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.HistoryEntries")]
 public sealed record HistoryEntries(
     [property: Id(0)] IReadOnlyList<HistoryEntry> Entries,
-    [property: Id(1)] long Count);
+    [property: Id(1)] long Count,
+    [property: Id(2)] long ScannedThrough = 0);
 
 /// <summary>Whether an account's balances at an instant are known.</summary>
 [GenerateSerializer]
@@ -63,6 +70,15 @@ public interface IAccountHistoryGrain : IGrainWithIntegerKey
     /// <summary>Up to <paramref name="limit"/> entries of the account after sequence <paramref name="afterSequence"/>; null when the account is not open.</summary>
     [Alias("Entries")]
     Task<HistoryEntries?> Entries(string accountId, long afterSequence, int limit);
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> entries of the account after sequence <paramref name="afterSequence"/>
+    /// whose metadata holds every key/value of <paramref name="filter"/>, looking at no more than the
+    /// silo's <c>TransferOptions.HistoryScanPerRead</c> entries: fewer (even none) may come back while
+    /// more follow, and <see cref="HistoryEntries.ScannedThrough"/> says where to continue. Null when the account is not open.
+    /// </summary>
+    [Alias("EntriesMatching")]
+    Task<HistoryEntries?> EntriesMatching(string accountId, long afterSequence, int limit, MetadataMap filter);
 
     /// <summary>The account's balances at <paramref name="at"/>; null when the account is not open.</summary>
     [Alias("BalanceAt")]

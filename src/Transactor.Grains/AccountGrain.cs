@@ -126,12 +126,19 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         return result;
     }
 
-    public async Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch)
+    public Task<AccountSnapshot?> Commit(string transferId, long decidedEpoch) => CommitWithMetadata(transferId, decidedEpoch, null);
+
+    public async Task<AccountSnapshot?> CommitWithMetadata(string transferId, long decidedEpoch, MetadataMap? metadata)
     {
+        if (metadata is { IsValid: false })
+        {
+            throw new ArgumentException($"Metadata holds 1-{MetadataMap.MaxEntries} keys of the allowed characters with values of at most {MetadataMap.MaxValueLength} characters.", nameof(metadata));
+        }
+
         await ReloadUnlessHeld(transferId);
         // Read before the commit, which removes the entry: the log names the late prepare's epoch.
         _book.State.Pending.TryGetValue(transferId, out var entry);
-        var outcome = _book.Commit(transferId, decidedEpoch);
+        var outcome = _book.Commit(transferId, decidedEpoch, metadata);
         if (outcome == CommitOutcome.ReleasedLatePrepare)
         {
             LogReleasedSuperseded(logger, _book.AccountId, transferId, entry!.Epoch, decidedEpoch);

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Storage;
 using Transactor.Domain;
@@ -12,14 +13,34 @@ namespace Transactor.Grains;
 /// the head is always the page the head describes.
 /// </summary>
 [StatelessWorker, Reentrant]
-public sealed class AccountHistoryGrain : Grain, IAccountHistoryGrain
+public sealed class AccountHistoryGrain(IOptions<TransferOptions> options) : Grain, IAccountHistoryGrain
 {
     /// <summary>The most entries one read returns.</summary>
     public const int MaxEntriesPerRead = 1_000;
 
     private IGrainStorage Storage => ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.Ledger);
 
-    public async Task<HistoryEntries?> Entries(string accountId, long afterSequence, int limit)
+    public Task<HistoryEntries?> Entries(string accountId, long afterSequence, int limit) => Read(accountId, afterSequence, limit, null);
+
+    public Task<HistoryEntries?> EntriesMatching(string accountId, long afterSequence, int limit, MetadataMap filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        if (!filter.IsValid)
+        {
+            throw new ArgumentException($"A metadata filter holds 1-{MetadataMap.MaxEntries} keys of the allowed characters with values of at most {MetadataMap.MaxValueLength} characters.", nameof(filter));
+        }
+
+        return Read(accountId, afterSequence, limit, filter);
+    }
+
+    /// <summary>
+    /// Walks the account's entries after <paramref name="afterSequence"/>, oldest first, from its page
+    /// rows and then its tail, and keeps those that match <paramref name="filter"/> (all, without one)
+    /// until it has <paramref name="limit"/> of them or has looked at as many entries as a read may:
+    /// <paramref name="limit"/> without a filter (each entry looked at is kept), the silo's
+    /// <see cref="TransferOptions.HistoryScanPerRead"/> with one.
+    /// </summary>
+    private async Task<HistoryEntries?> Read(string accountId, long afterSequence, int limit, MetadataMap? filter)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(afterSequence);
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
@@ -29,33 +50,44 @@ public sealed class AccountHistoryGrain : Grain, IAccountHistoryGrain
             return null;
         }
 
-        var entries = new List<HistoryEntry>(Math.Min(limit, (int)Math.Min(int.MaxValue, Math.Max(0, head.Count - afterSequence))));
-        var next = afterSequence + 1;
+        var budget = filter is null ? limit : Math.Clamp(options.Value.HistoryScanPerRead, 1, MaxEntriesPerRead);
+        var entries = new List<HistoryEntry>((int)Math.Min(limit, Math.Min(budget, Math.Max(0, head.Count - afterSequence))));
+        var scanned = afterSequence;
         var paged = (long)head.Pages * head.PageSize;
-        while (entries.Count < limit && next <= head.Count)
+        while (entries.Count < limit && scanned < head.Count && scanned - afterSequence < budget)
         {
+            var next = scanned + 1;
+            IReadOnlyList<HistoryEntry> run;
+            long first;
             if (next > paged)
             {
                 // In the tail, which holds entries paged + 1 to Count.
-                foreach (var entry in head.Tail.Skip((int)(next - paged - 1)).Take(limit - entries.Count))
+                (run, first) = (head.Tail, paged + 1);
+            }
+            else
+            {
+                var page = (int)((next - 1) / head.PageSize);
+                (run, first) = (await ReadPage(accountId, page, head.PageSize), ((long)page * head.PageSize) + 1);
+            }
+
+            for (var i = (int)(next - first); i < run.Count && entries.Count < limit && scanned - afterSequence < budget; i++)
+            {
+                var entry = run[i];
+                scanned = entry.Sequence;
+                if (filter is null || entry.Matches(filter))
                 {
                     entries.Add(entry);
                 }
-
-                break;
             }
 
-            var page = (int)((next - 1) / head.PageSize);
-            var pageEntries = await ReadPage(accountId, page, head.PageSize);
-            foreach (var entry in pageEntries.Skip((int)(next - 1 - ((long)page * head.PageSize))).Take(limit - entries.Count))
+            if (scanned < next)
             {
-                entries.Add(entry);
+                // The head counts entries its tail does not hold: a bug, and a loop that would never end.
+                throw new LedgerInvariantException($"Account '{accountId}': history entry {next} of {head.Count} is in neither a page row nor the tail.");
             }
-
-            next = ((long)(page + 1) * head.PageSize) + 1;
         }
 
-        return new HistoryEntries(entries, head.Count);
+        return new HistoryEntries(entries, head.Count, scanned);
     }
 
     public async Task<BalanceAt?> BalanceAt(string accountId, DateTimeOffset at)

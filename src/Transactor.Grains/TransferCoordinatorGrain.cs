@@ -454,7 +454,7 @@ public sealed partial class TransferCoordinatorGrain(
             {
                 var side = sides[i];
                 var snapshot = i < sidesToApply && !side.CheckOnly
-                    ? await Apply(side.AccountId, request.TransferId, commit, record.DecidedEpoch)
+                    ? await Apply(side.AccountId, request, commit, record.DecidedEpoch)
                     : await GrainFactory.GetAccount(side.AccountId).GetSnapshot();
                 // Balances only: an account's metadata (up to 16 values) belongs to GET /accounts/{id},
                 // not to every movement's row and answer, which would grow with it.
@@ -541,7 +541,7 @@ public sealed partial class TransferCoordinatorGrain(
         {
             if (!side.CheckOnly)
             {
-                await Apply(side.AccountId, ended.Request.TransferId, commit, ended.DecidedEpoch);
+                await Apply(side.AccountId, ended.Request, commit, ended.DecidedEpoch);
             }
         }
     }
@@ -696,10 +696,11 @@ public sealed partial class TransferCoordinatorGrain(
         return naming;
     }
 
-    private Task<AccountSnapshot?> Apply(string accountId, string transferId, bool commit, long decidedEpoch)
+    /// <summary>Applies (commit) or releases (abort) the movement on one account; an apply carries the movement's metadata into the account's history entry.</summary>
+    private Task<AccountSnapshot?> Apply(string accountId, TransferRequest request, bool commit, long decidedEpoch)
     {
         var account = GrainFactory.GetAccount(accountId);
-        return commit ? account.Commit(transferId, decidedEpoch) : account.Abort(transferId, decidedEpoch);
+        return commit ? account.CommitWithMetadata(request.TransferId, decidedEpoch, request.Metadata) : account.Abort(request.TransferId, decidedEpoch);
     }
 
     private static HoldStep StepOf(TransferPhase phase) => phase switch

@@ -71,4 +71,13 @@ public sealed class TransferOptions
     /// a page row of their own, one extra write per page. From 1 to <c>AccountBook.MaxHistoryPageSize</c>.
     /// </summary>
     public int HistoryPageSize { get; set; } = Domain.AccountBook.DefaultHistoryPageSize;
+
+    /// <summary>
+    /// The most history entries one read filtered by metadata looks at (<c>?metadata.key=value</c>),
+    /// matching or not, so that a filter that matches nothing in a long history costs one request no
+    /// more than the largest unfiltered page: that many entries, their page rows read one by one. The
+    /// answer then carries a cursor to continue from, with fewer matches, or none. From 1 to
+    /// <see cref="AccountHistoryGrain.MaxEntriesPerRead"/>.
+    /// </summary>
+    public int HistoryScanPerRead { get; set; } = AccountHistoryGrain.MaxEntriesPerRead;
 }

@@ -144,6 +144,26 @@ public sealed record MetadataMap
         }
     }
 
+    /// <summary>True when this holds every key of <paramref name="pairs"/> with the same value (ordinal comparison).</summary>
+    public bool ContainsAll(MetadataMap pairs)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        if (pairs.Count > Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < pairs.Keys.Count; i++)
+        {
+            if (!string.Equals(this[pairs.Keys[i]], pairs.Values[i], StringComparison.Ordinal))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>The key/values as a dictionary (a copy), in key order.</summary>
     public IReadOnlyDictionary<string, string> ToDictionary()
     {

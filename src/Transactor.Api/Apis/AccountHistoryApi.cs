@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
+using Microsoft.AspNetCore.WebUtilities;
 using Transactor.Api.Http;
 using Transactor.Api.Security;
 using Transactor.Domain;
@@ -18,6 +19,17 @@ public static class AccountHistoryApi
 
     private const string CursorPrefix = "e1:";
 
+    /// <summary>How a query parameter names a metadata key/value that entries must carry: <c>metadata.orderId=abc</c>.</summary>
+    private const string MetadataPrefix = "metadata.";
+
+    private const string EntriesDescription =
+        "Every change of the account (transfer_in/out, deposit, withdrawal, hold_in/out, post_in/out, void_in/out, expiry_in/out, dispute, resolve, chargeback) with the balances after it. "
+        + "limit: 1-1,000 entries a page (default 100); after: a page's 'next', to continue. "
+        + "Filter by metadata with one query parameter per key/value, 'metadata.<key>=<value>' (for example ?metadata.orderId=abc&metadata.channel=web): only entries whose movement carried every pair are listed (keys compare exactly, case included). "
+        + "An entry carries the metadata of the movement that made it (a post or void its own, not the hold's; expiries and dispute steps none; entries recorded before this feature none). "
+        + "A filtered request looks at no more than 1,000 entries of the history (Transactor:Transfers:HistoryScanPerRead), matching or not: its page may hold fewer than 'limit' entries, or none, and still carry a 'next' to continue from; 'next' is null once the end of the history has been looked at. "
+        + "400 invalid_metadata_filter (with 'field') for a parameter that starts with 'metadata' but is not metadata.<key> with a key of 1-64 letters, digits, '-', '_', '.', a key given twice, a value over 256 characters or with control characters, or more than 16 pairs; invalid_limit and invalid_cursor as the names say.";
+
     private static readonly string[] LimitsRequired = [];
     private static readonly string[] LimitsOptional = ["allow_overdraft", "credit_limit", "debits_must_not_exceed_credits"];
 
@@ -25,6 +37,7 @@ public static class AccountHistoryApi
     {
         var group = app.MapGroup("/accounts").WithTags("Accounts").RequireAuthorization(Roles.AnyKeyPolicy);
         group.MapGet("/{id}/entries", Entries).WithSummary("List an account's history, oldest first, a page at a time")
+            .WithDescription(EntriesDescription)
             .Produces<EntryPageView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         group.MapGet("/{id}/balance", Balance).WithSummary("Read an account's balances at a past instant")
             .Produces<BalanceAtView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
@@ -73,19 +86,100 @@ public static class AccountHistoryApi
             return Invalid("invalid_cursor", "after", "The cursor is not one this API gave out: pass a page's 'next' as 'after', or leave 'after' out to start at the first entry.");
         }
 
+        if (!TryReadMetadataFilter(context.Request.QueryString.Value, out var filter, out var filterProblem))
+        {
+            return filterProblem!;
+        }
+
         if (await access.RequireOwner(context, id) is { } forbidden)
         {
             return forbidden;
         }
 
-        if (!Ids.IsValidAccountId(id) || await client.GetAccountHistory().Entries(id, afterSequence, size) is not { } page)
+        if (!Ids.IsValidAccountId(id))
+        {
+            return Problems.AccountNotFound(id);
+        }
+
+        var history = client.GetAccountHistory();
+        if (await (filter is null ? history.Entries(id, afterSequence, size) : history.EntriesMatching(id, afterSequence, size, filter)) is not { } page)
         {
             return Problems.AccountNotFound(id);
         }
 
         var items = page.Entries.Select(EntryView.From).ToArray();
-        var last = items.Length > 0 ? items[^1].Sequence : afterSequence;
+        // A filtered read continues after the last entry it looked at, which may be past the last it kept.
+        var last = filter is not null ? Math.Max(page.ScannedThrough, afterSequence) : items.Length > 0 ? items[^1].Sequence : afterSequence;
         return TypedResults.Ok(new EntryPageView(items, last < page.Count ? Cursor(last) : null, page.Count));
+    }
+
+    /// <summary>
+    /// The metadata filter of a query string: every <c>metadata.&lt;key&gt;=&lt;value&gt;</c> parameter, all of
+    /// which an entry must carry; null when there is none. Keys are read as sent, case included (the
+    /// framework's query collection ignores case, so the raw query string is read). A parameter whose
+    /// name starts with "metadata" (any case) but is not <c>metadata.</c> and a valid key, a key given
+    /// twice, a value metadata could not hold, or more than <see cref="MetadataMap.MaxEntries"/> pairs
+    /// is a 400 <c>invalid_metadata_filter</c> naming the parameter.
+    /// </summary>
+    internal static bool TryReadMetadataFilter(string? query, out MetadataMap? filter, out IResult? problem)
+    {
+        filter = null;
+        problem = null;
+        if (string.IsNullOrEmpty(query))
+        {
+            return true;
+        }
+
+        List<KeyValuePair<string, string>>? pairs = null;
+        foreach (var parameter in new QueryStringEnumerable(query.StartsWith('?') ? query.AsMemory(1) : query.AsMemory()))
+        {
+            var name = parameter.DecodeName().Span;
+            if (!name.StartsWith("metadata", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            if (!name.StartsWith(MetadataPrefix, StringComparison.OrdinalIgnoreCase))
+            {
+                problem = InvalidFilter("metadata", "Filter by metadata with one parameter per key/value, metadata.<key>=<value>, such as metadata.orderId=abc.");
+                return false;
+            }
+
+            var key = name[MetadataPrefix.Length..].ToString();
+            if (!MetadataMap.IsValidKey(key))
+            {
+                var shown = key.Length <= MetadataMap.MaxKeyLength ? key : key[..MetadataMap.MaxKeyLength] + "…";
+                problem = InvalidFilter("metadata.*", $"'{shown}' is not a metadata key: 1-{MetadataMap.MaxKeyLength} letters, digits, '-', '_' and '.'.");
+                return false;
+            }
+
+            pairs ??= [];
+            if (pairs.Exists(p => string.Equals(p.Key, key, StringComparison.Ordinal)))
+            {
+                problem = InvalidFilter(MetadataPrefix + key, $"metadata.{key} is given twice; an entry carries one value per key.");
+                return false;
+            }
+
+            if (pairs.Count == MetadataMap.MaxEntries)
+            {
+                problem = InvalidFilter("metadata", $"A filter holds at most {MetadataMap.MaxEntries} metadata key/values, as metadata itself does.");
+                return false;
+            }
+
+            var value = parameter.DecodeValue().ToString();
+            if (value.Length > MetadataMap.MaxValueLength || value.Any(char.IsControl))
+            {
+                problem = InvalidFilter(MetadataPrefix + key, $"The value of metadata.{key} must be at most {MetadataMap.MaxValueLength} characters with no control characters, as metadata values are.");
+                return false;
+            }
+
+            pairs.Add(new(key, value));
+        }
+
+        filter = MetadataMap.Of(pairs);
+        return true;
+
+        static IResult InvalidFilter(string field, string detail) => Invalid("invalid_metadata_filter", field, detail);
     }
 
     private static async Task<IResult> Balance(string id, HttpContext context, IClusterClient client, AccountAccess access, string? at)
@@ -216,6 +310,7 @@ public static class AccountHistoryApi
 /// One entry of an account's history: what changed and the balances right after. Available counts
 /// money that movements still in flight have reserved, since it leaves only when they are applied.
 /// </summary>
+/// <param name="Metadata">The key/values of the movement that made the entry; null for none (expiries, dispute steps, entries recorded before entries kept metadata).</param>
 public sealed record EntryView(
     long Sequence,
     DateTimeOffset At,
@@ -228,11 +323,13 @@ public sealed record EntryView(
     long Held,
     long PendingDebit,
     long PendingCredit,
-    long Total)
+    long Total,
+    IReadOnlyDictionary<string, string>? Metadata = null)
 {
     public static EntryView From(HistoryEntry e) => new(
         e.Sequence, e.At, KindName(e.Kind), e.TransferId, e.PendingTransferId, e.CounterpartyAccountId, e.AmountMinor,
-        e.AvailableMinor, e.HeldMinor, e.PendingDebitMinor, e.PendingCreditMinor, e.AvailableMinor + e.HeldMinor + e.PendingDebitMinor);
+        e.AvailableMinor, e.HeldMinor, e.PendingDebitMinor, e.PendingCreditMinor, e.AvailableMinor + e.HeldMinor + e.PendingDebitMinor,
+        e.Metadata?.ToDictionary());
 
     /// <summary>The stable name of a kind in the API.</summary>
     public static string KindName(HistoryKind kind) => kind switch

@@ -84,7 +84,7 @@ public sealed partial class AccountBook
     }
 
     /// <summary>Records the apply of <paramref name="entry"/>, which has just changed the balances.</summary>
-    private void RecordApplied(string transferId, PendingEntry entry)
+    private void RecordApplied(string transferId, PendingEntry entry, MetadataMap? metadata)
     {
         var debit = entry.Side == EntrySide.Debit;
         var kind = entry.Step switch
@@ -96,14 +96,14 @@ public sealed partial class AccountBook
             _ when entry.External => debit ? HistoryKind.Withdrawal : HistoryKind.Deposit,
             _ => debit ? HistoryKind.TransferOut : HistoryKind.TransferIn,
         };
-        Record(kind, transferId, entry.AmountMinor, entry.CounterpartyAccountId, entry.PendingTransferId);
+        Record(kind, transferId, entry.AmountMinor, entry.CounterpartyAccountId, entry.PendingTransferId, metadata);
     }
 
     /// <summary>
     /// Appends an entry with the balances as they are now. Available counts what movements still in
     /// flight have reserved: their money leaves only when they are applied, and each apply is an entry.
     /// </summary>
-    private void Record(HistoryKind kind, string? transferId, long amountMinor, string? counterparty, string? pendingTransferId)
+    private void Record(HistoryKind kind, string? transferId, long amountMinor, string? counterparty, string? pendingTransferId, MetadataMap? metadata = null)
     {
         if (_historyClock is null || State.HistoryStart is not { } start)
         {
@@ -121,7 +121,7 @@ public sealed partial class AccountBook
 
         var sequence = ++State.HistoryCount;
         tail.Add(new HistoryEntry(sequence, at, kind, transferId, amountMinor, counterparty,
-            State.AvailableMinor + State.ReservedMinor, State.HeldMinor, State.PendingDebitMinor, State.PendingCreditMinor, pendingTransferId));
+            State.AvailableMinor + State.ReservedMinor, State.HeldMinor, State.PendingDebitMinor, State.PendingCreditMinor, pendingTransferId, metadata));
     }
 
     private void AssertHistory()

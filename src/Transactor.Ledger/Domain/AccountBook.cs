@@ -154,9 +154,10 @@ public sealed partial class AccountBook(string accountId, AccountState state)
     /// <summary>
     /// Applies a movement committed under <paramref name="decidedEpoch"/>; see <c>IAccountGrain.Commit</c>.
     /// An entry prepared under an earlier epoch is released instead. Changes nothing when none is
-    /// prepared under the id.
+    /// prepared under the id. <paramref name="metadata"/>, the movement's key/values, goes into the
+    /// history entry the apply records; no rule reads it.
     /// </summary>
-    public CommitOutcome Commit(string transferId, long decidedEpoch)
+    public CommitOutcome Commit(string transferId, long decidedEpoch, MetadataMap? metadata = null)
     {
         if (!State.Pending.TryGetValue(transferId, out var entry))
         {
@@ -197,7 +198,7 @@ public sealed partial class AccountBook(string accountId, AccountState state)
             }
         }
 
-        RecordApplied(transferId, entry);
+        RecordApplied(transferId, entry, metadata);
         State.Version++;
         AssertInvariants();
         return CommitOutcome.Applied;

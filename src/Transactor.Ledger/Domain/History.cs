@@ -65,6 +65,11 @@ public enum HistoryKind
 /// <param name="AmountMinor">What the change moved: the amount, the hold's amount, the posted amount, or the disputed deposit's amount.</param>
 /// <param name="CounterpartyAccountId">The other account of a transfer or pending transfer; null for deposits, withdrawals and disputes.</param>
 /// <param name="PendingTransferId">For a post, void or expiry: the pending transfer it ended.</param>
+/// <param name="Metadata">
+/// The client's key/values on the movement that made the entry (for a post or void: those given to
+/// the post or void itself, not the hold's); null for none, for dispute steps, for expiries, and
+/// for entries recorded before entries carried metadata. What a history filtered by metadata matches.
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.HistoryEntry")]
 public sealed record HistoryEntry(
     [property: Id(0)] long Sequence,
@@ -77,7 +82,16 @@ public sealed record HistoryEntry(
     [property: Id(7)] long HeldMinor,
     [property: Id(8)] long PendingDebitMinor,
     [property: Id(9)] long PendingCreditMinor,
-    [property: Id(10)] string? PendingTransferId = null);
+    [property: Id(10)] string? PendingTransferId = null,
+    [property: Id(11)] MetadataMap? Metadata = null)
+{
+    /// <summary>True when the entry's metadata holds every key/value of <paramref name="filter"/> (an entry without metadata matches no filter).</summary>
+    public bool Matches(MetadataMap filter)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        return Metadata is { } metadata && metadata.ContainsAll(filter);
+    }
+}
 
 /// <summary>
 /// Where an account's history begins: when the account was opened, with nothing in it, or, for an

@@ -90,6 +90,16 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         { "balance?at=12/05/2026", "invalid_timestamp", "at" },
         { "balance?at=2026-12-05T10:00:00", "invalid_timestamp", "at" },
         { "balance?at=2026-13-05T10:00:00Z", "invalid_timestamp", "at" },
+        { "entries?metadata=o-1", "invalid_metadata_filter", "metadata" },
+        { "entries?metadata[orderId]=o-1", "invalid_metadata_filter", "metadata" },
+        { "entries?metadataOrderId=o-1", "invalid_metadata_filter", "metadata" },
+        { "entries?metadata.=o-1", "invalid_metadata_filter", "metadata.*" },
+        { "entries?metadata.order%20id=o-1", "invalid_metadata_filter", "metadata.*" },
+        { "entries?metadata." + new string('k', MetadataMap.MaxKeyLength + 1) + "=o-1", "invalid_metadata_filter", "metadata.*" },
+        { "entries?metadata.orderId=o-1&metadata.orderId=o-2", "invalid_metadata_filter", "metadata.orderId" },
+        { "entries?metadata.orderId=" + new string('v', MetadataMap.MaxValueLength + 1), "invalid_metadata_filter", "metadata.orderId" },
+        { "entries?metadata.orderId=o%0A1", "invalid_metadata_filter", "metadata.orderId" },
+        { "entries?" + string.Join("&", Enumerable.Range(0, MetadataMap.MaxEntries + 1).Select(i => $"metadata.k{i}=v")), "invalid_metadata_filter", "metadata" },
     };
 
     [Theory]
@@ -105,6 +115,102 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         var problem = await response.AssertProblem(HttpStatusCode.BadRequest, code);
         Assert.Equal(field, problem.GetProperty("field").GetString());
         Assert.Equal(before.GetRawText(), (await Get($"/accounts/{a}")).GetRawText());
+    }
+
+    [Fact]
+    public async Task Entries_filtered_by_metadata_list_only_the_movements_that_carry_every_pair()
+    {
+        var (a, b, c) = (await _client.OpenAccount(1_000), await _client.OpenAccount(), await _client.OpenAccount());
+        const string Web = """{"orderId":"o-1","channel":"web"}""";
+        await Created("/transfers", $$"""{"from":"{{a}}","to":"{{b}}","amount":100,"currency":"USD","metadata":{{Web}}}""");
+        await Created("/transfers", $$"""{"from":"{{a}}","to":"{{b}}","amount":50,"currency":"USD"}""");
+        await Created($"/accounts/{a}/deposits", """{"amount":20,"metadata":{"orderId":"o-1","channel":"app","note":"a b&c"}}""");
+        await Created($"/accounts/{a}/withdrawals", """{"amount":30,"metadata":{"orderId":"o-2"}}""");
+        var hold = $"hold-{Guid.NewGuid():N}";
+        await Created("/transfers", $$"""{"from":"{{a}}","to":"{{b}}","amount":200,"currency":"USD","pending":true,"metadata":{{Web}}}""", hold);
+        await Ended($"/transfers/{hold}/post", $$"""{"amount":150,"metadata":{{Web}}}""");
+        var voided = $"hold-{Guid.NewGuid():N}";
+        await Created("/transfers", $$$"""{"from":"{{{a}}}","to":"{{{c}}}","amount":40,"currency":"USD","pending":true,"metadata":{"orderId":"o-1"}}""", voided);
+        await Ended($"/transfers/{voided}/void", "{}");
+        await Created("/transfers", $$"""{"legs":[{"from":"{{a}}","to":"{{b}}","amount":10,"currency":"USD"},{"from":"{{a}}","to":"{{c}}","amount":5,"currency":"USD"}],"metadata":{{Web}}}""");
+
+        // a: 1 the opening deposit, 2 out 100 (web), 3 out 50, 4 deposit (app), 5 withdrawal (o-2), 6 hold (web), 7 post (web), 8 hold (o-1), 9 void (none), 10 linked (web).
+        var byOrder = await Get($"/accounts/{a}/entries?metadata.orderId=o-1");
+        Assert.Equal(
+            [(2L, "transfer_out"), (4L, "deposit"), (6L, "hold_out"), (7L, "post_out"), (8L, "hold_out"), (10L, "transfer_out")],
+            byOrder.GetProperty("items").EnumerateArray().Select(e => (e.GetProperty("sequence").GetInt64(), e.GetProperty("kind").GetString())));
+        Assert.All(byOrder.GetProperty("items").EnumerateArray(), e => Assert.Equal("o-1", e.GetProperty("metadata").GetProperty("orderId").GetString()));
+        Assert.Equal((JsonValueKind.Null, 10L), (byOrder.GetProperty("next").ValueKind, byOrder.GetProperty("count").GetInt64()));
+
+        Assert.Equal([2L, 6L, 7L, 10L], await FilteredSequences($"/accounts/{a}/entries?metadata.orderId=o-1&metadata.channel=web", limit: 1, pages: 4));
+        Assert.Equal([4L], await FilteredSequences($"/accounts/{a}/entries?metadata.note=a%20b%26c", limit: 100, pages: 1));
+        Assert.Equal([5L], await FilteredSequences($"/accounts/{a}/entries?Metadata.orderId=o-2", limit: 100, pages: 1));
+        // Keys compare exactly, case included; entries without metadata match no filter.
+        Assert.Empty(await FilteredSequences($"/accounts/{a}/entries?metadata.orderid=o-1", limit: 100, pages: 1));
+        Assert.Empty(await FilteredSequences($"/accounts/{a}/entries?metadata.orderId=o-3", limit: 100, pages: 1));
+        var unfiltered = (await Get($"/accounts/{a}/entries")).GetProperty("items");
+        Assert.Equal(JsonValueKind.Null, unfiltered[2].GetProperty("metadata").ValueKind);
+        Assert.Equal("a b&c", unfiltered[3].GetProperty("metadata").GetProperty("note").GetString());
+
+        // The other side of each movement carries its metadata too.
+        var ofB = (await Get($"/accounts/{b}/entries?metadata.orderId=o-1&metadata.channel=web")).GetProperty("items");
+        Assert.Equal(["transfer_in", "hold_in", "post_in", "transfer_in"], ofB.EnumerateArray().Select(e => e.GetProperty("kind").GetString()));
+        var ofC = (await Get($"/accounts/{c}/entries?metadata.orderId=o-1")).GetProperty("items");
+        Assert.Equal(["hold_in", "transfer_in"], ofC.EnumerateArray().Select(e => e.GetProperty("kind").GetString()));
+    }
+
+    [Fact]
+    public async Task A_filter_over_a_long_history_answers_bounded_pages_with_a_cursor_to_the_end()
+    {
+        // A ledger of its own whose filtered reads look at 5 entries each (the default is 1,000).
+        await using var ledger = api.WithSettings(("Transactor:Transfers:HistoryScanPerRead", "5"));
+        using var client = ledger.CreateClient();
+        var id = await client.OpenAccount();
+        await Task.WhenAll(Enumerable.Range(0, 22).Select(async i =>
+        {
+            using var deposit = await client.SendAsync(Http.Post($"/accounts/{id}/deposits", $$$"""{"amount":{{{i + 1}}},"metadata":{"orderId":"o-{{{i}}}"}}""", $"d-{Guid.NewGuid():N}"));
+            Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
+        }));
+        using (var needle = await client.SendAsync(Http.Post($"/accounts/{id}/deposits", """{"amount":7,"metadata":{"orderId":"needle"}}""", $"d-{Guid.NewGuid():N}")))
+        {
+            Assert.Equal(HttpStatusCode.Created, needle.StatusCode);
+        }
+
+        foreach (var (order, expected) in new[] { ("nothing", Array.Empty<long>()), ("needle", new[] { 23L }) })
+        {
+            var pages = new List<JsonElement>();
+            string? next = null;
+            do
+            {
+                using var response = await client.GetAsync($"/accounts/{id}/entries?metadata.orderId={order}&limit=100" + (next is null ? "" : $"&after={next}"));
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                var page = await response.Body();
+                pages.Add(page);
+                next = page.GetProperty("next").GetString();
+            }
+            while (next is not null && pages.Count < 50);
+
+            // 23 entries, 5 looked at a request: 5 requests, each but the last with a cursor and no match.
+            Assert.Equal(5, pages.Count);
+            Assert.All(pages.SkipLast(1), page => Assert.Equal(0, page.GetProperty("items").GetArrayLength()));
+            Assert.Equal(expected, pages.SelectMany(p => p.GetProperty("items").EnumerateArray()).Select(e => e.GetProperty("sequence").GetInt64()));
+            Assert.All(pages, page => Assert.Equal(23L, page.GetProperty("count").GetInt64()));
+        }
+
+        // Without a filter nothing changes: one page holds every entry.
+        using var all = await client.GetAsync($"/accounts/{id}/entries");
+        Assert.Equal(23, (await all.Body()).GetProperty("items").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task The_openapi_document_describes_the_metadata_filter()
+    {
+        var document = await _client.GetStringAsync("/openapi/v1.json");
+
+        foreach (var expected in new[] { "invalid_metadata_filter", "HistoryScanPerRead", "metadata.orderId" })
+        {
+            Assert.Contains(expected, document, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -226,6 +332,39 @@ public sealed class AccountHistoryApiTests(ApiFixture api)
         }
 
         Assert.Equal(before.GetRawText(), (await Get($"/accounts/{existing}")).GetRawText());
+    }
+
+    private async Task Created(string path, string json, string? key = null)
+    {
+        using var response = await _client.SendAsync(Http.Post(path, json, key ?? $"k-{Guid.NewGuid():N}"));
+        Assert.True(response.StatusCode == HttpStatusCode.Created, $"POST {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
+
+    private async Task Ended(string path, string json)
+    {
+        using var response = await _client.SendAsync(Http.Post(path, json));
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"POST {path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
+
+    /// <summary>The sequences a filtered listing returns, <paramref name="limit"/> a page through its cursor, in exactly <paramref name="pages"/> pages.</summary>
+    private async Task<List<long>> FilteredSequences(string path, int limit, int pages)
+    {
+        var found = new List<long>();
+        string? next = null;
+        var read = 0;
+        do
+        {
+            var page = await Get($"{path}&limit={limit}" + (next is null ? "" : $"&after={next}"));
+            var items = page.GetProperty("items").EnumerateArray().ToArray();
+            Assert.True(items.Length <= limit);
+            found.AddRange(items.Select(e => e.GetProperty("sequence").GetInt64()));
+            next = page.GetProperty("next").GetString();
+            read++;
+        }
+        while (next is not null && read < 20);
+
+        Assert.Equal(pages, read);
+        return found;
     }
 
     private async Task Transfer(string from, string to, long amount)

@@ -23,6 +23,9 @@ public sealed class ClusterFixture : IAsyncLifetime
     /// <summary>Entries per history page in the test clusters (the default is 8).</summary>
     internal const int HistoryPageSize = 4;
 
+    /// <summary>Entries one history read filtered by metadata looks at in the test clusters (the default is 1,000).</summary>
+    internal const int HistoryScanPerRead = 10;
+
     public TestCluster Cluster { get; private set; } = null!;
 
     public IClusterClient Client => Cluster.Client;
@@ -85,6 +88,8 @@ public sealed class ClusterFixture : IAsyncLifetime
             options.WaitTimeout = TimeSpan.FromSeconds(5);
             // Small pages, so that the tests read most history from page rows and move pages often.
             options.HistoryPageSize = HistoryPageSize;
+            // A small bound, so that filtered reads of short histories already stop part way and continue.
+            options.HistoryScanPerRead = HistoryScanPerRead;
         });
         siloBuilder.Configure<ReminderOptions>(options => options.MinimumReminderPeriod = TimeSpan.FromSeconds(1));
     }

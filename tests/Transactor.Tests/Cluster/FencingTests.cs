@@ -292,11 +292,13 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
     [InlineData("Begin")]
     [InlineData("Prepare")]
     [InlineData("Decide")]
-    [InlineData("Commit")]
+    // The coordinator applies through CommitWithMetadata (Commit without metadata is kept for callers of earlier versions);
+    // the accounts' ids start with the method's name, which keeps them within 64 characters.
+    [InlineData("CommitWithMetadata")]
     public async Task A_call_that_ran_while_its_caller_heard_a_timeout_leaves_the_movement_applied_once(string method)
     {
         var ledger = new Ledger(Cluster.Client);
-        var ids = await ledger.OpenFunded(Ledger.NewId($"lost-answer-{method}"), 2, 1_000);
+        var ids = await ledger.OpenFunded(Ledger.NewId($"lost-{method}"), 2, 1_000);
         var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
         HeldCalls.LoseAnswer(method, request.TransferId);
 

@@ -20,6 +20,19 @@ public sealed class LedgerStorageSerializerTests
             Completed = true,
         },
         new AccountState { Currency = "USD", Metadata = MetadataMap.Of([new("customer", "c-1"), new("tier", "gold")]) },
+        new AccountState
+        {
+            Currency = "USD",
+            AvailableMinor = 5,
+            HistoryPageSize = 8,
+            HistoryCount = 2,
+            HistoryStart = new HistoryStart(DateTimeOffset.UnixEpoch, 0, 0, 0, 0),
+            HistoryTail =
+            [
+                new HistoryEntry(1, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-1", 5, null, 5, 0, 0, 0, Metadata: MetadataMap.Of([new("orderId", "o-1"), new("note", "")])),
+                new HistoryEntry(2, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-2", 0, null, 5, 0, 0, 0),
+            ],
+        },
         new TransferState
         {
             Record = new TransferRecord(Linked, TransferStatus.Rejected, RejectionReason.InsufficientFunds, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 2, FailedLeg: 1),
@@ -78,6 +91,36 @@ public sealed class LedgerStorageSerializerTests
 
         Assert.Equal(AccountBook.DisputableDeposits, book.State.DepositNumbers!.Count);
         Assert.InRange(payload.ToMemory().Length, 36 * AccountBook.DisputableDeposits, 64 * 1024);
+    }
+
+    /// <summary>
+    /// History entries keep their movement's metadata, and the account's row carries its newest
+    /// entries: with a full page of 8 entries each holding the largest metadata there is (16 keys of
+    /// 64 characters, 16 values of 256 three-byte UTF-8 characters, none shared between entries), the
+    /// row stays within the size docs/transfers.md gives ("Account history").
+    /// </summary>
+    [Fact]
+    public void A_row_with_a_full_page_of_entries_with_the_largest_metadata_stays_within_128_KiB()
+    {
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UnixEpoch);
+        var book = new AccountBook("acct", new AccountState());
+        book.EnableHistory(clock);
+        book.Open("USD", null, DateTimeOffset.UnixEpoch);
+        for (var i = 0; i < AccountBook.DefaultHistoryPageSize; i++)
+        {
+            var id = Guid.NewGuid().ToString();
+            var metadata = MetadataMap.Of(Enumerable.Range(0, MetadataMap.MaxEntries).Select(k =>
+                new KeyValuePair<string, string>($"{k:D2}{i}".PadRight(MetadataMap.MaxKeyLength, 'k'), $"{k:D2}{i}".PadRight(MetadataMap.MaxValueLength, '€'))));
+            book.Prepare(new PrepareRequest(id, EntrySide.Credit, 1_000 + i, "USD", Epoch: 1, External: true), out _);
+            Assert.Equal(CommitOutcome.Applied, book.Commit(id, 1, metadata));
+        }
+
+        var payload = new LedgerStorageSerializer(Serializer, json: null!).Serialize(book.State);
+
+        Assert.Equal(AccountBook.DefaultHistoryPageSize, book.State.HistoryTail!.Count);
+        Assert.NotNull(book.DueHistoryPage());
+        var metadataBytes = AccountBook.DefaultHistoryPageSize * MetadataMap.MaxEntries * (MetadataMap.MaxKeyLength + (3 * (MetadataMap.MaxValueLength - 3)));
+        Assert.InRange(payload.ToMemory().Length, metadataBytes, 128 * 1024);
     }
 
     /// <summary>

@@ -194,6 +194,29 @@ public sealed class AccountBookHistoryTests
         Assert.Throws<LedgerInvariantException>(other.AssertInvariants);
     }
 
+    [Fact]
+    public void An_apply_keeps_its_movements_metadata_in_its_entry_and_a_filter_matches_every_pair()
+    {
+        var (book, _) = Opened();
+        var order = MetadataMap.Of([new("orderId", "abc"), new("channel", "web")]);
+        Assert.Equal(PrepareStatus.Prepared, Prepare(book, "d1", EntrySide.Credit, 100, external: true).Status);
+        Assert.Equal(CommitOutcome.Applied, book.Commit("d1", 1, order));
+        Apply(book, "d2", EntrySide.Credit, 50, external: true);
+        // A second commit of the id, with other metadata, changes nothing: the entry is the first apply's.
+        Assert.Equal(CommitOutcome.NotHeld, book.Commit("d1", 1, MetadataMap.Of([new("orderId", "other")])));
+
+        var entries = book.State.HistoryTail!;
+        Assert.Equal(new[] { order, null }, entries.Select(e => e.Metadata).ToArray());
+        Assert.True(entries[0].Matches(MetadataMap.Of([new("orderId", "abc")])!));
+        Assert.True(entries[0].Matches(MetadataMap.Of([new("channel", "web"), new("orderId", "abc")])!));
+        Assert.False(entries[0].Matches(MetadataMap.Of([new("orderId", "abc"), new("channel", "app")])!));
+        Assert.False(entries[0].Matches(MetadataMap.Of([new("orderId", "ABC")])!));
+        Assert.False(entries[0].Matches(MetadataMap.Of([new("orderid", "abc")])!));
+        Assert.False(entries[0].Matches(MetadataMap.Of([new("orderId", "abc"), new("channel", "web"), new("extra", "")])!));
+        Assert.False(entries[1].Matches(MetadataMap.Of([new("orderId", "abc")])!));
+        book.AssertInvariants();
+    }
+
     private static (AccountBook Book, FakeTimeProvider Clock) Opened(int pageSize = AccountBook.DefaultHistoryPageSize, AccountLimits? limits = null)
     {
         var clock = new FakeTimeProvider(Start);

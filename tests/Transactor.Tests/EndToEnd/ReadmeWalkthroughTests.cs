@@ -63,6 +63,9 @@ public sealed partial class ReadmeWalkthroughTests
         Assert.Contains("\"orderId\":\"77\"", output, StringComparison.Ordinal);
         Assert.Contains("\"customer\":\"c-42\"", output, StringComparison.Ordinal);
         Assert.Equal(2_950, (await client.GetFromJsonAsync<JsonElement>("/accounts/erin")).GetProperty("available").GetInt64());
+        // erin's history filtered by the order's metadata lists the linked transfer's entry, not the deposit's.
+        Assert.Contains("\"kind\":\"transfer_out\",\"transfer_id\":\"order-77\"", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"transfer_id\":\"deposit-erin-1\"", output, StringComparison.Ordinal);
         Assert.Equal(50, (await client.GetFromJsonAsync<JsonElement>("/accounts/fees")).GetProperty("available").GetInt64());
         Assert.Contains("Embedded single-process ledger with IN-MEMORY storage", api.Output, StringComparison.Ordinal);
     }

@@ -13,14 +13,34 @@ namespace Transactor.Tests.Pending;
 /// credit after every step, must agree, and money is conserved. At the end of each sequence every account's
 /// history (read whole, read a few entries at a time through the cursor, and as balances at each
 /// entry's instant) must be the model's: one entry per change, in order, with the balances after it
-/// (a linked transfer: one entry per account whose legs do not cancel out, by their net).
-/// The cluster's history pages hold 4 entries, so most of it is read from page rows.
+/// (a linked transfer: one entry per account whose legs do not cancel out, by their net), each with
+/// the metadata of its movement (a post or void its own, an expiry none); and read filtered by one
+/// and by two metadata pairs, a few entries at a time, it must be the model's entries that carry them.
+/// The cluster's history pages hold 4 entries, so most of it is read from page rows, and a filtered
+/// read looks at 10 entries at most, so a filtered listing continues over several reads.
 /// </summary>
 [Collection(ClusterTestGroup.Name)]
 public sealed class PendingModelProperties(ClusterFixture fixture)
 {
     private const int Accounts = 3;
     private const long FundedMinor = 1_000;
+
+    /// <summary>The metadata a movement may carry (none, or one of three maps sharing keys), by index.</summary>
+    private static readonly MetadataMap?[] Tags =
+    [
+        null,
+        MetadataMap.Of([new("tag", "a")]),
+        MetadataMap.Of([new("tag", "a"), new("n", "1")]),
+        MetadataMap.Of([new("tag", "b"), new("n", "1")]),
+    ];
+
+    /// <summary>The filters each history is read with: one pair, two pairs, and a pair on the other key.</summary>
+    private static readonly MetadataMap[] Filters =
+    [
+        MetadataMap.Of([new("tag", "a")])!,
+        MetadataMap.Of([new("tag", "a"), new("n", "1")])!,
+        MetadataMap.Of([new("n", "1")])!,
+    ];
 
     [Fact]
     public void Pending_transfers_agree_with_a_sequential_model()
@@ -39,6 +59,7 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
         var ids = await ledger.OpenFunded(Ledger.NewId("pm"), Accounts, FundedMinor);
         var model = new Model(ids, FundedMinor);
         var pendingIds = new List<string>();
+        var holdTags = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var step = 0; step < operations.Length; step++)
         {
             var op = operations[step];
@@ -50,12 +71,13 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                 case Operation.Move move:
                 {
                     var id = $"{ids[0]}-op{step}";
-                    var request = move.Pending
+                    var request = (move.Pending
                         ? TransferRequest.Pending(id, ids[move.From], ids[move.To], move.AmountMinor, "USD")
-                        : new TransferRequest(id, ids[move.From], ids[move.To], move.AmountMinor, "USD");
+                        : new TransferRequest(id, ids[move.From], ids[move.To], move.AmountMinor, "USD")) with { Metadata = Tags[move.Tag] };
                     if (move.Pending)
                     {
                         pendingIds.Add(id);
+                        holdTags[id] = move.Tag;
                     }
 
                     expected = model.Execute(request);
@@ -66,14 +88,22 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                 case Operation.End end when pendingIds.Count > 0:
                 {
                     var pendingId = pendingIds[end.Index % pendingIds.Count];
-                    expected = model.End(pendingId, end.Phase, end.AmountMinor);
-                    actual = await ledger.Coordinator.EndPending(pendingId, end.Phase, end.AmountMinor);
+                    // One metadata per pending transfer and way of ending it, so that an end asked again is the same request:
+                    // a post carries its hold's, a void the next map, an expiry none (its reminder has none to give).
+                    var metadata = end.Phase switch
+                    {
+                        TransferPhase.Post => Tags[holdTags[pendingId]],
+                        TransferPhase.Void => Tags[(holdTags[pendingId] + 1) % Tags.Length],
+                        _ => null,
+                    };
+                    expected = model.End(pendingId, end.Phase, end.AmountMinor, metadata);
+                    actual = await ledger.Coordinator.EndPendingWithMetadata(pendingId, end.Phase, end.AmountMinor, metadata);
                     break;
                 }
 
                 case Operation.Linked linked:
                 {
-                    var request = TransferRequest.Linked($"{ids[0]}-op{step}", linked.Legs.Select(l => new TransferLeg(ids[l.From], ids[l.To], l.AmountMinor, "USD")));
+                    var request = TransferRequest.Linked($"{ids[0]}-op{step}", linked.Legs.Select(l => new TransferLeg(ids[l.From], ids[l.To], l.AmountMinor, "USD")), Tags[linked.Tag]);
                     (expected, expectedLeg) = model.ExecuteLinked(request);
                     actual = await ledger.Coordinator.Execute(request);
                     if (linked.Retry)
@@ -118,7 +148,7 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
     {
         var history = fixture.Client.GetAccountHistory();
         var whole = (await history.Entries(id, 0, AccountHistoryGrain.MaxEntriesPerRead))!;
-        var actual = whole.Entries.Select(e => new ModelEntry(e.Kind, e.AmountMinor, e.AvailableMinor, e.PendingDebitMinor, e.PendingCreditMinor)).ToArray();
+        var actual = whole.Entries.Select(e => new ModelEntry(e.Kind, e.AmountMinor, e.AvailableMinor, e.PendingDebitMinor, e.PendingCreditMinor, e.Metadata)).ToArray();
         Assert.True(expected.SequenceEqual(actual), $"account {id}: model history\n  {string.Join("\n  ", expected)}\ngrains\n  {string.Join("\n  ", actual)}");
         Assert.Equal(Enumerable.Range(1, expected.Count).Select(i => (long)i), whole.Entries.Select(e => e.Sequence));
         Assert.Equal(expected.Count, whole.Count);
@@ -139,6 +169,23 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
 
         Assert.Equal(whole.Entries, paged);
 
+        // Filtered, two matches a read at most, each read looking at no more than the cluster's bound: the model's entries that carry every pair.
+        foreach (var filter in Filters)
+        {
+            var matching = expected.Select((e, i) => (Entry: e, Sequence: i + 1L)).Where(x => x.Entry.Metadata is { } m && m.ContainsAll(filter)).Select(x => x.Sequence).ToArray();
+            var found = new List<long>();
+            for (long after = 0, reads = 0; after < whole.Count; reads++)
+            {
+                Assert.True(reads <= whole.Count, $"account {id}: filtered reads of {filter.ToDictionary().Count} pairs do not reach the end");
+                var read = (await history.EntriesMatching(id, after, 2, filter))!;
+                Assert.True(read.ScannedThrough > after && read.ScannedThrough - after <= ClusterFixture.HistoryScanPerRead && read.Entries.Count <= 2, $"account {id}: a filtered read after {after} kept {read.Entries.Count} through {read.ScannedThrough}");
+                found.AddRange(read.Entries.Select(e => e.Sequence));
+                after = read.ScannedThrough;
+            }
+
+            Assert.True(matching.SequenceEqual(found), $"account {id}, filter {string.Join(",", filter.ToDictionary())}: model {string.Join(" ", matching)}, grains {string.Join(" ", found)}");
+        }
+
         // At each entry's instant the balances are those of the last entry at that instant (entries may share one).
         foreach (var entry in whole.Entries)
         {
@@ -151,14 +198,15 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
         Assert.True(opened is null || opened.Status == BalanceAtStatus.BeforeOpening || (opened.Sequence == 0 && opened.AvailableMinor == 0), $"account {id}: before its first entry, {opened}");
     }
 
-    private sealed record ModelEntry(Transactor.Domain.HistoryKind Kind, long AmountMinor, long AvailableMinor, long PendingDebitMinor, long PendingCreditMinor);
+    private sealed record ModelEntry(Transactor.Domain.HistoryKind Kind, long AmountMinor, long AvailableMinor, long PendingDebitMinor, long PendingCreditMinor, MetadataMap? Metadata = null);
 
     private static Gen<Operation> OperationGen()
     {
         var account = Gen.Choose(0, Accounts - 1);
         var amount = Gen.Choose(1, 600).Select(i => (long)i);
-        var move = from f in account from t in account from m in amount from p in Gen.Elements(true, true, false)
-                   select (Operation)new Operation.Move(f, t, m, p);
+        var tag = Gen.Choose(0, Tags.Length - 1);
+        var move = from f in account from t in account from m in amount from p in Gen.Elements(true, true, false) from g in tag
+                   select (Operation)new Operation.Move(f, t, m, p, g);
         var postAmount = Gen.OneOf(Gen.Constant<long?>(null), Gen.Choose(1, 700).Select(i => (long?)i));
         var end = from i in Gen.Choose(0, 1_000)
                   from phase in Gen.Elements(TransferPhase.Post, TransferPhase.Post, TransferPhase.Void, TransferPhase.Expire)
@@ -171,7 +219,8 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                      from c in leg
                      from d in leg
                      from retry in Gen.Elements(false, false, true)
-                     select (Operation)new Operation.Linked([.. new[] { a, b, c, d }.Take(count)], retry);
+                     from g in tag
+                     select (Operation)new Operation.Linked([.. new[] { a, b, c, d }.Take(count)], retry, g);
         return Gen.Frequency((4, move), (5, end), (3, linked));
     }
 
@@ -179,13 +228,13 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
 
     private abstract record Operation
     {
-        public sealed record Move(int From, int To, long AmountMinor, bool Pending) : Operation;
+        public sealed record Move(int From, int To, long AmountMinor, bool Pending, int Tag) : Operation;
 
         public sealed record End(int Index, TransferPhase Phase, long? AmountMinor) : Operation;
 
-        public sealed record Linked(Leg[] Legs, bool Retry) : Operation
+        public sealed record Linked(Leg[] Legs, bool Retry, int Tag) : Operation
         {
-            public override string ToString() => $"Linked [{string.Join(", ", Legs.Select(l => $"{l.From}->{l.To} {l.AmountMinor}"))}]{(Retry ? " twice" : "")}";
+            public override string ToString() => $"Linked [{string.Join(", ", Legs.Select(l => $"{l.From}->{l.To} {l.AmountMinor}"))}] tag {Tag}{(Retry ? " twice" : "")}";
         }
     }
 
@@ -201,8 +250,8 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
 
         public List<ModelEntry> History(string id) => _history[id];
 
-        private void Record(string id, Transactor.Domain.HistoryKind kind, long amountMinor) =>
-            _history[id].Add(new ModelEntry(kind, amountMinor, _available[id], _pendingDebit[id], _pendingCredit[id]));
+        private void Record(string id, Transactor.Domain.HistoryKind kind, long amountMinor, MetadataMap? metadata) =>
+            _history[id].Add(new ModelEntry(kind, amountMinor, _available[id], _pendingDebit[id], _pendingCredit[id], metadata));
 
         public (long, long, long) Balances(string id) => (_available[id], _pendingDebit[id], _pendingCredit[id]);
 
@@ -224,14 +273,14 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                 _pendingDebit[r.DebitAccountId!] += r.AmountMinor;
                 _pendingCredit[r.CreditAccountId!] += r.AmountMinor;
                 _held[r.TransferId] = r;
-                Record(r.DebitAccountId!, Transactor.Domain.HistoryKind.HoldOut, r.AmountMinor);
-                Record(r.CreditAccountId!, Transactor.Domain.HistoryKind.HoldIn, r.AmountMinor);
+                Record(r.DebitAccountId!, Transactor.Domain.HistoryKind.HoldOut, r.AmountMinor, r.Metadata);
+                Record(r.CreditAccountId!, Transactor.Domain.HistoryKind.HoldIn, r.AmountMinor, r.Metadata);
             }
             else
             {
                 _available[r.CreditAccountId!] += r.AmountMinor;
-                Record(r.DebitAccountId!, Transactor.Domain.HistoryKind.TransferOut, r.AmountMinor);
-                Record(r.CreditAccountId!, Transactor.Domain.HistoryKind.TransferIn, r.AmountMinor);
+                Record(r.DebitAccountId!, Transactor.Domain.HistoryKind.TransferOut, r.AmountMinor, r.Metadata);
+                Record(r.CreditAccountId!, Transactor.Domain.HistoryKind.TransferIn, r.AmountMinor, r.Metadata);
             }
 
             return (TransferStatus.Committed, RejectionReason.None);
@@ -275,14 +324,14 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                 _available[id] += minor;
                 if (minor != 0)
                 {
-                    Record(id, minor < 0 ? Transactor.Domain.HistoryKind.TransferOut : Transactor.Domain.HistoryKind.TransferIn, Math.Abs(minor));
+                    Record(id, minor < 0 ? Transactor.Domain.HistoryKind.TransferOut : Transactor.Domain.HistoryKind.TransferIn, Math.Abs(minor), r.Metadata);
                 }
             }
 
             return ((TransferStatus.Committed, RejectionReason.None), null);
         }
 
-        public (TransferStatus, RejectionReason) End(string pendingId, TransferPhase phase, long? amountMinor)
+        public (TransferStatus, RejectionReason) End(string pendingId, TransferPhase phase, long? amountMinor, MetadataMap? metadata)
         {
             if (!_held.TryGetValue(pendingId, out var held))
             {
@@ -318,8 +367,8 @@ public sealed class PendingModelProperties(ClusterFixture fixture)
                 TransferPhase.Void => (Transactor.Domain.HistoryKind.VoidOut, Transactor.Domain.HistoryKind.VoidIn),
                 _ => (Transactor.Domain.HistoryKind.ExpireOut, Transactor.Domain.HistoryKind.ExpireIn),
             };
-            Record(held.DebitAccountId!, debitKind, endMinor);
-            Record(held.CreditAccountId!, creditKind, endMinor);
+            Record(held.DebitAccountId!, debitKind, endMinor, metadata);
+            Record(held.CreditAccountId!, creditKind, endMinor, metadata);
             return (TransferStatus.Committed, RejectionReason.None);
         }
     }
