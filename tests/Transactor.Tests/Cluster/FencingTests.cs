@@ -429,7 +429,7 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
             var duplicates = log.Duplicates().Dropped;
 
             var request = new TransferRequest(Ledger.NewId("t"), ids[0], ids[1], 100, "USD");
-            var held = HeldCalls.Before("Commit", request.TransferId);
+            var held = HeldCalls.Before(nameof(IAccountGrain.CommitWithMetadata), request.TransferId);
             var original = ledger.Coordinator.Execute(request);
             await held.Reached.Task.WaitAsync(Timeout);
             var ends = new List<TransferEventLog.TransferEvent>();
