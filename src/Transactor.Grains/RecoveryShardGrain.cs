@@ -239,8 +239,11 @@ public sealed partial class RecoveryShardGrain(
         }
 
         // Every account has applied the decision: from now on a read of the key gets the outcome. The
-        // driver waits only for this note, not for the write, before it answers its client.
-        listing.Outcome = new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit, Accounts = accounts };
+        // driver waits only for this note, not for the write, before it answers its client. The first
+        // outcome noted stays: after a failed write, the next driver's balances (read later) would
+        // contradict what a reader was told. The write belongs to no request: a deactivation does
+        // not wait for it, and the listing, still in the stored list, is then recovered once more.
+        listing.Outcome ??= new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit, Accounts = accounts };
         var writing = WriteOutcome(transferId, listing, listing.Outcome);
         if (!writing.IsCompleted)
         {

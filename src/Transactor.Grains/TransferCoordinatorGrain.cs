@@ -468,7 +468,7 @@ public sealed partial class TransferCoordinatorGrain(
             if (request.Legs is not null)
             {
                 AccountSnapshot[] accounts = [.. snapshots.OfType<AccountSnapshot>()];
-                await NoteOutcome(shard.CompleteLinked(request.TransferId, accounts), request.TransferId);
+                await NoteOutcome(shard, shard.CompleteLinked(request.TransferId, accounts), request.TransferId, lease.Epoch);
                 events.Ended(request, record.Status, record.Reason, startedAt, null, null);
                 status = record.Status;
                 reason = record.Reason;
@@ -478,7 +478,7 @@ public sealed partial class TransferCoordinatorGrain(
             var debit = sides[0].Entry == EntrySide.Debit ? snapshots[0] : sides.Length > 1 ? snapshots[1] : null;
             var credit = sides[0].Entry == EntrySide.Credit ? snapshots[0] : sides.Length > 1 ? snapshots[1] : null;
             // The shard notes the outcome before the client hears it, and writes it into the movement's row after.
-            await NoteOutcome(shard.Complete(request.TransferId, debit, credit), request.TransferId);
+            await NoteOutcome(shard, shard.Complete(request.TransferId, debit, credit), request.TransferId, lease.Epoch);
             events.Ended(request, record.Status, record.Reason, startedAt, debit, credit);
             status = record.Status;
             reason = record.Reason;
@@ -493,12 +493,16 @@ public sealed partial class TransferCoordinatorGrain(
     /// <summary>
     /// Waits until the shard has noted the outcome, so that a read of the key after the client's
     /// answer gets it. The outcome stands whether or not the shard answers: every account has
-    /// applied it. A shard that cannot be told (its silo died) or is slow to say so only leaves the
-    /// movement listed, and reads of it pending, until a retry or its sweep completes it; the wait
-    /// is bounded so that the client is not kept from an outcome that is already final.
+    /// applied it. When the shard does not answer in time (its silo died, the message or its answer
+    /// was lost or is late, its list could not be written), the driver gives its lease back, so that
+    /// a retry completes the movement at once rather than after the lease; until a retry or the
+    /// shard's sweep does, reads of the key may answer pending. The wait is bounded so that the
+    /// client is not kept from an outcome that is already final.
     /// </summary>
-    private async Task NoteOutcome(Task noting, string transferId)
+    private async Task NoteOutcome(IRecoveryShardGrain shard, Task noting, string transferId, long epoch)
     {
+        // A late failure, after the wait gave up, is observed here rather than left unobserved.
+        noting.Ignore();
         try
         {
             await noting.WaitAsync(NoteOutcomeTimeout, time);
@@ -506,6 +510,8 @@ public sealed partial class TransferCoordinatorGrain(
         catch (Exception ex)
         {
             LogOutcomeNotNoted(logger, ex, transferId);
+            // One-way; refused while the shard writes the outcome (it noted it after all), harmless when it is gone.
+            shard.ReleaseLease(transferId, epoch).Ignore();
         }
     }
 
@@ -915,7 +921,7 @@ public sealed partial class TransferCoordinatorGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Account {AccountId}: a linked transfer's leg debits it for a client key that does not own it")]
     private static partial void LogNotOwner(ILogger logger, string accountId);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Transfer {TransferId} ended, but its shard did not note the outcome; reads answer pending until a retry or the shard's sweep completes it")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Transfer {TransferId} ended, but its shard did not confirm that it noted the outcome; reads may answer pending until a retry or the shard's sweep completes it")]
     private static partial void LogOutcomeNotNoted(ILogger logger, Exception exception, string transferId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Recovered transfer {TransferId}: {Status} ({Reason})")]
