@@ -14,12 +14,14 @@ mkdir -p "$OUT"
 dotnet build "$ROOT/src/Transactor.Api" -c Release -v q -nologo >/dev/null
 dotnet build "$ROOT/src/Transactor.LoadGen" -c Release -v q -nologo >/dev/null
 URL="http://127.0.0.1:5093"
-ASPNETCORE_URLS="$URL" Transactor__Embedded__SiloPort=11193 Transactor__Embedded__GatewayPort=30093 Logging__LogLevel__Default=Warning \
+# The API refuses ledger requests without a key: a throwaway admin key for this run.
+ADMIN_KEY="bench-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+ASPNETCORE_URLS="$URL" Transactor__Auth__AdminKey="$ADMIN_KEY" Transactor__Embedded__SiloPort=11193 Transactor__Embedded__GatewayPort=30093 Logging__LogLevel__Default=Warning \
     dotnet "$ROOT/src/Transactor.Api/bin/Release/net10.0/Transactor.Api.dll" >"$OUT/api-batch.log" 2>&1 &
 API_PID=$!
 trap 'kill $API_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 120); do curl -sf "$URL/health" >/dev/null 2>&1 && break; sleep 0.5; done
-LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --accounts 10000 --quiet)
+LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --api-key "$ADMIN_KEY" --accounts 10000 --quiet)
 echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $CLIENTS clients; batches of $BATCH"
 echo "## warm-up: 10 s of single transfers and 10 s of batches (not measured)"
 "${LOADGEN[@]}" --clients "$CLIENTS" --duration 10 --seed 1 >/dev/null
