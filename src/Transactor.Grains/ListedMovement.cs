@@ -65,8 +65,8 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     /// <summary>The outcome as a driver reported it once every account had applied the decision; null before.</summary>
     public TransferState? Outcome { get; set; }
 
-    /// <summary>The write of the outcome, once every account has applied the decision.</summary>
-    public Task? Completing { get; set; }
+    /// <summary>True while the outcome's write, once every account has applied the decision, is under way.</summary>
+    public bool Completing { get; set; }
 
     /// <summary>Set when the movement leaves the list; created only when somebody waits for it.</summary>
     public TaskCompletionSource? Ended { get; set; }
@@ -91,7 +91,7 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     /// </summary>
     public long? TakeLease(TimeProvider time, TimeSpan duration, SiloAddress? holder = null, Func<SiloAddress, bool>? isDead = null)
     {
-        if (Completing is not null || (LeasedAt is { } leasedAt && time.GetElapsedTime(leasedAt) < duration && !HolderIsDead(isDead)))
+        if (Completing || (LeasedAt is { } leasedAt && time.GetElapsedTime(leasedAt) < duration && !HolderIsDead(isDead)))
         {
             return null;
         }
@@ -105,7 +105,7 @@ internal sealed class ListedMovement(DateTimeOffset listedAt, TransferRecord? re
     public bool HolderIsDead(Func<SiloAddress, bool>? isDead) => LeaseHolder is { } holder && isDead is not null && isDead(holder);
 
     /// <summary>True while <paramref name="epoch"/> is the latest lease and the outcome is not being written: its holder may drive.</summary>
-    public bool Holds(long epoch) => Epoch == epoch && Completing is null;
+    public bool Holds(long epoch) => Epoch == epoch && !Completing;
 
     /// <summary>Extends the lease of <paramref name="epoch"/> when it is still the latest; its epoch stays.</summary>
     public bool Renew(long epoch, TimeProvider time)

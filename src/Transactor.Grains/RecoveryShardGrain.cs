@@ -232,7 +232,7 @@ public sealed partial class RecoveryShardGrain(
             throw new InvalidOperationException($"Transfer '{transferId}' was completed before it was decided.");
         }
 
-        if (listing.Completing is not null)
+        if (listing.Completing)
         {
             // A driver that outlived its lease, completing while its successor does: the outcome is noted.
             return Task.CompletedTask;
@@ -244,39 +244,8 @@ public sealed partial class RecoveryShardGrain(
         // contradict what a reader was told. The write belongs to no request: a deactivation does
         // not wait for it, and the listing, still in the stored list, is then recovered once more.
         listing.Outcome ??= new TransferState { Record = decided, Completed = true, Debit = debit, Credit = credit, Accounts = accounts };
-        var writing = WriteOutcome(transferId, listing, listing.Outcome);
-        if (!writing.IsCompleted)
-        {
-            listing.Completing = writing;
-            _ = Completed(listing, writing);
-        }
-        else if (writing.IsFaulted)
-        {
-            // Logged by WriteOutcome; the movement stays listed and the next lease holder completes it.
-            _ = writing.Exception;
-        }
-
+        _ = WriteOutcome(transferId, listing, listing.Outcome);
         return Task.CompletedTask;
-    }
-
-    /// <summary>Clears <see cref="ListedMovement.Completing"/> once the outcome's write has ended, stored or not.</summary>
-    private static async Task Completed(ListedMovement listing, Task writing)
-    {
-        try
-        {
-            await writing;
-        }
-        catch (Exception)
-        {
-            // Logged by WriteOutcome. After a failed write the movement stays listed; the next lease holder completes it.
-        }
-        finally
-        {
-            if (listing.Completing == writing)
-            {
-                listing.Completing = null;
-            }
-        }
     }
 
     public async Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout)
@@ -479,10 +448,12 @@ public sealed partial class RecoveryShardGrain(
     private bool IsListed(string transferId, ListedMovement listing) => _listings.TryGetValue(transferId, out var current) && current == listing;
 
     /// <summary>
-    /// Writes the ended movement's outcome into its row, then takes it off the list.
+    /// Writes the ended movement's outcome into its row, then takes it off the list. Never throws:
+    /// after a failed write (logged) the movement stays listed, and the next lease holder completes it.
     /// </summary>
     private async Task WriteOutcome(string transferId, ListedMovement listing, TransferState outcome)
     {
+        listing.Completing = true;
         try
         {
             // A listing loaded from storage by this activation is checked against its row first (its
@@ -502,7 +473,10 @@ public sealed partial class RecoveryShardGrain(
             // The row may have changed under another writer: read it again before the next try.
             listing.RowRead = false;
             LogCompleteFailed(logger, ex, transferId);
-            throw;
+        }
+        finally
+        {
+            listing.Completing = false;
         }
     }
 
