@@ -377,6 +377,8 @@ internal static class Bench
         Console.WriteLine($"  {"",-8} {"",-22} latency: p90 {Ms(() => histogram.GetValueAtPercentile(90)):N2} ms, p95 {Ms(() => histogram.GetValueAtPercentile(95)):N2} ms, p99.9 {Ms(() => histogram.GetValueAtPercentile(99.9)):N2} ms");
         double Per(long count) => count / (double)Math.Max(1, committed + rejected + failed);
         Console.WriteLine($"  {"",-8} {"",-22} GC: {gc.Gen0:N0} gen0, {gc.Gen1:N0} gen1, {gc.Gen2:N0} gen2 collections, paused {gc.Paused.TotalMilliseconds:N0} ms ({gc.Paused / settings.Measure:P1} of the time), allocated {Per(gc.Allocated) / 1024.0:N1} KiB per transfer");
+        // Processor time per transfer is steadier than transfers/s on a machine whose pace drifts: the figure to compare two builds or settings by.
+        Console.WriteLine($"  {"",-8} {"",-22} processor: {Per(gc.Processor.Ticks) / TimeSpan.TicksPerMicrosecond:N1} µs per transfer ({gc.Processor / settings.Measure:N2} of {Environment.ProcessorCount} processors busy)");
         if (database is { } d)
         {
             var statementsPerTransfer = statements is null ? Per(d.Transactions) : Per(statementsSent);
@@ -466,11 +468,12 @@ internal static class Bench
         }
     }
 
-    private readonly record struct GcSnapshot(int Gen0, int Gen1, int Gen2, TimeSpan Paused, long Allocated)
+    /// <summary>The collector's counters and the processor time of the whole process (silo and load alike).</summary>
+    private readonly record struct GcSnapshot(int Gen0, int Gen1, int Gen2, TimeSpan Paused, long Allocated, TimeSpan Processor)
     {
-        public static GcSnapshot Take() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration(), GC.GetTotalAllocatedBytes());
+        public static GcSnapshot Take() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration(), GC.GetTotalAllocatedBytes(), Process.GetCurrentProcess().TotalProcessorTime);
 
-        public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused, a.Allocated - b.Allocated);
+        public static GcSnapshot operator -(GcSnapshot a, GcSnapshot b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused, a.Allocated - b.Allocated, a.Processor - b.Processor);
     }
 
     /// <summary>

@@ -12,7 +12,7 @@ namespace Transactor.Grains;
 /// <see cref="TransferOptions.RecoveryPeriod"/> is handed to a coordinator (<see cref="ITransferCoordinatorGrain.Recover"/>),
 /// which finishes the movement or, if it has ended, releases a superseded driver's late prepare.
 /// </summary>
-public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOptions> options, ILogger<AccountGrain> logger) : Grain, IAccountGrain
+public sealed partial class AccountGrain(TimeProvider time, HistoryCodec historyCodec, IOptions<TransferOptions> options, ILogger<AccountGrain> logger) : Grain, IAccountGrain
 {
     /// <summary>The state name of an account's row.</summary>
     public const string StateName = "account";
@@ -89,8 +89,8 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         }
 
         var s = _book.State;
-        // A copy: the tail changes with the next apply, and the answer may be read after it.
-        HistoryEntry[] tail = s.HistoryTail is { } entries ? [.. entries] : [];
+        // Decoded, so a copy: the tail changes with the next apply, and the answer may be read after it.
+        var tail = _book.HistoryTail(historyCodec);
         return Task.FromResult<HistoryHead?>(new HistoryHead(account, s.HistoryCount, s.HistoryPages, s.HistoryPageSize, tail, s.HistoryStart));
     }
 
@@ -110,7 +110,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
             return new PrepareResult(PrepareStatus.Rejected, RejectionReason.NotOwner, _book.State.Currency);
         }
 
-        if (_book.State.HistoryTail is { } tail && tail.Count >= MaxHistoryPagesInRow * Math.Max(1, _book.State.HistoryPageSize))
+        if (_book.HistoryTailCount >= MaxHistoryPagesInRow * Math.Max(1, _book.State.HistoryPageSize))
         {
             // Page writes in the background have failed: move them now, or refuse (the caller retries) rather than grow the row.
             await MoveHistoryPages();
@@ -227,7 +227,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
         _book = new AccountBook(LedgerGrains.AccountIdOf(this.GetPrimaryKeyString()), _state.State);
         if (options.Value.RecordHistory)
         {
-            _book.EnableHistory(time, options.Value.HistoryPageSize);
+            _book.EnableHistory(time, historyCodec, options.Value.HistoryPageSize);
         }
 
         // Check what was loaded, not only what is written: a bad row must stop here, not spread.
@@ -293,7 +293,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     /// </summary>
     private void MoveHistoryPagesSoon()
     {
-        if (_book.DueHistoryPage() is null)
+        if (!_book.HistoryPageIsDue)
         {
             return;
         }
@@ -331,10 +331,10 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
     private async Task MoveHistoryPages()
     {
         var rowsWritten = 0;
-        while (_book.DueHistoryPage() is { } due && rowsWritten < MaxHistoryPagesInRow + 1)
+        while (rowsWritten < MaxHistoryPagesInRow + 1 && _book.DueHistoryPage() is { } due)
         {
             var rowId = LedgerGrains.HistoryPageRowId(_book.AccountId, due.Page);
-            var row = new GrainState<HistoryPage>(new HistoryPage { Entries = due.Entries });
+            var row = new GrainState<HistoryPage>(new HistoryPage { Encoded = due.Entries });
             try
             {
                 await _storage.WriteStateAsync(HistoryPage.StateName, rowId, row);
@@ -343,8 +343,9 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
             {
                 var stored = new GrainState<HistoryPage>(new HistoryPage());
                 await _storage.ReadStateAsync(HistoryPage.StateName, rowId, stored);
-                var entries = stored.State?.Entries ?? [];
-                if (entries.Count != due.Entries.Count || entries[0].Sequence != due.Entries[0].Sequence || entries[^1] != due.Entries[^1])
+                var entries = stored.State is { } page ? historyCodec.Entries(page) : [];
+                var written = historyCodec.Decode(due.Entries);
+                if (!entries.SequenceEqual(written))
                 {
                     throw new LedgerInvariantException(
                         $"Account '{_book.AccountId}': history page {due.Page} is stored with entries {entries.FirstOrDefault()?.Sequence}-{entries.LastOrDefault()?.Sequence}, not those of the account's row.");
@@ -352,7 +353,7 @@ public sealed partial class AccountGrain(TimeProvider time, IOptions<TransferOpt
             }
 
             // The storage write above was a turn boundary: another change may have moved this page already.
-            if (_book.DueHistoryPage() is { } still && still.Page == due.Page)
+            if (_book.HistoryPageIsDue && _book.State.HistoryPages == due.Page)
             {
                 _book.HistoryPageStored(due.Page);
             }

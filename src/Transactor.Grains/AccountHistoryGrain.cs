@@ -13,7 +13,7 @@ namespace Transactor.Grains;
 /// the head is always the page the head describes.
 /// </summary>
 [StatelessWorker, Reentrant]
-public sealed class AccountHistoryGrain(IOptions<TransferOptions> options) : Grain, IAccountHistoryGrain
+public sealed class AccountHistoryGrain(HistoryCodec codec, IOptions<TransferOptions> options) : Grain, IAccountHistoryGrain
 {
     /// <summary>The most entries one read returns.</summary>
     public const int MaxEntriesPerRead = 1_000;
@@ -163,7 +163,7 @@ public sealed class AccountHistoryGrain(IOptions<TransferOptions> options) : Gra
     {
         var row = new GrainState<HistoryPage>(new HistoryPage());
         await Storage.ReadStateAsync(HistoryPage.StateName, LedgerGrains.HistoryPageRowId(accountId, page), row);
-        var entries = row.State?.Entries ?? [];
+        var entries = row.State is { } stored ? codec.Entries(stored) : [];
         var first = ((long)page * pageSize) + 1;
         if (entries.Count != pageSize || entries[0].Sequence != first)
         {

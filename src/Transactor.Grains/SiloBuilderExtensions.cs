@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Storage;
+using Transactor.Domain;
 
 namespace Transactor.Grains;
 
@@ -42,6 +43,7 @@ public static class SiloBuilderExtensions
         silo.Services.TryAddSingleton(TimeProvider.System);
         silo.Services.TryAddSingleton<ITransferFaults, NoTransferFaults>();
         silo.Services.TryAddSingleton<TransactorInstruments>();
+        silo.Services.TryAddSingleton<HistoryCodec>();
         silo.Services.TryAddSingleton<TransferAdmission>();
         if (!silo.Services.Any(d => d.ServiceType == typeof(LedgerEventPublisher)))
         {

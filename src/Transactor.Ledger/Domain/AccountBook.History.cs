@@ -17,39 +17,102 @@ public sealed partial class AccountBook
     public const int MaxHistoryPageSize = 1_000;
 
     private TimeProvider? _historyClock;
+    private HistoryCodec? _historyCodec;
     private int _historyPageSize = DefaultHistoryPageSize;
+
+    /// <summary>The time of the newest entry, once known: times never go backwards within an account.</summary>
+    private DateTimeOffset? _lastHistoryAt;
+
+    /// <summary>
+    /// The buffer <see cref="AccountState.HistoryTail"/> is the start of, once this book has changed
+    /// the tail: entries are appended in place and a stored page's bytes are moved out in place, so
+    /// the buffer, once grown to a page or so, lives as long as the account's activation.
+    /// </summary>
+    private byte[]? _tail;
 
     /// <summary>True when this book records history (<see cref="EnableHistory"/>).</summary>
     public bool RecordsHistory => _historyClock is not null;
 
     /// <summary>
-    /// Records history from now on, timed by <paramref name="clock"/>; an account opened before
-    /// history existed starts its history now, with its balances now. <paramref name="pageSize"/>
-    /// applies to accounts whose history starts here. Without this (the CSV engine), nothing is recorded.
+    /// Records history from now on, timed by <paramref name="clock"/>, each entry encoded once by
+    /// <paramref name="codec"/>; an account opened before history existed starts its history now,
+    /// with its balances now. <paramref name="pageSize"/> applies to accounts whose history starts
+    /// here. Without this (the CSV engine), nothing is recorded.
     /// </summary>
-    public void EnableHistory(TimeProvider clock, int pageSize = DefaultHistoryPageSize)
+    public void EnableHistory(TimeProvider clock, HistoryCodec codec, int pageSize = DefaultHistoryPageSize)
     {
         ArgumentNullException.ThrowIfNull(clock);
+        ArgumentNullException.ThrowIfNull(codec);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(pageSize, MaxHistoryPageSize);
         _historyClock = clock;
+        _historyCodec = codec;
         _historyPageSize = pageSize;
+        if (State.EarlierHistoryTail is { } earlier)
+        {
+            // A row of a version before encoded entries: the same entries, encoded. Not a change of
+            // the account: its next write stores them so, and until then the row reads the same.
+            var newer = State.HistoryTail;
+            var buffer = Array.Empty<byte>();
+            var length = 0;
+            foreach (var entry in earlier)
+            {
+                codec.Append(entry, ref buffer, ref length);
+            }
+
+            SetTail(buffer, length, newer.Span);
+            State.EarlierHistoryTail = null;
+        }
+
         if (IsOpen && State.HistoryStart is null)
         {
             StartHistory(clock.GetUtcNow(), opened: false);
         }
     }
 
+    /// <summary>
+    /// The entries the account's row carries (those not yet moved to page rows), oldest first,
+    /// decoded by <paramref name="codec"/> (by default, the one history is recorded with: a book
+    /// that records none still reads what an earlier activation recorded).
+    /// </summary>
+    public List<HistoryEntry> HistoryTail(HistoryCodec? codec = null)
+    {
+        var tail = State.EarlierHistoryTail is { } earlier ? [.. earlier] : new List<HistoryEntry>();
+        if (!State.HistoryTail.IsEmpty)
+        {
+            codec ??= _historyCodec ?? throw new InvalidOperationException("The book holds encoded history entries: give the codec to read them with.");
+            tail.AddRange(codec.Decode(State.HistoryTail.Span));
+        }
+
+        return tail;
+    }
+
+    /// <summary>Entries the account's row carries: those not yet moved to page rows.</summary>
+    public int HistoryTailCount => HistoryCodec.Count(State.HistoryTail.Span) + (State.EarlierHistoryTail?.Count ?? 0);
+
     /// <summary>The oldest full page of the tail, when one is due to move to its own row; else null.</summary>
     public HistoryPageDue? DueHistoryPage()
     {
-        var size = State.HistoryPageSize;
-        if (size <= 0 || State.HistoryTail is not { } tail || tail.Count < size)
+        if (!HistoryPageIsDue)
         {
             return null;
         }
 
-        return new HistoryPageDue(State.HistoryPages, tail.GetRange(0, size));
+        var tail = State.HistoryTail.Span;
+        return new HistoryPageDue(State.HistoryPages, tail[..HistoryCodec.LengthOf(tail, State.HistoryPageSize)].ToArray(), State.HistoryPageSize);
+    }
+
+    /// <summary>
+    /// True when the tail holds a full page (<see cref="DueHistoryPage"/>). A row of an earlier
+    /// version that this book does not record in (its tail is <see cref="AccountState.EarlierHistoryTail"/>) has none due.
+    /// </summary>
+    public bool HistoryPageIsDue
+    {
+        get
+        {
+            var size = State.HistoryPageSize;
+            return size > 0 && State.EarlierHistoryTail is null && State.HistoryCount - ((long)State.HistoryPages * size) >= size;
+        }
     }
 
     /// <summary>
@@ -65,7 +128,19 @@ public sealed partial class AccountBook
             return;
         }
 
-        State.HistoryTail!.RemoveRange(0, State.HistoryPageSize);
+        var tail = State.HistoryTail.Span;
+        var rest = tail[HistoryCodec.LengthOf(tail, State.HistoryPageSize)..];
+        if (_tail is not null && State.HistoryTail.Span == _tail.AsSpan(0, tail.Length))
+        {
+            // The buffer is this book's: move the rest to its start.
+            rest.CopyTo(_tail);
+            State.HistoryTail = _tail.AsMemory(0, rest.Length);
+        }
+        else
+        {
+            SetTail(new byte[Math.Max(1024, rest.Length * 2)], 0, rest);
+        }
+
         State.HistoryPages++;
         AssertHistory();
     }
@@ -110,24 +185,48 @@ public sealed partial class AccountBook
             return;
         }
 
-        var tail = State.HistoryTail ??= [];
         // Times never go backwards within an account, whatever the clock does, so a search by time is sound.
         var at = _historyClock.GetUtcNow();
-        var last = tail.Count > 0 ? tail[^1].At : start.At;
+        var last = _lastHistoryAt ??= State.HistoryTail.IsEmpty ? start.At : _historyCodec!.Decode(State.HistoryTail.Span)[^1].At;
         if (at < last)
         {
             at = last;
         }
 
+        _lastHistoryAt = at;
         var sequence = ++State.HistoryCount;
-        tail.Add(new HistoryEntry(sequence, at, kind, transferId, amountMinor, counterparty,
-            State.AvailableMinor + State.ReservedMinor, State.HeldMinor, State.PendingDebitMinor, State.PendingCreditMinor, pendingTransferId, metadata));
+        var entry = new HistoryEntry(sequence, at, kind, transferId, amountMinor, counterparty,
+            State.AvailableMinor + State.ReservedMinor, State.HeldMinor, State.PendingDebitMinor, State.PendingCreditMinor, pendingTransferId, metadata);
+        var length = State.HistoryTail.Length;
+        if (_tail is null || State.HistoryTail.Span != _tail.AsSpan(0, length))
+        {
+            // The first entry this book records: the tail read from storage moves into a buffer of the book's own.
+            SetTail(new byte[Math.Max(1024, length * 2)], 0, State.HistoryTail.Span);
+        }
+
+        var buffer = _tail!;
+        _historyCodec!.Append(entry, ref buffer, ref length);
+        _tail = buffer;
+        State.HistoryTail = buffer.AsMemory(0, length);
+    }
+
+    /// <summary>Makes <paramref name="buffer"/>, holding <paramref name="length"/> bytes of entries followed by <paramref name="more"/>, the tail.</summary>
+    private void SetTail(byte[] buffer, int length, ReadOnlySpan<byte> more)
+    {
+        if (buffer.Length < length + more.Length)
+        {
+            Array.Resize(ref buffer, length + more.Length);
+        }
+
+        more.CopyTo(buffer.AsSpan(length));
+        _tail = buffer;
+        State.HistoryTail = buffer.AsMemory(0, length + more.Length);
     }
 
     private void AssertHistory()
     {
         var s = State;
-        var tailCount = s.HistoryTail?.Count ?? 0;
+        var tailCount = HistoryTailCount;
         if (s.HistoryPageSize == 0)
         {
             if (s.HistoryCount != 0 || tailCount != 0 || s.HistoryPages != 0)
@@ -143,12 +242,13 @@ public sealed partial class AccountBook
             Fail($"history of {s.HistoryCount} entries is not {s.HistoryPages} pages of {s.HistoryPageSize} and a tail of {tailCount}");
         }
 
-        if (tailCount > 0 && s.HistoryTail![0].Sequence != ((long)s.HistoryPages * s.HistoryPageSize) + 1)
+        if (tailCount > 0 && _historyCodec is { } codec && s.EarlierHistoryTail is null
+            && codec.DecodeFirst(s.HistoryTail.Span).Sequence is var first && first != ((long)s.HistoryPages * s.HistoryPageSize) + 1)
         {
-            Fail($"history tail starts at entry {s.HistoryTail[0].Sequence} after {s.HistoryPages} pages of {s.HistoryPageSize}");
+            Fail($"history tail starts at entry {first} after {s.HistoryPages} pages of {s.HistoryPageSize}");
         }
     }
 }
 
-/// <summary>A full page of history due to move from the account's row into its own.</summary>
-public sealed record HistoryPageDue(int Page, List<HistoryEntry> Entries);
+/// <summary>A full page of history due to move from the account's row into its own: its <paramref name="Count"/> entries, framed as the row holds them.</summary>
+public sealed record HistoryPageDue(int Page, byte[] Entries, int Count);

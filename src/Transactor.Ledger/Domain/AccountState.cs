@@ -47,11 +47,11 @@ public sealed class AccountState
     [Id(15)] public long PendingCreditMinor { get; set; }
 
     /// <summary>
-    /// The newest entries of the account's history, oldest first, not yet moved to a page row of
-    /// their own (<see cref="HistoryPage"/>); null until the first. They ride in the account's own
-    /// row write, so recording them costs no write of its own.
+    /// The newest entries of the account's history as rows of versions before
+    /// <see cref="HistoryTail"/> stored them; a book that records history moves them there when it
+    /// loads the row (the next write stores that), so this is null in every row written since.
     /// </summary>
-    [Id(16)] public List<HistoryEntry>? HistoryTail { get; set; }
+    [Id(16)] public List<HistoryEntry>? EarlierHistoryTail { get; set; }
 
     /// <summary>Entries recorded so far: the sequence of the newest.</summary>
     [Id(17)] public long HistoryCount { get; set; }
@@ -73,6 +73,17 @@ public sealed class AccountState
 
     /// <summary>The client's key/values given at opening; null for none (and in rows of earlier versions).</summary>
     [Id(23)] public MetadataMap? Metadata { get; set; }
+
+    /// <summary>
+    /// The newest entries of the account's history, oldest first, not yet moved to a page row of
+    /// their own (<see cref="HistoryPage"/>); empty until the first. They ride in the account's own
+    /// row write, so recording them costs no write of its own. They are kept as the bytes that
+    /// row holds (framed entries, <see cref="HistoryCodec"/>), so that write copies them rather than
+    /// encoding them again.
+    /// A silo of a version before this field skips it and would drop these entries when it rewrites
+    /// the row: upgrade by stopping every silo of an earlier version (docs/transfers.md, "Upgrades").
+    /// </summary>
+    [Id(24)] public ReadOnlyMemory<byte> HistoryTail { get; set; }
 }
 
 /// <summary>This account's side of a pending (two-phase) transfer that is neither posted nor voided.</summary>

@@ -117,5 +117,14 @@ public sealed class HistoryPage
     /// <summary>The state name of a history page's row.</summary>
     public const string StateName = "history";
 
+    /// <summary>The page's entries as versions before encoded entries wrote them; empty in rows written since.</summary>
     [Id(0)] public List<HistoryEntry> Entries { get; set; } = [];
+
+    /// <summary>
+    /// The page's entries, framed as each was encoded when it was recorded (<see cref="HistoryCodec"/>); null
+    /// in rows of earlier versions, which hold <see cref="Entries"/>. A version before this field
+    /// reads such a row as an empty page and refuses to serve it (it knows the page's size), rather
+    /// than answer a history with a gap.
+    /// </summary>
+    [Id(1)] public byte[]? Encoded { get; set; }
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Orleans.Serialization;
 using Transactor.Domain;
 using Transactor.Grains;
+using Transactor.Tests.Domain;
 
 namespace Transactor.Tests.Cluster;
 
@@ -27,12 +28,20 @@ public sealed class LedgerStorageSerializerTests
             HistoryPageSize = 8,
             HistoryCount = 2,
             HistoryStart = new HistoryStart(DateTimeOffset.UnixEpoch, 0, 0, 0, 0),
-            HistoryTail =
-            [
+            HistoryTail = TestCodecs.Frames(
                 new HistoryEntry(1, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-1", 5, null, 5, 0, 0, 0, Metadata: MetadataMap.Of([new("orderId", "o-1"), new("note", "")])),
-                new HistoryEntry(2, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-2", 0, null, 5, 0, 0, 0),
-            ],
+                new HistoryEntry(2, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-2", 0, null, 5, 0, 0, 0)),
         },
+        new AccountState
+        {
+            Currency = "USD",
+            AvailableMinor = 5,
+            HistoryPageSize = 8,
+            HistoryCount = 1,
+            HistoryStart = new HistoryStart(DateTimeOffset.UnixEpoch, 0, 0, 0, 0),
+            EarlierHistoryTail = [new HistoryEntry(1, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-1", 5, null, 5, 0, 0, 0)],
+        },
+        new HistoryPage { Encoded = TestCodecs.Frames(new HistoryEntry(1, DateTimeOffset.UnixEpoch, HistoryKind.Deposit, "d-1", 5, null, 5, 0, 0, 0)) },
         new TransferState
         {
             Record = new TransferRecord(Linked, TransferStatus.Rejected, RejectionReason.InsufficientFunds, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch, 2, FailedLeg: 1),
@@ -104,7 +113,7 @@ public sealed class LedgerStorageSerializerTests
     {
         var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UnixEpoch);
         var book = new AccountBook("acct", new AccountState());
-        book.EnableHistory(clock);
+        book.EnableHistory(clock, TestCodecs.History);
         book.Open("USD", null, DateTimeOffset.UnixEpoch);
         for (var i = 0; i < AccountBook.DefaultHistoryPageSize; i++)
         {
@@ -117,7 +126,7 @@ public sealed class LedgerStorageSerializerTests
 
         var payload = new LedgerStorageSerializer(Serializer, json: null!).Serialize(book.State);
 
-        Assert.Equal(AccountBook.DefaultHistoryPageSize, book.State.HistoryTail!.Count);
+        Assert.Equal(AccountBook.DefaultHistoryPageSize, book.HistoryTailCount);
         Assert.NotNull(book.DueHistoryPage());
         var metadataBytes = AccountBook.DefaultHistoryPageSize * MetadataMap.MaxEntries * (MetadataMap.MaxKeyLength + (3 * (MetadataMap.MaxValueLength - 3)));
         Assert.InRange(payload.ToMemory().Length, metadataBytes, 128 * 1024);

@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Orleans.Serialization;
 using Transactor.Domain;
 
 namespace Transactor.Tests.Domain;
@@ -20,7 +22,7 @@ public sealed class AccountBookHistoryTests
         Assert.Equal(CommitOutcome.Applied, book.Commit("t2", 1));
         Assert.Equal(CommitOutcome.Applied, book.Commit("t1", 1));
 
-        var entries = book.State.HistoryTail!;
+        var entries = book.HistoryTail();
         Assert.Equal(
             [(1L, HistoryKind.Deposit, 1_000L, (string?)null, 1_000L), (2L, HistoryKind.TransferOut, 200L, "c", 800L), (3L, HistoryKind.TransferOut, 300L, "b", 500L)],
             entries.Select(e => (e.Sequence, e.Kind, e.AmountMinor, e.CounterpartyAccountId, e.AvailableMinor)));
@@ -37,7 +39,7 @@ public sealed class AccountBookHistoryTests
         Prepare(book, "late", EntrySide.Debit, 100, epoch: 1);
         Assert.Equal(CommitOutcome.ReleasedLatePrepare, book.Commit("late", 2));
 
-        Assert.Single(book.State.HistoryTail!);
+        Assert.Single(book.HistoryTail());
         Assert.Equal(1_000L, book.State.AvailableMinor);
     }
 
@@ -50,7 +52,84 @@ public sealed class AccountBookHistoryTests
         clock.AdjustTime(Start);
         Apply(book, "d2", EntrySide.Credit, 10, external: true);
 
-        Assert.Equal(book.State.HistoryTail![0].At, book.State.HistoryTail[1].At);
+        Assert.Equal(book.HistoryTail()[0].At, book.HistoryTail()[1].At);
+    }
+
+    [Fact]
+    public void A_book_loaded_from_a_stored_row_keeps_times_from_going_backwards()
+    {
+        var (book, clock) = Opened();
+        clock.Advance(TimeSpan.FromMinutes(5));
+        Apply(book, "d1", EntrySide.Credit, 10, external: true);
+
+        // Another activation loads the row; its clock is behind the newest entry's time.
+        var loaded = new AccountBook("a", book.State);
+        loaded.EnableHistory(new FakeTimeProvider(Start), TestCodecs.History);
+        Apply(loaded, "d2", EntrySide.Credit, 10, external: true);
+
+        Assert.Equal([Start + TimeSpan.FromMinutes(5), Start + TimeSpan.FromMinutes(5)], loaded.HistoryTail().Select(e => e.At));
+    }
+
+    /// <summary>
+    /// Rows of versions before encoded entries carry the tail as entries (<see cref="AccountState.EarlierHistoryTail"/>)
+    /// and pages as entries (<see cref="HistoryPage.Entries"/>): both read as they were written, and
+    /// the history goes on after them with no gap.
+    /// </summary>
+    [Fact]
+    public void A_row_and_a_page_of_the_version_before_encoded_entries_read_as_they_were_written()
+    {
+        var (book, clock) = Opened(pageSize: 2);
+        Apply(book, "d1", EntrySide.Credit, 10, external: true);
+        Apply(book, "d2", EntrySide.Credit, 20, external: true);
+        Apply(book, "d3", EntrySide.Credit, 30, external: true);
+        var written = book.HistoryTail();
+        var page = new HistoryPage { Entries = written.GetRange(0, 2) };
+        // As the earlier version stored the row: page 0 in its row, entry 3 in the row's tail as an entry.
+        book.State.HistoryTail = default;
+        book.State.EarlierHistoryTail = [written[2]];
+        book.State.HistoryPages = 1;
+
+        var loaded = new AccountBook("a", book.State);
+        loaded.EnableHistory(clock, TestCodecs.History, pageSize: 2);
+        Apply(loaded, "d4", EntrySide.Credit, 40, external: true);
+
+        Assert.Equal(written.GetRange(0, 2), TestCodecs.History.Entries(page));
+        Assert.Null(loaded.State.EarlierHistoryTail);
+        Assert.Equal([(3L, 60L), (4L, 100L)], loaded.HistoryTail().Select(e => (e.Sequence, e.AvailableMinor)));
+        Assert.Equal(written[2], loaded.HistoryTail()[0]);
+        loaded.HistoryPageStored(1);
+        Assert.Equal((2, 4L, 0), (loaded.State.HistoryPages, loaded.State.HistoryCount, loaded.HistoryTailCount));
+    }
+
+    /// <summary>
+    /// The tail is appended to and has pages moved out of it in place, in a buffer longer than the
+    /// entries: what is stored (and read back by another activation) is exactly the entries not yet in pages.
+    /// </summary>
+    [Fact]
+    public void Pages_moved_out_again_and_again_leave_exactly_the_newer_entries_in_the_stored_row()
+    {
+        var serializer = new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
+        var (book, clock) = Opened(pageSize: 3);
+        var pages = new List<HistoryEntry>();
+        for (var i = 1; i <= 20; i++)
+        {
+            Apply(book, $"d{i}", EntrySide.Credit, i, external: true);
+            if (book.DueHistoryPage() is { } due)
+            {
+                pages.AddRange(TestCodecs.History.Decode(due.Entries));
+                book.HistoryPageStored(due.Page);
+            }
+        }
+
+        var stored = serializer.Deserialize<AccountState>(serializer.SerializeToArray(book.State))!;
+        var loaded = new AccountBook("a", stored);
+        loaded.EnableHistory(clock, TestCodecs.History, pageSize: 3);
+
+        Assert.Equal(Enumerable.Range(1, 18).Select(i => (long)i), pages.Select(e => e.Sequence));
+        Assert.Equal([19L, 20L], loaded.HistoryTail().Select(e => e.Sequence));
+        Assert.Equal((6, 2), (loaded.State.HistoryPages, loaded.HistoryTailCount));
+        Assert.Equal(book.HistoryTail(), loaded.HistoryTail());
+        Assert.Equal(210L, loaded.State.AvailableMinor);
     }
 
     [Fact]
@@ -64,12 +143,12 @@ public sealed class AccountBookHistoryTests
 
         var due = book.DueHistoryPage()!;
         Assert.Equal(0, due.Page);
-        Assert.Equal([1L, 2L], due.Entries.Select(e => e.Sequence));
+        Assert.Equal([1L, 2L], TestCodecs.History.Decode(due.Entries).Select(e => e.Sequence));
         Assert.Throws<LedgerInvariantException>(() => book.HistoryPageStored(1));
         book.HistoryPageStored(0);
 
         Assert.Equal((1, 3L), (book.State.HistoryPages, book.State.HistoryCount));
-        Assert.Equal([3L], book.State.HistoryTail!.Select(e => e.Sequence));
+        Assert.Equal([3L], book.HistoryTail().Select(e => e.Sequence));
         Assert.Null(book.DueHistoryPage());
         book.AssertInvariants();
     }
@@ -106,9 +185,9 @@ public sealed class AccountBookHistoryTests
                 (HistoryKind.Dispute, 200L, 850L, 200L, 0L),
                 (HistoryKind.Chargeback, 200L, 850L, 0L, 0L),
             ],
-            book.State.HistoryTail!.Select(e => (e.Kind, e.AmountMinor, e.AvailableMinor, e.HeldMinor, e.PendingDebitMinor)));
-        Assert.Equal(("h1/end", "h1", "b"), (book.State.HistoryTail![3].TransferId, book.State.HistoryTail[3].PendingTransferId, book.State.HistoryTail[3].CounterpartyAccountId));
-        Assert.Equal("d2", book.State.HistoryTail[^1].TransferId);
+            book.HistoryTail().Select(e => (e.Kind, e.AmountMinor, e.AvailableMinor, e.HeldMinor, e.PendingDebitMinor)));
+        Assert.Equal(("h1/end", "h1", "b"), (book.HistoryTail()[3].TransferId, book.HistoryTail()[3].PendingTransferId, book.HistoryTail()[3].CounterpartyAccountId));
+        Assert.Equal("d2", book.HistoryTail()[^1].TransferId);
     }
 
     [Fact]
@@ -118,7 +197,7 @@ public sealed class AccountBookHistoryTests
         book.Open("USD", null, Start);
         Apply(book, "d1", EntrySide.Credit, 10, external: true);
 
-        Assert.Null(book.State.HistoryTail);
+        Assert.True(book.State.HistoryTail.IsEmpty);
         Assert.Null(book.State.HistoryStart);
         book.AssertInvariants();
     }
@@ -132,11 +211,11 @@ public sealed class AccountBookHistoryTests
 
         var clock = new FakeTimeProvider(Start + TimeSpan.FromDays(1));
         var book = new AccountBook("a", old.State);
-        book.EnableHistory(clock);
+        book.EnableHistory(clock, TestCodecs.History);
 
         Assert.Equal(new HistoryStart(Start + TimeSpan.FromDays(1), 700, 0, 0, 0), book.State.HistoryStart);
         Apply(book, "w1", EntrySide.Debit, 200, external: true);
-        Assert.Equal((1L, HistoryKind.Withdrawal, 500L), (book.State.HistoryTail![0].Sequence, book.State.HistoryTail[0].Kind, book.State.HistoryTail[0].AvailableMinor));
+        Assert.Equal((1L, HistoryKind.Withdrawal, 500L), (book.HistoryTail()[0].Sequence, book.HistoryTail()[0].Kind, book.HistoryTail()[0].AvailableMinor));
     }
 
     [Fact]
@@ -150,7 +229,7 @@ public sealed class AccountBookHistoryTests
         Assert.Equal(CommitOutcome.Applied, book.Commit("t1", 1));
 
         Assert.Equal((-500L, -500L), (book.State.AvailableMinor, book.Snapshot()!.TotalMinor));
-        Assert.Equal(-500L, book.State.HistoryTail![^1].AvailableMinor);
+        Assert.Equal(-500L, book.HistoryTail()[^1].AvailableMinor);
         book.AssertInvariants();
     }
 
@@ -205,7 +284,7 @@ public sealed class AccountBookHistoryTests
         // A second commit of the id, with other metadata, changes nothing: the entry is the first apply's.
         Assert.Equal(CommitOutcome.NotHeld, book.Commit("d1", 1, MetadataMap.Of([new("orderId", "other")])));
 
-        var entries = book.State.HistoryTail!;
+        var entries = book.HistoryTail();
         Assert.Equal(new[] { order, null }, entries.Select(e => e.Metadata).ToArray());
         Assert.True(entries[0].Matches(MetadataMap.Of([new("orderId", "abc")])!));
         Assert.True(entries[0].Matches(MetadataMap.Of([new("channel", "web"), new("orderId", "abc")])!));
@@ -221,7 +300,7 @@ public sealed class AccountBookHistoryTests
     {
         var clock = new FakeTimeProvider(Start);
         var book = new AccountBook("a", new AccountState());
-        book.EnableHistory(clock, pageSize);
+        book.EnableHistory(clock, TestCodecs.History, pageSize);
         Assert.Equal(OpenAccountStatus.Opened, book.Open("USD", null, Start, limits ?? AccountLimits.Default).Status);
         return (book, clock);
     }
