@@ -1,4 +1,5 @@
 using Npgsql;
+using Transactor.Domain;
 using Transactor.Persistence;
 using Transactor.Tests.Cluster;
 
@@ -166,6 +167,9 @@ public sealed class DurabilityTests(PostgresFixture postgres)
             Assert.Equal(TransferStatus.Committed, later.Status);
             Assert.Equal([9_500L, 10_500L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
             Assert.Equal(("binary", "binary"), await Encodings(database, serviceId, ids));
+            // History starts when this version first loads the account, with its balances then.
+            var history = (await upgraded.Client.GetAccountHistory().Entries(ids[0], 0, 10))!;
+            Assert.Equal([(HistoryKind.TransferIn, 500L, 9_500L)], history.Entries.Select(e => (e.Kind, e.AmountMinor, e.AvailableMinor)));
         }
         finally
         {

@@ -27,7 +27,7 @@ internal static class PostgresCluster
     public const string AdoNet = "AdoNet";
 
     /// <param name="storage">The ledger's grain storage provider: <see cref="AdoNet"/> or <see cref="BatchedGrainStorageRegistration.ProviderType"/>.</param>
-    /// <param name="jsonState">Encode grain state as Orleans' providers do by default (Newtonsoft JSON), as Transactor did before it chose <see cref="LedgerStorageSerializer"/>.</param>
+    /// <param name="jsonState">Encode grain state as Orleans' providers do by default (Newtonsoft JSON), as Transactor did before it chose <see cref="LedgerStorageSerializer"/>; as those versions did, it records no account history.</param>
     public static async Task<TestCluster> StartAsync(string connectionString, string serviceId, int silos = 1, bool jsonState = false, string storage = AdoNet)
     {
         await LedgerSchema.MigrateAsync(connectionString);
@@ -68,6 +68,9 @@ internal static class PostgresCluster
             {
                 siloBuilder.Services.AddOptions<AdoNetGrainStorageOptions>(StorageNames.Ledger)
                     .Configure<OrleansJsonSerializer>((options, json) => options.GrainStorageSerializer = new JsonGrainStorageSerializer(json));
+                // Versions that wrote JSON (before 2026-11-24) recorded no history, which came after
+                // them; Newtonsoft cannot carry the tail's bytes (a ReadOnlyMemory) anyway.
+                siloBuilder.Services.PostConfigure<TransferOptions>(options => options.RecordHistory = false);
             }
             siloBuilder.UseAdoNetReminderService(options =>
             {
