@@ -124,7 +124,7 @@ public sealed partial class AccountBook
     /// </summary>
     public void HistoryPageStored(int page)
     {
-        if (DueHistoryPage() is not { } due || due.Page != page)
+        if (!HistoryPageIsDue || State.HistoryPages != page)
         {
             Fail($"history page {page} was stored, but page {State.HistoryPages} is the one due");
             return;
