@@ -80,11 +80,13 @@ public interface IApiKeyRegistryGrain : IGrainWithIntegerKey
 }
 
 /// <summary>
-/// One shard of the nonces of signed requests seen in the last <see cref="Window"/>, kept in memory
-/// by the silo that hosts it, so that a request replayed to any API instance is refused. A shard
-/// remembers nothing from before its activation started: it refuses every nonce that could have
-/// been first seen before then (<see cref="NonceOutcome.BeforeShardStart"/>), so a shard whose silo
-/// died cannot be made to accept a replay (docs/security.md, "Replays").
+/// One shard of the nonces of signed requests seen in the last <see cref="Window"/>, so that a request
+/// replayed to any API instance is refused. A nonce whose timestamp is at most <see cref="RestartGrace"/>
+/// ahead of the shard's clock is kept in memory only; one further ahead is written to the ledger's
+/// storage before it is accepted. An activation that follows another refuses every in-memory nonce
+/// the one before could have accepted: those signed less than <see cref="RestartGrace"/> after its
+/// start (<see cref="NonceOutcome.BeforeShardStart"/>). So a shard whose silo died cannot be made to
+/// accept a replay, whatever the timestamp (docs/security.md, "Replays").
 /// </summary>
 [Alias("Transactor.INonceGrain")]
 public interface INonceGrain : IGrainWithIntegerKey
@@ -92,29 +94,49 @@ public interface INonceGrain : IGrainWithIntegerKey
     /// <summary>The number of nonce shards.</summary>
     public const int Shards = 16;
 
-    /// <summary>How long a nonce is remembered: twice the clock skew a signed request may have, so that a nonce outlives every timestamp it can be sent with.</summary>
-    public static readonly TimeSpan Window = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// How long a nonce is remembered: the 5 minutes a timestamp may be behind plus the 5 it may be
+    /// ahead, and a minute for the servers' clocks to differ, so that a nonce outlives every timestamp
+    /// it can be sent with.
+    /// </summary>
+    public static readonly TimeSpan Window = TimeSpan.FromMinutes(11);
+
+    /// <summary>
+    /// How far ahead of the shard's clock a timestamp may be and its nonce still be kept in memory
+    /// only; also how long after a restart the shard refuses requests it cannot judge.
+    /// </summary>
+    public static readonly TimeSpan RestartGrace = TimeSpan.FromSeconds(10);
 
     /// <summary>Most nonces one shard remembers; when full it refuses new ones (<see cref="NonceOutcome.Full"/>) rather than forget one still in its window.</summary>
     public const int MaxPerShard = 200_000;
+
+    /// <summary>Most nonces signed more than <see cref="RestartGrace"/> ahead that one shard stores at once (<see cref="NonceOutcome.AheadFull"/> beyond).</summary>
+    public const int MaxStoredPerShard = 2_048;
 
     /// <summary>Most nonces one call carries.</summary>
     public const int MaxPerCall = 256;
 
     /// <summary>
     /// Remembers each nonce (already scoped by key id) unless it was seen within the window, or could
-    /// have been first seen before this activation started; one outcome per use, in order.
+    /// have been first seen before this activation started; one outcome per use, in order. Returns
+    /// once every nonce it accepts is remembered as long as it must be (stored, when signed ahead).
     /// </summary>
     [Alias("TryUseMany")]
     Task<NonceOutcome[]> TryUse(NonceUse[] uses);
 }
 
-/// <summary>
-/// A signed request's nonce, scoped by its key id, and the earliest time any API instance could have
-/// accepted a request with its timestamp first (the timestamp less the most a timestamp may be ahead).
-/// </summary>
+/// <summary>A signed request's nonce, scoped by its key id, and the request's timestamp.</summary>
+/// <param name="EarliestFirstSeen">The timestamp less <see cref="INonceGrain.RestartGrace"/>: what shards of versions before 2026-12-06 read.</param>
+/// <param name="SignedAt">The request's <c>Signature-Timestamp</c>.</param>
 [GenerateSerializer, Immutable, Alias("Transactor.NonceUse")]
-public sealed record NonceUse([property: Id(0)] string Nonce, [property: Id(1)] DateTimeOffset EarliestFirstSeen);
+public sealed record NonceUse([property: Id(0)] string Nonce, [property: Id(1)] DateTimeOffset EarliestFirstSeen, [property: Id(2)] DateTimeOffset SignedAt)
+{
+    /// <summary>The use of <paramref name="nonce"/> by a request signed at <paramref name="signedAt"/>.</summary>
+    public static NonceUse Of(string nonce, DateTimeOffset signedAt) => new(nonce, signedAt - INonceGrain.RestartGrace, signedAt);
+
+    /// <summary>The timestamp: <see cref="SignedAt"/>, or derived from <see cref="EarliestFirstSeen"/> when an earlier API left it unset.</summary>
+    public DateTimeOffset Timestamp => SignedAt != default ? SignedAt : EarliestFirstSeen + INonceGrain.RestartGrace;
+}
 
 /// <summary>The outcome of <see cref="INonceGrain.TryUse"/>.</summary>
 [GenerateSerializer]
@@ -134,6 +156,12 @@ public enum NonceOutcome
     /// or the shard moved), when what the shard knew is lost: refused, not remembered.
     /// </summary>
     BeforeShardStart = 3,
+
+    /// <summary>
+    /// Signed more than <see cref="INonceGrain.RestartGrace"/> ahead of the shard's clock while the shard
+    /// already stores <see cref="INonceGrain.MaxStoredPerShard"/> such nonces: refused, not remembered.
+    /// </summary>
+    AheadFull = 4,
 }
 
 /// <summary>

@@ -79,21 +79,35 @@ public sealed class ApiKeyRegistryGrain(
     public Task<IReadOnlyList<string>> List() => Task.FromResult<IReadOnlyList<string>>([.. state.State.KeyIds]);
 }
 
-/// <summary>The persisted state of a <see cref="NonceGrain"/>: only when its last activation started, never a nonce.</summary>
+/// <summary>
+/// The persisted state of a <see cref="NonceGrain"/>: when its last activation started, and the nonces
+/// it accepted that were signed more than <see cref="INonceGrain.RestartGrace"/> ahead of its clock.
+/// </summary>
 [GenerateSerializer, Alias("Transactor.NonceShardState")]
 public sealed class NonceShardState
 {
     [Id(0)] public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>Nonces signed ahead and accepted, each with the time it may be forgotten, oldest first.</summary>
+    [Id(1)] public List<StoredNonce> Ahead { get; set; } = [];
 }
 
+/// <summary>A nonce a <see cref="NonceGrain"/> stored, and when it may forget it.</summary>
+[GenerateSerializer, Immutable, Alias("Transactor.StoredNonce")]
+public sealed record StoredNonce([property: Id(0)] string Nonce, [property: Id(1)] DateTimeOffset Expires);
+
 /// <summary>
-/// See <see cref="INonceGrain"/>. Nonces are in memory only: a nonce store written to the database
-/// would cost a write per signed request. What is written is one row per activation, when it starts:
-/// a shard that finds that an activation came before it (whose silo may have died with nonces it had
-/// accepted) refuses every nonce that could have been first seen before it started, instead of
-/// accepting a replay (docs/security.md, "Replays"). The row is written before the first nonce is
-/// accepted, so an activation that accepted any is always known to the next. Always active: an idle
-/// shard that deactivated would refuse the first requests after it comes back for no reason.
+/// See <see cref="INonceGrain"/>. Most nonces are in memory only: a nonce store written to the
+/// database would cost a write per signed request. What is written is one row per activation, when
+/// it starts, and a nonce signed more than <see cref="INonceGrain.RestartGrace"/> ahead of this
+/// shard's clock before it is accepted (clocks that run ahead are rare, and such requests pay for
+/// the write). An activation that finds that one came before it (whose silo may have died with
+/// nonces it had accepted in memory) refuses every request that one could have accepted in memory:
+/// those signed less than <see cref="INonceGrain.RestartGrace"/> after this one started. Requests
+/// signed later than that could only have been accepted if stored, and the stored ones are read
+/// back. The start is written before the first nonce is accepted, so an activation that accepted any
+/// is always known to the next (docs/security.md, "Replays"). Always active: an idle shard that
+/// deactivated would refuse the first requests after it comes back for no reason.
 /// </summary>
 [CollectionAgeLimit(AlwaysActive = true)]
 public sealed class NonceGrain(
@@ -102,19 +116,25 @@ public sealed class NonceGrain(
 {
     private readonly Dictionary<string, DateTimeOffset> _seen = new(StringComparer.Ordinal);
     private readonly Queue<(string Nonce, DateTimeOffset Expires)> _expiry = new();
-    private DateTimeOffset _refuseFirstSeenBefore = DateTimeOffset.MaxValue;
+    private DateTimeOffset _refuseSignedBefore = DateTimeOffset.MaxValue;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         // The first activation ever has nothing to forget; any later one may have lost nonces.
         var startedBefore = state.RecordExists;
+        state.State.Ahead.RemoveAll(stored => stored.Expires <= now);
+        foreach (var stored in state.State.Ahead)
+        {
+            Remember(stored.Nonce, stored.Expires);
+        }
+
         state.State.StartedAt = now;
         await state.WriteStateAsync(cancellationToken);
-        _refuseFirstSeenBefore = startedBefore ? now : DateTimeOffset.MinValue;
+        _refuseSignedBefore = startedBefore ? now + INonceGrain.RestartGrace : DateTimeOffset.MinValue;
     }
 
-    public Task<NonceOutcome[]> TryUse(NonceUse[] uses)
+    public async Task<NonceOutcome[]> TryUse(NonceUse[] uses)
     {
         ArgumentNullException.ThrowIfNull(uses);
         if (uses.Length > INonceGrain.MaxPerCall)
@@ -133,19 +153,45 @@ public sealed class NonceGrain(
             }
         }
 
+        var stored = state.State.Ahead;
+        var expired = 0;
+        while (expired < stored.Count && stored[expired].Expires <= now)
+        {
+            expired++;
+        }
+
+        stored.RemoveRange(0, expired);
+        var storedBefore = stored.Count;
         var outcomes = new NonceOutcome[uses.Length];
         for (var i = 0; i < uses.Length; i++)
         {
             outcomes[i] = Use(uses[i], now);
         }
 
-        return Task.FromResult(outcomes);
+        if (stored.Count > storedBefore)
+        {
+            try
+            {
+                await state.WriteStateAsync();
+            }
+            catch
+            {
+                // Whether the row was written is unknown, and its ETag with it: this activation goes,
+                // and the next reads the row back (refusing, as after any restart, what it cannot judge).
+                // Nothing it accepted is lost: the requests of this call hear of the failure.
+                DeactivateOnIdle();
+                throw;
+            }
+        }
+
+        return outcomes;
     }
 
     private NonceOutcome Use(NonceUse use, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(use);
-        if (use.EarliestFirstSeen < _refuseFirstSeenBefore)
+        var signedAt = use.Timestamp;
+        if (signedAt < _refuseSignedBefore)
         {
             return NonceOutcome.BeforeShardStart;
         }
@@ -161,8 +207,24 @@ public sealed class NonceGrain(
         }
 
         var until = now + INonceGrain.Window;
-        _seen.Add(use.Nonce, until);
-        _expiry.Enqueue((use.Nonce, until));
+        if (signedAt > now + INonceGrain.RestartGrace)
+        {
+            // Signed further ahead than a later activation would refuse: kept only if stored.
+            if (state.State.Ahead.Count >= INonceGrain.MaxStoredPerShard)
+            {
+                return NonceOutcome.AheadFull;
+            }
+
+            state.State.Ahead.Add(new StoredNonce(use.Nonce, until));
+        }
+
+        Remember(use.Nonce, until);
         return NonceOutcome.Fresh;
+    }
+
+    private void Remember(string nonce, DateTimeOffset until)
+    {
+        _seen.Add(nonce, until);
+        _expiry.Enqueue((nonce, until));
     }
 }

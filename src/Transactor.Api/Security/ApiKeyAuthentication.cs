@@ -87,15 +87,14 @@ public sealed partial class ApiKeyAuthenticationHandler(
                 return Fail(failure);
             }
 
-            // No instance accepts a timestamp more than SignatureMaxAhead ahead of its clock: this
-            // request cannot have been first seen earlier than that before its timestamp.
-            var outcome = await nonces.Use(key.KeyId + ":" + nonce, signedAt - options.SignatureMaxAhead);
+            var outcome = await nonces.Use(key.KeyId + ":" + nonce, signedAt);
             if (outcome != NonceOutcome.Fresh)
             {
                 return Fail(outcome switch
                 {
                     NonceOutcome.Replayed => AuthFailure.SignatureReplayed,
-                    NonceOutcome.BeforeShardStart => AuthFailure.ReplayCheckRestarted(options.SignatureMaxAhead),
+                    NonceOutcome.BeforeShardStart => AuthFailure.ReplayCheckRestarted,
+                    NonceOutcome.AheadFull => AuthFailure.TooManyAhead,
                     _ => AuthFailure.NonceStoreFull,
                 });
             }

@@ -30,8 +30,8 @@ public static class ApiSecurity
                 $"{AuthOptions.SectionName}:{nameof(AuthOptions.AdminKey)} must be at least {AuthOptions.MinAdminKeyLength} characters, and not shaped like a stored key (txk.<id>.<secret>).")
             .Validate(o => o.KeyCacheTime > TimeSpan.Zero && o.MaxCachedKeys >= 1 && o.SignatureWindow > TimeSpan.Zero && o.SignatureMaxAhead >= TimeSpan.Zero,
                 $"{AuthOptions.SectionName}: KeyCacheTime and SignatureWindow must be positive, SignatureMaxAhead not negative, MaxCachedKeys at least 1.")
-            .Validate(o => o.SignatureWindow + o.SignatureMaxAhead <= INonceGrain.Window,
-                $"{AuthOptions.SectionName}: SignatureWindow plus SignatureMaxAhead must not exceed the {INonceGrain.Window.TotalMinutes} minutes a nonce is remembered.")
+            .Validate(o => o.SignatureWindow + o.SignatureMaxAhead <= INonceGrain.Window - TimeSpan.FromMinutes(1),
+                $"{AuthOptions.SectionName}: SignatureWindow plus SignatureMaxAhead must not exceed {(INonceGrain.Window - TimeSpan.FromMinutes(1)).TotalMinutes} minutes: a nonce is remembered for {INonceGrain.Window.TotalMinutes}, a minute more for the servers' clocks to differ.")
             .Validate(o => o.KeyLookups.TokensPerSecond >= 1 && o.KeyLookups.Burst >= 1,
                 $"{AuthOptions.SectionName}:KeyLookups: TokensPerSecond and Burst must be at least 1.")
             .ValidateOnStart();

@@ -30,12 +30,15 @@ public sealed record AuthFailure(string Code, string Title, string Detail)
     public static AuthFailure NonceStoreFull { get; } = new("signature_replayed", "The request cannot be checked for replay.",
         "Too many signed requests in the last few minutes to remember their nonces; retry later.");
 
-    public static AuthFailure ReplayCheckRestarted(TimeSpan maxAhead) => new("replay_check_restarting", "The request cannot be checked for replay yet.",
-        $"The store of recent nonces restarted (a server stopped) and cannot tell whether a request signed before {maxAhead.TotalSeconds:0} s after its start was seen; sign the request again, with the current time, after Retry-After.")
+    public static AuthFailure ReplayCheckRestarted { get; } = new("replay_check_restarting", "The request cannot be checked for replay yet.",
+        $"The store of recent nonces restarted (a server stopped) and cannot tell whether a request signed before {INonceGrain.RestartGrace.TotalSeconds:0} s after its start was seen; sign the request again, with the current time, after Retry-After.")
     {
         Status = StatusCodes.Status503ServiceUnavailable,
-        RetryAfterSeconds = Math.Max(1, (long)Math.Ceiling(maxAhead.TotalSeconds)),
+        RetryAfterSeconds = (long)Math.Ceiling(INonceGrain.RestartGrace.TotalSeconds),
     };
+
+    public static AuthFailure TooManyAhead { get; } = new("signature_stale", "Too many requests were signed ahead of the server's clock.",
+        $"Requests signed more than {INonceGrain.RestartGrace.TotalSeconds:0} s ahead of the server's clock are each recorded, and too many of them are in the last minutes; synchronise the client's clock (NTP) and sign the request again.");
 
     public static AuthFailure KeyLookupsLimited(TimeSpan retryAfter) => new("rate_limited", "Too many unknown API keys from this address.",
         "This address sent more keys this API instance has not seen recently than it looks up per second; retry after the number of seconds in Retry-After.")
@@ -53,7 +56,7 @@ public sealed record AuthFailure(string Code, string Title, string Detail)
     public static AuthFailure SignatureInvalid(string detail) => new("signature_invalid", "The request signature is not valid.", detail);
 
     public static AuthFailure SignatureStale(TimeSpan window, TimeSpan maxAhead) => new("signature_stale", "The request's timestamp is too far from the server's clock.",
-        $"Signature-Timestamp must be at most {window.TotalMinutes:0.#} minutes behind the server's time and {maxAhead.TotalSeconds:0} s ahead of it; sign the request again now (with a synchronised clock).");
+        $"Signature-Timestamp must be at most {window.TotalMinutes:0.#} minutes behind the server's time and {maxAhead.TotalMinutes:0.#} minutes ahead of it; sign the request again now (with a synchronised clock).");
 
     /// <summary>The problem: a 401 with the challenge RFC 6750 asks for, a 413, or a 429 or 503 with <c>Retry-After</c>.</summary>
     public IResult ToProblem(HttpResponse response)

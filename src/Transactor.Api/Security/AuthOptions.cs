@@ -31,11 +31,11 @@ public sealed class AuthOptions
     public TimeSpan SignatureWindow { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
-    /// How far a signed request's timestamp may be ahead of the server's clock. Short, because a nonce
-    /// shard that starts afresh (its silo died) refuses every request whose timestamp is less than this
-    /// after its start: it cannot know whether such a request was seen before (docs/security.md, "Replays").
+    /// How far a signed request's timestamp may be ahead of the server's clock. Requests signed more
+    /// than <see cref="INonceGrain.RestartGrace"/> ahead cost a database write each, in their nonce's
+    /// shard (docs/security.md, "Replays").
     /// </summary>
-    public TimeSpan SignatureMaxAhead { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan SignatureMaxAhead { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
     /// Keys not in an instance's cache that one remote address may look up per second (and at once):

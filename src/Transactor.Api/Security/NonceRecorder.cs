@@ -15,8 +15,8 @@ public sealed class NonceRecorder(IClusterClient client)
     // Made on first use: an API whose requests are never signed never touches the nonce grains.
     private readonly Shard?[] _shards = new Shard?[INonceGrain.Shards];
 
-    /// <summary>Records <paramref name="scopedNonce"/> (key id and nonce) unless its shard has seen it, or cannot know.</summary>
-    public Task<NonceOutcome> Use(string scopedNonce, DateTimeOffset earliestFirstSeen)
+    /// <summary>Records <paramref name="scopedNonce"/> (key id and nonce) of a request signed at <paramref name="signedAt"/> unless its shard has seen it, or cannot know.</summary>
+    public Task<NonceOutcome> Use(string scopedNonce, DateTimeOffset signedAt)
     {
         ArgumentNullException.ThrowIfNull(scopedNonce);
         var index = (int)(StableHash.Fnv1a(scopedNonce) % INonceGrain.Shards);
@@ -27,7 +27,7 @@ public sealed class NonceRecorder(IClusterClient client)
             shard = _shards[index]!;
         }
 
-        return shard.Use(new NonceUse(scopedNonce, earliestFirstSeen));
+        return shard.Use(NonceUse.Of(scopedNonce, signedAt));
     }
 
     private sealed class Shard(INonceGrain grain)

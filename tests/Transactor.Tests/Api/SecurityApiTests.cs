@@ -251,8 +251,9 @@ public sealed class SecurityApiTests(ApiFixture api)
         moved.RequestUri = new Uri($"/accounts/{account}/deposits", UriKind.Relative);
         await AssertRefused(client, moved, "signature_invalid");
 
-        // Six minutes old: outside the ±5 minute window.
+        // Six minutes old, or six ahead: outside the ±5 minute window.
         await AssertRefused(client, Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":1}""", now.AddMinutes(-6), Key()), "signature_stale");
+        await AssertRefused(client, Signed(signingKey, HttpMethod.Post, withdrawPath, """{"amount":1}""", now.AddMinutes(6), Key()), "signature_stale");
 
         // A good request goes through once; its exact copy to the second instance is a replay.
         var idempotency = Key();
@@ -336,10 +337,10 @@ public sealed class SecurityApiTests(ApiFixture api)
     }
 
     [Fact]
-    public async Task A_nonce_shard_that_restarts_refuses_a_replay_of_a_request_it_had_accepted()
+    public async Task A_nonce_shard_that_restarts_refuses_a_replay_of_any_request_it_had_accepted()
     {
-        // A ledger of its own: the restarted shard refuses fresh requests for SignatureMaxAhead.
-        await using var ledger = api.WithSettings(("Transactor:Auth:SignatureMaxAhead", "00:00:02"));
+        // A ledger of its own: restarted shards refuse some fresh requests for INonceGrain.RestartGrace.
+        await using var ledger = api.WithSettings(("Transactor:Auth:SignatureMaxAhead", "00:05:00"));
         using var admin = ledger.CreateClient();
         var (key, keyId) = await CreateKey(admin, "restarting signer", "client", requireSignature: true);
         var signingKey = ApiKeySecrets.SigningKey(key.Split('.')[2]);
@@ -352,51 +353,97 @@ public sealed class SecurityApiTests(ApiFixture api)
 
         await DepositAs(admin, account, 1_000);
         var path = $"/accounts/{account}/withdrawals";
-        var (now, idempotency, nonce) = (DateTimeOffset.UtcNow, Key(), Nonce());
-        using (var first = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, idempotency, nonce)))
+        var grains = ledger.Services.GetRequiredService<IClusterClient>();
+        INonceGrain ShardOf(string nonce) => grains.GetGrain<INonceGrain>((long)(StableHash.Fnv1a(keyId + ":" + nonce) % INonceGrain.Shards));
+
+        // Signed now (the shard keeps its nonce in memory), and signed 4 minutes ahead (inside the
+        // ±5 minute window; the shard stores its nonce before accepting it).
+        var now = DateTimeOffset.UtcNow;
+        var (nonce, ahead) = (Nonce(), Nonce());
+        foreach (var (at, used) in new[] { (now, nonce), (now.AddMinutes(4), ahead) })
         {
-            Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+            var idempotency = Key();
+            using (var first = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", at, idempotency, used)))
+            {
+                Assert.Equal(HttpStatusCode.Created, first.StatusCode);
+            }
+
+            await AssertRefused(client, Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", at, idempotency, used), "signature_replayed");
         }
 
-        await AssertRefused(client, Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, idempotency, nonce), "signature_replayed");
+        Assert.Equal(800, await admin.Available(account));
 
-        // The shard that holds the nonce loses its memory, as when its silo dies.
-        var grains = ledger.Services.GetRequiredService<IClusterClient>();
-        var shard = grains.GetGrain<INonceGrain>((long)(StableHash.Fnv1a(keyId + ":" + nonce) % INonceGrain.Shards));
-        await shard.AsReference<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+        // The shards that hold the nonces lose their memory, as when their silo dies.
+        foreach (var used in new[] { nonce, ahead })
+        {
+            await ShardOf(used).AsReference<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+        }
 
-        // The replay, with a new idempotency key so that only the nonce check stands between it and a second withdrawal.
+        // The replays, with new idempotency keys so that only the nonce check stands between them and
+        // more withdrawals: the one in memory cannot be judged (503), the stored one is known (401).
         using (var replay = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, Key(), nonce)))
         {
             await replay.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
-            Assert.Equal(TimeSpan.FromSeconds(2), replay.Headers.RetryAfter?.Delta);
+            Assert.Equal(INonceGrain.RestartGrace, replay.Headers.RetryAfter?.Delta);
         }
 
-        Assert.Equal(900, await admin.Available(account));
+        await AssertRefused(client, Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now.AddMinutes(4), Key(), ahead), "signature_replayed");
+        Assert.Equal(800, await admin.Available(account));
 
-        // A request signed after the shard's start (plus the most a timestamp may be ahead) goes through.
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        HttpStatusCode status;
-        do
+        // A new request in the restarted shard: refused when signed now, as the shard cannot tell it
+        // from one its last activation saw; accepted at once when signed past the grace (and stored).
+        var restarted = ShardOf(nonce).GetPrimaryKeyLong();
+        string Fresh()
         {
-            using var fresh = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", DateTimeOffset.UtcNow.AddSeconds(2), Key()));
-            status = fresh.StatusCode;
-            if (status != HttpStatusCode.Created)
+            while (true)
             {
-                await fresh.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
-                await Task.Delay(250);
+                var candidate = Nonce();
+                if (ShardOf(candidate).GetPrimaryKeyLong() == restarted)
+                {
+                    return candidate;
+                }
             }
         }
-        while (status != HttpStatusCode.Created && clock.Elapsed < TimeSpan.FromSeconds(10));
 
-        Assert.Equal(HttpStatusCode.Created, status);
-        Assert.Equal(800, await admin.Available(account));
-        using (var late = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", now, Key(), nonce)))
+        using (var early = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", DateTimeOffset.UtcNow, Key(), Fresh())))
         {
-            await late.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
+            await early.AssertProblem(HttpStatusCode.ServiceUnavailable, "replay_check_restarting");
         }
 
-        Assert.Equal(800, await admin.Available(account));
+        var pastGrace = DateTimeOffset.UtcNow + INonceGrain.RestartGrace + TimeSpan.FromSeconds(5);
+        using (var fresh = await client.SendAsync(Signed(signingKey, HttpMethod.Post, path, """{"amount":100}""", pastGrace, Key(), Fresh())))
+        {
+            Assert.Equal(HttpStatusCode.Created, fresh.StatusCode);
+        }
+
+        Assert.Equal(700, await admin.Available(account));
+    }
+
+    [Fact]
+    public async Task A_nonce_shard_stores_a_bounded_number_of_nonces_signed_ahead_and_reads_them_back_after_a_restart()
+    {
+        await using var ledger = api.WithSettings(("Transactor:Auth:SignatureMaxAhead", "00:05:00"));
+        var shard = ledger.Services.GetRequiredService<IClusterClient>().GetGrain<INonceGrain>(3);
+        var ahead = DateTimeOffset.UtcNow.AddMinutes(2);
+        var stored = Enumerable.Range(0, INonceGrain.MaxStoredPerShard).Select(i => $"k:ahead-{i}").ToArray();
+        foreach (var chunk in stored.Chunk(INonceGrain.MaxPerCall))
+        {
+            Assert.All(await shard.TryUse([.. chunk.Select(n => NonceUse.Of(n, ahead))]), o => Assert.Equal(NonceOutcome.Fresh, o));
+        }
+
+        // Full of stored nonces: one more signed ahead is refused; one signed now needs no storage.
+        var outcomes = await shard.TryUse([NonceUse.Of("k:one-more", ahead), NonceUse.Of("k:now", DateTimeOffset.UtcNow), NonceUse.Of(stored[0], ahead)]);
+        Assert.Equal([NonceOutcome.AheadFull, NonceOutcome.Fresh, NonceOutcome.Replayed], outcomes);
+
+        await shard.AsReference<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+
+        // Every stored nonce is known to the next activation; the refused one was never remembered.
+        foreach (var chunk in stored.Chunk(INonceGrain.MaxPerCall))
+        {
+            Assert.All(await shard.TryUse([.. chunk.Select(n => NonceUse.Of(n, ahead))]), o => Assert.Equal(NonceOutcome.Replayed, o));
+        }
+
+        Assert.Equal([NonceOutcome.AheadFull], await shard.TryUse([NonceUse.Of("k:one-more", ahead)]));
     }
 
     [Fact]

@@ -76,7 +76,7 @@ public sealed class DurabilityTests(PostgresFixture postgres)
 
     [Theory]
     [MemberData(nameof(PostgresCluster.StorageProviders), MemberType = typeof(PostgresCluster))]
-    public async Task Api_keys_and_their_revocation_survive_a_whole_cluster_restart(string storage)
+    public async Task Api_keys_their_revocation_and_the_replay_check_survive_a_whole_cluster_restart(string storage)
     {
         var database = await postgres.Server.CreateDatabaseAsync();
         var serviceId = $"keys-{Guid.NewGuid():N}"[..20];
@@ -94,6 +94,9 @@ public sealed class DurabilityTests(PostgresFixture postgres)
             }
 
             await cluster.Client.GetGrain<IApiKeyGrain>(revoked.KeyId).Revoke(now);
+
+            // Nonces of signed requests: one signed now (kept in memory), one 3 minutes ahead (stored).
+            Assert.Equal([NonceOutcome.Fresh, NonceOutcome.Fresh], await cluster.Client.GetGrain<INonceGrain>(5).TryUse([NonceUse.Of("k:now", now), NonceUse.Of("k:ahead", now.AddMinutes(3))]));
         }
         finally
         {
@@ -109,6 +112,9 @@ public sealed class DurabilityTests(PostgresFixture postgres)
             var stillRevoked = await restarted.Client.GetGrain<IApiKeyGrain>(revoked.KeyId).Get();
             Assert.Equal((ApiKeyState.Revoked, now), (stillRevoked!.State, stillRevoked.RevokedAt));
             Assert.Null(await restarted.Client.GetGrain<IApiKeyGrain>("k00000000000000cc").Get());
+
+            // After the restart neither can be replayed: the one in memory cannot be judged, the stored one is known.
+            Assert.Equal([NonceOutcome.BeforeShardStart, NonceOutcome.Replayed], await restarted.Client.GetGrain<INonceGrain>(5).TryUse([NonceUse.Of("k:now", now), NonceUse.Of("k:ahead", now.AddMinutes(3))]));
         }
         finally
         {
