@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Net.ServerSentEvents;
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Transactor.Api.Http;
+using Transactor.Api.Security;
 
 namespace Transactor.Api.Events;
 
@@ -15,19 +15,20 @@ public static class EventsApi
 
     public static IEndpointRouteBuilder MapEventsApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/events").WithTags("Events").RequireAuthorization(Transactor.Api.Security.Roles.AdminPolicy);
-        group.MapGet("/transfers", Transfers)
-            .WithSummary("Every movement as it ends (SSE); ?account= to follow one account, Last-Event-ID to resume, ?backlog= for recent ones")
+        var group = app.MapGroup("/events").WithTags("Events");
+        group.MapGet("/transfers", Transfers).RequireAuthorization(Roles.AnyKeyPolicy)
+            .WithSummary("Every movement as it ends (SSE); ?account= to follow one account (a client key: one it owns), Last-Event-ID to resume, ?backlog= for recent ones")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
-            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
-        group.MapGet("/metrics", Metrics)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        group.MapGet("/metrics", Metrics).RequireAuthorization(Roles.AdminPolicy)
             .WithSummary("A snapshot of throughput, latency, pressure, silos and runs every second, and every change of a run (SSE)")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return app;
     }
 
-    internal static IResult Transfers(HttpContext context, TransferEventLog log, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? account, string? backlog)
+    internal static async Task<IResult> Transfers(
+        HttpContext context, TransferEventLog log, AccountAccess access, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? account, string? backlog)
     {
         if (account is not null && !Ids.IsValidAccountId(account))
         {
@@ -38,6 +39,24 @@ public static class EventsApi
         if (!string.IsNullOrEmpty(backlog) && (!int.TryParse(backlog, NumberStyles.None, CultureInfo.InvariantCulture, out replay) || replay > TransferEventLog.MaxBacklog))
         {
             return Problems.InvalidField("backlog", $"The backlog is a whole number from 0 to {TransferEventLog.MaxBacklog}.");
+        }
+
+        // A client key follows one account it owns, and reads of the other party what GET /transfers/{id} shows it: not its balance.
+        string? redactFor = null;
+        if (!context.User.IsAdmin())
+        {
+            if (account is null)
+            {
+                return Problems.Create(StatusCodes.Status403Forbidden, "forbidden", "A client key follows one of its own accounts.",
+                    "Add ?account=<id> naming an account this key owns; the stream of every movement needs an admin key.");
+            }
+
+            if (await access.RequireOwner(context, account) is { } notOwner)
+            {
+                return notOwner;
+            }
+
+            redactFor = account;
         }
 
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString() is { Length: > 0 } header ? header : null;
@@ -52,12 +71,11 @@ public static class EventsApi
         context.Response.RegisterForDispose(subscription);
         var body = new CoalescingResponseStream(context.Response.BodyWriter);
         context.Response.Body = body;
-        return TypedResults.ServerSentEvents(StreamTransfers(log, subscription, body, json.Value.SerializerOptions, context.RequestAborted));
+        return TypedResults.ServerSentEvents(StreamTransfers(log, subscription, body, json.Value.SerializerOptions, redactFor, KeyWatch.Start(context)));
     }
 
     private static async IAsyncEnumerable<SseItem<string>> StreamTransfers(
-        TransferEventLog log, TransferEventLog.Subscription subscription, CoalescingResponseStream body, JsonSerializerOptions json,
-        [EnumeratorCancellation] CancellationToken cancellation)
+        TransferEventLog log, TransferEventLog.Subscription subscription, CoalescingResponseStream body, JsonSerializerOptions json, string? redactFor, KeyWatch watch)
     {
         using (subscription)
         {
@@ -70,19 +88,13 @@ public static class EventsApi
 
             foreach (var entry in subscription.Replay)
             {
-                yield return Item(entry);
+                yield return Item(entry, redactFor);
             }
 
             var buffer = subscription.Buffer;
-            while (true)
+            // Everything at hand is written: send it in one go, then wait for more.
+            while (await SendThenWait(body, buffer.Reader, watch))
             {
-                // Everything at hand is written: send it in one go, then wait for more.
-                await body.SendAsync(cancellation);
-                if (!await buffer.Reader.WaitToReadAsync(cancellation))
-                {
-                    break;
-                }
-
                 while (buffer.Reader.TryRead(out var entry))
                 {
                     // Dropped while this client fell behind: it hears how many before the next one it gets.
@@ -91,16 +103,58 @@ public static class EventsApi
                         yield return new SseItem<string>(JsonSerializer.Serialize(new MissedView(missed), json), "missed");
                     }
 
-                    yield return Item(entry);
+                    yield return Item(entry, redactFor);
                 }
+            }
+
+            if (watch.Revoked)
+            {
+                yield return Revoked(json);
             }
         }
     }
 
-    private static SseItem<string> Item(TransferEventLog.TransferEvent entry) =>
-        new(entry.Json, "transfer") { EventId = entry.Id };
+    /// <summary>Sends what was written, then waits for more: false when there will be none (the key was revoked).</summary>
+    private static async ValueTask<bool> SendThenWait<T>(CoalescingResponseStream? body, System.Threading.Channels.ChannelReader<T> reader, KeyWatch watch)
+    {
+        try
+        {
+            if (body is not null)
+            {
+                await body.SendAsync(watch.Token);
+            }
 
-    internal static IResult Metrics(HttpContext context, MetricsFeed stream)
+            return await reader.WaitToReadAsync(watch.Token);
+        }
+        catch (OperationCanceledException) when (watch.Revoked)
+        {
+            return false;
+        }
+    }
+
+    private static SseItem<string> Revoked(JsonSerializerOptions json) =>
+        new(JsonSerializer.Serialize(new RevokedView("api_key_revoked"), json), "revoked");
+
+    private static SseItem<string> Item(TransferEventLog.TransferEvent entry, string? redactFor) =>
+        new(redactFor is null ? entry.Json : Redact(entry, redactFor), "transfer") { EventId = entry.Id };
+
+    /// <summary>The event as the owner of <paramref name="account"/> reads it: the other account's balance and version left out (null and 0, as when unknown).</summary>
+    private static string Redact(TransferEventLog.TransferEvent entry, string account)
+    {
+        var other = entry.From == account ? entry.To : entry.From;
+        if (other is null || other == account)
+        {
+            return entry.Json;
+        }
+
+        var side = entry.From == account ? "to" : "from";
+        var node = System.Text.Json.Nodes.JsonNode.Parse(entry.Json)!.AsObject();
+        node[side + "_available"] = null;
+        node[side + "_version"] = 0;
+        return node.ToJsonString();
+    }
+
+    internal static IResult Metrics(HttpContext context, MetricsFeed stream, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json)
     {
         if (stream.Subscribe() is not { } subscriber)
         {
@@ -109,20 +163,25 @@ public static class EventsApi
 
         // As for the transfers stream: the place is freed when the request ends, even if the response never started.
         context.Response.RegisterForDispose(subscriber);
-        return TypedResults.ServerSentEvents(StreamMetrics(subscriber, context.RequestAborted));
+        return TypedResults.ServerSentEvents(StreamMetrics(subscriber, json.Value.SerializerOptions, KeyWatch.Start(context)));
     }
 
-    private static async IAsyncEnumerable<SseItem<string>> StreamMetrics(MetricsFeed.Subscriber subscriber, [EnumeratorCancellation] CancellationToken cancellation)
+    private static async IAsyncEnumerable<SseItem<string>> StreamMetrics(MetricsFeed.Subscriber subscriber, JsonSerializerOptions json, KeyWatch watch)
     {
         using (subscriber)
         {
             var buffer = subscriber.Buffer;
-            while (await buffer.Reader.WaitToReadAsync(cancellation))
+            while (await SendThenWait(null, buffer.Reader, watch))
             {
                 while (buffer.Reader.TryRead(out var item))
                 {
                     yield return new SseItem<string>(item.Json, item.Type) { ReconnectionInterval = Reconnect };
                 }
+            }
+
+            if (watch.Revoked)
+            {
+                yield return Revoked(json);
             }
         }
     }

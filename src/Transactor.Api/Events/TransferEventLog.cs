@@ -634,6 +634,9 @@ public sealed record ReadyView(string Stream);
 /// <summary>The <c>missed</c> event: this many movements were dropped because the client read too slowly.</summary>
 public sealed record MissedView(long Missed);
 
+/// <summary>The last event of a stream whose key was revoked: <c>api_key_revoked</c>.</summary>
+public sealed record RevokedView(string Code);
+
 /// <summary>An account and its recent movements (a count that fades by half every few seconds).</summary>
 public sealed record BusyAccountView(string Account, double Movements);
 

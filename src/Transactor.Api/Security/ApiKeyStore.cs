@@ -81,6 +81,23 @@ public sealed class ApiKeyStore : IDisposable
         return found;
     }
 
+    /// <summary>
+    /// True while key <paramref name="keyId"/> is active, as this instance knows it (read again at
+    /// most every <see cref="AuthOptions.KeyCacheTime"/>): what a long-lived stream asks, so that a
+    /// revoke ends it as it refuses new requests. The configured admin key is always active.
+    /// </summary>
+    public async Task<bool> IsActive(string keyId)
+    {
+        ArgumentNullException.ThrowIfNull(keyId);
+        if (keyId == AuthOptions.BootstrapKeyId)
+        {
+            return true;
+        }
+
+        var found = TryGetCached(keyId, out var cached) ? cached : await Load(keyId);
+        return found.Identity?.Key.State == ApiKeyState.Active;
+    }
+
     /// <summary>Forgets what this instance read about <paramref name="keyId"/>: a revoke through this instance takes effect here at once.</summary>
     public void Forget(string keyId) => _cache.Remove(keyId);
 

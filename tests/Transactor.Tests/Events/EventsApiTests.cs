@@ -128,6 +128,74 @@ public sealed class EventsApiTests(LiveApiFixture api)
         Assert.Equal(7500, await http.Available(from));
     }
 
+    [Fact]
+    public async Task A_client_key_follows_only_its_own_account_reads_no_other_balance_and_is_cut_off_when_revoked()
+    {
+        using var admin = api.Http();
+        async Task<(HttpClient Client, string KeyId)> ClientKey(string name)
+        {
+            using var created = await admin.SendAsync(Http.Post("keys", $$"""{"name":"{{name}}","role":"client"}"""));
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            var json = await created.Body();
+            var client = new HttpClient { BaseAddress = api.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", json.GetProperty("key").GetString());
+            return (client, json.GetProperty("details").GetProperty("id").GetString()!);
+        }
+
+        var (alice, aliceKey) = await ClientKey("events alice");
+        var (bob, _) = await ClientKey("events bob");
+        using (alice)
+        using (bob)
+        {
+            var (mine, theirs) = (await alice.OpenAccount(), await bob.OpenAccount());
+            await Deposit(admin, mine, $"events-client-{Guid.NewGuid():N}");
+            await Deposit(admin, theirs, $"events-client-{Guid.NewGuid():N}");
+
+            // Every movement, another's account, the metrics stream: refused, with the stable codes.
+            foreach (var (path, code) in new[] { ("events/transfers", "forbidden"), ($"events/transfers?account={theirs}", "not_owner"), ("events/transfers?account=no-such-account", "not_owner"), ("events/metrics", "forbidden") })
+            {
+                using var refused = await alice.GetAsync(path, HttpCompletionOption.ResponseHeadersRead);
+                await refused.AssertProblem(HttpStatusCode.Forbidden, code);
+            }
+
+            using var events = await Sse.Open(alice, $"events/transfers?account={mine}");
+            var transfer = $"events-client-{Guid.NewGuid():N}";
+            using (var moved = await alice.SendAsync(Http.Post("transfers", $$"""{"from":"{{mine}}","to":"{{theirs}}","amount":40,"currency":"USD"}""", transfer)))
+            {
+                Assert.Equal(HttpStatusCode.Created, moved.StatusCode);
+            }
+
+            // (The deposit's event may come first: it can reach this API after the stream opened.)
+            var seen = (await events.Read(1, TimeSpan.FromSeconds(10))).Single().Data;
+            if (seen.GetProperty("id").GetString() != transfer)
+            {
+                seen = (await events.Read(1, TimeSpan.FromSeconds(10))).Single().Data;
+            }
+
+            Assert.Equal((transfer, mine, theirs), (seen.GetProperty("id").GetString(), seen.GetProperty("from").GetString(), seen.GetProperty("to").GetString()));
+            Assert.Equal(60, seen.GetProperty("from_available").GetInt64());
+            Assert.Equal(JsonValueKind.Null, seen.GetProperty("to_available").ValueKind);
+            Assert.Equal(0, seen.GetProperty("to_version").GetInt64());
+
+            // The admin's stream of the same account shows both balances.
+            using (var all = await Sse.Open(admin, $"events/transfers?account={mine}&backlog=1"))
+            {
+                var full = (await all.Read(1, TimeSpan.FromSeconds(10))).Single().Data;
+                Assert.Equal(140, full.GetProperty("to_available").GetInt64());
+            }
+
+            // Revoked: the open stream ends with a last event, within the key cache time.
+            using (var revoke = await admin.DeleteAsync($"keys/{aliceKey}"))
+            {
+                Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+            }
+
+            var last = (await events.Read(1, TimeSpan.FromSeconds(15))).Single();
+            Assert.Equal(("revoked", "api_key_revoked"), (last.Type, last.Data.GetProperty("code").GetString()));
+            Assert.True(await events.EndsWithin(TimeSpan.FromSeconds(5)), "the stream goes on after its key was revoked");
+        }
+    }
+
     private static LedgerEventBatch Batch(string account, int first, int count) => new(
         "S127.0.0.1:1:1",
         Enumerable.Range(first, count).Select(i => new MovementEvent($"stuck-{i}", TransferKind.Deposit, null, account, 100, "USD", TransferStatus.Committed, null, 1.5, null, DateTimeOffset.UtcNow, null, 0, i * 100L, i)).ToArray(),
@@ -222,6 +290,24 @@ internal sealed class Sse : IDisposable
         }
 
         return events;
+    }
+
+    /// <summary>True when the server ends the stream within <paramref name="timeout"/> (what is left unread is skipped).</summary>
+    public async Task<bool> EndsWithin(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            while (await _reader.ReadLineAsync(cancel.Token) is not null)
+            {
+            }
+
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     public void Dispose()

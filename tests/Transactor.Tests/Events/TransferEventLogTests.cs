@@ -153,15 +153,16 @@ public sealed class TransferEventLogTests
     }
 
     [Fact]
-    public void A_subscription_whose_response_never_started_frees_its_place_when_the_request_ends()
+    public async Task A_subscription_whose_response_never_started_frees_its_place_when_the_request_ends()
     {
         var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()));
         var response = new CompletingResponseFeature();
         var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpResponseFeature>(response);
+        context.User = Admin;
 
         // The endpoint takes the place and returns its stream, which is never executed (the response failed to start).
-        var result = Transactor.Api.Events.EventsApi.Transfers(context, log, Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), null, null);
+        var result = await Transactor.Api.Events.EventsApi.Transfers(context, log, null!, Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), null, null);
         Assert.IsNotType<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult>(result);
         Assert.Equal(1, log.Subscribers().Count);
 
@@ -173,11 +174,16 @@ public sealed class TransferEventLogTests
         var metricsResponse = new CompletingResponseFeature();
         var metricsContext = new Microsoft.AspNetCore.Http.DefaultHttpContext();
         metricsContext.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpResponseFeature>(metricsResponse);
-        _ = Transactor.Api.Events.EventsApi.Metrics(metricsContext, feed);
+        metricsContext.User = Admin;
+        _ = Transactor.Api.Events.EventsApi.Metrics(metricsContext, feed, Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()));
         Assert.Equal(1, feed.Count);
         metricsResponse.Complete();
         Assert.Equal(0, feed.Count);
     }
+
+    /// <summary>A caller with the admin role and no key id (as the configured admin key, whose stream no revoke can end).</summary>
+    private static System.Security.Claims.ClaimsPrincipal Admin { get; } =
+        new(new System.Security.Claims.ClaimsIdentity([new System.Security.Claims.Claim(System.Security.Claims.ClaimTypes.Role, Transactor.Api.Security.Roles.Admin)], "test"));
 
     private static string IdOf(TransferEventLog.TransferEvent entry) =>
         System.Text.Json.JsonDocument.Parse(entry.Json).RootElement.GetProperty("id").GetString()!;
