@@ -81,7 +81,7 @@ public interface IApiKeyRegistryGrain : IGrainWithIntegerKey
 
 /// <summary>
 /// One shard of the nonces of signed requests seen in the last <see cref="Window"/>, so that a request
-/// replayed to any API instance is refused. A nonce whose timestamp is at most <see cref="RestartGrace"/>
+/// replayed to any API instance is refused. A nonce whose timestamp is at most <see cref="StoreAhead"/>
 /// ahead of the shard's clock is kept in memory only; one further ahead is written to the ledger's
 /// storage before it is accepted. An activation that follows another refuses every in-memory nonce
 /// the one before could have accepted: those signed less than <see cref="RestartGrace"/> after its
@@ -101,23 +101,30 @@ public interface INonceGrain : IGrainWithIntegerKey
     /// </summary>
     public static readonly TimeSpan Window = TimeSpan.FromMinutes(11);
 
+    /// <summary>How long after a restart a shard refuses requests it cannot judge: those signed less than this after its start.</summary>
+    public static readonly TimeSpan RestartGrace = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// How far ahead of the shard's clock a timestamp may be and its nonce still be kept in memory
-    /// only; also how long after a restart the shard refuses requests it cannot judge.
+    /// only. Half of <see cref="RestartGrace"/>: the other half is what the clocks of the silo that
+    /// accepted a nonce and of the one that hosts the shard next may differ by.
     /// </summary>
-    public static readonly TimeSpan RestartGrace = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan StoreAhead = TimeSpan.FromSeconds(5);
 
     /// <summary>Most nonces one shard remembers; when full it refuses new ones (<see cref="NonceOutcome.Full"/>) rather than forget one still in its window.</summary>
     public const int MaxPerShard = 200_000;
 
-    /// <summary>Most nonces signed more than <see cref="RestartGrace"/> ahead that one shard stores at once (<see cref="NonceOutcome.AheadFull"/> beyond).</summary>
+    /// <summary>Most nonces signed more than <see cref="StoreAhead"/> ahead that one shard stores at once (<see cref="NonceOutcome.AheadFull"/> beyond).</summary>
     public const int MaxStoredPerShard = 2_048;
+
+    /// <summary>Most of those one key may have in one shard, so that one key cannot use up the store of the others.</summary>
+    public const int MaxStoredPerKey = 256;
 
     /// <summary>Most nonces one call carries.</summary>
     public const int MaxPerCall = 256;
 
     /// <summary>
-    /// Remembers each nonce (already scoped by key id) unless it was seen within the window, or could
+    /// Remembers each nonce (scoped by key id: <c>keyid:nonce</c>) unless it was seen within the window, or could
     /// have been first seen before this activation started; one outcome per use, in order. Returns
     /// once every nonce it accepts is remembered as long as it must be (stored, when signed ahead).
     /// </summary>
@@ -158,10 +165,14 @@ public enum NonceOutcome
     BeforeShardStart = 3,
 
     /// <summary>
-    /// Signed more than <see cref="INonceGrain.RestartGrace"/> ahead of the shard's clock while the shard
-    /// already stores <see cref="INonceGrain.MaxStoredPerShard"/> such nonces: refused, not remembered.
+    /// Signed more than <see cref="INonceGrain.StoreAhead"/> ahead of the shard's clock while the shard
+    /// already stores <see cref="INonceGrain.MaxStoredPerShard"/> such nonces, or its key
+    /// <see cref="INonceGrain.MaxStoredPerKey"/>: refused, not remembered.
     /// </summary>
     AheadFull = 4,
+
+    /// <summary>Signed ahead, and the write that would store it failed: refused (the shard restarts).</summary>
+    StoreFailed = 5,
 }
 
 /// <summary>

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Transactor.Grains;
 
 /// <summary>The persisted state of an <see cref="ApiKeyGrain"/>.</summary>
@@ -81,14 +83,14 @@ public sealed class ApiKeyRegistryGrain(
 
 /// <summary>
 /// The persisted state of a <see cref="NonceGrain"/>: when its last activation started, and the nonces
-/// it accepted that were signed more than <see cref="INonceGrain.RestartGrace"/> ahead of its clock.
+/// it accepted that were signed more than <see cref="INonceGrain.StoreAhead"/> ahead of its clock.
 /// </summary>
 [GenerateSerializer, Alias("Transactor.NonceShardState")]
 public sealed class NonceShardState
 {
     [Id(0)] public DateTimeOffset? StartedAt { get; set; }
 
-    /// <summary>Nonces signed ahead and accepted, each with the time it may be forgotten, oldest first.</summary>
+    /// <summary>Nonces signed ahead and accepted, each with the time it may be forgotten, in the order accepted.</summary>
     [Id(1)] public List<StoredNonce> Ahead { get; set; } = [];
 }
 
@@ -99,24 +101,31 @@ public sealed record StoredNonce([property: Id(0)] string Nonce, [property: Id(1
 /// <summary>
 /// See <see cref="INonceGrain"/>. Most nonces are in memory only: a nonce store written to the
 /// database would cost a write per signed request. What is written is one row per activation, when
-/// it starts, and a nonce signed more than <see cref="INonceGrain.RestartGrace"/> ahead of this
-/// shard's clock before it is accepted (clocks that run ahead are rare, and such requests pay for
-/// the write). An activation that finds that one came before it (whose silo may have died with
-/// nonces it had accepted in memory) refuses every request that one could have accepted in memory:
-/// those signed less than <see cref="INonceGrain.RestartGrace"/> after this one started. Requests
-/// signed later than that could only have been accepted if stored, and the stored ones are read
-/// back. The start is written before the first nonce is accepted, so an activation that accepted any
-/// is always known to the next (docs/security.md, "Replays"). Always active: an idle shard that
+/// it starts, and a nonce signed more than <see cref="INonceGrain.StoreAhead"/> ahead of this shard's
+/// clock, before it is accepted (clocks that run ahead are rare, and such requests pay for the write).
+/// An activation that finds that one came before it (whose silo may have died with nonces it had
+/// accepted in memory) refuses every request that one could have accepted in memory: those signed
+/// less than <see cref="INonceGrain.RestartGrace"/> after this one started, which leaves the silos'
+/// clocks <see cref="INonceGrain.RestartGrace"/> less <see cref="INonceGrain.StoreAhead"/> to differ
+/// by. Requests signed later than that could only have been accepted if stored, and the stored ones
+/// are read back. The start is written before the first nonce is accepted, so an activation that
+/// accepted any is always known to the next (docs/security.md, "Replays"). This assumes one activation
+/// at a time, as Orleans' directory gives outside a partition. Always active: an idle shard that
 /// deactivated would refuse the first requests after it comes back for no reason.
 /// </summary>
 [CollectionAgeLimit(AlwaysActive = true)]
-public sealed class NonceGrain(
+public sealed partial class NonceGrain(
     [PersistentState("nonces", StorageNames.Ledger)] IPersistentState<NonceShardState> state,
-    TimeProvider time) : Grain, INonceGrain
+    TimeProvider time,
+    ILogger<NonceGrain> logger) : Grain, INonceGrain
 {
     private readonly Dictionary<string, DateTimeOffset> _seen = new(StringComparer.Ordinal);
     private readonly Queue<(string Nonce, DateTimeOffset Expires)> _expiry = new();
+
+    // Stored nonces per key id, for the per-key bound.
+    private readonly Dictionary<string, int> _storedByKey = new(StringComparer.Ordinal);
     private DateTimeOffset _refuseSignedBefore = DateTimeOffset.MaxValue;
+    private bool _broken;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -126,7 +135,12 @@ public sealed class NonceGrain(
         state.State.Ahead.RemoveAll(stored => stored.Expires <= now);
         foreach (var stored in state.State.Ahead)
         {
-            Remember(stored.Nonce, stored.Expires);
+            if (_seen.TryAdd(stored.Nonce, stored.Expires))
+            {
+                _expiry.Enqueue((stored.Nonce, stored.Expires));
+            }
+
+            CountStored(stored.Nonce, +1);
         }
 
         state.State.StartedAt = now;
@@ -140,6 +154,13 @@ public sealed class NonceGrain(
         if (uses.Length > INonceGrain.MaxPerCall)
         {
             throw new ArgumentException($"At most {INonceGrain.MaxPerCall} nonces a call, not {uses.Length}.", nameof(uses));
+        }
+
+        if (_broken)
+        {
+            // A write of this activation failed: what its row holds is unknown, so it stores nothing more
+            // and lets calls that need no storage through until it is gone.
+            DeactivateOnIdle();
         }
 
         var now = time.GetUtcNow();
@@ -157,6 +178,7 @@ public sealed class NonceGrain(
         var expired = 0;
         while (expired < stored.Count && stored[expired].Expires <= now)
         {
+            CountStored(stored[expired].Nonce, -1);
             expired++;
         }
 
@@ -174,13 +196,21 @@ public sealed class NonceGrain(
             {
                 await state.WriteStateAsync();
             }
-            catch
+            catch (Exception ex)
             {
-                // Whether the row was written is unknown, and its ETag with it: this activation goes,
-                // and the next reads the row back (refusing, as after any restart, what it cannot judge).
-                // Nothing it accepted is lost: the requests of this call hear of the failure.
+                // Whether the row was written is unknown, and its ETag with it: the nonces this call
+                // would have stored are refused (if the row was written, they stay refused), the ones
+                // in memory stand, and this activation goes; the next reads the row back.
+                LogStoreFailed(logger, ex);
+                _broken = true;
                 DeactivateOnIdle();
-                throw;
+                for (var i = 0; i < uses.Length; i++)
+                {
+                    if (outcomes[i] == NonceOutcome.Fresh && uses[i].Timestamp > now + INonceGrain.StoreAhead)
+                    {
+                        outcomes[i] = NonceOutcome.StoreFailed;
+                    }
+                }
             }
         }
 
@@ -207,24 +237,46 @@ public sealed class NonceGrain(
         }
 
         var until = now + INonceGrain.Window;
-        if (signedAt > now + INonceGrain.RestartGrace)
+        if (signedAt > now + INonceGrain.StoreAhead)
         {
             // Signed further ahead than a later activation would refuse: kept only if stored.
-            if (state.State.Ahead.Count >= INonceGrain.MaxStoredPerShard)
+            if (_broken || state.State.Ahead.Count >= INonceGrain.MaxStoredPerShard)
+            {
+                return _broken ? NonceOutcome.StoreFailed : NonceOutcome.AheadFull;
+            }
+
+            if (_storedByKey.GetValueOrDefault(KeyOf(use.Nonce)) >= INonceGrain.MaxStoredPerKey)
             {
                 return NonceOutcome.AheadFull;
             }
 
             state.State.Ahead.Add(new StoredNonce(use.Nonce, until));
+            CountStored(use.Nonce, +1);
         }
 
-        Remember(use.Nonce, until);
+        _seen.Add(use.Nonce, until);
+        _expiry.Enqueue((use.Nonce, until));
         return NonceOutcome.Fresh;
     }
 
-    private void Remember(string nonce, DateTimeOffset until)
+    /// <summary>The key id of a scoped nonce (<c>keyid:nonce</c>).</summary>
+    private static string KeyOf(string scopedNonce) =>
+        scopedNonce.IndexOf(':', StringComparison.Ordinal) is > 0 and var colon ? scopedNonce[..colon] : scopedNonce;
+
+    private void CountStored(string scopedNonce, int change)
     {
-        _seen.Add(nonce, until);
-        _expiry.Enqueue((nonce, until));
+        var key = KeyOf(scopedNonce);
+        var count = _storedByKey.GetValueOrDefault(key) + change;
+        if (count > 0)
+        {
+            _storedByKey[key] = count;
+        }
+        else
+        {
+            _storedByKey.Remove(key);
+        }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A nonce shard could not store nonces of requests signed ahead; they are refused, and the shard restarts")]
+    private static partial void LogStoreFailed(ILogger logger, Exception exception);
 }

@@ -95,6 +95,7 @@ public sealed partial class ApiKeyAuthenticationHandler(
                     NonceOutcome.Replayed => AuthFailure.SignatureReplayed,
                     NonceOutcome.BeforeShardStart => AuthFailure.ReplayCheckRestarted,
                     NonceOutcome.AheadFull => AuthFailure.TooManyAhead,
+                    NonceOutcome.StoreFailed => AuthFailure.ReplayCheckUnavailable,
                     _ => AuthFailure.NonceStoreFull,
                 });
             }

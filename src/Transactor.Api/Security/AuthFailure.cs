@@ -37,8 +37,15 @@ public sealed record AuthFailure(string Code, string Title, string Detail)
         RetryAfterSeconds = (long)Math.Ceiling(INonceGrain.RestartGrace.TotalSeconds),
     };
 
+    public static AuthFailure ReplayCheckUnavailable { get; } = new("replay_check_unavailable", "The request cannot be checked for replay now.",
+        $"A request signed more than {INonceGrain.StoreAhead.TotalSeconds:0} s ahead of the server's clock is checked against stored nonces, and storing its nonce failed; sign the request again after Retry-After (and synchronise the client's clock).")
+    {
+        Status = StatusCodes.Status503ServiceUnavailable,
+        RetryAfterSeconds = (long)Math.Ceiling(INonceGrain.RestartGrace.TotalSeconds),
+    };
+
     public static AuthFailure TooManyAhead { get; } = new("signature_stale", "Too many requests were signed ahead of the server's clock.",
-        $"Requests signed more than {INonceGrain.RestartGrace.TotalSeconds:0} s ahead of the server's clock are each recorded, and too many of them are in the last minutes; synchronise the client's clock (NTP) and sign the request again.");
+        $"Requests signed more than {INonceGrain.StoreAhead.TotalSeconds:0} s ahead of the server's clock are each stored, and this key (or all keys) sent too many of them in the last minutes; synchronise the client's clock (NTP) and sign the request again.");
 
     public static AuthFailure KeyLookupsLimited(TimeSpan retryAfter) => new("rate_limited", "Too many unknown API keys from this address.",
         "This address sent more keys this API instance has not seen recently than it looks up per second; retry after the number of seconds in Retry-After.")

@@ -420,30 +420,66 @@ public sealed class SecurityApiTests(ApiFixture api)
     }
 
     [Fact]
-    public async Task A_nonce_shard_stores_a_bounded_number_of_nonces_signed_ahead_and_reads_them_back_after_a_restart()
+    public async Task A_nonce_shard_stores_a_bounded_number_of_nonces_signed_ahead_per_key_and_reads_them_back_after_a_restart()
     {
         await using var ledger = api.WithSettings(("Transactor:Auth:SignatureMaxAhead", "00:05:00"));
         var shard = ledger.Services.GetRequiredService<IClusterClient>().GetGrain<INonceGrain>(3);
         var ahead = DateTimeOffset.UtcNow.AddMinutes(2);
-        var stored = Enumerable.Range(0, INonceGrain.MaxStoredPerShard).Select(i => $"k:ahead-{i}").ToArray();
-        foreach (var chunk in stored.Chunk(INonceGrain.MaxPerCall))
+        var keys = Enumerable.Range(0, INonceGrain.MaxStoredPerShard / INonceGrain.MaxStoredPerKey).Select(k => $"k{k}").ToArray();
+        var stored = keys.SelectMany(k => Enumerable.Range(0, INonceGrain.MaxStoredPerKey).Select(i => $"{k}:ahead-{i}")).ToArray();
+
+        // The first key's quota, then one more of it: refused, while another key still stores its own.
+        Assert.All(await shard.TryUse([.. stored[..INonceGrain.MaxStoredPerKey].Select(n => NonceUse.Of(n, ahead))]), o => Assert.Equal(NonceOutcome.Fresh, o));
+        Assert.Equal([NonceOutcome.AheadFull, NonceOutcome.Fresh], await shard.TryUse([NonceUse.Of("k0:one-more", ahead), NonceUse.Of(stored[INonceGrain.MaxStoredPerKey], ahead)]));
+        foreach (var chunk in stored[(INonceGrain.MaxStoredPerKey + 1)..].Chunk(INonceGrain.MaxPerCall))
         {
             Assert.All(await shard.TryUse([.. chunk.Select(n => NonceUse.Of(n, ahead))]), o => Assert.Equal(NonceOutcome.Fresh, o));
         }
 
-        // Full of stored nonces: one more signed ahead is refused; one signed now needs no storage.
-        var outcomes = await shard.TryUse([NonceUse.Of("k:one-more", ahead), NonceUse.Of("k:now", DateTimeOffset.UtcNow), NonceUse.Of(stored[0], ahead)]);
+        // Full of stored nonces: one more signed ahead by a new key is refused; one signed now needs no storage.
+        var outcomes = await shard.TryUse([NonceUse.Of("other:one-more", ahead), NonceUse.Of("other:now", DateTimeOffset.UtcNow), NonceUse.Of(stored[0], ahead)]);
         Assert.Equal([NonceOutcome.AheadFull, NonceOutcome.Fresh, NonceOutcome.Replayed], outcomes);
 
         await shard.AsReference<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
 
-        // Every stored nonce is known to the next activation; the refused one was never remembered.
+        // Every stored nonce is known to the next activation; the refused ones were never remembered.
         foreach (var chunk in stored.Chunk(INonceGrain.MaxPerCall))
         {
             Assert.All(await shard.TryUse([.. chunk.Select(n => NonceUse.Of(n, ahead))]), o => Assert.Equal(NonceOutcome.Replayed, o));
         }
 
-        Assert.Equal([NonceOutcome.AheadFull], await shard.TryUse([NonceUse.Of("k:one-more", ahead)]));
+        Assert.Equal([NonceOutcome.AheadFull, NonceOutcome.AheadFull], await shard.TryUse([NonceUse.Of("other:one-more", ahead), NonceUse.Of("k0:one-more", ahead)]));
+    }
+
+    [Fact]
+    public async Task A_nonce_shard_whose_store_fails_refuses_what_it_could_not_store_and_restarts()
+    {
+        // Every write of the ledger's storage fails while the armed file exists.
+        var armed = Path.Combine(Path.GetTempPath(), $"nonce-chaos-{Guid.NewGuid():N}");
+        await using var ledger = api.WithSettings(
+            ("Transactor:Auth:SignatureMaxAhead", "00:05:00"),
+            ("Transactor:Chaos:StorageWriteFailureProbability", "1"),
+            ("Transactor:Chaos:ArmedFile", armed));
+        var shard = ledger.Services.GetRequiredService<IClusterClient>().GetGrain<INonceGrain>(7);
+        var (ahead, now) = (DateTimeOffset.UtcNow.AddMinutes(2), DateTimeOffset.UtcNow);
+        Assert.Equal([NonceOutcome.Fresh], await shard.TryUse([NonceUse.Of("k:first", now)]));
+        try
+        {
+            await File.WriteAllTextAsync(armed, "");
+            await Task.Delay(TimeSpan.FromMilliseconds(600));
+            // The nonce to store is refused; the one in memory stands (a replay of it is still refused).
+            Assert.Equal([NonceOutcome.StoreFailed, NonceOutcome.Fresh], await shard.TryUse([NonceUse.Of("k:ahead", ahead), NonceUse.Of("k:in-memory", now)]));
+        }
+        finally
+        {
+            File.Delete(armed);
+        }
+
+        await Task.Delay(TimeSpan.FromMilliseconds(600));
+        // A new activation: what the last one held in memory cannot be judged, the refused nonce was never accepted.
+        Assert.Equal([NonceOutcome.BeforeShardStart, NonceOutcome.BeforeShardStart, NonceOutcome.Fresh],
+            await shard.TryUse([NonceUse.Of("k:first", now), NonceUse.Of("k:in-memory", now), NonceUse.Of("k:ahead", ahead)]));
+        Assert.Equal([NonceOutcome.Replayed], await shard.TryUse([NonceUse.Of("k:ahead", ahead)]));
     }
 
     [Fact]
