@@ -6,7 +6,10 @@
 (() => {
   const WINDOW_SECONDS = 300;   // points on the charts: one per second
   const LOG_ROWS = 200;         // rows kept in the transaction log
-  const RENDER_EVERY_MS = 100;  // the log is redrawn at most this often, however fast events arrive
+  const RENDER_EVERY_MS = 250;  // the log is redrawn at most this often, however fast events arrive
+  const NEW_ROWS_PER_DRAW = 10; // and gains at most this many rows a redraw (the newest): at thousands a
+                                // second nobody reads more, and every row costs the page a layout
+  const FLASH_UP_TO = 5;        // new rows flash only when a redraw adds at most this many
   const ACCOUNT_REFRESH_MS = 3000;
 
   const $ = (id) => document.getElementById(id);
@@ -376,17 +379,19 @@
   let pending = [];
   let endedTotal = 0;
   let missedTotal = 0;
+  let drawn = false; // the first redraw (the backlog) may fill the whole log
 
   // Events are kept as text until drawn: only the newest LOG_ROWS of each redraw are ever parsed.
   function onTransfer(data) {
     endedTotal++;
     pending.push(data);
-    if (pending.length > 2 * LOG_ROWS) { pending = pending.slice(-LOG_ROWS); }
+    const keep = drawn ? NEW_ROWS_PER_DRAW : LOG_ROWS;
+    if (pending.length > 2 * keep) { pending = pending.slice(-keep); }
     watch(data);
   }
 
-  function row(e) {
-    const tr = el('tr', 'new');
+  function row(e, flash) {
+    const tr = el('tr', flash ? 'new' : null);
     const outcome = e.status === 'committed' ? 'committed' : (e.reason ?? e.status);
     const parties = e.kind === 'deposit' ? `⤓ ${e.to}` : e.kind === 'withdrawal' ? `${e.from} ⤒` : `${e.from} → ${e.to}`;
     tr.append(
@@ -407,7 +412,10 @@
     if (pending.length === 0) { return; }
     const body = $('log-body');
     const fragment = document.createDocumentFragment();
-    for (let i = pending.length - 1; i >= Math.max(0, pending.length - LOG_ROWS); i--) { fragment.append(row(JSON.parse(pending[i]))); }
+    const first = Math.max(0, pending.length - (drawn ? NEW_ROWS_PER_DRAW : LOG_ROWS));
+    drawn = true;
+    const flash = pending.length - first <= FLASH_UP_TO;
+    for (let i = pending.length - 1; i >= first; i--) { fragment.append(row(JSON.parse(pending[i]), flash)); }
     pending = [];
     body.prepend(fragment);
     while (body.rows.length > LOG_ROWS) { body.deleteRow(-1); }
