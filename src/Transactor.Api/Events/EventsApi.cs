@@ -57,6 +57,14 @@ public static class EventsApi
             }
 
             redactFor = account;
+            if (context.RequestServices.GetRequiredService<ClientStreams>().TryOpen(context.User.KeyId()!) is not { } place)
+            {
+                return Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_streams", "Too many open event streams for this API key.",
+                    $"A client key may have at most {ClientStreams.MaxPerKey} event streams open on one API instance; close one first.");
+            }
+
+            // Given back when the request ends, however it ends.
+            context.Response.RegisterForDispose(place);
         }
 
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString() is { Length: > 0 } header ? header : null;
@@ -83,6 +91,8 @@ public static class EventsApi
             yield return new SseItem<string>(JsonSerializer.Serialize(new ReadyView(log.Instance), json), "ready") { ReconnectionInterval = Reconnect };
             if (subscription.Gap is { } gap)
             {
+                // How many movements were lost counts every account's: not for a client key's eyes.
+                gap = redactFor is null ? gap : gap with { Lost = null };
                 yield return new SseItem<string>(JsonSerializer.Serialize(gap, json), "gap") { ReconnectionInterval = Reconnect };
             }
 
@@ -138,19 +148,25 @@ public static class EventsApi
     private static SseItem<string> Item(TransferEventLog.TransferEvent entry, string? redactFor) =>
         new(redactFor is null ? entry.Json : Redact(entry, redactFor), "transfer") { EventId = entry.Id };
 
-    /// <summary>The event as the owner of <paramref name="account"/> reads it: the other account's balance and version left out (null and 0, as when unknown).</summary>
+    /// <summary>
+    /// The event as the owner of <paramref name="account"/> reads it: the other account's balance and
+    /// version left out (null and 0, as when unknown), and what says something about the cluster rather
+    /// than the movement (the silo, the position in this instance's log, the request's trace) too.
+    /// </summary>
     private static string Redact(TransferEventLog.TransferEvent entry, string account)
     {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(entry.Json)!.AsObject();
+        node["sequence"] = 0;
+        node["silo"] = null;
+        node["trace_id"] = null;
         var other = entry.From == account ? entry.To : entry.From;
-        if (other is null || other == account)
+        if (other is not null && other != account)
         {
-            return entry.Json;
+            var side = entry.From == account ? "to" : "from";
+            node[side + "_available"] = null;
+            node[side + "_version"] = 0;
         }
 
-        var side = entry.From == account ? "to" : "from";
-        var node = System.Text.Json.Nodes.JsonNode.Parse(entry.Json)!.AsObject();
-        node[side + "_available"] = null;
-        node[side + "_version"] = 0;
         return node.ToJsonString();
     }
 

@@ -46,10 +46,10 @@ internal sealed partial class KeyWatch : IDisposable
 
     private async Task Watch(ApiKeyStore store, string keyId, TimeSpan interval, ILogger logger)
     {
-        var token = Token;
         using var timer = new PeriodicTimer(interval);
         try
         {
+            var token = Token;
             while (await timer.WaitForNextTickAsync(token))
             {
                 bool active;

@@ -40,6 +40,7 @@ public static class ApiServices
         services.AddSingleton<ApiMetrics>();
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<TransferEventLog>();
+        services.AddSingleton<ClientStreams>();
         services.AddSingleton<MetricsFeed>();
         services.Configure<RunLimitOptions>(builder.Configuration.GetSection(RunLimitOptions.SectionName));
         services.AddSingleton<RunManager>();

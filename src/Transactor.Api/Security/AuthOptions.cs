@@ -32,7 +32,7 @@ public sealed class AuthOptions
 
     /// <summary>
     /// How far a signed request's timestamp may be ahead of the server's clock. Requests signed more
-    /// than <see cref="INonceGrain.RestartGrace"/> ahead cost a database write each, in their nonce's
+    /// than <see cref="INonceGrain.StoreAhead"/> ahead cost a database write each, in their nonce's
     /// shard (docs/security.md, "Replays").
     /// </summary>
     public TimeSpan SignatureMaxAhead { get; set; } = TimeSpan.FromMinutes(5);

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Transactor.Api.Events;
 using Transactor.Tests.Api;
 
@@ -176,12 +177,44 @@ public sealed class EventsApiTests(LiveApiFixture api)
             Assert.Equal(60, seen.GetProperty("from_available").GetInt64());
             Assert.Equal(JsonValueKind.Null, seen.GetProperty("to_available").ValueKind);
             Assert.Equal(0, seen.GetProperty("to_version").GetInt64());
+            // Nor does it learn about the cluster: no silo, no position in the log, no trace of the request.
+            Assert.Equal((0, JsonValueKind.Null, JsonValueKind.Null), (seen.GetProperty("sequence").GetInt64(), seen.GetProperty("silo").ValueKind, seen.GetProperty("trace_id").ValueKind));
 
             // The admin's stream of the same account shows both balances.
             using (var all = await Sse.Open(admin, $"events/transfers?account={mine}&backlog=1"))
             {
                 var full = (await all.Read(1, TimeSpan.FromSeconds(10))).Single().Data;
                 Assert.Equal(140, full.GetProperty("to_available").GetInt64());
+            }
+
+            // One client key holds at most ClientStreams.MaxPerKey streams on an instance: the next is refused until one closes.
+            var bobs = new List<Sse>();
+            try
+            {
+                for (var i = 0; i < ClientStreams.MaxPerKey; i++)
+                {
+                    bobs.Add(await Sse.Open(bob, $"events/transfers?account={theirs}"));
+                }
+
+                using (var refused = await bob.GetAsync($"events/transfers?account={theirs}", HttpCompletionOption.ResponseHeadersRead))
+                {
+                    await refused.AssertProblem(HttpStatusCode.TooManyRequests, "too_many_streams");
+                }
+
+                bobs[0].Dispose();
+                bobs.RemoveAt(0);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+                while (api.Services.GetRequiredService<ClientStreams>().Count >= ClientStreams.MaxPerKey + 1)
+                {
+                    Assert.True(DateTime.UtcNow < deadline, "a closed stream's place was not given back");
+                    await Task.Delay(50);
+                }
+
+                bobs.Add(await Sse.Open(bob, $"events/transfers?account={theirs}"));
+            }
+            finally
+            {
+                bobs.ForEach(b => b.Dispose());
             }
 
             // Revoked: the open stream ends with a last event, within the key cache time.
