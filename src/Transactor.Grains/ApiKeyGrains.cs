@@ -135,11 +135,7 @@ public sealed partial class NonceGrain(
         state.State.Ahead.RemoveAll(stored => stored.Expires <= now);
         foreach (var stored in state.State.Ahead)
         {
-            if (_seen.TryAdd(stored.Nonce, stored.Expires))
-            {
-                _expiry.Enqueue((stored.Nonce, stored.Expires));
-            }
-
+            Remember(stored.Nonce, stored.Expires);
             CountStored(stored.Nonce, +1);
         }
 
@@ -154,13 +150,6 @@ public sealed partial class NonceGrain(
         if (uses.Length > INonceGrain.MaxPerCall)
         {
             throw new ArgumentException($"At most {INonceGrain.MaxPerCall} nonces a call, not {uses.Length}.", nameof(uses));
-        }
-
-        if (_broken)
-        {
-            // A write of this activation failed: what its row holds is unknown, so it stores nothing more
-            // and lets calls that need no storage through until it is gone.
-            DeactivateOnIdle();
         }
 
         var now = time.GetUtcNow();
@@ -206,7 +195,7 @@ public sealed partial class NonceGrain(
                 DeactivateOnIdle();
                 for (var i = 0; i < uses.Length; i++)
                 {
-                    if (outcomes[i] == NonceOutcome.Fresh && uses[i].Timestamp > now + INonceGrain.StoreAhead)
+                    if (outcomes[i] == NonceOutcome.Fresh && MustStore(uses[i].Timestamp, now))
                     {
                         outcomes[i] = NonceOutcome.StoreFailed;
                     }
@@ -237,15 +226,17 @@ public sealed partial class NonceGrain(
         }
 
         var until = now + INonceGrain.Window;
-        if (signedAt > now + INonceGrain.StoreAhead)
+        if (MustStore(signedAt, now))
         {
-            // Signed further ahead than a later activation would refuse: kept only if stored.
-            if (_broken || state.State.Ahead.Count >= INonceGrain.MaxStoredPerShard)
+            // A write of this activation failed: what its row holds is unknown, so it stores nothing
+            // more, and lets nonces that need no storage through until it is gone.
+            if (_broken)
             {
-                return _broken ? NonceOutcome.StoreFailed : NonceOutcome.AheadFull;
+                return NonceOutcome.StoreFailed;
             }
 
-            if (_storedByKey.GetValueOrDefault(KeyOf(use.Nonce)) >= INonceGrain.MaxStoredPerKey)
+            if (state.State.Ahead.Count >= INonceGrain.MaxStoredPerShard
+                || _storedByKey.GetValueOrDefault(KeyOf(use.Nonce)) >= INonceGrain.MaxStoredPerKey)
             {
                 return NonceOutcome.AheadFull;
             }
@@ -254,9 +245,20 @@ public sealed partial class NonceGrain(
             CountStored(use.Nonce, +1);
         }
 
-        _seen.Add(use.Nonce, until);
-        _expiry.Enqueue((use.Nonce, until));
+        Remember(use.Nonce, until);
         return NonceOutcome.Fresh;
+    }
+
+    /// <summary>Signed further ahead than a later activation would refuse: kept only if stored.</summary>
+    private static bool MustStore(DateTimeOffset signedAt, DateTimeOffset now) => signedAt > now + INonceGrain.StoreAhead;
+
+    private void Remember(string nonce, DateTimeOffset until)
+    {
+        // TryAdd: a stored list read back holds each nonce once, but a row is not trusted to.
+        if (_seen.TryAdd(nonce, until))
+        {
+            _expiry.Enqueue((nonce, until));
+        }
     }
 
     /// <summary>The key id of a scoped nonce (<c>keyid:nonce</c>).</summary>
