@@ -4,13 +4,14 @@
 # /events/transfers plus one of /events/metrics and, when PAGE=1 (the default), the dashboard open in
 # headless Chromium (/usr/bin/chromium; it reads both streams too), ROUNDS times each, after a warm-up.
 # Prints one line per run (with the load average) and the means.
-#   benchmarks/events.sh [seconds-per-run] [rounds]      SUBSCRIBERS=5 PAGE=1 by default
+#   benchmarks/events.sh [seconds-per-run] [rounds]      SUBSCRIBERS=5 PAGE=1 SETTLE=5 (s before each run) by default
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECONDS_PER_RUN="${1:-15}"
 ROUNDS="${2:-3}"
 SUBSCRIBERS="${SUBSCRIBERS:-5}"
 PAGE="${PAGE:-1}"
+SETTLE="${SETTLE:-5}"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 OUT="${TRANSACTOR_BENCH_OUT:-$ROOT/.bench}"
 mkdir -p "$OUT"
@@ -57,6 +58,9 @@ for round in $(seq 1 "$ROUNDS"); do
             fi
             note=" ($(wait_for_subscribers))"
         fi
+        # Both modes wait alike before the run: the browser's start (its processes, the page's first
+        # layout and charts) is not what an open page costs, and would otherwise fall into the run.
+        sleep "$SETTLE"
         load="$(cut -d' ' -f1 /proc/loadavg)"
         "${LOADGEN[@]}" --duration "$SECONDS_PER_RUN" --seed "$round" --out "$OUT/events-$mode-$round.json" >/dev/null
         received=""

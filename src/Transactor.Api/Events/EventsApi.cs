@@ -13,11 +13,25 @@ public static class EventsApi
     /// <summary>How long a browser's <c>EventSource</c> waits before it reconnects after a lost connection.</summary>
     private static readonly TimeSpan Reconnect = TimeSpan.FromSeconds(2);
 
+    /// <summary>The highest <c>max_per_second</c> a sampled stream may ask for.</summary>
+    public const int MaxSampleRate = 1_000;
+
+    /// <summary>
+    /// A stream of every movement sends at most once in this time: under load each send (and each wake
+    /// of the subscriber) carries many movements instead of one, which is what several subscribers cost
+    /// the ledger's process (a wake, a flush and a socket write per movement and subscriber). When
+    /// movements are rare, each goes out at once.
+    /// </summary>
+    public static readonly TimeSpan SendInterval = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>A sampled stream sends at most this many times a second (fewer when it asks for fewer events).</summary>
+    private const int SampleTicksPerSecond = 4;
+
     public static IEndpointRouteBuilder MapEventsApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/events").WithTags("Events");
         group.MapGet("/transfers", Transfers).RequireAuthorization(Roles.AnyKeyPolicy)
-            .WithSummary("Every movement as it ends (SSE); ?account= to follow one account (a client key: one it owns), Last-Event-ID to resume, ?backlog= for recent ones")
+            .WithSummary("Every movement as it ends (SSE); ?account= to follow one account (a client key: one it owns), Last-Event-ID to resume, ?backlog= for recent ones, ?max_per_second= for a sample")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         group.MapGet("/metrics", Metrics).RequireAuthorization(Roles.AdminPolicy)
@@ -28,7 +42,8 @@ public static class EventsApi
     }
 
     internal static async Task<IResult> Transfers(
-        HttpContext context, TransferEventLog log, AccountAccess access, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? account, string? backlog)
+        HttpContext context, TransferEventLog log, AccountAccess access, IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json, string? account, string? backlog,
+        [Microsoft.AspNetCore.Mvc.FromQuery(Name = "max_per_second")] string? maxPerSecond)
     {
         if (account is not null && !Ids.IsValidAccountId(account))
         {
@@ -39,6 +54,17 @@ public static class EventsApi
         if (!string.IsNullOrEmpty(backlog) && (!int.TryParse(backlog, NumberStyles.None, CultureInfo.InvariantCulture, out replay) || replay > TransferEventLog.MaxBacklog))
         {
             return Problems.InvalidField("backlog", $"The backlog is a whole number from 0 to {TransferEventLog.MaxBacklog}.");
+        }
+
+        Sample? sample = null;
+        if (!string.IsNullOrEmpty(maxPerSecond))
+        {
+            if (!int.TryParse(maxPerSecond, NumberStyles.None, CultureInfo.InvariantCulture, out var rate) || rate is < 1 or > MaxSampleRate)
+            {
+                return Problems.InvalidField("max_per_second", $"The most movements a second is a whole number from 1 to {MaxSampleRate}.");
+            }
+
+            sample = Sample.For(rate);
         }
 
         // A client key follows one account it owns, and reads of the other party what GET /transfers/{id} shows it: not its balance.
@@ -79,11 +105,11 @@ public static class EventsApi
         context.Response.RegisterForDispose(subscription);
         var body = new CoalescingResponseStream(context.Response.BodyWriter);
         context.Response.Body = body;
-        return TypedResults.ServerSentEvents(StreamTransfers(log, subscription, body, json.Value.SerializerOptions, redactFor, KeyWatch.Start(context)));
+        return TypedResults.ServerSentEvents(StreamTransfers(log, subscription, body, json.Value.SerializerOptions, redactFor, sample, KeyWatch.Start(context)));
     }
 
     private static async IAsyncEnumerable<SseItem<string>> StreamTransfers(
-        TransferEventLog log, TransferEventLog.Subscription subscription, CoalescingResponseStream body, JsonSerializerOptions json, string? redactFor, KeyWatch watch)
+        TransferEventLog log, TransferEventLog.Subscription subscription, CoalescingResponseStream body, JsonSerializerOptions json, string? redactFor, Sample? sample, KeyWatch watch)
     {
         using (subscription)
         {
@@ -96,14 +122,65 @@ public static class EventsApi
                 yield return new SseItem<string>(JsonSerializer.Serialize(gap, json), "gap") { ReconnectionInterval = Reconnect };
             }
 
+            var buffer = subscription.Buffer;
+            if (sample is { } rate)
+            {
+                // The replay is sent as asked (backlog), but a resume's may hold thousands: only its newest.
+                var replay = subscription.Replay;
+                var keep = Math.Max(rate.PerTick, subscription.Backlog);
+                if (replay.Count > keep)
+                {
+                    yield return Skipped(replay.Count - keep, json);
+                }
+
+                for (var i = Math.Max(0, replay.Count - keep); i < replay.Count; i++)
+                {
+                    yield return Item(replay[i], redactFor);
+                }
+
+                // Each tick: what ended since the last one, its newest PerTick sent and the rest counted.
+                var newest = new Queue<TransferEventLog.TransferEvent>(rate.PerTick);
+                while (await SendThenWait(body, buffer.Reader, watch) && await Tick(rate.Interval, watch))
+                {
+                    var skipped = buffer.TakeMissed();
+                    while (buffer.Reader.TryRead(out var entry))
+                    {
+                        if (newest.Count == rate.PerTick)
+                        {
+                            newest.Dequeue();
+                            skipped++;
+                        }
+
+                        newest.Enqueue(entry);
+                    }
+
+                    if (skipped > 0)
+                    {
+                        yield return Skipped(skipped, json);
+                    }
+
+                    while (newest.TryDequeue(out var entry))
+                    {
+                        yield return Item(entry, redactFor);
+                    }
+                }
+
+                if (watch.Revoked)
+                {
+                    yield return Revoked(json);
+                }
+
+                yield break;
+            }
+
             foreach (var entry in subscription.Replay)
             {
                 yield return Item(entry, redactFor);
             }
 
-            var buffer = subscription.Buffer;
-            // Everything at hand is written: send it in one go, then wait for more.
-            while (await SendThenWait(body, buffer.Reader, watch))
+            // Everything at hand is written: send it in one go, then wait for more (and for the next send's turn).
+            var pace = new Pace(SendInterval);
+            while (await SendThenWait(body, buffer.Reader, watch) && await pace.Turn(watch))
             {
                 while (buffer.Reader.TryRead(out var entry))
                 {
@@ -139,6 +216,52 @@ public static class EventsApi
         catch (OperationCanceledException) when (watch.Revoked)
         {
             return false;
+        }
+    }
+
+    /// <summary>Waits <paramref name="interval"/>: false when the key was revoked meanwhile.</summary>
+    private static async ValueTask<bool> Tick(TimeSpan interval, KeyWatch watch)
+    {
+        try
+        {
+            await Task.Delay(interval, watch.Token);
+            return true;
+        }
+        catch (OperationCanceledException) when (watch.Revoked)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Spaces a stream's sends at least <c>interval</c> apart: the first one after a quiet time goes at once.</summary>
+    private sealed class Pace(TimeSpan interval)
+    {
+        private long _last;
+
+        /// <summary>Waits until the next send may go: false when the key was revoked meanwhile.</summary>
+        public async ValueTask<bool> Turn(KeyWatch watch)
+        {
+            var wait = interval - System.Diagnostics.Stopwatch.GetElapsedTime(_last);
+            if (_last != 0 && wait > TimeSpan.Zero && !await Tick(wait, watch))
+            {
+                return false;
+            }
+
+            _last = System.Diagnostics.Stopwatch.GetTimestamp();
+            return true;
+        }
+    }
+
+    private static SseItem<string> Skipped(long count, JsonSerializerOptions json) =>
+        new(JsonSerializer.Serialize(new SkippedView(count), json), "skipped");
+
+    /// <summary>A sampled stream's pace: at most <see cref="PerTick"/> movements every <see cref="Interval"/>.</summary>
+    private readonly record struct Sample(int PerTick, TimeSpan Interval)
+    {
+        public static Sample For(int perSecond)
+        {
+            var ticks = Math.Min(perSecond, SampleTicksPerSecond);
+            return new Sample(perSecond / ticks, TimeSpan.FromSeconds(1.0 / ticks));
         }
     }
 

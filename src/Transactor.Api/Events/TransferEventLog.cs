@@ -320,6 +320,7 @@ public sealed class TransferEventLog : ILedgerEventObserver
             }
 
             subscription.Replay = replay;
+            subscription.Backlog = backlog;
             _subscribers.Add(subscription);
             return subscription;
         }
@@ -591,6 +592,9 @@ public sealed class TransferEventLog : ILedgerEventObserver
         /// <summary>Set when movements after the client's last event id are no longer kept, or the id is not this stream's.</summary>
         public GapView? Gap { get; internal set; }
 
+        /// <summary>How many recent movements the client asked for (<c>backlog</c>).</summary>
+        public int Backlog { get; internal set; }
+
         public bool Matches(TransferEvent entry) => account is null || entry.From == account || entry.To == account;
 
         private int _disposed;
@@ -633,6 +637,9 @@ public sealed record ReadyView(string Stream);
 
 /// <summary>The <c>missed</c> event: this many movements were dropped because the client read too slowly.</summary>
 public sealed record MissedView(long Missed);
+
+/// <summary>The movements a sampled stream (<c>max_per_second</c>) left out before its next <c>transfer</c>.</summary>
+public sealed record SkippedView(long Skipped);
 
 /// <summary>The last event of a stream whose key was revoked: <c>api_key_revoked</c>.</summary>
 public sealed record RevokedView(string Code);

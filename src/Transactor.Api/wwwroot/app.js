@@ -10,6 +10,8 @@
   const NEW_ROWS_PER_DRAW = 10; // and gains at most this many rows a redraw (the newest): at thousands a
                                 // second nobody reads more, and every row costs the page a layout
   const FLASH_UP_TO = 5;        // new rows flash only when a redraw adds at most this many
+  const LOG_PER_SECOND = 40;    // the log's stream is a sample: the server sends at most this many a
+                                // second (the newest) and counts the rest, so the page reads what it draws
   const ACCOUNT_REFRESH_MS = 3000;
 
   const $ = (id) => document.getElementById(id);
@@ -53,14 +55,14 @@
     if (key) { sessionStorage.setItem(KEY_ITEM, key); location.reload(); }
   });
 
-  /** Reads a server-sent event stream with the key, and reconnects after 2 s with Last-Event-ID. */
-  function stream(path, handlers, connected) {
+  /** Reads a server-sent event stream with the key, and reconnects after 2 s with Last-Event-ID, until aborted. */
+  function stream(path, handlers, connected, signal) {
     let lastId = null;
     const connect = async () => {
       try {
         const headers = withKey({ Accept: 'text/event-stream' });
         if (lastId !== null) { headers['Last-Event-ID'] = lastId; }
-        const response = await fetch(path, { headers, cache: 'no-store' });
+        const response = await fetch(path, { headers, cache: 'no-store', signal });
         if (response.status === 401 || response.status === 403) {
           connected(false);
           askForKey(response.status === 401 ? 'This ledger needs an API key.' : 'This key may not watch the ledger (an admin key is needed).');
@@ -98,6 +100,7 @@
       } catch (e) {
         // A dropped connection: try again below.
       }
+      if (signal?.aborted) { return; }
       connected(false);
       setTimeout(connect, 2000);
     };
@@ -323,6 +326,19 @@
     setBalance('account-reserved', a.reserved);
     setBalance('account-incoming', a.incoming);
     watched = { id: a.id, version: a.version };
+    follow(a.id);
+  }
+
+  // The account's own stream: every movement it is on (the log's stream is only a sample).
+  let following = null; // { id, controller }
+  function follow(id) {
+    if (following?.id === id) { return; }
+    following?.controller.abort();
+    following = null;
+    if (id === null) { return; }
+    const controller = new AbortController();
+    following = { id, controller };
+    stream(`events/transfers?account=${encodeURIComponent(id)}`, { transfer: watch }, () => {}, controller.signal);
   }
 
   function setBalance(id, minor) {
@@ -346,6 +362,7 @@
       if (!response.ok) {
         $('account').hidden = true;
         watched = null;
+        follow(null);
         text($('account-error'), body.detail ?? body.title);
         return;
       }
@@ -363,9 +380,8 @@
   });
   setInterval(() => { if (watched && !document.hidden) { lookup(watched.id); } }, ACCOUNT_REFRESH_MS);
 
-  // A movement of the watched account carries its available balance right after, and its version.
-  // Only its events are parsed here (a cheap text test first): at thousands a second, parsing every
-  // event would cost the page more than everything else it does.
+  // A movement of the watched account carries its available balance right after, and its version
+  // (a cheap text test first, for a movement between two accounts whose ids contain each other).
   function watch(data) {
     if (!watched || !data.includes(`"${watched.id}"`)) { return; }
     const e = JSON.parse(data);
@@ -387,7 +403,6 @@
     pending.push(data);
     const keep = drawn ? NEW_ROWS_PER_DRAW : LOG_ROWS;
     if (pending.length > 2 * keep) { pending = pending.slice(-keep); }
-    watch(data);
   }
 
   function row(e, flash) {
@@ -428,8 +443,9 @@
   }, (up) => { connection.metrics = up; showConnection(); });
 
   // The recent movements first; on a reconnect the stream resumes from Last-Event-ID.
-  stream(`events/transfers?backlog=${LOG_ROWS}`, {
+  stream(`events/transfers?backlog=${LOG_ROWS}&max_per_second=${LOG_PER_SECOND}`, {
     transfer: onTransfer,
+    skipped: (data) => { endedTotal += JSON.parse(data).skipped; },
     missed: (data) => {
       missedTotal += JSON.parse(data).missed;
       text($('log-note'), `newest first · last ${LOG_ROWS} · ${int.format(missedTotal)} skipped while this page fell behind`);

@@ -93,6 +93,48 @@ public sealed class EventsApiTests(LiveApiFixture api)
     }
 
     [Fact]
+    public async Task A_sampled_stream_sends_at_most_its_rate_counts_the_rest_and_ends_on_the_newest()
+    {
+        var account = $"sampled-{Guid.NewGuid():N}";
+        using var http = api.Http();
+        foreach (var bad in new[] { "0", "1001", "-1", "ten" })
+        {
+            await (await http.GetAsync($"events/transfers?max_per_second={bad}")).AssertProblem(HttpStatusCode.BadRequest, "invalid_field");
+        }
+
+        // 4 a second: one movement every quarter of a second, the newest of those that ended meanwhile.
+        using var stream = await Sse.Open(http, $"events/transfers?account={account}&max_per_second=4");
+        const int sent = 3_000;
+        for (var batch = 0; batch < sent / 1_000; batch++)
+        {
+            await api.Events.OnEvents(Batch(account, batch * 1_000, 1_000));
+        }
+
+        // Every movement is either sent or counted as skipped, and the last one sent is the newest.
+        long skipped = 0;
+        var transfers = new List<SseEvent>();
+        while (transfers.Count + skipped < sent)
+        {
+            var next = (await stream.Read(1, TimeSpan.FromSeconds(10))).Single();
+            if (next.Type == "skipped")
+            {
+                skipped += next.Data.GetProperty("skipped").GetInt64();
+            }
+            else
+            {
+                Assert.Equal("transfer", next.Type);
+                transfers.Add(next);
+            }
+        }
+
+        Assert.Equal(sent, transfers.Count + skipped);
+        Assert.True(transfers.Count <= 20, $"{transfers.Count} movements were sent for {sent} pushed at once: the stream did not sample");
+        Assert.Equal($"stuck-{sent - 1}", transfers[^1].Data.GetProperty("id").GetString());
+        var sequences = transfers.Select(e => e.Data.GetProperty("sequence").GetInt64()).ToArray();
+        Assert.Equal(sequences.Order(), sequences);
+    }
+
+    [Fact]
     public async Task Prefer_respond_async_answers_202_with_a_location_that_shows_the_outcome()
     {
         using var http = api.Http();

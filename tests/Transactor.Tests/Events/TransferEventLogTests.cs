@@ -162,7 +162,7 @@ public sealed class TransferEventLogTests
         context.User = Admin;
 
         // The endpoint takes the place and returns its stream, which is never executed (the response failed to start).
-        var result = await Transactor.Api.Events.EventsApi.Transfers(context, log, null!, Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), null, null);
+        var result = await Transactor.Api.Events.EventsApi.Transfers(context, log, null!, Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), null, null, null);
         Assert.IsNotType<Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult>(result);
         Assert.Equal(1, log.Subscribers().Count);
 
