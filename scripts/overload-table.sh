@@ -9,6 +9,8 @@
 #   MODES="Fixed Adaptive", FACTORS="1 2 5 10"   which runs
 #   API_DLL=...  another build of the API (for a before/after comparison in one sitting)
 #   API_ENV="Transactor__Api__Admission__QueueTimeout=..."  extra settings for the API, space-separated
+#   WARMUP=5     seconds at 1x (open loop, impolite, not counted) on each fresh API before its run, so that
+#                the run measures a warm process (JIT, accounts' activations), then 2 s to drain; 0 for none
 set -euo pipefail
 capacity=${1:?capacity in transfers/s}
 seconds=${2:-15}
@@ -17,6 +19,7 @@ OUT=${OUT:-/tmp/overload}
 POLITE=${POLITE:-1}
 MODES=${MODES:-Fixed Adaptive}
 FACTORS=${FACTORS:-1 2 5 10}
+WARMUP=${WARMUP:-5}
 mkdir -p "$OUT"
 api_dll=${API_DLL:-$root/src/Transactor.Api/bin/Release/net10.0/Transactor.Api.dll}
 load_dll=${LOAD_DLL:-$root/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll}
@@ -32,6 +35,11 @@ for mode in $MODES; do
       "${extra[@]}" dotnet "$api_dll" > "$OUT/api-$mode-$factor.log" 2>&1 &
     api=$!
     until curl -sf http://127.0.0.1:$port/alive > /dev/null; do sleep 0.5; done
+    if [ "$WARMUP" -gt 0 ]; then
+      dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$capacity" --open-loop --duration "$WARMUP" \
+        --accounts 1000 --max-attempts 1 --polite 0 --api-key "$key" --quiet > "$OUT/warmup-$mode-$factor.log" 2>&1 || true
+      sleep 2
+    fi
     load_before=$(cut -d' ' -f1 /proc/loadavg)
     dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$rate" --open-loop --duration "$seconds" \
       --accounts 1000 --max-attempts 1 --polite "$POLITE" --api-key "$key" --quiet --out "$OUT/$mode-$factor.json" > "$OUT/load-$mode-$factor.log" 2>&1 || true
