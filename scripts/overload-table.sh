@@ -9,6 +9,8 @@
 #   MODES="Fixed Adaptive", FACTORS="1 2 5 10"   which runs
 #   API_DLL=...  another build of the API (for a before/after comparison in one sitting)
 #   API_ENV="Transactor__Api__Admission__QueueTimeout=..."  extra settings for the API, space-separated
+#   API_CPUS=1 LOAD_CPUS=0  pin the API and the load generator to these cores (taskset -c), so that the
+#                generator's own work at 5x and 10x does not take the ledger's processor (a second machine, emulated)
 #   WARMUP=5     seconds at 1x (open loop, impolite, not counted) on each fresh API before its run, so that
 #                the run measures a warm process (JIT, accounts' activations), then 2 s to drain; 0 for none
 set -euo pipefail
@@ -26,22 +28,25 @@ load_dll=${LOAD_DLL:-$root/src/Transactor.LoadGen/bin/Release/net10.0/Transactor
 port=${PORT:-5393}
 key=${ADMIN_KEY:-overload-table-admin-key-0123456789}
 read -r -a extra <<< "${API_ENV:-}"
+api_pin=(); load_pin=()
+[ -n "${API_CPUS:-}" ] && api_pin=(taskset -c "$API_CPUS")
+[ -n "${LOAD_CPUS:-}" ] && load_pin=(taskset -c "$LOAD_CPUS")
 for mode in $MODES; do
   for factor in $FACTORS; do
     rate=$((capacity * factor))
     env ASPNETCORE_URLS=http://127.0.0.1:$port Logging__LogLevel__Default=Warning \
       Transactor__Embedded__SiloPort=$((port + 16000)) Transactor__Embedded__GatewayPort=$((port + 26000)) \
       Transactor__Auth__AdminKey=$key Transactor__Api__Admission__Mode=$mode Transactor__Transfers__Admission__Mode=$mode \
-      "${extra[@]}" dotnet "$api_dll" > "$OUT/api-$mode-$factor.log" 2>&1 &
+      "${extra[@]}" "${api_pin[@]}" dotnet "$api_dll" > "$OUT/api-$mode-$factor.log" 2>&1 &
     api=$!
     until curl -sf http://127.0.0.1:$port/alive > /dev/null; do sleep 0.5; done
     if [ "$WARMUP" -gt 0 ]; then
-      dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$capacity" --open-loop --duration "$WARMUP" \
+      "${load_pin[@]}" dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$capacity" --open-loop --duration "$WARMUP" \
         --accounts 1000 --max-attempts 1 --polite 0 --api-key "$key" --quiet > "$OUT/warmup-$mode-$factor.log" 2>&1 || true
       sleep 2
     fi
     load_before=$(cut -d' ' -f1 /proc/loadavg)
-    dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$rate" --open-loop --duration "$seconds" \
+    "${load_pin[@]}" dotnet "$load_dll" --target http://127.0.0.1:$port --rate "$rate" --open-loop --duration "$seconds" \
       --accounts 1000 --max-attempts 1 --polite "$POLITE" --api-key "$key" --quiet --out "$OUT/$mode-$factor.json" > "$OUT/load-$mode-$factor.log" 2>&1 || true
     peak_kb=$(awk '/VmHWM/ {print $2}' /proc/$api/status)
     curl -s -H "Authorization: Bearer $key" http://127.0.0.1:$port/metrics > "$OUT/metrics-$mode-$factor.json" || true
