@@ -64,7 +64,7 @@ public static class EventsApi
                 return Problems.InvalidField("max_per_second", $"The most movements a second is a whole number from 1 to {MaxSampleRate}.");
             }
 
-            sample = Sample.For(rate);
+            sample = new Sample(rate);
         }
 
         // A client key follows one account it owns, and reads of the other party what GET /transfers/{id} shows it: not its balance.
@@ -127,7 +127,7 @@ public static class EventsApi
             {
                 // The replay is sent as asked (backlog), but a resume's may hold thousands: only its newest.
                 var replay = subscription.Replay;
-                var keep = Math.Max(rate.PerTick, subscription.Backlog);
+                var keep = Math.Max(rate.MostPerSend, subscription.Backlog);
                 if (replay.Count > keep)
                 {
                     yield return Skipped(replay.Count - keep, json);
@@ -138,14 +138,17 @@ public static class EventsApi
                     yield return Item(replay[i], redactFor);
                 }
 
-                // Each tick: what ended since the last one, its newest PerTick sent and the rest counted.
-                var newest = new Queue<TransferEventLog.TransferEvent>(rate.PerTick);
-                while (await SendThenWait(body, buffer.Reader, watch) && await Tick(rate.Interval, watch))
+                // Each send: what ended since the last one, its newest (the send's quota) sent and the rest
+                // counted. Sends are an interval apart; the first after a quiet time goes at once.
+                var sends = new Pace(rate.Interval);
+                var newest = new Queue<TransferEventLog.TransferEvent>(rate.MostPerSend);
+                while (await SendThenWait(body, buffer.Reader, watch) && await sends.Turn(watch))
                 {
+                    var quota = rate.NextQuota();
                     var skipped = buffer.TakeMissed();
                     while (buffer.Reader.TryRead(out var entry))
                     {
-                        if (newest.Count == rate.PerTick)
+                        if (newest.Count == quota)
                         {
                             newest.Dequeue();
                             skipped++;
@@ -255,13 +258,27 @@ public static class EventsApi
     private static SseItem<string> Skipped(long count, JsonSerializerOptions json) =>
         new(JsonSerializer.Serialize(new SkippedView(count), json), "skipped");
 
-    /// <summary>A sampled stream's pace: at most <see cref="PerTick"/> movements every <see cref="Interval"/>.</summary>
-    private readonly record struct Sample(int PerTick, TimeSpan Interval)
+    /// <summary>
+    /// A sampled stream's pace: sends at least <see cref="Interval"/> apart, up to 4 a second, whose
+    /// quotas add up to <c>perSecond</c> over any that many consecutive sends (so at most
+    /// <c>perSecond</c> movements in any second, and exactly that many when they are there to send).
+    /// </summary>
+    internal sealed class Sample(int perSecond)
     {
-        public static Sample For(int perSecond)
+        private readonly int _sends = Math.Min(perSecond, SampleTicksPerSecond);
+        private int _next;
+
+        public TimeSpan Interval => TimeSpan.FromSeconds(1.0 / _sends);
+
+        /// <summary>The largest quota of a send.</summary>
+        public int MostPerSend => (perSecond + _sends - 1) / _sends;
+
+        /// <summary>The next send's quota (at least 1): the remainder of perSecond / sends spread over the sends.</summary>
+        public int NextQuota()
         {
-            var ticks = Math.Min(perSecond, SampleTicksPerSecond);
-            return new Sample(perSecond / ticks, TimeSpan.FromSeconds(1.0 / ticks));
+            var k = _next;
+            _next = (_next + 1) % _sends;
+            return ((k + 1) * perSecond / _sends) - (k * perSecond / _sends);
         }
     }
 

@@ -129,7 +129,7 @@ public sealed class EventsApiTests(LiveApiFixture api)
 
         Assert.Equal(sent, transfers.Count + skipped);
         Assert.True(transfers.Count <= 20, $"{transfers.Count} movements were sent for {sent} pushed at once: the stream did not sample");
-        Assert.Equal($"stuck-{sent - 1}", transfers[^1].Data.GetProperty("id").GetString());
+        Assert.Equal($"{account}-m{sent - 1}", transfers[^1].Data.GetProperty("id").GetString());
         var sequences = transfers.Select(e => e.Data.GetProperty("sequence").GetInt64()).ToArray();
         Assert.Equal(sequences.Order(), sequences);
     }
@@ -273,7 +273,7 @@ public sealed class EventsApiTests(LiveApiFixture api)
 
     private static LedgerEventBatch Batch(string account, int first, int count) => new(
         "S127.0.0.1:1:1",
-        Enumerable.Range(first, count).Select(i => new MovementEvent($"stuck-{i}", TransferKind.Deposit, null, account, 100, "USD", TransferStatus.Committed, null, 1.5, null, DateTimeOffset.UtcNow, null, 0, i * 100L, i)).ToArray(),
+        Enumerable.Range(first, count).Select(i => new MovementEvent($"{account}-m{i}", TransferKind.Deposit, null, account, 100, "USD", TransferStatus.Committed, null, 1.5, null, DateTimeOffset.UtcNow, null, 0, i * 100L, i)).ToArray(),
         new SiloLoad(0, 0, 0, 0, 0, 1, 1, DateTimeOffset.UtcNow),
         0);
 

@@ -153,6 +153,24 @@ public sealed class TransferEventLogTests
     }
 
     [Fact]
+    public void A_sample_sends_exactly_its_rate_in_any_second_at_most_four_times()
+    {
+        for (var perSecond = 1; perSecond <= Transactor.Api.Events.EventsApi.MaxSampleRate; perSecond++)
+        {
+            var sample = new Transactor.Api.Events.EventsApi.Sample(perSecond);
+            var sends = (int)Math.Round(1 / sample.Interval.TotalSeconds);
+            Assert.InRange(sends, 1, 4);
+            var quotas = Enumerable.Range(0, 3 * sends).Select(_ => sample.NextQuota()).ToArray();
+            Assert.All(quotas, q => Assert.InRange(q, 1, sample.MostPerSend));
+            // Any run of `sends` consecutive sends (the most that fit in a second) carries the rate, not more.
+            for (var start = 0; start + sends <= quotas.Length; start++)
+            {
+                Assert.Equal(perSecond, quotas.Skip(start).Take(sends).Sum());
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_subscription_whose_response_never_started_frees_its_place_when_the_request_ends()
     {
         var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()));
