@@ -9,7 +9,10 @@
   const RENDER_EVERY_MS = 250;  // the log is redrawn at most this often, however fast events arrive
   const NEW_ROWS_PER_DRAW = 10; // and gains at most this many rows a redraw (the newest): at thousands a
                                 // second nobody reads more, and every row costs the page a layout
-  const FLASH_UP_TO = 5;        // new rows flash only when a redraw adds at most this many
+  const FLASH_UP_TO = 5;        // new rows flash only when a redraw adds at most this many,
+  const FLASH_QUIET_MS = 2000;  // and the log gained none for this long: a flash is an animation the
+                                // browser repaints 60 times a second, so at a steady few rows per redraw
+                                // flashing rows cost it a third of a core
   const LOG_PER_SECOND = 40;    // the log's stream is a sample: the server sends at most this many a
                                 // second (the newest) and counts the rest, so the page reads what it draws
   const ACCOUNT_REFRESH_MS = 3000;
@@ -406,6 +409,7 @@
   // ---- transaction log ----------------------------------------------------------------------
   let pending = [];
   let endedTotal = 0;
+  let lastRowsAt = -Infinity; // when a redraw last added rows
   let drawn = false; // the first redraw (the backlog) may fill the whole log
 
   // Events are kept as text until drawn: only the newest LOG_ROWS of each redraw are ever parsed.
@@ -440,7 +444,9 @@
     const fragment = document.createDocumentFragment();
     const first = Math.max(0, pending.length - (drawn ? NEW_ROWS_PER_DRAW : LOG_ROWS));
     drawn = true;
-    const flash = pending.length - first <= FLASH_UP_TO;
+    const now = performance.now();
+    const flash = pending.length - first <= FLASH_UP_TO && now - lastRowsAt >= FLASH_QUIET_MS;
+    lastRowsAt = now;
     for (let i = pending.length - 1; i >= first; i--) { fragment.append(row(JSON.parse(pending[i]), flash)); }
     pending = [];
     body.prepend(fragment);
