@@ -109,7 +109,9 @@ public sealed class OverloadStepTests(ITestOutputHelper output)
         var settled = stepStart + Settle.TotalSeconds;
         var stepGoodput = Goodput(outcomes, settled, stepEnd);
         var stepP99 = AdmittedP99(outcomes, settled, stepEnd);
-        var limitBefore = limits.Where(l => l.At <= stepStart).Select(l => l.Limit).DefaultIfEmpty(startLimit).Last();
+        // Where the limit stood before the step: the top of its last 2 s (an AIMD limit saws up and down; on a
+        // fast machine the 1x phase itself can push it down, and its last sample may be a trough).
+        var limitBefore = limits.Where(l => l.At <= stepStart && l.At >= stepStart - 2).Select(l => l.Limit).DefaultIfEmpty(startLimit).Max();
         var lowest = limits.Where(l => l.At >= stepStart && l.At <= stepEnd).Min(l => l.Limit);
         var recovered = limits.Where(l => l.At >= end - 1).Max(l => l.Limit);
         var shed = outcomes.Count(o => o.Status is 429 or 503);
