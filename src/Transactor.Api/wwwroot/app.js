@@ -329,10 +329,9 @@
     setBalance('account-reserved', a.reserved);
     setBalance('account-incoming', a.incoming);
     watched = { id: a.id, version: a.version };
-    follow(a.id);
   }
 
-  // The account's own stream: every movement it is on (the log's stream is only a sample).
+  // The account's own stream (opened by choose, closed when the account cannot be read).
   let following = null; // { id, controller }
   function follow(id) {
     if (following?.id === id) { return; }
