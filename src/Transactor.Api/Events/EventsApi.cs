@@ -122,78 +122,20 @@ public static class EventsApi
                 yield return new SseItem<string>(JsonSerializer.Serialize(gap, json), "gap") { ReconnectionInterval = Reconnect };
             }
 
-            var buffer = subscription.Buffer;
-            if (sample is { } rate)
+            // Each turn: what is at hand goes out in one send, then the stream waits for more and for
+            // its next send's turn (the first after a quiet time at once).
+            Drain drain = sample is null ? new EveryMovement(json, redactFor) : new Sampled(sample, json, redactFor);
+            foreach (var item in drain.Replay(subscription))
             {
-                // The replay is sent as asked (backlog), but a resume's may hold thousands: only its newest.
-                var replay = subscription.Replay;
-                var keep = Math.Max(rate.MostPerSend, subscription.Backlog);
-                if (replay.Count > keep)
-                {
-                    yield return Skipped(replay.Count - keep, json);
-                }
-
-                for (var i = Math.Max(0, replay.Count - keep); i < replay.Count; i++)
-                {
-                    yield return Item(replay[i], redactFor);
-                }
-
-                // Each send: what ended since the last one, its newest (the send's quota) sent and the rest
-                // counted. Sends are an interval apart; the first after a quiet time goes at once.
-                var sends = new Pace(rate.Interval);
-                var newest = new Queue<TransferEventLog.TransferEvent>(rate.MostPerSend);
-                while (await SendThenWait(body, buffer.Reader, watch) && await sends.Turn(watch))
-                {
-                    var quota = rate.NextQuota();
-                    var skipped = buffer.TakeMissed();
-                    while (buffer.Reader.TryRead(out var entry))
-                    {
-                        if (newest.Count == quota)
-                        {
-                            newest.Dequeue();
-                            skipped++;
-                        }
-
-                        newest.Enqueue(entry);
-                    }
-
-                    if (skipped > 0)
-                    {
-                        yield return Skipped(skipped, json);
-                    }
-
-                    while (newest.TryDequeue(out var entry))
-                    {
-                        yield return Item(entry, redactFor);
-                    }
-                }
-
-                if (watch.Revoked)
-                {
-                    yield return Revoked(json);
-                }
-
-                yield break;
+                yield return item;
             }
 
-            foreach (var entry in subscription.Replay)
+            var pace = new Pace(drain.Interval);
+            while (await SendThenWait(body, subscription.Buffer.Reader, watch) && await pace.Turn(watch))
             {
-                yield return Item(entry, redactFor);
-            }
-
-            // Everything at hand is written: send it in one go, then wait for more (and for the next send's turn).
-            var pace = new Pace(SendInterval);
-            while (await SendThenWait(body, buffer.Reader, watch) && await pace.Turn(watch))
-            {
-                while (buffer.Reader.TryRead(out var entry))
+                foreach (var item in drain.Take(subscription.Buffer))
                 {
-                    // Dropped while this client fell behind: it hears how many before the next one it gets.
-                    if (buffer.TakeMissed() is > 0 and var missed)
-                    {
-                        yield return new SseItem<string>(JsonSerializer.Serialize(new MissedView(missed), json), "missed");
-                    }
-
-                    yield return Item(entry, redactFor);
+                    yield return item;
                 }
             }
 
@@ -202,6 +144,101 @@ public static class EventsApi
                 yield return Revoked(json);
             }
         }
+    }
+
+    /// <summary>How a stream of movements takes what ended: every movement (<see cref="EveryMovement"/>) or a sample (<see cref="Sampled"/>).</summary>
+    private abstract class Drain(JsonSerializerOptions json, string? redactFor)
+    {
+        /// <summary>The shortest time between two sends.</summary>
+        public abstract TimeSpan Interval { get; }
+
+        /// <summary>The kept movements to send first (<c>backlog</c>, or a resume's).</summary>
+        public abstract IEnumerable<SseItem<string>> Replay(TransferEventLog.Subscription subscription);
+
+        /// <summary>One send's events: taken from what ended since the last.</summary>
+        public abstract IEnumerable<SseItem<string>> Take(SubscriberBuffer<TransferEventLog.TransferEvent> buffer);
+
+        protected JsonSerializerOptions Json => json;
+
+        protected SseItem<string> Item(TransferEventLog.TransferEvent entry) =>
+            new(redactFor is null ? entry.Json : Redact(entry, redactFor), "transfer") { EventId = entry.Id };
+    }
+
+    /// <summary>Every movement, at most one send per <see cref="SendInterval"/>; what the buffer dropped is told as <c>missed</c>.</summary>
+    private sealed class EveryMovement(JsonSerializerOptions json, string? redactFor) : Drain(json, redactFor)
+    {
+        public override TimeSpan Interval => SendInterval;
+
+        public override IEnumerable<SseItem<string>> Replay(TransferEventLog.Subscription subscription) => subscription.Replay.Select(Item);
+
+        public override IEnumerable<SseItem<string>> Take(SubscriberBuffer<TransferEventLog.TransferEvent> buffer)
+        {
+            while (buffer.Reader.TryRead(out var entry))
+            {
+                // Dropped while this client fell behind: it hears how many before the next one it gets.
+                if (buffer.TakeMissed() is > 0 and var missed)
+                {
+                    yield return new SseItem<string>(JsonSerializer.Serialize(new MissedView(missed), Json), "missed");
+                }
+
+                yield return Item(entry);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A sample: each send holds the newest of what ended since the last, up to the send's quota, and
+    /// counts the rest (and what the buffer dropped) as <c>skipped</c>.
+    /// </summary>
+    private sealed class Sampled(Sample sample, JsonSerializerOptions json, string? redactFor) : Drain(json, redactFor)
+    {
+        private readonly Queue<TransferEventLog.TransferEvent> _newest = new(sample.MostPerSend);
+
+        public override TimeSpan Interval => sample.Interval;
+
+        public override IEnumerable<SseItem<string>> Replay(TransferEventLog.Subscription subscription)
+        {
+            // The replay is sent as asked (backlog), but a resume's may hold thousands: only its newest.
+            var replay = subscription.Replay;
+            var keep = Math.Max(sample.MostPerSend, subscription.Backlog);
+            if (replay.Count > keep)
+            {
+                yield return Skipped(replay.Count - keep);
+            }
+
+            for (var i = Math.Max(0, replay.Count - keep); i < replay.Count; i++)
+            {
+                yield return Item(replay[i]);
+            }
+        }
+
+        public override IEnumerable<SseItem<string>> Take(SubscriberBuffer<TransferEventLog.TransferEvent> buffer)
+        {
+            var quota = sample.NextQuota();
+            var skipped = buffer.TakeMissed();
+            while (buffer.Reader.TryRead(out var entry))
+            {
+                if (_newest.Count == quota)
+                {
+                    _newest.Dequeue();
+                    skipped++;
+                }
+
+                _newest.Enqueue(entry);
+            }
+
+            if (skipped > 0)
+            {
+                yield return Skipped(skipped);
+            }
+
+            while (_newest.TryDequeue(out var entry))
+            {
+                yield return Item(entry);
+            }
+        }
+
+        private SseItem<string> Skipped(long count) => new(JsonSerializer.Serialize(new SkippedView(count), Json), "skipped");
     }
 
     /// <summary>Sends what was written, then waits for more: false when there will be none (the key was revoked).</summary>
@@ -255,9 +292,6 @@ public static class EventsApi
         }
     }
 
-    private static SseItem<string> Skipped(long count, JsonSerializerOptions json) =>
-        new(JsonSerializer.Serialize(new SkippedView(count), json), "skipped");
-
     /// <summary>
     /// A sampled stream's pace: sends at least <see cref="Interval"/> apart, up to 4 a second, whose
     /// quotas add up to <c>perSecond</c> over any that many consecutive sends (so at most
@@ -284,9 +318,6 @@ public static class EventsApi
 
     private static SseItem<string> Revoked(JsonSerializerOptions json) =>
         new(JsonSerializer.Serialize(new RevokedView("api_key_revoked"), json), "revoked");
-
-    private static SseItem<string> Item(TransferEventLog.TransferEvent entry, string? redactFor) =>
-        new(redactFor is null ? entry.Json : Redact(entry, redactFor), "transfer") { EventId = entry.Id };
 
     /// <summary>
     /// The event as the owner of <paramref name="account"/> reads it: the other account's balance and
