@@ -1,7 +1,6 @@
 using System.Buffers;
-using System.Buffers.Binary;
-using System.Runtime.InteropServices;
 using Orleans.Serialization;
+using Transactor.Domain;
 
 namespace Transactor.Grains;
 
@@ -23,10 +22,10 @@ public sealed class RecoveryShardState
     [Id(1)] public Dictionary<string, TransferRecord>? Records { get; set; }
 
     /// <summary>
-    /// The listed movements, each a <see cref="ShardListing"/> in Orleans' binary encoding after its
-    /// length (a 32-bit little-endian integer). A shard encodes a listing once, when it changes, and
-    /// a write of the list copies those bytes: serializing the whole list as one object graph at
-    /// every write cost a fifth of the benchmark's allocations (reference tracking of its strings).
+    /// The listed movements, each a <see cref="ShardListing"/> in a <see cref="Frames">frame</see>.
+    /// A shard encodes a listing once, when it changes, and a write of the list copies those bytes:
+    /// serializing the whole list as one object graph at every write cost a fifth of the
+    /// benchmark's allocations (reference tracking of its strings).
     /// </summary>
     [Id(2)] public ReadOnlyMemory<byte> Listings { get; set; }
 
@@ -43,28 +42,16 @@ public sealed class RecoveryShardState
         var packed = Listings.Span;
         while (!packed.IsEmpty)
         {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(packed);
-            listings.Add(serializer.Deserialize<ShardListing>(packed.Slice(sizeof(int), length))
+            listings.Add(serializer.Deserialize<ShardListing>(Frames.Next(packed, out packed))
                 ?? throw new InvalidDataException("A recovery shard's stored list holds an empty listing."));
-            packed = packed[(sizeof(int) + length)..];
         }
 
         return listings;
     }
 
     /// <summary>Appends one listing to <paramref name="listings"/> as <see cref="Listings"/> holds it.</summary>
-    public static void Append(Serializer serializer, ShardListing listing, ArrayBufferWriter<byte> listings)
-    {
-        ArgumentNullException.ThrowIfNull(serializer);
-        ArgumentNullException.ThrowIfNull(listings);
-        var start = listings.WrittenCount;
-        listings.GetSpan(sizeof(int));
-        listings.Advance(sizeof(int));
-        serializer.Serialize(listing, listings);
-        var length = listings.WrittenCount - start - sizeof(int);
-        // The prefix is patched in place: WrittenMemory is the writer's own buffer.
-        BinaryPrimitives.WriteInt32LittleEndian(MemoryMarshal.AsMemory(listings.WrittenMemory).Span.Slice(start, sizeof(int)), length);
-    }
+    public static void Append(Serializer serializer, ShardListing listing, ArrayBufferWriter<byte> listings) =>
+        Frames.Append(serializer, listing, listings);
 }
 
 /// <summary>

@@ -26,7 +26,8 @@ public sealed partial class AccountBook
     /// <summary>
     /// The buffer <see cref="AccountState.HistoryTail"/> is the start of, once this book has changed
     /// the tail: entries are appended in place and a stored page's bytes are moved out in place, so
-    /// the buffer, once grown to a page or so, lives as long as the account's activation.
+    /// the buffer, once grown to a page or so, lives as long as the account's activation. One grown
+    /// far beyond that (pages that could not be stored piled up) is replaced when they move out.
     /// </summary>
     private byte[]? _tail;
 
@@ -90,7 +91,7 @@ public sealed partial class AccountBook
     }
 
     /// <summary>Entries the account's row carries: those not yet moved to page rows.</summary>
-    public int HistoryTailCount => HistoryCodec.Count(State.HistoryTail.Span) + (State.EarlierHistoryTail?.Count ?? 0);
+    public int HistoryTailCount => Frames.Count(State.HistoryTail.Span) + (State.EarlierHistoryTail?.Count ?? 0);
 
     /// <summary>The oldest full page of the tail, when one is due to move to its own row; else null.</summary>
     public HistoryPageDue? DueHistoryPage()
@@ -101,7 +102,7 @@ public sealed partial class AccountBook
         }
 
         var tail = State.HistoryTail.Span;
-        return new HistoryPageDue(State.HistoryPages, tail[..HistoryCodec.LengthOf(tail, State.HistoryPageSize)].ToArray(), State.HistoryPageSize);
+        return new HistoryPageDue(State.HistoryPages, tail[..Frames.LengthOf(tail, State.HistoryPageSize)].ToArray(), State.HistoryPageSize);
     }
 
     /// <summary>
@@ -131,8 +132,11 @@ public sealed partial class AccountBook
         }
 
         var tail = State.HistoryTail.Span;
-        var rest = tail[HistoryCodec.LengthOf(tail, State.HistoryPageSize)..];
-        if (_tail is not null && State.HistoryTail.Span == _tail.AsSpan(0, tail.Length))
+        var rest = tail[Frames.LengthOf(tail, State.HistoryPageSize)..];
+        // Room for what stays and a page to come; a buffer grown far beyond that (pages that could
+        // not be stored for a while piled up in it) is given back rather than kept for the activation's life.
+        var room = Math.Max(1024, 2 * tail.Length);
+        if (_tail is not null && State.HistoryTail.Span == _tail.AsSpan(0, tail.Length) && _tail.Length <= 2 * room)
         {
             // The buffer is this book's: move the rest to its start.
             rest.CopyTo(_tail);
@@ -140,7 +144,7 @@ public sealed partial class AccountBook
         }
         else
         {
-            SetTail(new byte[Math.Max(1024, rest.Length * 2)], 0, rest);
+            SetTail(new byte[room], 0, rest);
         }
 
         State.HistoryPages++;

@@ -154,6 +154,40 @@ public sealed class AccountBookHistoryTests
     }
 
     [Fact]
+    public void A_tail_buffer_grown_while_pages_could_not_be_stored_is_given_back_once_they_are()
+    {
+        var (book, _) = Opened(pageSize: 2);
+        // Pages that could not be stored pile up in the tail (the grain refuses prepares at four): its buffer grows.
+        for (var i = 1; i <= 200; i++)
+        {
+            Apply(book, $"d{i}", EntrySide.Credit, 10, external: true);
+        }
+
+        var grown = Buffer(book).Length;
+        Assert.True(grown >= book.State.HistoryTail.Length, $"{grown} bytes hold {book.State.HistoryTail.Length}");
+        while (book.DueHistoryPage() is { } due)
+        {
+            book.HistoryPageStored(due.Page);
+        }
+
+        // Every entry is still counted once, and the buffer is back to the smallest size kept (1-2 KiB).
+        Assert.True(grown >= 8 * 1024, $"{grown} bytes");
+        Assert.Equal((100, 0), (book.State.HistoryPages, book.HistoryTailCount));
+        Assert.True(Buffer(book).Length <= 2048, $"the buffer kept {Buffer(book).Length} of {grown} bytes for an empty tail");
+        for (var i = 201; i <= 204; i++)
+        {
+            Apply(book, $"d{i}", EntrySide.Credit, 10, external: true);
+        }
+
+        Assert.Equal([201L, 202L, 203L, 204L], book.HistoryTail().Select(e => e.Sequence));
+        Assert.True(Buffer(book).Length <= 2048, $"{Buffer(book).Length} bytes for a few entries");
+        book.AssertInvariants();
+
+        static byte[] Buffer(AccountBook book) =>
+            System.Runtime.InteropServices.MemoryMarshal.TryGetArray(book.State.HistoryTail, out var segment) ? segment.Array! : throw new InvalidOperationException("the tail is not an array");
+    }
+
+    [Fact]
     public void Holds_posts_voids_expiries_and_disputes_each_record_their_kind()
     {
         var (book, _) = Opened();
