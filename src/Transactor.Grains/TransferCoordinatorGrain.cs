@@ -167,13 +167,12 @@ public sealed partial class TransferCoordinatorGrain(
 
         // Only movements the silo has admitted begin; a refused one leaves no trace.
         var admitted = await Admit();
-        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
             var shard = GrainFactory.GetRecoveryShard(request.TransferId);
             // The lease runs, for liveness, from before it was asked for: never from its late answer.
             var asked = time.GetTimestamp();
-            var ticket = await shard.Begin(request);
+            var ticket = await BeginAsDriver(shard, request);
             if (ticket.Conflict)
             {
                 return Conflicting(request, ticket.Record!);
@@ -205,7 +204,7 @@ public sealed partial class TransferCoordinatorGrain(
                     // Still pending: its driver may have failed or died meanwhile (a lease given back, or
                     // held on a silo declared dead), and then this caller takes over now.
                     asked = time.GetTimestamp();
-                    ticket = await shard.Begin(request);
+                    ticket = await BeginAsDriver(shard, request);
                     if (ticket.Result is { } done)
                     {
                         return done with { Replayed = true };
@@ -241,14 +240,13 @@ public sealed partial class TransferCoordinatorGrain(
 
         var admitted = await Admit();
         var handedOver = false;
-        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
             var shard = GrainFactory.GetRecoveryShard(request.TransferId);
             var asked = time.GetTimestamp();
             // Once Begin answers, the movement is listed durably on its shard: whatever happens to
             // this silo from now on, its shard's sweep (or a retry) drives it to its end.
-            var ticket = await shard.Begin(request);
+            var ticket = await BeginAsDriver(shard, request);
             if (ticket.Conflict)
             {
                 return Conflicting(request, ticket.Record!);
@@ -329,11 +327,10 @@ public sealed partial class TransferCoordinatorGrain(
     {
         var startedAt = time.GetTimestamp();
         var shard = GrainFactory.GetRecoveryShard(transferId);
-        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
         try
         {
             var asked = time.GetTimestamp();
-            var ticket = await shard.Claim(transferId);
+            var ticket = await ClaimAsDriver(shard, transferId);
             if (ticket is { Completed: true, Record: { } ended })
             {
                 // Asked by an account that holds an entry of a movement that has ended: a late
@@ -515,10 +512,29 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
+    /// <summary>
+    /// <paramref name="shard"/>'s <c>Begin</c>, naming this silo as the lease's holder
+    /// (<see cref="DriverSiloKey"/>) on this call alone: what an async method sets in the request
+    /// context does not flow back to its caller, so the driver's other calls (prepares, the decision,
+    /// commits) carry no request context for Orleans to copy into every message.
+    /// </summary>
+    private async Task<DriveTicket> BeginAsDriver(IRecoveryShardGrain shard, TransferRequest request)
+    {
+        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
+        return await shard.Begin(request);
+    }
+
+    /// <summary><paramref name="shard"/>'s <c>Claim</c>, naming this silo as the lease's holder on this call alone (see <see cref="BeginAsDriver"/>).</summary>
+    private async Task<DriveTicket> ClaimAsDriver(IRecoveryShardGrain shard, string transferId)
+    {
+        RequestContext.Set(DriverSiloKey, silo.SiloAddress);
+        return await shard.Claim(transferId);
+    }
+
     /// <summary>The outcome of a movement that ended while a superseded driver still worked on it, once that driver's late prepares are released.</summary>
     private async Task<TransferResult> Ended(IRecoveryShardGrain shard, string transferId)
     {
-        var ticket = await shard.Claim(transferId);
+        var ticket = await ClaimAsDriver(shard, transferId);
         if (ticket is { Completed: true, Record: { } ended })
         {
             await ApplyEnded(ended);
