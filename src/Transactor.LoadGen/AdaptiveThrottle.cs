@@ -91,5 +91,3 @@ public sealed class AdaptiveThrottle(double k, Random random)
     }
 }
 
-/// <summary>A request the polite client refused itself (<see cref="AdaptiveThrottle"/>): the ledger never saw it.</summary>
-public sealed class ClientThrottledException() : Exception("Refused by the client's adaptive throttle: the ledger has been shedding load.");

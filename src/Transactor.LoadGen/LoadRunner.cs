@@ -35,7 +35,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
 
 
     private readonly LoadStats _stats = new();
-    private HttpClient? _polite;
+    private PoliteClient? _polite;
     private readonly ConcurrentQueue<string> _committed = new();
     private long _committedTracked;
     private string[] _accounts = [];
@@ -54,7 +54,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         if (_polite is not null)
         {
             // The same credentials as the impolite clients (the API key).
-            _polite.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
+            _polite.Http.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
         }
 
         await SetupAccounts(cancellation);
@@ -188,7 +188,12 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
                     continue;
                 }
 
-                await Transfer(n, random, polite, Stopwatch.GetTimestamp(), cancellation);
+                if (!await Transfer(n, random, polite, Stopwatch.GetTimestamp(), cancellation))
+                {
+                    // Refused by its own throttle or bulkhead: a closed-loop client has no arrival
+                    // schedule to pace it, so it pauses as after a failed attempt instead of spinning.
+                    await Task.Delay(Backoff(1, random), cancellation);
+                }
             }
         }, cancellation)).ToArray();
         await Task.WhenAll(workers);
@@ -305,8 +310,11 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
 
     private bool IsPolite(int client) => client < Math.Round(options.Clients * options.PoliteShare);
 
-    /// <summary>Sends one transfer, retrying transient failures under the same idempotency key.</summary>
-    private async Task Transfer(long n, Random random, bool polite, long startedAt, CancellationToken cancellation)
+    /// <summary>
+    /// Sends one transfer, retrying transient failures under the same idempotency key. False when a
+    /// polite client refused it itself, without sending it.
+    /// </summary>
+    private async Task<bool> Transfer(long n, Random random, bool polite, long startedAt, CancellationToken cancellation)
     {
         var from = Pick(random);
         var to = Pick(random);
@@ -320,8 +328,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         _stats.Started();
         if (polite && _polite is { } resilient)
         {
-            await PoliteTransfer(resilient, key, body, startedAt, cancellation);
-            return;
+            return await PoliteTransfer(resilient, key, body, startedAt, cancellation);
         }
 
         var replayed = false;
@@ -343,14 +350,14 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
                 {
                     Track(key);
                     _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed, answered - sent);
-                    return;
+                    return true;
                 }
 
                 if (status is 400 or 404 or 409 or 422)
                 {
                     var code = await Code(response, cancellation);
                     _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, code, gaveUp: false, replayed, answered - sent);
-                    return;
+                    return true;
                 }
 
                 if (status == 429)
@@ -374,7 +381,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
             {
                 // Outcome unknown: the books check still holds, because a retry never applies twice.
                 _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
-                return;
+                return true;
             }
 
             _stats.Retry();
@@ -386,20 +393,29 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
     }
 
     /// <summary>
-    /// One transfer of a polite client: the resilience pipeline retries transient failures under the
-    /// same key. While the circuit breaker is open the client sends nothing: it waits until the
-    /// breaker may let a probe through, and gives up once the transfer is older than
+    /// One transfer of a polite client: its throttle and bulkhead may refuse it before it is sent
+    /// (false, counted, given up); the resilience pipeline retries transient failures under the same
+    /// key. While the circuit breaker is open the client sends nothing: it waits until the breaker
+    /// may let a probe through, and gives up once the transfer is older than
     /// <see cref="LoadOptions.MaxAttempts"/> break durations.
     /// </summary>
-    private async Task PoliteTransfer(HttpClient resilient, string key, string body, long startedAt, CancellationToken cancellation)
+    private async Task<bool> PoliteTransfer(PoliteClient client, string key, string body, long startedAt, CancellationToken cancellation)
     {
         var replayed = false;
         while (true)
         {
+            using var lease = await client.EnterAsync(cancellation);
+            if (!lease.IsAcquired)
+            {
+                _stats.Error(PoliteClient.Refusal(lease));
+                _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
+                return false;
+            }
+
             try
             {
                 using var request = Json(HttpMethod.Post, "/transfers", body, key);
-                using var response = await resilient.SendAsync(request, cancellation);
+                using var response = await client.Http.SendAsync(request, cancellation);
                 long? answered = request.Options.TryGetValue(PoliteHttp.LastAttemptTicks, out var ticks) ? ticks : null;
                 replayed |= response.Headers.Contains("Idempotent-Replayed");
                 var status = (int)response.StatusCode;
@@ -407,13 +423,13 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
                 {
                     Track(key);
                     _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: true, null, gaveUp: false, replayed, answered);
-                    return;
+                    return true;
                 }
 
                 if (status is 400 or 404 or 409 or 422)
                 {
                     _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, await Code(response, cancellation), gaveUp: false, replayed, answered);
-                    return;
+                    return true;
                 }
 
                 // Still failing after every retry the pipeline allows: outcome unknown, given up.
@@ -423,23 +439,21 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
             {
                 // Until the breaker may let a probe through (at least a little while: while another
                 // client's probe is out, the breaker says "now" again at once). Bounded by time, not
-                // by rounds: a slow probe must not use up a transfer's patience in a busy loop.
+                // by rounds: a slow probe must not use up a transfer's patience in a busy loop. The
+                // bulkhead place is given back while waiting.
                 _stats.Error("circuit_open");
+                lease.Dispose();
                 var wait = open.RetryAfter is { } retryAfter && retryAfter > MinCircuitWait ? retryAfter : MinCircuitWait;
                 await Task.Delay(wait, cancellation);
             }
             catch (Exception refused) when (refused is HttpRequestException || PoliteHttp.IsRefusal(refused))
             {
-                if (refused is Polly.RateLimiting.RateLimiterRejectedException)
-                {
-                    _stats.Error("bulkhead_full");
-                }
-
                 break;
             }
         }
 
         _stats.Ended(Stopwatch.GetTimestamp() - startedAt, committed: false, null, gaveUp: true, replayed);
+        return true;
     }
 
     /// <summary>

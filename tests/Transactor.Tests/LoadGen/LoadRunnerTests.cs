@@ -116,6 +116,30 @@ public sealed class LoadRunnerTests(ApiFixture api)
         Assert.Equal(summary.Transfers, summary.Committed + summary.RejectedByReason.Values.Sum() + summary.GaveUp);
     }
 
+    /// <summary>
+    /// Polite clients that outnumber their bulkhead (16 clients, 2 places and 2 waiting, every
+    /// transfer held 100 ms) refuse the excess themselves: counted as <c>bulkhead_full</c> and given
+    /// up, never sent, and the books balance.
+    /// </summary>
+    [Fact]
+    public async Task Polite_clients_beyond_their_bulkhead_refuse_their_own_transfers_and_the_books_balance()
+    {
+        await using var slow = api.WithServices(services => services.AddSingleton<IStartupFilter>(new SlowTransfers(TimeSpan.FromMilliseconds(100))));
+        var options = new LoadOptions { Clients = 16, Transfers = 300, Accounts = 20, PoliteShare = 1, BulkheadLimit = 2, ThrottleK = 0, Seed = 17 };
+
+        var runner = new LoadRunner(slow.CreateClient(), options, slow.Server.CreateHandler());
+        var summary = await runner.RunAsync();
+
+        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+        Assert.Equal(300, summary.Transfers);
+        var refused = summary.ErrorsByKind.GetValueOrDefault("bulkhead_full");
+        Assert.True(refused > 0, "16 clients against 4 places: some must have been refused");
+        Assert.True(summary.GaveUp >= refused, $"{refused} refused but only {summary.GaveUp} given up");
+        Assert.Equal(summary.Transfers, summary.Committed + summary.RejectedByReason.Values.Sum() + summary.GaveUp);
+        // Only admitted transfers were sent: every refused one is missing from the attempts.
+        Assert.True(runner.Stats.Attempts <= summary.Transfers - refused, $"{runner.Stats.Attempts} attempts for {summary.Transfers} transfers, {refused} refused");
+    }
+
     private sealed class SlowTransfers(TimeSpan delay) : IStartupFilter
     {
         public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
