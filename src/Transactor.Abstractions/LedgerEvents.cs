@@ -110,6 +110,10 @@ public sealed record MovementEvent(
 /// <param name="Queued">Movements waiting for a place now.</param>
 /// <param name="Places">How many places it has.</param>
 /// <param name="QueueLimit">How many may wait.</param>
+/// <param name="ChaosFaults">
+/// With chaos mode on for this silo (docs/overload.md), the faults it injected since it started;
+/// null when chaos mode is off here.
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.SiloLoad")]
 public sealed record SiloLoad(
     [property: Id(0)] long Committed,
@@ -119,4 +123,5 @@ public sealed record SiloLoad(
     [property: Id(4)] long Queued,
     [property: Id(5)] int Places,
     [property: Id(6)] int QueueLimit,
-    [property: Id(7)] DateTimeOffset At);
+    [property: Id(7)] DateTimeOffset At,
+    [property: Id(8)] long? ChaosFaults = null);

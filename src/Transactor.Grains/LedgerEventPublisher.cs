@@ -33,6 +33,7 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
     private readonly Channel<MovementEvent> _buffer;
     private readonly IGrainFactory _grains;
     private readonly TransferAdmission _admission;
+    private readonly ChaosMonitor? _chaos;
     private readonly TimeProvider _time;
     private readonly ILogger<LedgerEventPublisher> _logger;
     private readonly string _silo;
@@ -45,12 +46,14 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
     private long _dropped;
     private Task _loop = Task.CompletedTask;
 
-    public LedgerEventPublisher(IGrainFactory grains, TransferAdmission admission, IOptions<TransferOptions> options, ILocalSiloDetails silo, TimeProvider time, ILogger<LedgerEventPublisher> logger)
+    /// <param name="chaos">Chaos mode's monitor, registered only when chaos mode is configured: the load then says so.</param>
+    public LedgerEventPublisher(IGrainFactory grains, TransferAdmission admission, IOptions<TransferOptions> options, ILocalSiloDetails silo, TimeProvider time, ILogger<LedgerEventPublisher> logger, ChaosMonitor? chaos = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(silo);
         _grains = grains;
         _admission = admission;
+        _chaos = chaos;
         _time = time;
         _logger = logger;
         _silo = silo.SiloAddress.ToString();
@@ -125,7 +128,8 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
         _admission.Queued,
         _admission.Places,
         _queueLimit,
-        _time.GetUtcNow());
+        _time.GetUtcNow(),
+        _chaos is { Active: true } chaos ? chaos.InjectedTotal : null);
 
     private async Task Run(CancellationToken stopping)
     {

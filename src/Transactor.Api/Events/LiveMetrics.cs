@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using Transactor.Api.Http;
 using Transactor.Api.Metrics;
 using Transactor.Api.Runs;
 
@@ -8,14 +9,16 @@ namespace Transactor.Api.Events;
 /// <summary>
 /// Once a second, makes the snapshot that <c>/events/metrics</c> sends: movements committed and
 /// rejected per second across the cluster (from each silo's counters), p50 and p99 of the movements
-/// that ended in that second, admission (in flight, queued against the limit), 429s per second,
-/// the silos with their status and activations, the busiest accounts, and the runs.
+/// that ended in that second, admission (in flight, queued against the limit, and this API's own
+/// request limit), 429s per second, the silos with their status and activations, chaos mode where
+/// it is on, the busiest accounts, and the runs.
 /// </summary>
 public sealed partial class LiveMetrics(
     TransferEventLog log,
     MetricsFeed stream,
     ApiMetrics api,
     RunBoard runs,
+    LedgerAdmission admission,
     IClusterClient client,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
     TimeProvider time,
@@ -69,7 +72,8 @@ public sealed partial class LiveMetrics(
         _previousAt = now;
         var loads = log.SiloLoads();
         double committed = 0, rejected = 0, refused = 0;
-        long inFlight = 0, queued = 0, queueLimit = 0, places = 0, dropped = 0;
+        long inFlight = 0, queued = 0, queueLimit = 0, places = 0, dropped = 0, chaosFaults = 0;
+        var chaosSilos = new List<string>();
         var perSilo = new Dictionary<string, double>(StringComparer.Ordinal);
         var known = _cluster.Where(s => s.Status != "Dead").Select(s => s.Address).ToHashSet(StringComparer.Ordinal);
         foreach (var (silo, figures) in loads)
@@ -108,6 +112,11 @@ public sealed partial class LiveMetrics(
             queueLimit += load.QueueLimit;
             places += load.Places;
             dropped += figures.Dropped;
+            if (load.ChaosFaults is { } faults)
+            {
+                chaosSilos.Add(_cluster.FirstOrDefault(s => s.Address == silo)?.Name ?? silo);
+                chaosFaults += faults;
+            }
         }
 
         var http429 = api.TooManyRequests;
@@ -123,6 +132,7 @@ public sealed partial class LiveMetrics(
         }).ToArray();
         var backpressure = (queueLimit > 0 && queued > BackpressureQueueShare * queueLimit) || refused > 0 || http429PerSecond > 0;
         var (subscribers, largestBuffer) = log.Subscribers();
+        chaosSilos.Sort(StringComparer.Ordinal);
         return new LiveMetricsView(
             time.GetUtcNow(),
             Math.Round(committed, 1),
@@ -134,12 +144,15 @@ public sealed partial class LiveMetrics(
             places,
             queued,
             queueLimit,
+            admission.Limiter.Limit,
+            admission.Limiter.Mode.ToString(),
             Math.Round(refused + http429PerSecond, 1),
             backpressure,
             silos,
             log.Busiest(BusiestCount, fade: 0.8),
             new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count, log.Duplicates().Dropped),
-            runs.Views);
+            runs.Views,
+            chaosSilos.Count == 0 ? null : new ChaosView(chaosSilos, chaosFaults));
     }
 
     private async Task<IReadOnlyList<SiloInfo>> ReadCluster()
@@ -181,7 +194,11 @@ public sealed partial class LiveMetrics(
 }
 
 /// <summary>The <c>metrics</c> event of <c>/events/metrics</c>: rates per second over the last second; latencies in milliseconds (null when nothing ended).</summary>
+/// <param name="Places">The silos' admission limits now, summed: movements they drive at once.</param>
+/// <param name="ApiLimit">This API's limit on money-moving requests at once, now (it moves in <c>Adaptive</c> mode).</param>
+/// <param name="ApiLimitMode"><c>Fixed</c> or <c>Adaptive</c> (docs/overload.md).</param>
 /// <param name="Refused">Movements refused per second: by a silo's full admission queue, and by this API's request limit (HTTP 429).</param>
+/// <param name="Chaos">The silos in chaos mode, null when none is (docs/overload.md, "Chaos mode").</param>
 public sealed record LiveMetricsView(
     DateTimeOffset Time,
     double Committed,
@@ -193,12 +210,18 @@ public sealed record LiveMetricsView(
     long Places,
     long Queued,
     long QueueLimit,
+    int ApiLimit,
+    string ApiLimitMode,
     double Refused,
     bool Backpressure,
     IReadOnlyList<SiloInfo> Silos,
     IReadOnlyList<BusyAccountView> Busiest,
     EventsView Events,
-    IReadOnlyList<RunView> Runs);
+    IReadOnlyList<RunView> Runs,
+    ChaosView? Chaos);
+
+/// <summary>Chaos mode where it is on: the silos (by name) that inject faults, and the faults they injected since they started.</summary>
+public sealed record ChaosView(IReadOnlyList<string> Silos, long Faults);
 
 /// <summary>A silo: its status, its activations (all, accounts, recovery shards), and movements it ended per second and as a share of all.</summary>
 public sealed record SiloInfo(string Address, string Name, string Status, int Activations, int Accounts, int Shards, double PerSecond, double Share);

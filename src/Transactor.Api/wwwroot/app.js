@@ -180,6 +180,9 @@
     text($('queued'), int.format(m.queued));
     text($('queue-limit'), int.format(m.queue_limit));
     text($('refused'), one.format(m.refused));
+    text($('api-limit'), int.format(m.api_limit));
+    text($('api-limit-mode'), m.api_limit_mode === 'Adaptive' ? 'adaptive' : 'fixed');
+    renderChaos(m.chaos);
     const share = m.queue_limit > 0 ? Math.min(1, m.queued / m.queue_limit) : 0;
     const bar = $('queue-bar');
     bar.style.width = `${(share * 100).toFixed(1)}%`;
@@ -191,6 +194,16 @@
     renderSilos(m.silos);
     renderBusiest(m.busiest);
     for (const run of m.runs) { renderRun(run); }
+  }
+
+  // Chaos mode (docs/overload.md): faults are being injected on purpose; say so where no one can miss it.
+  function renderChaos(chaos) {
+    const pill = $('chaos');
+    pill.hidden = !chaos;
+    if (chaos) {
+      text(pill, `CHAOS MODE · ${chaos.silos.join(', ')} · ${int.format(chaos.faults)} faults injected`);
+      pill.title = 'Transactor:Chaos is on: these silos delay and drop grain calls and fail storage on purpose.';
+    }
   }
 
   function renderSilos(silos) {

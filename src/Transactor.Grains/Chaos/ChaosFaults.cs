@@ -54,6 +54,9 @@ public sealed partial class ChaosMonitor : ILifecycleParticipant<ISiloLifecycle>
 
     public IReadOnlyDictionary<ChaosFaultKind, long> InjectedByKind => new SortedDictionary<ChaosFaultKind, long>(_injected);
 
+    /// <summary>Faults injected on this silo since it started, of every kind.</summary>
+    public long InjectedTotal => _injected.Values.Sum();
+
     /// <summary>Whether faults may be injected now: on a chosen silo, and while the armed file exists when one is named.</summary>
     public bool Armed()
     {

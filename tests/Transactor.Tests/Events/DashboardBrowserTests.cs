@@ -25,6 +25,9 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
         await Assertions.Expect(page.Locator("#silos tr").First).ToContainTextAsync("Active", new() { Timeout = 15_000 });
         await Assertions.Expect(page.Locator("#pressure-state")).ToHaveTextAsync("OK");
         await Assertions.Expect(page.Locator("#queue-limit")).Not.ToHaveTextAsync("0", new() { Timeout = 10_000 });
+        await Assertions.Expect(page.Locator("#api-limit")).ToHaveTextAsync("256");
+        await Assertions.Expect(page.Locator("#api-limit-mode")).ToHaveTextAsync("fixed");
+        await Assertions.Expect(page.Locator("#chaos")).ToBeHiddenAsync();
         Assert.Empty(errors);
     }
 
@@ -114,7 +117,7 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
     }
 
     /// <summary>One headless Chromium with pages that record console errors and uncaught exceptions.</summary>
-    private sealed class Browser : IAsyncDisposable
+    internal sealed class Browser : IAsyncDisposable
     {
         private readonly IPlaywright _playwright;
         private readonly IBrowser _browser;
@@ -182,5 +185,25 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
             Environment.GetEnvironmentVariable("TRANSACTOR_CHROMIUM") is { Length: > 0 } configured ? configured
             : File.Exists("/usr/bin/chromium") ? "/usr/bin/chromium"
             : throw new InvalidOperationException("Install Chromium (Debian: apt-get install chromium; .ci/run does) or set TRANSACTOR_CHROMIUM to its path.");
+    }
+}
+
+/// <summary>Chaos mode on the page: on a silo that injects faults, the page says so in its header, with the silo and the count.</summary>
+public sealed class ChaosDashboardBrowserTests(ChaosLiveApiFixture api) : IClassFixture<ChaosLiveApiFixture>
+{
+    [Fact]
+    public async Task With_chaos_mode_on_the_page_names_the_silo_and_counts_its_faults()
+    {
+        await using var browser = await DashboardBrowserTests.Browser.Launch();
+        var (page, errors) = await browser.Open(api.BaseAddress);
+        await Assertions.Expect(page.Locator("#conn")).ToHaveTextAsync("live", new() { Timeout = 15_000 });
+        await Assertions.Expect(page.Locator("#silos tr").First).ToContainTextAsync("Active", new() { Timeout = 15_000 });
+        var pill = page.Locator("#chaos");
+        await Assertions.Expect(pill).ToBeVisibleAsync(new() { Timeout = 15_000 });
+        var silo = await page.Locator("#silos tr td").First.TextContentAsync();
+        await Assertions.Expect(pill).ToContainTextAsync("CHAOS MODE");
+        await Assertions.Expect(pill).ToContainTextAsync(silo!.Trim());
+        await Assertions.Expect(pill).ToContainTextAsync("faults injected");
+        Assert.Empty(errors);
     }
 }

@@ -1,9 +1,13 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
 using Transactor.Api.Events;
+using Transactor.Api.Http;
 using Transactor.Api.Metrics;
 using Transactor.Api.Runs;
+using Transactor.Grains;
 
 namespace Transactor.Tests.Events;
 
@@ -62,6 +66,42 @@ public sealed class LiveMetricsTests
         Assert.Equal(0, Next(metrics, clock).Committed);
     }
 
+    /// <summary>
+    /// Chaos mode is loud on the page: a silo whose load says it injects faults is named in the
+    /// snapshot with the faults it injected; with no such silo the snapshot has no chaos at all.
+    /// The API's own request limit is there too.
+    /// </summary>
+    [Fact]
+    public async Task Silos_in_chaos_mode_are_named_with_their_faults_and_the_api_limit_is_shown()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), clock);
+        var metrics = Metrics(log, clock);
+        var silos = new Silos(log, clock);
+
+        await silos.Send(One);
+        await silos.Send(Two);
+        var calm = Next(metrics, clock);
+        Assert.Null(calm.Chaos);
+        Assert.Equal(new LedgerLimitOptions().MaxConcurrentRequests, calm.ApiLimit);
+        Assert.Equal("Fixed", calm.ApiLimitMode);
+
+        silos.ChaosFaults[Two] = 17;
+        await silos.Send(Two, ("m-1", TransferStatus.Committed));
+        var chaos = Next(metrics, clock).Chaos;
+        Assert.NotNull(chaos);
+        Assert.Equal([Two], chaos.Silos);
+        Assert.Equal(17, chaos.Faults);
+
+        silos.ChaosFaults[One] = 3;
+        silos.ChaosFaults[Two] = 20;
+        await silos.Send(One);
+        await silos.Send(Two);
+        chaos = Next(metrics, clock).Chaos;
+        Assert.Equal([One, Two], chaos!.Silos);
+        Assert.Equal(23, chaos.Faults);
+    }
+
     private static LiveMetricsView Next(LiveMetrics metrics, FakeTimeProvider clock)
     {
         clock.Advance(TimeSpan.FromSeconds(1));
@@ -74,14 +114,21 @@ public sealed class LiveMetricsTests
         var feed = new MetricsFeed();
         // Sample reads neither the cluster nor the registry: the cluster view is read by the service's loop, the runs by the board's.
         var board = new RunBoard(null!, feed, json, clock, NullLogger<RunBoard>.Instance);
-        return new LiveMetrics(log, feed, new ApiMetrics(), board, null!, json, clock, NullLogger<LiveMetrics>.Instance);
+        return new LiveMetrics(log, feed, new ApiMetrics(), board, Admission(clock), null!, json, clock, NullLogger<LiveMetrics>.Instance);
     }
+
+    /// <summary>The API's request limiter with its default options (fixed, 256 at once).</summary>
+    internal static LedgerAdmission Admission(TimeProvider clock) =>
+        new(new LedgerLimitOptions(), clock, new TransactorInstruments(new ServiceCollection().AddMetrics().BuildServiceProvider().GetRequiredService<IMeterFactory>()), NullLogger<LedgerAdmission>.Instance);
 
     /// <summary>Silos as the publisher makes their batches: numbered movements, and a load that counts every end sent so far, second ends too.</summary>
     private sealed class Silos(TransferEventLog log, FakeTimeProvider clock)
     {
         private readonly Dictionary<string, (long Sent, long Committed, long Rejected)> _silos = [];
         private DateTimeOffset _at = clock.GetUtcNow();
+
+        /// <summary>Faults injected so far by silos in chaos mode; a silo not here is not in chaos mode.</summary>
+        public Dictionary<string, long> ChaosFaults { get; } = [];
 
         public Task Send(string silo, params (string Id, TransferStatus Status)[] ends) => log.OnEvents(Make(silo, ends));
 
@@ -96,7 +143,7 @@ public sealed class LiveMetricsTests
             return new LedgerEventBatch(
                 silo,
                 ends.Select(e => new MovementEvent(e.Id, TransferKind.Transfer, "a", "b", 100, "USD", e.Status, e.Status == TransferStatus.Rejected ? "insufficient_funds" : null, 1.5, null, _at, null, 0, null, 0)).ToArray(),
-                new SiloLoad(committed, rejected, 0, 0, 0, 1, 1, _at),
+                new SiloLoad(committed, rejected, 0, 0, 0, 1, 1, _at, ChaosFaults.TryGetValue(silo, out var faults) ? faults : null),
                 0,
                 sent + 1);
         }
