@@ -114,6 +114,10 @@ public sealed record MovementEvent(
 /// With chaos mode on for this silo (docs/overload.md), the faults it injected since it started;
 /// null when chaos mode is off here.
 /// </param>
+/// <param name="ChaosArmed">
+/// With chaos mode on for this silo: whether it may inject faults now (false while its
+/// <c>ArmedFile</c> is named and absent).
+/// </param>
 [GenerateSerializer, Immutable, Alias("Transactor.SiloLoad")]
 public sealed record SiloLoad(
     [property: Id(0)] long Committed,
@@ -124,4 +128,5 @@ public sealed record SiloLoad(
     [property: Id(5)] int Places,
     [property: Id(6)] int QueueLimit,
     [property: Id(7)] DateTimeOffset At,
-    [property: Id(8)] long? ChaosFaults = null);
+    [property: Id(8)] long? ChaosFaults = null,
+    [property: Id(9)] bool ChaosArmed = false);

@@ -129,7 +129,8 @@ public sealed partial class LedgerEventPublisher : ILifecycleParticipant<ISiloLi
         _admission.Places,
         _queueLimit,
         _time.GetUtcNow(),
-        _chaos is { Active: true } chaos ? chaos.InjectedTotal : null);
+        _chaos is { Active: true } chaos ? chaos.InjectedTotal : null,
+        _chaos?.Armed() == true);
 
     private async Task Run(CancellationToken stopping)
     {

@@ -74,6 +74,7 @@ public sealed partial class LiveMetrics(
         double committed = 0, rejected = 0, refused = 0;
         long inFlight = 0, queued = 0, queueLimit = 0, places = 0, dropped = 0, chaosFaults = 0;
         var chaosSilos = new List<string>();
+        var chaosArmed = false;
         var perSilo = new Dictionary<string, double>(StringComparer.Ordinal);
         var known = _cluster.Where(s => s.Status != "Dead").Select(s => s.Address).ToHashSet(StringComparer.Ordinal);
         foreach (var (silo, figures) in loads)
@@ -116,6 +117,7 @@ public sealed partial class LiveMetrics(
             {
                 chaosSilos.Add(_cluster.FirstOrDefault(s => s.Address == silo)?.Name ?? silo);
                 chaosFaults += faults;
+                chaosArmed |= load.ChaosArmed;
             }
         }
 
@@ -152,7 +154,7 @@ public sealed partial class LiveMetrics(
             log.Busiest(BusiestCount, fade: 0.8),
             new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count, log.Duplicates().Dropped),
             runs.Views,
-            chaosSilos.Count == 0 ? null : new ChaosView(chaosSilos, chaosFaults));
+            chaosSilos.Count == 0 ? null : new ChaosView(chaosSilos, chaosFaults, chaosArmed));
     }
 
     private async Task<IReadOnlyList<SiloInfo>> ReadCluster()
@@ -220,8 +222,11 @@ public sealed record LiveMetricsView(
     IReadOnlyList<RunView> Runs,
     ChaosView? Chaos);
 
-/// <summary>Chaos mode where it is on: the silos (by name) that inject faults, and the faults they injected since they started.</summary>
-public sealed record ChaosView(IReadOnlyList<string> Silos, long Faults);
+/// <summary>
+/// Chaos mode where it is on: the silos (by name) in chaos mode, the faults they injected since they
+/// started, and whether any of them may inject faults now (false while all wait for their armed file).
+/// </summary>
+public sealed record ChaosView(IReadOnlyList<string> Silos, long Faults, bool Armed);
 
 /// <summary>A silo: its status, its activations (all, accounts, recovery shards), and movements it ended per second and as a share of all.</summary>
 public sealed record SiloInfo(string Address, string Name, string Status, int Activations, int Accounts, int Shards, double PerSecond, double Share);

@@ -201,8 +201,11 @@
     const pill = $('chaos');
     pill.hidden = !chaos;
     if (chaos) {
-      text(pill, `CHAOS MODE · ${chaos.silos.join(', ')} · ${int.format(chaos.faults)} faults injected`);
-      pill.title = 'Transactor:Chaos is on: these silos delay and drop grain calls and fail storage on purpose.';
+      pill.className = chaos.armed ? 'pill pill-chaos' : 'pill pill-wait';
+      text(pill, `CHAOS MODE${chaos.armed ? '' : ' (disarmed)'} · ${chaos.silos.join(', ')} · ${int.format(chaos.faults)} faults injected`);
+      pill.title = chaos.armed
+        ? 'Transactor:Chaos is on: these silos inject the faults they are configured with (delays, dropped calls, storage failures) on purpose.'
+        : 'Transactor:Chaos is on but disarmed: these silos inject nothing until their armed file exists.';
     }
   }
 

@@ -204,6 +204,24 @@ public sealed class ChaosDashboardBrowserTests(ChaosLiveApiFixture api) : IClass
         await Assertions.Expect(pill).ToContainTextAsync("CHAOS MODE");
         await Assertions.Expect(pill).ToContainTextAsync(silo!.Trim());
         await Assertions.Expect(pill).ToContainTextAsync("faults injected");
+        await Assertions.Expect(pill).Not.ToContainTextAsync("disarmed");
         Assert.Empty(errors);
+    }
+
+    /// <summary>The same figures without a browser: <c>/events/metrics</c> names the chaos silo, armed, and the API's limit.</summary>
+    [Fact]
+    public async Task With_chaos_mode_on_the_metrics_stream_names_the_silo_armed()
+    {
+        using var http = api.Http();
+        using var stream = await Sse.Open(http, "events/metrics");
+        var metrics = (await stream.Read(1, TimeSpan.FromSeconds(15))).Single(e => e.Type == "metrics").Data;
+
+        var chaos = metrics.GetProperty("chaos");
+        Assert.Equal(JsonValueKind.Object, chaos.ValueKind);
+        Assert.Single(chaos.GetProperty("silos").EnumerateArray());
+        Assert.True(chaos.GetProperty("armed").GetBoolean());
+        Assert.True(chaos.GetProperty("faults").GetInt64() >= 0);
+        Assert.Equal(256, metrics.GetProperty("api_limit").GetInt32());
+        Assert.Equal("Fixed", metrics.GetProperty("api_limit_mode").GetString());
     }
 }
