@@ -24,14 +24,8 @@ public sealed class LiveMetricsTests
     [Fact]
     public async Task A_movement_completed_by_two_drivers_counts_once_in_the_committed_and_rejected_rates()
     {
-        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), clock);
-        var metrics = Metrics(log, clock);
-        var silos = new Silos(log, clock);
-
         // Both silos known, counting from here.
-        await silos.Send(One);
-        await silos.Send(Two);
+        var (clock, log, metrics, silos) = await TwoSilos();
         metrics.Sample();
 
         // m-1 ended on silo one only; m-2 was completed by a driver on each silo.
@@ -74,13 +68,7 @@ public sealed class LiveMetricsTests
     [Fact]
     public async Task Silos_in_chaos_mode_are_named_with_their_faults_and_the_api_limit_is_shown()
     {
-        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
-        var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), clock);
-        var metrics = Metrics(log, clock);
-        var silos = new Silos(log, clock);
-
-        await silos.Send(One);
-        await silos.Send(Two);
+        var (clock, _, metrics, silos) = await TwoSilos();
         var calm = Next(metrics, clock);
         Assert.Null(calm.Chaos);
         Assert.Equal(new LedgerLimitOptions().MaxConcurrentRequests, calm.ApiLimit);
@@ -100,6 +88,17 @@ public sealed class LiveMetricsTests
         chaos = Next(metrics, clock).Chaos;
         Assert.Equal([One, Two], chaos!.Silos);
         Assert.Equal(23, chaos.Faults);
+    }
+
+    /// <summary>An API's event log and metrics on a fake clock, with silos <see cref="One"/> and <see cref="Two"/> known to it.</summary>
+    private static async Task<(FakeTimeProvider Clock, TransferEventLog Log, LiveMetrics Metrics, Silos Silos)> TwoSilos()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        var log = new TransferEventLog(Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions()), clock);
+        var silos = new Silos(log, clock);
+        await silos.Send(One);
+        await silos.Send(Two);
+        return (clock, log, Metrics(log, clock), silos);
     }
 
     private static LiveMetricsView Next(LiveMetrics metrics, FakeTimeProvider clock)
