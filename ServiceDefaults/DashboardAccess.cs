@@ -16,6 +16,21 @@ namespace Transactor.ServiceDefaults;
 /// </summary>
 public static class DashboardAccess
 {
+    /// <summary>
+    /// Whether a host runs the Orleans Dashboard at all (true by default). It is not free: it listens
+    /// to every Orleans instrument and puts a filter on every grain call, which cost the embedded
+    /// ledger 11-15 % of its transfers per second over HTTP (docs/benchmarks.md, "The Orleans
+    /// Dashboard's cost"). Off, <c>/dashboard</c> answers 404.
+    /// </summary>
+    public const string EnabledKey = "Transactor:Dashboard:Enabled";
+
+    /// <summary>What <see cref="EnabledKey"/> says (true when unset).</summary>
+    public static bool Enabled(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return configuration.GetValue(EnabledKey, defaultValue: true);
+    }
+
     /// <summary>The dashboard's password (at least <see cref="MinPasswordLength"/> characters); unset, the dashboard answers loopback only.</summary>
     public const string PasswordKey = "Transactor:Dashboard:Password";
 

@@ -40,8 +40,12 @@ app.UseDefaultFiles();
 app.UseStaticFiles();
 
 app.MapApiReference(mode);
-app.UseDashboardAccess("/dashboard");
-app.MapOrleansDashboard(routePrefix: "/dashboard");
+if (DashboardAccess.Enabled(app.Configuration))
+{
+    app.UseDashboardAccess("/dashboard");
+    app.MapOrleansDashboard(routePrefix: "/dashboard");
+}
+
 app.MapDefaultEndpoints();
 app.MapAccountsApi();
 app.MapAccountHistoryApi();

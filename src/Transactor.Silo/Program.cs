@@ -13,9 +13,13 @@ builder.AddSiloHealthChecks();
 
 var app = builder.Build();
 
-app.UseDashboardAccess("/dashboard");
-app.MapOrleansDashboard(routePrefix: "/dashboard");
+if (DashboardAccess.Enabled(app.Configuration))
+{
+    app.UseDashboardAccess("/dashboard");
+    app.MapOrleansDashboard(routePrefix: "/dashboard");
+    app.MapGet("/", () => Results.Redirect("/dashboard"));
+}
+
 app.MapDefaultEndpoints();
-app.MapGet("/", () => Results.Redirect("/dashboard"));
 
 app.Run();

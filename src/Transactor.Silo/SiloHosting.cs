@@ -32,7 +32,10 @@ internal static class SiloHosting
 
             silo.AddTransactorSilo(configuration);
             silo.AddChaosFaultsIfConfigured(configuration);
-            silo.AddDashboard();
+            if (DashboardAccess.Enabled(configuration))
+            {
+                silo.AddDashboard();
+            }
             if (ServiceDefaultsExtensions.TracingEnabled(configuration))
             {
                 // Carries spans across grain calls; a filter on every call, so only when spans are exported.

@@ -81,7 +81,10 @@ public static partial class OrleansHosting
                     client.AddActivityPropagation();
                 }
 
-                client.AddDashboard();
+                if (DashboardAccess.Enabled(configuration))
+                {
+                    client.AddDashboard();
+                }
             });
             return LedgerMode.Client;
         }
@@ -92,7 +95,10 @@ public static partial class OrleansHosting
             silo.UseLocalhostClustering(embedded.SiloPort, embedded.GatewayPort);
             silo.AddTransactorSilo(configuration);
             silo.AddChaosFaultsIfConfigured(configuration);
-            silo.AddDashboard();
+            if (DashboardAccess.Enabled(configuration))
+            {
+                silo.AddDashboard();
+            }
             if (ServiceDefaultsExtensions.TracingEnabled(configuration))
             {
                 silo.AddActivityPropagation();

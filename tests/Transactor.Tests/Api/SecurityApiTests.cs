@@ -673,6 +673,48 @@ public sealed class SecurityApiTests(ApiFixture api)
     }
 
     /// <summary>
+    /// <c>Transactor:Dashboard:Enabled=false</c> takes the Orleans Dashboard out: none of its grain
+    /// call filter or services are there (what it costs is docs/benchmarks.md's), <c>/dashboard/</c>
+    /// is 404, and the ledger serves as before. By default the filter is there.
+    /// </summary>
+    [Fact]
+    public async Task With_the_dashboard_off_its_filter_is_gone_its_path_is_404_and_the_ledger_serves()
+    {
+        static bool HasProfiler(IServiceProvider services) =>
+            services.GetServices<Orleans.IIncomingGrainCallFilter>().Any(f => f.GetType().Namespace?.StartsWith("Orleans.Dashboard", StringComparison.Ordinal) == true);
+        Assert.True(HasProfiler(api.Services), "the dashboard's grain call filter should be there by default");
+
+        await using var plain = api.WithSettings(("Transactor:Dashboard:Enabled", "false"));
+        Assert.False(HasProfiler(plain.Services), "the dashboard is off, yet its grain call filter is there");
+        using var admin = Authorized(plain.Server.CreateClient(), ApiFixture.AdminKey);
+        using (var dashboard = await admin.GetAsync("/dashboard/"))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, dashboard.StatusCode);
+        }
+
+        var (from, to) = (LongAccountId("nodash-a"), LongAccountId("nodash-b"));
+        foreach (var id in new[] { from, to })
+        {
+            using var opened = await admin.PostAsync("/accounts", new StringContent($$"""{"id":"{{id}}","currency":"USD"}""", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.Created, opened.StatusCode);
+        }
+
+        using (var deposit = new HttpRequestMessage(HttpMethod.Post, $"/accounts/{from}/deposits") { Content = new StringContent("""{"amount":500}""", Encoding.UTF8, "application/json") })
+        {
+            deposit.Headers.Add("Idempotency-Key", $"nodash-dep-{Guid.NewGuid():N}");
+            using var deposited = await admin.SendAsync(deposit);
+            Assert.Equal(HttpStatusCode.Created, deposited.StatusCode);
+        }
+
+        using var transfer = new HttpRequestMessage(HttpMethod.Post, "/transfers") { Content = new StringContent($$"""{"from":"{{from}}","to":"{{to}}","amount":200,"currency":"USD"}""", Encoding.UTF8, "application/json") };
+        transfer.Headers.Add("Idempotency-Key", $"nodash-t-{Guid.NewGuid():N}");
+        using var moved = await admin.SendAsync(transfer);
+        Assert.Equal(HttpStatusCode.Created, moved.StatusCode);
+        using var balance = await admin.GetAsync($"/accounts/{to}");
+        Assert.Contains("\"available\":200", await balance.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// Review of linked transfers, M2: a key that must sign sends any body the endpoint takes unsigned,
     /// here a linked transfer of 100 legs with full metadata (over 16 KiB), and a signed body over the
     /// endpoint's limit is 413 payload_too_large, never 401, with nothing moved, whether its length is
