@@ -131,7 +131,8 @@ internal static partial class Topology
     /// </summary>
     public static void FormDevelopmentCluster(IResourceBuilder<ProjectResource>[] silos, IResourceBuilder<ProjectResource> api)
     {
-        var ports = silos.Select(_ => (Silo: FreeLoopbackPort(), Gateway: FreeLoopbackPort())).ToArray();
+        var chosen = new HashSet<int>();
+        var ports = silos.Select(_ => (Silo: FreeLoopbackPort(chosen), Gateway: FreeLoopbackPort(chosen))).ToArray();
         for (var i = 0; i < silos.Length; i++)
         {
             var (siloPort, gatewayPort) = ports[i];
@@ -146,11 +147,40 @@ internal static partial class Topology
         }
     }
 
-    private static int FreeLoopbackPort()
+    /// <summary>
+    /// A port free on loopback now, below every common ephemeral range (Linux 32768-60999, Windows
+    /// and macOS 49152-65535). A port the system handed out for port 0 would itself be ephemeral: the
+    /// silos bind theirs only once the first silo is healthy, seconds later, and meanwhile any
+    /// outgoing connection on the machine may be given the same port, and the silo then refuses to
+    /// start (its port is taken). Ports below that range are never given to outgoing connections.
+    /// </summary>
+    private static int FreeLoopbackPort(HashSet<int> chosen)
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        // Clear of the fault suite's fixed ports too (docs/reliability.md: 21111-21113, 25432).
+        const int first = 26_000, last = 29_999;
+        var start = Random.Shared.Next(first, last + 1);
+        for (var i = 0; i <= last - first; i++)
+        {
+            var port = first + ((start - first + i) % (last - first + 1));
+            if (chosen.Contains(port))
+            {
+                continue;
+            }
+
+            try
+            {
+                using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+                listener.Start();
+                chosen.Add(port);
+                return port;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // Taken: the next one.
+            }
+        }
+
+        throw new InvalidOperationException($"No free loopback port from {first} to {last} for the development cluster.");
     }
 
     /// <summary>Says in the AppHost's log, and in each silo's console in the dashboard, which storage was chosen and why.</summary>
