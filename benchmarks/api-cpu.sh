@@ -23,6 +23,9 @@ dotnet build "$ROOT/src/Transactor.Api" -c Release -v q -nologo >/dev/null
 dotnet build "$ROOT/src/Transactor.LoadGen" -c Release -v q -nologo >/dev/null
 LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --target "$URL" --api-key "$KEY" --accounts 10000 --quiet --clients 64)
 [[ "$MODE" == batch ]] && LOADGEN+=(--batch 100)
+TICKS="$(getconf CLK_TCK)"
+API_PID=""
+trap '[[ -n "$API_PID" ]] && kill "$API_PID" 2>/dev/null || true' EXIT
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
     local label="$1" settings="$2" api lg a0 a1 l0 l1 t0 t1 rate
@@ -31,6 +34,7 @@ run() {
         Transactor__Embedded__GatewayPort=$((PORT + 25000)) Logging__LogLevel__Default=Warning \
         dotnet "$ROOT/src/Transactor.Api/bin/Release/net10.0/Transactor.Api.dll" >"$OUT/api-cpu-api.log" 2>&1 &
     api=$!
+    API_PID=$api
     for _ in $(seq 1 120); do curl -sf "$URL/health" >/dev/null 2>&1 && break; sleep 0.5; done
     "${LOADGEN[@]}" --duration 10 --seed 1 >/dev/null
     "${LOADGEN[@]}" --duration "$SECONDS_PER_RUN" --seed 2 >"$OUT/api-cpu-load.txt" 2>&1 &
@@ -41,9 +45,10 @@ run() {
     a1=$(cpu "$api"); l1=$(cpu "$lg"); t1=$(date +%s.%N)
     wait "$lg"
     kill "$api"; wait "$api" 2>/dev/null || true
+    API_PID=""
     rate=$(grep -E "^ +transfers" "$OUT/api-cpu-load.txt" | sed -E 's/.*\(([0-9,]+)\/s.*/\1/' | tr -d ,)
     python3 -c "
-dt = $t1 - $t0; a = ($a1 - $a0) / 100 / dt; l = ($l1 - $l0) / 100 / dt; r = $rate
+dt = $t1 - $t0; a = ($a1 - $a0) / $TICKS / dt; l = ($l1 - $l0) / $TICKS / dt; r = $rate
 print(f'$label: {r}/s  api {a:.2f} cores ({a / r * 1e6:.0f} us/transfer)  load generator {l:.2f} cores ({l / r * 1e6:.0f} us/transfer)')"
 }
 echo "# $(nproc) cores; $MODE; A: ${A:-defaults}; B: ${B:-defaults}; ${SECONDS_PER_RUN}s per run, $ROUNDS rounds"
