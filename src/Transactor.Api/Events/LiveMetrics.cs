@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Transactor.Api.Http;
 using Transactor.Api.Metrics;
 using Transactor.Api.Runs;
+using Transactor.ServiceDefaults;
 
 namespace Transactor.Api.Events;
 
@@ -22,6 +23,7 @@ public sealed partial class LiveMetrics(
     IClusterClient client,
     IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions> json,
     TimeProvider time,
+    IConfiguration configuration,
     ILogger<LiveMetrics> logger) : BackgroundService
 {
     /// <summary>The queue's share of its limit past which the ledger is under backpressure.</summary>
@@ -34,6 +36,7 @@ public sealed partial class LiveMetrics(
     private static readonly TimeSpan ClusterEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan ClusterTimeout = TimeSpan.FromSeconds(2);
 
+    private readonly bool _orleansDashboard = DashboardAccess.Enabled(configuration);
     private readonly Dictionary<string, Counted> _previous = new(StringComparer.Ordinal);
     private IReadOnlyList<SiloInfo> _cluster = [];
     private long _clusterReadAt = long.MinValue;
@@ -154,7 +157,8 @@ public sealed partial class LiveMetrics(
             log.Busiest(BusiestCount, fade: 0.8),
             new EventsView(log.Received, dropped, subscribers, largestBuffer, stream.Count, log.Duplicates().Dropped),
             runs.Views,
-            chaosSilos.Count == 0 ? null : new ChaosView(chaosSilos, chaosFaults, chaosArmed));
+            chaosSilos.Count == 0 ? null : new ChaosView(chaosSilos, chaosFaults, chaosArmed),
+            _orleansDashboard);
     }
 
     private async Task<IReadOnlyList<SiloInfo>> ReadCluster()
@@ -201,6 +205,7 @@ public sealed partial class LiveMetrics(
 /// <param name="ApiLimitMode"><c>Fixed</c> or <c>Adaptive</c> (docs/overload.md).</param>
 /// <param name="Refused">Movements refused per second: by a silo's full admission queue, and by this API's request limit (HTTP 429).</param>
 /// <param name="Chaos">The silos in chaos mode, null when none is (docs/overload.md, "Chaos mode").</param>
+/// <param name="OrleansDashboard">Whether this API serves the Orleans Dashboard at <c>/dashboard</c> (<c>Transactor:Dashboard:Enabled</c>); the page hides its link when not.</param>
 public sealed record LiveMetricsView(
     DateTimeOffset Time,
     double Committed,
@@ -220,7 +225,8 @@ public sealed record LiveMetricsView(
     IReadOnlyList<BusyAccountView> Busiest,
     EventsView Events,
     IReadOnlyList<RunView> Runs,
-    ChaosView? Chaos);
+    ChaosView? Chaos,
+    bool OrleansDashboard);
 
 /// <summary>
 /// Chaos mode where it is on: the silos (by name) in chaos mode, the faults they injected since they

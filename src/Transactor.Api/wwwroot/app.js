@@ -170,6 +170,7 @@
 
   function onMetrics(m) {
     plotPoint(m);
+    $('dashboard-link').hidden = !m.orleans_dashboard;
     text($('tps'), int.format(m.committed));
     text($('rejected'), int.format(m.rejected));
     text($('p50'), m.p50_ms == null ? '–' : two.format(m.p50_ms));

@@ -416,7 +416,7 @@ public sealed class FencingTests : OneSiloCluster<FencingTests.SiloConfigurator>
         var json = Options.Create(new Microsoft.AspNetCore.Http.Json.JsonOptions());
         var log = new TransferEventLog(json, clock);
         var feed = new MetricsFeed();
-        var metrics = new LiveMetrics(log, feed, new ApiMetrics(), new RunBoard(null!, feed, json, clock, NullLogger<RunBoard>.Instance), Events.LiveMetricsTests.Admission(clock), null!, json, clock, NullLogger<LiveMetrics>.Instance);
+        var metrics = new LiveMetrics(log, feed, new ApiMetrics(), new RunBoard(null!, feed, json, clock, NullLogger<RunBoard>.Instance), Events.LiveMetricsTests.Admission(clock), null!, json, clock, new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build(), NullLogger<LiveMetrics>.Instance);
         var reference = Cluster.Client.CreateObjectReference<ILedgerEventObserver>(log);
         try
         {

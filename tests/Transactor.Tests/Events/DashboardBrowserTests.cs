@@ -28,6 +28,7 @@ public sealed class DashboardBrowserTests(LiveApiFixture api, ITestOutputHelper 
         await Assertions.Expect(page.Locator("#api-limit")).ToHaveTextAsync("256");
         await Assertions.Expect(page.Locator("#api-limit-mode")).ToHaveTextAsync("fixed");
         await Assertions.Expect(page.Locator("#chaos")).ToBeHiddenAsync();
+        await Assertions.Expect(page.Locator("#dashboard-link")).ToBeVisibleAsync();
         Assert.Empty(errors);
     }
 
@@ -205,6 +206,9 @@ public sealed class ChaosDashboardBrowserTests(ChaosLiveApiFixture api) : IClass
         await Assertions.Expect(pill).ToContainTextAsync(silo!.Trim());
         await Assertions.Expect(pill).ToContainTextAsync("faults injected");
         await Assertions.Expect(pill).Not.ToContainTextAsync("disarmed");
+
+        // This API runs with the Orleans Dashboard off: the page does not offer a link to its 404.
+        await Assertions.Expect(page.Locator("#dashboard-link")).ToBeHiddenAsync();
         Assert.Empty(errors);
     }
 
@@ -223,5 +227,6 @@ public sealed class ChaosDashboardBrowserTests(ChaosLiveApiFixture api) : IClass
         Assert.True(chaos.GetProperty("faults").GetInt64() >= 0);
         Assert.Equal(256, metrics.GetProperty("api_limit").GetInt32());
         Assert.Equal("Fixed", metrics.GetProperty("api_limit_mode").GetString());
+        Assert.False(metrics.GetProperty("orleans_dashboard").GetBoolean());
     }
 }

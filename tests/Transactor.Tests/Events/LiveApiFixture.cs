@@ -63,7 +63,7 @@ public sealed class LiveApiTestGroup : ICollectionFixture<LiveApiFixture>
     public const string Name = "live-api";
 }
 
-/// <summary>The live API with chaos mode on in its embedded silo, at a rate that disturbs nothing: one grain call in a thousand delayed by at most 1 ms.</summary>
+/// <summary>The live API with chaos mode on in its embedded silo, at a rate that disturbs nothing (one grain call in a thousand delayed by at most 1 ms), and the Orleans Dashboard off.</summary>
 public sealed class ChaosLiveApiFixture : LiveApiFixture
 {
     protected override IEnumerable<(string Key, string Value)> Settings =>
@@ -71,5 +71,6 @@ public sealed class ChaosLiveApiFixture : LiveApiFixture
         ("Transactor:Chaos:DelayProbability", "0.001"),
         ("Transactor:Chaos:MaxDelay", "00:00:00.001"),
         ("Transactor:Chaos:Seed", "5"),
+        ("Transactor:Dashboard:Enabled", "false"),
     ];
 }

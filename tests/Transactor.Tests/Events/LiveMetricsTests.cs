@@ -113,7 +113,7 @@ public sealed class LiveMetricsTests
         var feed = new MetricsFeed();
         // Sample reads neither the cluster nor the registry: the cluster view is read by the service's loop, the runs by the board's.
         var board = new RunBoard(null!, feed, json, clock, NullLogger<RunBoard>.Instance);
-        return new LiveMetrics(log, feed, new ApiMetrics(), board, Admission(clock), null!, json, clock, NullLogger<LiveMetrics>.Instance);
+        return new LiveMetrics(log, feed, new ApiMetrics(), board, Admission(clock), null!, json, clock, new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build(), NullLogger<LiveMetrics>.Instance);
     }
 
     /// <summary>The API's request limiter with its default options (fixed, 256 at once).</summary>
