@@ -168,7 +168,7 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     Task CompleteLinked(string transferId, IReadOnlyList<AccountSnapshot> accounts);
 
     /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
-    [Alias("WaitForResult")]
+    [Alias("WaitForResult"), ResponseTimeout(ITransferCoordinatorGrain.LongWait)]
     Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout);
 
     /// <summary>
@@ -268,8 +268,15 @@ public static class StableHash
 [Alias("Transactor.ITransferCoordinatorGrain")]
 public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
 {
+    /// <summary>
+    /// The response timeout of calls that may wait on purpose (up to <c>TransferOptions.WaitTimeout</c>,
+    /// 10 s, for a concurrent driver, plus their own calls): Orleans' default of 30 s, kept when the
+    /// one for every other call is lowered (<c>FailureDetectionOptions.ResponseTimeout</c>).
+    /// </summary>
+    public const string LongWait = "00:00:30";
+
     /// <summary>Executes <paramref name="request"/> (or returns the outcome already recorded under its id).</summary>
-    [Alias("Execute")]
+    [Alias("Execute"), ResponseTimeout(LongWait)]
     Task<TransferResult> Execute(TransferRequest request);
 
     /// <summary>
@@ -279,7 +286,7 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     /// that fails validation, reuses a key, or names a movement that has ended gets the same answer
     /// as from <see cref="Execute"/>.
     /// </summary>
-    [Alias("Submit")]
+    [Alias("Submit"), ResponseTimeout(LongWait)]
     Task<TransferResult> Submit(TransferRequest request);
 
     /// <summary>
@@ -288,14 +295,14 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     /// the pending transfer <paramref name="pendingTransferId"/>: a movement of its own under
     /// <see cref="PendingTransfers.EndId"/>, so the first of them wins and each is idempotent.
     /// </summary>
-    [Alias("EndPending")]
+    [Alias("EndPending"), ResponseTimeout(LongWait)]
     Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor);
 
     /// <summary>
     /// <see cref="EndPending"/> with the client's <paramref name="metadata"/> on the post or void (null
     /// for none). The metadata is part of the end's request: the same end again must carry the same.
     /// </summary>
-    [Alias("EndPendingWithMetadata")]
+    [Alias("EndPendingWithMetadata"), ResponseTimeout(LongWait)]
     Task<TransferResult> EndPendingWithMetadata(string pendingTransferId, TransferPhase phase, long? amountMinor, MetadataMap? metadata);
 
     /// <summary>

@@ -59,6 +59,23 @@ public sealed class FailureDetectionOptions
     /// </summary>
     public TimeSpan PlacementTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a grain call waits for its answer, on the silos and in the API's client: Orleans'
+    /// 30 s unless configured. A lower value bounds a call that nothing will ever answer (a message
+    /// lost with a connection Orleans closed under it, docs/reliability.md, "Full restart"), but also
+    /// fails calls that wait on storage (a recovery shard's <c>Begin</c>, an account's <c>Prepare</c>,
+    /// queued behind a slow or recovering database), and a movement whose <c>Begin</c> timed out
+    /// answers pending until its lease runs out. Lower it only where the database answers well within
+    /// it. The calls that wait on purpose (up to <see cref="TransferOptions.WaitTimeout"/> for a
+    /// concurrent driver) keep 30 s whatever this says (<c>[ResponseTimeout]</c> on the grain
+    /// interface), hence at most <see cref="MaxResponseTimeout"/>. Liveness only: a timed-out call may
+    /// still take effect, and every step of a movement survives a late answer (docs/transfers.md).
+    /// </summary>
+    public TimeSpan ResponseTimeout { get; set; } = MaxResponseTimeout;
+
+    /// <summary>The longest <see cref="ResponseTimeout"/>: that of the calls that wait on purpose (<c>ITransferCoordinatorGrain.LongWait</c>).</summary>
+    public static readonly TimeSpan MaxResponseTimeout = TimeSpan.Parse(ITransferCoordinatorGrain.LongWait, System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Applies these settings to Orleans' membership options.</summary>
     public void ApplyTo(ClusterMembershipOptions membership)
     {

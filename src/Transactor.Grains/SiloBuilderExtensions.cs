@@ -61,7 +61,9 @@ public static class SiloBuilderExtensions
     /// grains' services, and in-memory ledger storage and reminders unless the <c>Orleans</c>
     /// section names providers for them (<c>Orleans:GrainStorage:ledger</c>, <c>Orleans:Reminders</c>).
     /// Clustering is the host's choice. The process refuses silo and gateway ports another process
-    /// listens on (<see cref="ListenPortCheck"/>), and its stop is bounded (<see cref="StopOptions"/>).
+    /// listens on (<see cref="ListenPortCheck"/>), refuses other silos' connections while they may take
+    /// it for its predecessor on the same address (<see cref="SupersededSiloGuard"/>), and its stop is
+    /// bounded (<see cref="StopOptions"/>).
     /// </summary>
     public static ISiloBuilder AddTransactorSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
@@ -69,6 +71,9 @@ public static class SiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         silo.AddTransactor(configuration);
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ListenPortCheck>();
+        silo.Services.AddSingleton<SupersededSiloGuard>();
+        silo.Services.AddOptions<SiloConnectionOptions>().Configure<IServiceProvider>((connections, services) =>
+            connections.ConfigureSiloInboundConnection(builder => builder.Use(services.GetRequiredService<SupersededSiloGuard>().Wrap)));
         // Orleans refuses to register a reminder more frequent than this (1 minute by default), so
         // a recovery shard configured to sweep more often would fail to activate.
         silo.Services.AddOptions<ReminderOptions>().Configure<IOptions<TransferOptions>>((reminders, transfers) =>
@@ -81,11 +86,15 @@ public static class SiloBuilderExtensions
         silo.Services.AddOptions<FailureDetectionOptions>().Bind(configuration.GetSection(FailureDetectionOptions.SectionName))
             .Validate(o => o.ProbeTimeout > TimeSpan.Zero && o.NumMissedProbesLimit >= 1 && o.NumVotesForDeathDeclaration >= 1
                 && o.DeathVoteExpirationTimeout > TimeSpan.Zero && o.IAmAliveTablePublishTimeout > TimeSpan.Zero && o.TableRefreshTimeout > TimeSpan.Zero
-                && o.PlacementTimeout >= TimeSpan.FromMilliseconds(10),
-                $"{FailureDetectionOptions.SectionName}: every timeout must be positive and every count at least 1.")
+                && o.PlacementTimeout >= TimeSpan.FromMilliseconds(10) && o.ResponseTimeout >= TimeSpan.FromSeconds(1) && o.ResponseTimeout <= FailureDetectionOptions.MaxResponseTimeout,
+                $"{FailureDetectionOptions.SectionName}: every timeout must be positive, every count at least 1, and ResponseTimeout between 1 s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.")
             .ValidateOnStart();
         silo.Services.AddOptions<ClusterMembershipOptions>().Configure<IOptions<FailureDetectionOptions>>((membership, detection) => detection.Value.ApplyTo(membership));
-        silo.Services.AddOptions<SiloMessagingOptions>().Configure<IOptions<FailureDetectionOptions>>((messaging, detection) => messaging.PlacementTimeout = detection.Value.PlacementTimeout);
+        silo.Services.AddOptions<SiloMessagingOptions>().Configure<IOptions<FailureDetectionOptions>>((messaging, detection) =>
+        {
+            messaging.PlacementTimeout = detection.Value.PlacementTimeout;
+            messaging.ResponseTimeout = detection.Value.ResponseTimeout;
+        });
         if (configuration[$"Orleans:GrainStorage:{StorageNames.Ledger}:ProviderType"] is not { Length: > 0 })
         {
             silo.AddInMemoryLedgerStorage();

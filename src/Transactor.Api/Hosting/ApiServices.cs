@@ -12,7 +12,7 @@ using Transactor.Persistence;
 
 namespace Transactor.Api.Hosting;
 
-public static class ApiServices
+public static partial class ApiServices
 {
     // Storage providers wrap the database's exception once or twice; a chain is never this deep.
     private const int MaxInnerExceptions = 8;
@@ -52,6 +52,17 @@ public static class ApiServices
         services.AddHostedService<LiveMetrics>();
         return builder;
     }
+
+    /// <summary>
+    /// A failure the API expects and answers with a status that tells the client what to do: 400
+    /// (a malformed request), 429 (the ledger at capacity) or 503 (a silo or the ledger's answer
+    /// missing; retry with the same key). Logged as one warning line, not as an error with its stack.
+    /// </summary>
+    internal static bool Expected(Exception? exception) =>
+        exception is BadHttpRequestException or LedgerOverloadedException or TimeoutException or LedgerUnavailableException or OrleansMessageRejectionException;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Path} answered {Status}: {ExceptionType}: {ExceptionMessage}")]
+    private static partial void LogExpectedFailure(ILogger logger, string method, string path, int? status, string exceptionType, string exceptionMessage);
 
     /// <summary>
     /// True when the database failed the request: a <see cref="DbException"/> (Npgsql's, carried over
@@ -97,34 +108,47 @@ public static class ApiServices
                 await next(context);
             }
         });
-        app.UseExceptionHandler(error => error.Run(async context =>
+        // The failures a client is told to retry (503, 429) or to fix (400) are expected: one warning
+        // line each, with the exception's type and message, not an error with its stack, which
+        // ASP.NET Core would write for every request during a silo's death or a database outage.
+        // Anything else (500, a storage failure) keeps ASP.NET Core's error with the whole exception.
+        app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
-            var result = exception switch
+            SuppressDiagnosticsCallback = handled => Expected(handled.Exception),
+            ExceptionHandler = async context =>
             {
-                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => Problems.PayloadTooLarge(JsonBody.MaxBytes),
-                BadHttpRequestException bad => Problems.BadRequest("bad_request", bad.Message),
-                LedgerOverloadedException => Problems.TooManyRequests(context.Response),
-                TimeoutException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger did not answer in time.",
-                    "Retry with the same Idempotency-Key; the request is applied at most once."),
-                LedgerUnavailableException unavailable => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
-                    $"{unavailable.Message} The request is applied at most once."),
-                // A silo that died with the call in flight (SiloUnavailableException, once it is
-                // declared dead), or one that cannot be connected to: its grains come back elsewhere.
-                OrleansMessageRejectionException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "A silo of the ledger is unreachable.",
-                    "A silo the request needed stopped answering; its part of the ledger moves to the other silos within seconds. Retry with the same Idempotency-Key; the request is applied at most once."),
-                _ when StorageFailure(exception) => Problems.StorageUnavailable(context.Response),
-                _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
-                    "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
-            };
-            if (exception is LedgerUnavailableException or TimeoutException or OrleansMessageRejectionException)
-            {
-                // Transient: a shard reloading, or an answer that took too long. A retry soon is fine.
-                context.Response.Headers.RetryAfter = "1";
-            }
+                var exception = context.Features.Get<IExceptionHandlerFeature>()?.Error;
+                var result = exception switch
+                {
+                    BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => Problems.PayloadTooLarge(JsonBody.MaxBytes),
+                    BadHttpRequestException bad => Problems.BadRequest("bad_request", bad.Message),
+                    LedgerOverloadedException => Problems.TooManyRequests(context.Response),
+                    TimeoutException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger did not answer in time.",
+                        "Retry with the same Idempotency-Key; the request is applied at most once."),
+                    LedgerUnavailableException unavailable => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
+                        $"{unavailable.Message} The request is applied at most once."),
+                    // A silo that died with the call in flight (SiloUnavailableException, once it is
+                    // declared dead), or one that cannot be connected to: its grains come back elsewhere.
+                    OrleansMessageRejectionException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "A silo of the ledger is unreachable.",
+                        "A silo the request needed stopped answering; its part of the ledger moves to the other silos within seconds. Retry with the same Idempotency-Key; the request is applied at most once."),
+                    _ when StorageFailure(exception) => Problems.StorageUnavailable(context.Response),
+                    _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
+                        "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
+                };
+                if (exception is LedgerUnavailableException or TimeoutException or OrleansMessageRejectionException)
+                {
+                    // Transient: a shard reloading, or an answer that took too long. A retry soon is fine.
+                    context.Response.Headers.RetryAfter = "1";
+                }
 
-            await result.ExecuteAsync(context);
-        }));
+                if (Expected(exception))
+                {
+                    LogExpectedFailure(logger, context.Request.Method, context.Request.Path, (result as IStatusCodeHttpResult)?.StatusCode, exception!.GetType().Name, exception.Message);
+                }
+
+                await result.ExecuteAsync(context);
+            },
+        });
         app.UseStatusCodePages(async status =>
         {
             var context = status.HttpContext;

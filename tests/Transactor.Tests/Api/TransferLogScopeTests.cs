@@ -29,6 +29,31 @@ public sealed class TransferLogScopeTests(ApiFixture fixture)
         Assert.All(errors, error => Assert.Equal(key, error.TransferId));
     }
 
+    /// <summary>
+    /// A failure the client is told to retry (here the ledger's answer missing: 503) is one warning
+    /// with the transfer's id, not an error with a stack per request, as during a silo's death.
+    /// </summary>
+    [Fact]
+    public async Task A_ledger_that_does_not_answer_in_time_is_a_503_logged_as_one_warning_not_an_error()
+    {
+        var records = new ConcurrentQueue<(LogLevel Level, string Category, string? TransferId)>();
+        using var factory = fixture.WithServices(services =>
+        {
+            services.AddSingleton(MetricsTruthTests.FailingClusterClient.Create(() => new TimeoutException("Response did not arrive on time (injected)")));
+            services.AddSingleton<ILoggerProvider>(new ScopeRecorder(records));
+        });
+        using var client = factory.CreateClient();
+        var key = $"late-{Guid.NewGuid():N}";
+
+        using var failed = await client.SendAsync(Http.Post("/transfers", """{"from":"a","to":"b","amount":10,"currency":"USD"}""", key));
+
+        await failed.AssertProblem(HttpStatusCode.ServiceUnavailable, "ledger_unavailable");
+        Assert.Equal("1", failed.Headers.RetryAfter?.ToString());
+        Assert.DoesNotContain(records, record => record.Level >= LogLevel.Error);
+        var warning = Assert.Single(records, record => record.Level == LogLevel.Warning && record.Category == "Transactor.Api");
+        Assert.Equal(key, warning.TransferId);
+    }
+
     private sealed class ScopeRecorder(ConcurrentQueue<(LogLevel, string, string?)> records) : ILoggerProvider, ISupportExternalScope
     {
         private IExternalScopeProvider _scopes = new LoggerExternalScopeProvider();
