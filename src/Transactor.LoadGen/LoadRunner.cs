@@ -209,11 +209,12 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         var workers = Enumerable.Range(0, options.Clients).Select(w => Task.Run(async () =>
         {
             var random = new Random(HashCode.Combine(options.Seed, w));
-            var polite = IsPolite(w);
             await foreach (var (n, scheduledAt) in tickets.Reader.ReadAllAsync(cancellation))
             {
                 // Latency counts from when the transfer was due, not when a client got free (no coordinated omission).
-                await Transfer(n, random, polite, scheduledAt, cancellation);
+                // Whether it is polite goes with the transfer, not the worker: a polite worker whose
+                // refusals cost nothing would otherwise take more than its share of the tickets.
+                await Transfer(n, random, IsPolite((int)(n % options.Clients)), scheduledAt, cancellation);
             }
         }, cancellation)).ToArray();
 

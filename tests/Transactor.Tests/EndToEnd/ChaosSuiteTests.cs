@@ -57,6 +57,25 @@ public sealed class ChaosSuiteTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Issue #23: <c>kill -9</c> of every silo process and the API at once under load, all started
+    /// again at once (the runner's restart-cluster scenario: 16 clients, default transfer timings, no
+    /// message faults). A commit comes within 20 s of the kill, and the books check passes, movements
+    /// in flight at the kill included.
+    /// </summary>
+    [Fact]
+    public async Task Restarting_every_process_at_once_under_load_serves_again_within_20_s()
+    {
+        await Run(["--scenario", "restart-cluster", "--clients", "16", "--accounts", "60", "--seed", "1"], root =>
+        {
+            var restart = Assert.Single(root.GetProperty("availability").EnumerateArray(), a => a.GetProperty("kind").GetString() == "restart_cluster");
+            var gapMs = restart.GetProperty("longest_gap_ms").GetInt64();
+            Assert.True(gapMs <= 20_000, $"No transfer committed for {gapMs} ms after every process was killed and restarted (limit 20 s): {restart}");
+            Assert.True(restart.GetProperty("first_commit_after_ms").ValueKind == JsonValueKind.Number, $"Nothing committed after the restart: {restart}");
+            Assert.True(root.GetProperty("movements").GetProperty("acknowledged").GetInt32() >= 200, $"Too few movements acknowledged: {root.GetProperty("movements")}");
+        });
+    }
+
+    /// <summary>
     /// Runs the fault suite's runner with <paramref name="arguments"/> on free ports, requires a
     /// report with no violation and exit code 0, then <paramref name="check"/>s the report.
     /// </summary>

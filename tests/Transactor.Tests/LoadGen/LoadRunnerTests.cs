@@ -140,6 +140,51 @@ public sealed class LoadRunnerTests(ApiFixture api)
         Assert.True(runner.Stats.Attempts <= summary.Transfers - refused, $"{runner.Stats.Attempts} attempts for {summary.Transfers} transfers, {refused} refused");
     }
 
+    /// <summary>
+    /// In the open loop a mix of polite and impolite clients keeps its configured share of the
+    /// offered transfers, although the polite ones refuse theirs at once (a full bulkhead) while
+    /// the impolite ones wait for slow answers.
+    /// </summary>
+    [Fact]
+    public async Task In_the_open_loop_the_polite_share_of_the_transfers_is_the_configured_one()
+    {
+        await using var slow = api.WithServices(services => services.AddSingleton<IStartupFilter>(new SlowTransfers(TimeSpan.FromMilliseconds(50))));
+        var options = new LoadOptions { Clients = 16, Transfers = 320, Accounts = 20, Rate = 400, PoliteShare = 0.5, BulkheadLimit = 1, ThrottleK = 0, Seed = 23 };
+        var impolite = new TransferCounter(slow.Server.CreateHandler());
+        using var http = new HttpClient(impolite) { BaseAddress = slow.Server.BaseAddress };
+        foreach (var header in slow.CreateClient().DefaultRequestHeaders)
+        {
+            http.DefaultRequestHeaders.TryAddWithoutValidation(header.Key, header.Value);
+        }
+
+        var summary = await new LoadRunner(http, options, slow.Server.CreateHandler()).RunAsync();
+
+        Assert.True(summary.BooksBalanced, string.Join("; ", summary.CheckFailures));
+        Assert.Equal(320, summary.Transfers);
+        // Transfers 0-7 of every 16 are polite: the impolite clients send exactly the other half,
+        // each once (nothing rate-limits them here). Decided per worker, the polite workers took
+        // most of the tickets and the impolite ones sent far fewer.
+        Assert.Equal(160, impolite.Transfers);
+    }
+
+    /// <summary>Counts the money-moving requests that pass through it.</summary>
+    private sealed class TransferCounter(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        private int _transfers;
+
+        public int Transfers => Volatile.Read(ref _transfers);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Method == HttpMethod.Post && request.RequestUri?.AbsolutePath == "/transfers")
+            {
+                Interlocked.Increment(ref _transfers);
+            }
+
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
     private sealed class SlowTransfers(TimeSpan delay) : IStartupFilter
     {
         public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
