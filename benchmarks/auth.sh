@@ -40,19 +40,13 @@ if [[ -n "${BEFORE_API_DLL:-}" ]]; then
     VARIANTS+=(before-client before-signed)
 fi
 LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.LoadGen.dll" --accounts "${ACCOUNTS:-10000}" --clients 64)
-ADMIN_KEY="bench-admin-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-PORT="${BENCH_PORT:-5191}"
-URL="http://127.0.0.1:$PORT"
-API_PID=""
-trap '[[ -n "$API_PID" ]] && kill "$API_PID" 2>/dev/null || true' EXIT
-start_api() { # dll log
-    ASPNETCORE_URLS="$URL" Transactor__Auth__AdminKey="$ADMIN_KEY" Transactor__Embedded__SiloPort=$((PORT + 6000)) \
-        Transactor__Embedded__GatewayPort=$((PORT + 25000)) Logging__LogLevel__Default=Warning dotnet "$1" >"$2" 2>&1 &
-    API_PID=$!
-    for _ in $(seq 1 240); do curl -sf "$URL/health" >/dev/null 2>&1 && return; sleep 0.5; done
-    echo "the API did not start (log: $2)" >&2; exit 1
-}
-stop_api() { kill "$API_PID" 2>/dev/null || true; wait "$API_PID" 2>/dev/null || true; API_PID=""; }
+BENCH_PORT="${BENCH_PORT:-5191}"
+# shellcheck source=benchmarks/lib.sh
+source "$ROOT/benchmarks/lib.sh"
+ADMIN_KEY="$BENCH_ADMIN_KEY"
+URL="$BENCH_URL"
+start_api() { bench_start_api "$1" "$2"; } # dll log
+stop_api() { bench_stop_api; }
 key_for() { # variant
     case "$1" in
         off|admin) echo "$ADMIN_KEY" ;;
@@ -61,7 +55,7 @@ key_for() { # variant
                | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])' ;;
     esac
 }
-echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); ${WARMUP_SECONDS}s warm-up + ${SECONDS_PER_RUN}s runs, 64 clients, ${ROUNDS} rounds; $(date -u +%FT%TZ)"
+echo "# $(bench_machine); ${WARMUP_SECONDS}s warm-up + ${SECONDS_PER_RUN}s runs, 64 clients, ${ROUNDS} rounds; $(date -u +%FT%TZ)"
 for round in $(seq 1 "$ROUNDS"); do
     for name in "${VARIANTS[@]}"; do
         start_api "${DLL[$name]}" "$OUT/api-$name-$round.log"
@@ -79,12 +73,12 @@ for round in $(seq 1 "$ROUNDS"); do
             2> >(while IFS= read -r line; do
                      echo "$line"
                      if [[ "$line" =~ committed\ ([0-9,]+) ]]; then
-                         echo "${BASH_REMATCH[1]//,/} $(awk '{print $14 + $15}' "/proc/$API_PID/stat" 2>/dev/null)" >>"$OUT/cpu-$name-$round.txt"
+                         echo "${BASH_REMATCH[1]//,/} $(bench_cpu_ticks "$API_PID" 2>/dev/null)" >>"$OUT/cpu-$name-$round.txt"
                      fi
                  done >"$OUT/$name-$round.progress") >"$OUT/$name-$round.txt" || true
         sleep 0.2
         stop_api
-        python3 - "$OUT/$name-$round.json" "$name" "$round" "$load" "$OUT/cpu-$name-$round.txt" "$(getconf CLK_TCK)" <<'PY'
+        python3 - "$OUT/$name-$round.json" "$name" "$round" "$load" "$OUT/cpu-$name-$round.txt" "$BENCH_TICKS" <<'PY'
 import json, os, sys
 s = json.load(open(sys.argv[1]))
 cpu = "n/a"
