@@ -61,9 +61,9 @@ public static class SiloBuilderExtensions
     /// grains' services, and in-memory ledger storage and reminders unless the <c>Orleans</c>
     /// section names providers for them (<c>Orleans:GrainStorage:ledger</c>, <c>Orleans:Reminders</c>).
     /// Clustering is the host's choice. The process refuses silo and gateway ports another process
-    /// listens on (<see cref="ListenPortCheck"/>), refuses other silos' connections while they may take
-    /// it for its predecessor on the same address (<see cref="SupersededSiloGuard"/>), and its stop is
-    /// bounded (<see cref="StopOptions"/>).
+    /// listens on (<see cref="ListenPortCheck"/>), refuses other silos' connections until it has joined,
+    /// when they can only be meant for its predecessor on the same address (<see cref="SupersededSiloGuard"/>),
+    /// and its stop is bounded (<see cref="StopOptions"/>).
     /// </summary>
     public static ISiloBuilder AddTransactorSilo(this ISiloBuilder silo, IConfiguration configuration)
     {
