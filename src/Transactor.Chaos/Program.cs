@@ -44,8 +44,8 @@ root.SetAction(async (parse, cancellation) =>
         FaultPhase = runScenario switch
         {
             ChaosScenario.KillSilo => TimeSpan.FromSeconds(10 + Math.Max(0, parse.GetValue(downSeconds)) + 30),
-            // A minute after the restart: long enough to see calls that wait out a 30-s response timeout end.
-            ChaosScenario.RestartCluster => TimeSpan.FromSeconds(10 + 60),
+            // 75 s after the restart: long enough to see calls that wait out a 30-s response timeout end.
+            ChaosScenario.RestartCluster => TimeSpan.FromSeconds(10 + 75),
             _ => TimeSpan.FromMinutes(Math.Max(0.1, parse.GetValue(minutes))),
         },
         Seed = runSeed,
