@@ -76,6 +76,12 @@ public sealed class FailureDetectionOptions
     /// <summary>The longest <see cref="ResponseTimeout"/>: that of the calls that wait on purpose (<c>ITransferCoordinatorGrain.LongWait</c>).</summary>
     public static readonly TimeSpan MaxResponseTimeout = TimeSpan.Parse(ITransferCoordinatorGrain.LongWait, System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>The shortest <see cref="ResponseTimeout"/>.</summary>
+    public static readonly TimeSpan MinResponseTimeout = TimeSpan.FromSeconds(1);
+
+    /// <summary>Whether <see cref="ResponseTimeout"/> is within its bounds; checked at start on the silos and in the API's client.</summary>
+    public bool ResponseTimeoutInRange => ResponseTimeout >= MinResponseTimeout && ResponseTimeout <= MaxResponseTimeout;
+
     /// <summary>Applies these settings to Orleans' membership options.</summary>
     public void ApplyTo(ClusterMembershipOptions membership)
     {

@@ -86,8 +86,8 @@ public static class SiloBuilderExtensions
         silo.Services.AddOptions<FailureDetectionOptions>().Bind(configuration.GetSection(FailureDetectionOptions.SectionName))
             .Validate(o => o.ProbeTimeout > TimeSpan.Zero && o.NumMissedProbesLimit >= 1 && o.NumVotesForDeathDeclaration >= 1
                 && o.DeathVoteExpirationTimeout > TimeSpan.Zero && o.IAmAliveTablePublishTimeout > TimeSpan.Zero && o.TableRefreshTimeout > TimeSpan.Zero
-                && o.PlacementTimeout >= TimeSpan.FromMilliseconds(10) && o.ResponseTimeout >= TimeSpan.FromSeconds(1) && o.ResponseTimeout <= FailureDetectionOptions.MaxResponseTimeout,
-                $"{FailureDetectionOptions.SectionName}: every timeout must be positive, every count at least 1, and ResponseTimeout between 1 s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.")
+                && o.PlacementTimeout >= TimeSpan.FromMilliseconds(10) && o.ResponseTimeoutInRange,
+                $"{FailureDetectionOptions.SectionName}: every timeout must be positive, every count at least 1, and ResponseTimeout between {FailureDetectionOptions.MinResponseTimeout.TotalSeconds} s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.")
             .ValidateOnStart();
         silo.Services.AddOptions<ClusterMembershipOptions>().Configure<IOptions<FailureDetectionOptions>>((membership, detection) => detection.Value.ApplyTo(membership));
         silo.Services.AddOptions<SiloMessagingOptions>().Configure<IOptions<FailureDetectionOptions>>((messaging, detection) =>

@@ -214,7 +214,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
                 // Latency counts from when the transfer was due, not when a client got free (no coordinated omission).
                 // Whether it is polite goes with the transfer, not the worker: a polite worker whose
                 // refusals cost nothing would otherwise take more than its share of the tickets.
-                await Transfer(n, random, IsPolite((int)(n % options.Clients)), scheduledAt, cancellation);
+                await Transfer(n, random, IsPoliteTransfer(n), scheduledAt, cancellation);
             }
         }, cancellation)).ToArray();
 
@@ -260,7 +260,7 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
             {
                 try
                 {
-                    await Transfer(number, new Random(HashCode.Combine(options.Seed, number)), IsPolite((int)(number % options.Clients)), scheduledAt, cancellation);
+                    await Transfer(number, new Random(HashCode.Combine(options.Seed, number)), IsPoliteTransfer(number), scheduledAt, cancellation);
                 }
                 catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
                 {
@@ -310,6 +310,9 @@ public sealed class LoadRunner(HttpClient http, LoadOptions options, HttpMessage
         options.Overload > 1 && elapsed.Ticks % BurstEvery.Ticks < BurstLength.Ticks;
 
     private bool IsPolite(int client) => client < Math.Round(options.Clients * options.PoliteShare);
+
+    /// <summary>In the open loops a transfer, not a client, is polite or not: the share of the offered transfers is the configured one.</summary>
+    private bool IsPoliteTransfer(long transfer) => IsPolite((int)(transfer % options.Clients));
 
     /// <summary>
     /// Sends one transfer, retrying transient failures under the same idempotency key. False when a

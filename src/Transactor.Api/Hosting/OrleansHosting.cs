@@ -76,14 +76,13 @@ public static partial class OrleansHosting
                 client.Configure<GatewayOptions>(options => options.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
                 client.Configure<TypeManagementOptions>(options => options.TypeMapRefreshInterval = ManifestRefreshInterval);
                 // As on the silos (FailureDetectionOptions.ResponseTimeout: Orleans' 30 s unless configured).
-                var responseTimeout = configuration.GetSection(FailureDetectionOptions.SectionName).Get<FailureDetectionOptions>()?.ResponseTimeout
-                    ?? FailureDetectionOptions.MaxResponseTimeout;
-                if (responseTimeout < TimeSpan.FromSeconds(1) || responseTimeout > FailureDetectionOptions.MaxResponseTimeout)
+                var detection = configuration.GetSection(FailureDetectionOptions.SectionName).Get<FailureDetectionOptions>() ?? new FailureDetectionOptions();
+                if (!detection.ResponseTimeoutInRange)
                 {
-                    throw new InvalidOperationException($"{FailureDetectionOptions.SectionName}:ResponseTimeout must be between 1 s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.");
+                    throw new InvalidOperationException($"{FailureDetectionOptions.SectionName}:ResponseTimeout must be between {FailureDetectionOptions.MinResponseTimeout.TotalSeconds} s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.");
                 }
 
-                client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = responseTimeout);
+                client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = detection.ResponseTimeout);
                 // Carries spans across grain calls; a filter on every call, so only when spans are exported.
                 if (ServiceDefaultsExtensions.TracingEnabled(configuration))
                 {

@@ -12,16 +12,10 @@ public sealed class TransferLogScopeTests(ApiFixture fixture)
     [Fact]
     public async Task The_error_logged_for_a_failed_transfer_carries_its_TransferId()
     {
-        var records = new ConcurrentQueue<(LogLevel Level, string Category, string? TransferId)>();
-        using var factory = fixture.WithServices(services =>
-        {
-            services.AddSingleton(MetricsTruthTests.FailingClusterClient.Create(() => new InvalidOperationException("injected")));
-            services.AddSingleton<ILoggerProvider>(new ScopeRecorder(records));
-        });
-        using var client = factory.CreateClient();
         var key = $"scoped-{Guid.NewGuid():N}";
 
-        using var failed = await client.SendAsync(Http.Post("/transfers", """{"from":"a","to":"b","amount":10,"currency":"USD"}""", key));
+        var (failed, records) = await TransferWhileTheLedgerFails(() => new InvalidOperationException("injected"), key);
+        using var _ = failed;
 
         await failed.AssertProblem(HttpStatusCode.InternalServerError, "internal_error");
         var errors = records.Where(record => record.Level >= LogLevel.Error).ToArray();
@@ -36,22 +30,34 @@ public sealed class TransferLogScopeTests(ApiFixture fixture)
     [Fact]
     public async Task A_ledger_that_does_not_answer_in_time_is_a_503_logged_as_one_warning_not_an_error()
     {
-        var records = new ConcurrentQueue<(LogLevel Level, string Category, string? TransferId)>();
-        using var factory = fixture.WithServices(services =>
-        {
-            services.AddSingleton(MetricsTruthTests.FailingClusterClient.Create(() => new TimeoutException("Response did not arrive on time (injected)")));
-            services.AddSingleton<ILoggerProvider>(new ScopeRecorder(records));
-        });
-        using var client = factory.CreateClient();
         var key = $"late-{Guid.NewGuid():N}";
 
-        using var failed = await client.SendAsync(Http.Post("/transfers", """{"from":"a","to":"b","amount":10,"currency":"USD"}""", key));
+        var (failed, records) = await TransferWhileTheLedgerFails(() => new TimeoutException("Response did not arrive on time (injected)"), key);
+        using var _ = failed;
 
         await failed.AssertProblem(HttpStatusCode.ServiceUnavailable, "ledger_unavailable");
         Assert.Equal("1", failed.Headers.RetryAfter?.ToString());
         Assert.DoesNotContain(records, record => record.Level >= LogLevel.Error);
         var warning = Assert.Single(records, record => record.Level == LogLevel.Warning && record.Category == "Transactor.Api");
         Assert.Equal(key, warning.TransferId);
+    }
+
+    /// <summary>
+    /// <c>POST /transfers</c> under <paramref name="key"/> to an API whose ledger throws <paramref name="failure"/>,
+    /// with every log record of the API kept (level, category, the TransferId of its scope).
+    /// </summary>
+    private async Task<(HttpResponseMessage Response, ConcurrentQueue<(LogLevel Level, string Category, string? TransferId)> Records)> TransferWhileTheLedgerFails(Func<Exception> failure, string key)
+    {
+        var records = new ConcurrentQueue<(LogLevel Level, string Category, string? TransferId)>();
+        using var factory = fixture.WithServices(services =>
+        {
+            services.AddSingleton(MetricsTruthTests.FailingClusterClient.Create(failure));
+            services.AddSingleton<ILoggerProvider>(new ScopeRecorder(records));
+        });
+        using var client = factory.CreateClient();
+        var response = await client.SendAsync(Http.Post("/transfers", """{"from":"a","to":"b","amount":10,"currency":"USD"}""", key));
+        await response.Content.LoadIntoBufferAsync();
+        return (response, records);
     }
 
     private sealed class ScopeRecorder(ConcurrentQueue<(LogLevel, string, string?)> records) : ILoggerProvider, ISupportExternalScope
