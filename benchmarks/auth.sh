@@ -43,14 +43,10 @@ LOADGEN=(dotnet "$ROOT/src/Transactor.LoadGen/bin/Release/net10.0/Transactor.Loa
 BENCH_PORT="${BENCH_PORT:-5191}"
 # shellcheck source=benchmarks/lib.sh
 source "$ROOT/benchmarks/lib.sh"
-ADMIN_KEY="$BENCH_ADMIN_KEY"
-URL="$BENCH_URL"
-start_api() { bench_start_api "$1" "$2"; } # dll log
-stop_api() { bench_stop_api; }
 key_for() { # variant
     case "$1" in
-        off|admin) echo "$ADMIN_KEY" ;;
-        *) curl -sf -X POST "$URL/keys" -H "Authorization: Bearer $ADMIN_KEY" -H 'Content-Type: application/json' \
+        off|admin) echo "$BENCH_ADMIN_KEY" ;;
+        *) curl -sf -X POST "$BENCH_URL/keys" -H "Authorization: Bearer $BENCH_ADMIN_KEY" -H 'Content-Type: application/json' \
                -d "{\"name\":\"bench\",\"role\":\"client\",\"require_signature\":$([[ "$1" == *signed ]] && echo true || echo false),\"rate_per_second\":1000000,\"burst\":1000000}" \
                | python3 -c 'import json,sys;print(json.load(sys.stdin)["key"])' ;;
     esac
@@ -58,18 +54,18 @@ key_for() { # variant
 echo "# $(bench_machine); ${WARMUP_SECONDS}s warm-up + ${SECONDS_PER_RUN}s runs, 64 clients, ${ROUNDS} rounds; $(date -u +%FT%TZ)"
 for round in $(seq 1 "$ROUNDS"); do
     for name in "${VARIANTS[@]}"; do
-        start_api "${DLL[$name]}" "$OUT/api-$name-$round.log"
+        bench_start_api "${DLL[$name]}" "$OUT/api-$name-$round.log"
         key="$(key_for "$name")"
         sign=(); [[ "$name" == *signed ]] && sign=(--sign)
         # Warm-up, then the measured run (each load generator run opens and funds accounts of its own first).
-        "${LOADGEN[@]}" --target "$URL" --api-key "$key" "${sign[@]}" --quiet --duration "$WARMUP_SECONDS" --seed "$round" --out "$OUT/warmup-$name-$round.json" >"$OUT/warmup-$name-$round.txt" 2>&1 || true
+        "${LOADGEN[@]}" --target "$BENCH_URL" --api-key "$key" "${sign[@]}" --quiet --duration "$WARMUP_SECONDS" --seed "$round" --out "$OUT/warmup-$name-$round.json" >"$OUT/warmup-$name-$round.txt" 2>&1 || true
         load="$(cut -d' ' -f1 /proc/loadavg)"
         # The API's CPU time (utime+stime, clock ticks) beside the load generator's committed count at
         # each of its progress lines (every 2 s, on stderr): the CPU per 1,000 transfers is taken
         # between the first and the last line, so the accounts' opening and funding before the load
         # and the books' check after it are left out. It does not depend on what else runs on the cores.
         rm -f "$OUT/cpu-$name-$round.txt"
-        "${LOADGEN[@]}" --target "$URL" --api-key "$key" "${sign[@]}" --duration "$SECONDS_PER_RUN" --seed "$round" --out "$OUT/$name-$round.json" \
+        "${LOADGEN[@]}" --target "$BENCH_URL" --api-key "$key" "${sign[@]}" --duration "$SECONDS_PER_RUN" --seed "$round" --out "$OUT/$name-$round.json" \
             2> >(while IFS= read -r line; do
                      echo "$line"
                      if [[ "$line" =~ committed\ ([0-9,]+) ]]; then
@@ -77,7 +73,7 @@ for round in $(seq 1 "$ROUNDS"); do
                      fi
                  done >"$OUT/$name-$round.progress") >"$OUT/$name-$round.txt" || true
         sleep 0.2
-        stop_api
+        bench_stop_api
         python3 - "$OUT/$name-$round.json" "$name" "$round" "$load" "$OUT/cpu-$name-$round.txt" "$BENCH_TICKS" <<'PY'
 import json, os, sys
 s = json.load(open(sys.argv[1]))
