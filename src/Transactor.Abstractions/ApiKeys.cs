@@ -51,7 +51,7 @@ public sealed record ApiKeyRecord(
 public interface IApiKeyGrain : IGrainWithStringKey
 {
     /// <summary>Stores <paramref name="record"/> if this key id holds nothing yet; returns what it holds afterwards.</summary>
-    [Alias("Create")]
+    [Alias("Create"), ResponseTimeout(CallTimeouts.Patient)]
     Task<ApiKeyRecord> Create(ApiKeyRecord record);
 
     /// <summary>The key, or null when no key has this id.</summary>
@@ -59,7 +59,7 @@ public interface IApiKeyGrain : IGrainWithStringKey
     Task<ApiKeyRecord?> Get();
 
     /// <summary>Revokes the key (idempotent); null when no key has this id.</summary>
-    [Alias("Revoke")]
+    [Alias("Revoke"), ResponseTimeout(CallTimeouts.Patient)]
     Task<ApiKeyRecord?> Revoke(DateTimeOffset now);
 }
 
@@ -71,7 +71,7 @@ public interface IApiKeyRegistryGrain : IGrainWithIntegerKey
     public const int MaxKeys = 10_000;
 
     /// <summary>Lists <paramref name="keyId"/>; false when the registry is full. Idempotent; returns once durable.</summary>
-    [Alias("Add")]
+    [Alias("Add"), ResponseTimeout(CallTimeouts.Patient)]
     Task<bool> Add(string keyId);
 
     /// <summary>Every key id, in ordinal order.</summary>
@@ -128,7 +128,7 @@ public interface INonceGrain : IGrainWithIntegerKey
     /// have been first seen before this activation started; one outcome per use, in order. Returns
     /// once every nonce it accepts is remembered as long as it must be (stored, when signed ahead).
     /// </summary>
-    [Alias("TryUseMany")]
+    [Alias("TryUseMany"), ResponseTimeout(CallTimeouts.Patient)]
     Task<NonceOutcome[]> TryUse(NonceUse[] uses);
 }
 

@@ -10,28 +10,28 @@ namespace Transactor;
 public interface IAccountGrain : IGrainWithStringKey
 {
     /// <summary>Opens the account. Opening again with the same currency and owner changes nothing.</summary>
-    [Alias("Open")]
+    [Alias("Open"), ResponseTimeout(CallTimeouts.Patient)]
     Task<OpenAccountResult> Open(string currency, string? owner);
 
     /// <summary>
     /// Opens the account with <paramref name="limits"/> and the client's <paramref name="metadata"/> (null for
     /// none). Opening again with the same currency, owner, limits and metadata changes nothing; with others, it is a conflict.
     /// </summary>
-    [Alias("OpenWithMetadata")]
+    [Alias("OpenWithMetadata"), ResponseTimeout(CallTimeouts.Patient)]
     Task<OpenAccountResult> OpenWithMetadata(string currency, string? owner, AccountLimits limits, MetadataMap? metadata);
 
     /// <summary>
     /// Opens the account with <paramref name="limits"/>. Opening again with the same currency, owner
     /// and limits changes nothing; with others it is a conflict.
     /// </summary>
-    [Alias("OpenWithLimits")]
+    [Alias("OpenWithLimits"), ResponseTimeout(CallTimeouts.Patient)]
     Task<OpenAccountResult> Open(string currency, string? owner, AccountLimits limits);
 
     /// <summary>
     /// Changes the account's limits (an administrator's act); refused when available is already below
     /// what the new limits allow.
     /// </summary>
-    [Alias("SetLimits")]
+    [Alias("SetLimits"), ResponseTimeout(CallTimeouts.Patient)]
     Task<SetLimitsResult> SetLimits(AccountLimits limits);
 
     /// <summary>
@@ -81,15 +81,15 @@ public interface IAccountGrain : IGrainWithStringKey
     Task<AccountSnapshot?> Abort(string transferId, long decidedEpoch);
 
     /// <summary>Disputes a committed deposit (by its transfer id): its amount moves from available to held.</summary>
-    [Alias("Dispute")]
+    [Alias("Dispute"), ResponseTimeout(CallTimeouts.Patient)]
     Task<DisputeResult> Dispute(string depositId);
 
     /// <summary>Resolves a disputed deposit: its amount moves from held back to available.</summary>
-    [Alias("Resolve")]
+    [Alias("Resolve"), ResponseTimeout(CallTimeouts.Patient)]
     Task<DisputeResult> Resolve(string depositId);
 
     /// <summary>Charges back a disputed deposit: its amount leaves held and total, and the account locks.</summary>
-    [Alias("Chargeback")]
+    [Alias("Chargeback"), ResponseTimeout(CallTimeouts.Patient)]
     Task<DisputeResult> Chargeback(string depositId);
 }
 
@@ -168,7 +168,7 @@ public interface IRecoveryShardGrain : IGrainWithIntegerKey
     Task CompleteLinked(string transferId, IReadOnlyList<AccountSnapshot> accounts);
 
     /// <summary>The result, waiting up to <paramref name="timeout"/> for a movement driven by someone else to end.</summary>
-    [Alias("WaitForResult"), ResponseTimeout(ITransferCoordinatorGrain.LongWait)]
+    [Alias("WaitForResult"), ResponseTimeout(CallTimeouts.Patient)]
     Task<TransferResult?> WaitForResult(string transferId, TimeSpan timeout);
 
     /// <summary>
@@ -214,7 +214,7 @@ public interface IPendingTimeoutGrain : IGrainWithStringKey
 public interface IAccountDirectoryGrain : IGrainWithIntegerKey
 {
     /// <summary>Lists an opened account; returns once the listing is durable. Idempotent.</summary>
-    [Alias("Add")]
+    [Alias("Add"), ResponseTimeout(CallTimeouts.Patient)]
     Task Add(string accountId);
 
     /// <summary>Up to <paramref name="limit"/> ids greater than <paramref name="after"/> (all when null), in ordinal order.</summary>
@@ -268,15 +268,8 @@ public static class StableHash
 [Alias("Transactor.ITransferCoordinatorGrain")]
 public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
 {
-    /// <summary>
-    /// The response timeout of calls that may wait on purpose (up to <c>TransferOptions.WaitTimeout</c>,
-    /// 10 s, for a concurrent driver, plus their own calls): Orleans' default of 30 s, kept when the
-    /// one for every other call is lowered (<c>FailureDetectionOptions.ResponseTimeout</c>).
-    /// </summary>
-    public const string LongWait = "00:00:30";
-
     /// <summary>Executes <paramref name="request"/> (or returns the outcome already recorded under its id).</summary>
-    [Alias("Execute"), ResponseTimeout(LongWait)]
+    [Alias("Execute"), ResponseTimeout(CallTimeouts.Patient)]
     Task<TransferResult> Execute(TransferRequest request);
 
     /// <summary>
@@ -286,7 +279,7 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     /// that fails validation, reuses a key, or names a movement that has ended gets the same answer
     /// as from <see cref="Execute"/>.
     /// </summary>
-    [Alias("Submit"), ResponseTimeout(LongWait)]
+    [Alias("Submit"), ResponseTimeout(CallTimeouts.Patient)]
     Task<TransferResult> Submit(TransferRequest request);
 
     /// <summary>
@@ -295,14 +288,14 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     /// the pending transfer <paramref name="pendingTransferId"/>: a movement of its own under
     /// <see cref="PendingTransfers.EndId"/>, so the first of them wins and each is idempotent.
     /// </summary>
-    [Alias("EndPending"), ResponseTimeout(LongWait)]
+    [Alias("EndPending"), ResponseTimeout(CallTimeouts.Patient)]
     Task<TransferResult> EndPending(string pendingTransferId, TransferPhase phase, long? amountMinor);
 
     /// <summary>
     /// <see cref="EndPending"/> with the client's <paramref name="metadata"/> on the post or void (null
     /// for none). The metadata is part of the end's request: the same end again must carry the same.
     /// </summary>
-    [Alias("EndPendingWithMetadata"), ResponseTimeout(LongWait)]
+    [Alias("EndPendingWithMetadata"), ResponseTimeout(CallTimeouts.Patient)]
     Task<TransferResult> EndPendingWithMetadata(string pendingTransferId, TransferPhase phase, long? amountMinor, MetadataMap? metadata);
 
     /// <summary>

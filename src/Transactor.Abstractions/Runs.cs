@@ -20,7 +20,7 @@ public interface IRunRegistryGrain : IGrainWithIntegerKey
     /// or it is ended as abandoned. False when <see cref="LedgerRuns.MaxKept"/> runs are active.
     /// Registering a run that is registered already changes nothing and answers true.
     /// </summary>
-    [Alias("Register")]
+    [Alias("Register"), ResponseTimeout(CallTimeouts.Patient)]
     Task<bool> Register(RunView run, TimeSpan lease);
 
     /// <summary>
@@ -29,11 +29,11 @@ public interface IRunRegistryGrain : IGrainWithIntegerKey
     /// A view of an ended run is kept as its final one. A run the registry does not keep (its
     /// registration was lost) is taken back when there is room, with <paramref name="lease"/>.
     /// </summary>
-    [Alias("Report")]
+    [Alias("Report"), ResponseTimeout(CallTimeouts.Patient)]
     Task<RunVerdict> Report(RunView run, TimeSpan lease);
 
     /// <summary>Asks a run to stop (its executor hears it in the answer to its next report); the run as it stands, or null when not kept.</summary>
-    [Alias("Cancel")]
+    [Alias("Cancel"), ResponseTimeout(CallTimeouts.Patient)]
     Task<RunView?> Cancel(string runId);
 
     /// <summary>A kept run, or null.</summary>

@@ -60,27 +60,44 @@ public sealed class FailureDetectionOptions
     public TimeSpan PlacementTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// How long a grain call waits for its answer, on the silos and in the API's client: Orleans'
-    /// 30 s unless configured. A lower value bounds a call that nothing will ever answer (a message
-    /// lost with a connection Orleans closed under it, docs/reliability.md, "Full restart"), but also
-    /// fails calls that wait on storage (a recovery shard's <c>Begin</c>, an account's <c>Prepare</c>,
-    /// queued behind a slow or recovering database), and a movement whose <c>Begin</c> timed out
-    /// answers pending until its lease runs out. Lower it only where the database answers well within
-    /// it. The calls that wait on purpose (up to <see cref="TransferOptions.WaitTimeout"/> for a
-    /// concurrent driver) keep 30 s whatever this says (<c>[ResponseTimeout]</c> on the grain
-    /// interface), hence at most <see cref="MaxResponseTimeout"/>. Liveness only: a timed-out call may
-    /// still take effect, and every step of a movement survives a late answer (docs/transfers.md).
+    /// How long a grain call waits for its answer on the silos: Orleans' 30 s unless configured. A
+    /// lower value bounds a call that nothing will ever answer (a message lost with a connection
+    /// Orleans closed under it, docs/reliability.md, "Full restart"), but also fails calls that wait
+    /// on storage (a recovery shard's <c>Begin</c>, an account's <c>Prepare</c>, queued behind a slow
+    /// or recovering database), and a movement whose <c>Begin</c> timed out answers pending until its
+    /// lease runs out. Lower it only where the database answers well within it. The calls that wait
+    /// on purpose (up to <see cref="TransferOptions.WaitTimeout"/> for a concurrent driver) keep 30 s
+    /// whatever this says (<see cref="CallTimeouts.Patient"/> on the grain interface), hence at most
+    /// <see cref="MaxResponseTimeout"/>. Liveness only: a timed-out call may still take effect, and
+    /// every step of a movement survives a late answer (docs/transfers.md).
     /// </summary>
     public TimeSpan ResponseTimeout { get; set; } = MaxResponseTimeout;
 
-    /// <summary>The longest <see cref="ResponseTimeout"/>: that of the calls that wait on purpose (<c>ITransferCoordinatorGrain.LongWait</c>).</summary>
-    public static readonly TimeSpan MaxResponseTimeout = TimeSpan.Parse(ITransferCoordinatorGrain.LongWait, System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>
+    /// How long a grain call from the API's Orleans client waits for its answer (Orleans' default:
+    /// 30 s). The API's own calls are reads (an account, a movement's result, a page of history),
+    /// which answer 503 with <c>Retry-After</c> when they time out and change nothing, and calls that
+    /// keep 30 s whatever this says (<see cref="CallTimeouts.Patient"/>): the coordinator's, and every
+    /// one that writes to storage. The client's own requests to its gateway are bounded by it too:
+    /// its first request for the cluster's manifest, sent to a silo that restarted that second, went
+    /// unanswered, and the API served nothing until it timed out (docs/reliability.md, "Full
+    /// restart"). Liveness only.
+    /// </summary>
+    public TimeSpan ClientResponseTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>The shortest <see cref="ResponseTimeout"/>.</summary>
+    /// <summary>The longest response timeout: that of the calls that wait on purpose (<see cref="CallTimeouts.Patient"/>).</summary>
+    public static readonly TimeSpan MaxResponseTimeout = TimeSpan.Parse(CallTimeouts.Patient, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The shortest response timeout.</summary>
     public static readonly TimeSpan MinResponseTimeout = TimeSpan.FromSeconds(1);
 
-    /// <summary>Whether <see cref="ResponseTimeout"/> is within its bounds; checked at start on the silos and in the API's client.</summary>
-    public bool ResponseTimeoutInRange => ResponseTimeout >= MinResponseTimeout && ResponseTimeout <= MaxResponseTimeout;
+    /// <summary>Whether <see cref="ResponseTimeout"/> is within its bounds; checked at start on the silos.</summary>
+    public bool ResponseTimeoutInRange => InRange(ResponseTimeout);
+
+    /// <summary>Whether <see cref="ClientResponseTimeout"/> is within its bounds; checked at start in the API's client.</summary>
+    public bool ClientResponseTimeoutInRange => InRange(ClientResponseTimeout);
+
+    private static bool InRange(TimeSpan timeout) => timeout >= MinResponseTimeout && timeout <= MaxResponseTimeout;
 
     /// <summary>Applies these settings to Orleans' membership options.</summary>
     public void ApplyTo(ClusterMembershipOptions membership)

@@ -75,14 +75,14 @@ public static partial class OrleansHosting
                 client.Configure<ConnectionOptions>(options => options.OpenConnectionTimeout = GatewayConnectTimeout);
                 client.Configure<GatewayOptions>(options => options.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
                 client.Configure<TypeManagementOptions>(options => options.TypeMapRefreshInterval = ManifestRefreshInterval);
-                // As on the silos (FailureDetectionOptions.ResponseTimeout: Orleans' 30 s unless configured).
+                // 5 s unless configured; the calls that write or wait on purpose keep 30 s (FailureDetectionOptions.ClientResponseTimeout).
                 var detection = configuration.GetSection(FailureDetectionOptions.SectionName).Get<FailureDetectionOptions>() ?? new FailureDetectionOptions();
-                if (!detection.ResponseTimeoutInRange)
+                if (!detection.ClientResponseTimeoutInRange)
                 {
-                    throw new InvalidOperationException($"{FailureDetectionOptions.SectionName}:ResponseTimeout must be between {FailureDetectionOptions.MinResponseTimeout.TotalSeconds} s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.");
+                    throw new InvalidOperationException($"{FailureDetectionOptions.SectionName}:ClientResponseTimeout must be between {FailureDetectionOptions.MinResponseTimeout.TotalSeconds} s and {FailureDetectionOptions.MaxResponseTimeout.TotalSeconds} s.");
                 }
 
-                client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = detection.ResponseTimeout);
+                client.Configure<ClientMessagingOptions>(options => options.ResponseTimeout = detection.ClientResponseTimeout);
                 // Carries spans across grain calls; a filter on every call, so only when spans are exported.
                 if (ServiceDefaultsExtensions.TracingEnabled(configuration))
                 {

@@ -59,20 +59,21 @@ public sealed class ChaosSuiteTests(ITestOutputHelper output)
     /// <summary>
     /// Issue #23: <c>kill -9</c> of every silo process and the API at once under load, all started
     /// again at once (the runner's restart-cluster scenario: 16 clients, default transfer timings, no
-    /// message faults). Commits come back within a minute of the kill, and the books check passes,
-    /// movements in flight at the kill included. The issue's goal is 20 s; most runs meet it (5-15 s),
-    /// but the API's Orleans client can wait out its 30-s response timeout for its first cluster
-    /// manifest when it asks a gateway whose silo is starting that second (39.5 s once in CI;
-    /// docs/reliability.md, "Full restart"), so the bound here is what every run meets today.
+    /// message faults). Commits come back within 20 s of the kill (the issue's goal; 5-16 s in the
+    /// runs of docs/reliability.md, "Full restart"), and the books check passes, movements in flight
+    /// at the kill included. Once this took 39.5 s in CI: the API's client waited out a 30-s response
+    /// timeout for its first cluster manifest, asked of a gateway whose silo was starting that
+    /// second; the API's client now gives up on such a request after 5 s
+    /// (<c>Transactor:FailureDetection:ClientResponseTimeout</c>).
     /// </summary>
     [Fact]
-    public async Task Restarting_every_process_at_once_under_load_serves_again_within_a_minute()
+    public async Task Restarting_every_process_at_once_under_load_serves_again_within_20_s()
     {
         await Run(["--scenario", "restart-cluster", "--clients", "16", "--accounts", "60", "--seed", "1"], root =>
         {
             var restart = Assert.Single(root.GetProperty("availability").EnumerateArray(), a => a.GetProperty("kind").GetString() == "restart_cluster");
             var gapMs = restart.GetProperty("longest_gap_ms").GetInt64();
-            Assert.True(gapMs <= 60_000, $"No transfer committed for {gapMs} ms after every process was killed and restarted (limit 60 s): {restart}");
+            Assert.True(gapMs <= 20_000, $"No transfer committed for {gapMs} ms after every process was killed and restarted (limit 20 s): {restart}");
             Assert.True(restart.GetProperty("first_commit_after_ms").ValueKind == JsonValueKind.Number, $"Nothing committed after the restart: {restart}");
             Assert.True(root.GetProperty("movements").GetProperty("acknowledged").GetInt32() >= 200, $"Too few movements acknowledged: {root.GetProperty("movements")}");
         });

@@ -1,0 +1,152 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Serialization;
+using Orleans.Storage;
+using Transactor.Grains;
+
+namespace Transactor.Tests.Api;
+
+/// <summary>
+/// The API's Orleans client waits <c>Transactor:FailureDetection:ClientResponseTimeout</c> for a
+/// read and gives up with a 503 that changed nothing, but waits for a write to storage as long as
+/// storage takes (docs/reliability.md, "Full restart"): an API answering 503 for an account it did
+/// open would be wrong. A second API instance, a client of an embedded silo whose account rows the
+/// test holds, with a 1-s client timeout.
+/// </summary>
+[Collection(ApiTestGroup.Name)]
+public sealed class ClientResponseTimeoutTests(ApiFixture api)
+{
+    private static readonly TimeSpan ClientTimeout = TimeSpan.FromSeconds(1);
+
+    [Fact]
+    public async Task A_read_that_storage_holds_past_the_client_timeout_is_a_503_and_changes_nothing()
+    {
+        var rows = new HeldAccountRows();
+        await using var ledger = LedgerWith(rows, out var gatewayPort);
+        await using var client = ClientOf(ledger, gatewayPort);
+        using var http = client.CreateClient();
+        var id = $"held-read-{Guid.NewGuid():N}";
+        var held = rows.HoldRead(id);
+
+        using (var read = await http.GetAsync(new Uri($"/accounts/{id}", UriKind.Relative)))
+        {
+            await read.AssertProblem(HttpStatusCode.ServiceUnavailable, "ledger_unavailable");
+            Assert.True(read.Headers.RetryAfter is not null, "a 503 says when to retry");
+        }
+
+        Assert.True(held.Reached.Task.IsCompleted, "the read reached storage");
+        held.Release.SetResult();
+        using var after = await http.GetAsync(new Uri($"/accounts/{id}", UriKind.Relative));
+        await after.AssertProblem(HttpStatusCode.NotFound, "account_not_found");
+    }
+
+    [Fact]
+    public async Task Opening_an_account_waits_for_a_write_storage_holds_past_the_client_timeout()
+    {
+        var rows = new HeldAccountRows();
+        await using var ledger = LedgerWith(rows, out var gatewayPort);
+        await using var client = ClientOf(ledger, gatewayPort);
+        using var http = client.CreateClient();
+        var id = $"held-write-{Guid.NewGuid():N}";
+        var held = rows.HoldWrite(id);
+
+        var open = http.SendAsync(Http.Post("/accounts", $$"""{"id":"{{id}}","currency":"EUR"}"""));
+        await held.Reached.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        // Twice the client's timeout: a call that waited only that long has given up by now.
+        await Task.Delay(2 * ClientTimeout);
+        Assert.False(open.IsCompleted, "the open answered while its write was held");
+        held.Release.SetResult();
+
+        using var opened = await open.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(HttpStatusCode.Created, opened.StatusCode);
+        using var read = await http.GetAsync(new Uri($"/accounts/{id}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("EUR", (await read.Body()).GetProperty("currency").GetString());
+    }
+
+    /// <summary>An API with an embedded silo whose ledger storage goes through <paramref name="rows"/>.</summary>
+    private WebApplicationFactory<Program> LedgerWith(HeldAccountRows rows, out int gatewayPort)
+    {
+        var gateway = ApiFixture.FreePort();
+        gatewayPort = gateway;
+        var ledger = api.WithWebHostBuilder(builder =>
+        {
+            builder.UseSetting("Transactor:Embedded:SiloPort", ApiFixture.FreePort().ToString(CultureInfo.InvariantCulture));
+            builder.UseSetting("Transactor:Embedded:GatewayPort", gateway.ToString(CultureInfo.InvariantCulture));
+            builder.ConfigureTestServices(services => services.AddKeyedSingleton<IGrainStorage>(
+                StorageNames.Ledger,
+                (sp, _) => new HeldAccountRows.Storage(rows, new InMemoryGrainStorage(sp.GetRequiredService<InMemoryLedgerStore>(), sp.GetRequiredService<Serializer>()))));
+        });
+        _ = ledger.Server;
+        return ledger;
+    }
+
+    /// <summary>A second API instance: an Orleans client of <paramref name="ledger"/>'s silo, waiting <see cref="ClientTimeout"/> for an answer.</summary>
+    private WebApplicationFactory<Program> ClientOf(WebApplicationFactory<Program> ledger, int gatewayPort)
+    {
+        var cluster = ledger.Services.GetRequiredService<IOptions<ClusterOptions>>().Value;
+        return api.WithSettings(
+            ("Orleans:ClusterId", cluster.ClusterId),
+            ("Orleans:ServiceId", cluster.ServiceId),
+            ("Orleans:Clustering:ProviderType", "Development"),
+            ("Orleans:Clustering:Gateways:0", $"127.0.0.1:{gatewayPort}"),
+            ("Transactor:FailureDetection:ClientResponseTimeout", ClientTimeout.ToString("c", CultureInfo.InvariantCulture)));
+    }
+}
+
+/// <summary>Holds the next read or write of an account's row until the test releases it.</summary>
+internal sealed class HeldAccountRows
+{
+    private readonly ConcurrentDictionary<string, Hold> _reads = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Hold> _writes = new(StringComparer.Ordinal);
+
+    public Hold HoldRead(string accountId) => _reads[Key(accountId)] = new Hold();
+
+    public Hold HoldWrite(string accountId) => _writes[Key(accountId)] = new Hold();
+
+    private static string Key(string accountId) => "acct/" + accountId;
+
+    internal sealed class Hold
+    {
+        public TaskCompletionSource Reached { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task Wait()
+        {
+            Reached.TrySetResult();
+            await Release.Task;
+        }
+    }
+
+    internal sealed class Storage(HeldAccountRows rows, IGrainStorage inner) : IGrainStorage
+    {
+        public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            if (stateName == AccountGrain.StateName && rows._reads.TryRemove(grainId.Key.ToString()!, out var hold))
+            {
+                await hold.Wait();
+            }
+
+            await inner.ReadStateAsync(stateName, grainId, grainState);
+        }
+
+        public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+        {
+            if (stateName == AccountGrain.StateName && rows._writes.TryRemove(grainId.Key.ToString()!, out var hold))
+            {
+                await hold.Wait();
+            }
+
+            await inner.WriteStateAsync(stateName, grainId, grainState);
+        }
+
+        public Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) => inner.ClearStateAsync(stateName, grainId, grainState);
+    }
+}
