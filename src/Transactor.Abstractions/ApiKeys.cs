@@ -128,7 +128,7 @@ public interface INonceGrain : IGrainWithIntegerKey
     /// have been first seen before this activation started; one outcome per use, in order. Returns
     /// once every nonce it accepts is remembered as long as it must be (stored, when signed ahead).
     /// </summary>
-    [Alias("TryUseMany"), ResponseTimeout(CallTimeouts.Patient)]
+    [Alias("TryUseMany")]
     Task<NonceOutcome[]> TryUse(NonceUse[] uses);
 }
 

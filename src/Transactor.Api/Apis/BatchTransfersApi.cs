@@ -130,16 +130,17 @@ public static class BatchTransfersApi
             return ItemView.Failed(item.Id, item.Problem!);
         }
 
-        // A client key debits only its own accounts: an item that debits another's fails alone (the
-        // account grain checks again, through the request context every item's calls carry).
-        if (request.DebitAccountId is { } from && await access.RequireOwner(context, from) is { } forbidden)
-        {
-            return ItemView.Failed(item.Id, forbidden);
-        }
-
         TransferResult result;
         try
         {
+            // A client key debits only its own accounts: an item that debits another's fails alone (the
+            // account grain checks again, through the request context every item's calls carry). The
+            // check reads the account: one that does not answer fails this item alone, with 503.
+            if (request.DebitAccountId is { } from && await access.RequireOwner(context, from) is { } forbidden)
+            {
+                return ItemView.Failed(item.Id, forbidden);
+            }
+
             result = await coordinator.Execute(request).WaitAsync(gatewayLost);
         }
         catch (LedgerOverloadedException)

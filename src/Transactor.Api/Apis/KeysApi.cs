@@ -11,6 +11,9 @@ public static class KeysApi
 
     private const int MaxNameLength = 200;
 
+    /// <summary>Keys read at once when listing them: each a grain call, perhaps an activation and a storage read.</summary>
+    private const int MaxConcurrentReads = 64;
+
     private static readonly string[] CreateRequired = ["name"];
     private static readonly string[] CreateOptional = ["role", "require_signature", "rate_per_second", "burst"];
 
@@ -70,7 +73,10 @@ public static class KeysApi
     private static async Task<IResult> List(IClusterClient client)
     {
         var ids = await client.GetGrain<IApiKeyRegistryGrain>(0).List();
-        var records = await Task.WhenAll(ids.Select(id => client.GetGrain<IApiKeyGrain>(id).Get()));
+        // Up to IApiKeyRegistryGrain.MaxKeys of them: a bounded number of reads at once, in the registry's order.
+        var records = new ApiKeyRecord?[ids.Count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, ids.Count), new ParallelOptions { MaxDegreeOfParallelism = MaxConcurrentReads }, async (i, _) =>
+            records[i] = await client.GetGrain<IApiKeyGrain>(ids[i]).Get());
         return TypedResults.Ok(records.OfType<ApiKeyRecord>().Select(KeyView.From).ToArray());
     }
 

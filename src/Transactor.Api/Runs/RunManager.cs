@@ -315,9 +315,15 @@ public sealed partial class RunManager(IClusterClient client, TransferEventLog e
         });
 
         // Only funded accounts hold money: a cancelled run may have opened some without funding them yet.
-        var funded = await Task.WhenAll(Enumerable.Range(0, run.Accounts).Select(async i =>
-            await client.GetTransferResult(string.Create(CultureInfo.InvariantCulture, $"run-{run.Id}-{i}-fund")) is { Status: TransferStatus.Committed } ? 1L : 0L));
-        var expected = funded.Sum() * FundMinor;
+        long funded = 0;
+        await Parallel.ForEachAsync(Enumerable.Range(0, run.Accounts), new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, async (i, _) =>
+        {
+            if (await client.GetTransferResult(string.Create(CultureInfo.InvariantCulture, $"run-{run.Id}-{i}-fund")) is { Status: TransferStatus.Committed })
+            {
+                Interlocked.Increment(ref funded);
+            }
+        });
+        var expected = funded * FundMinor;
         return new BooksView(expected == total, expected, total, inFlight, opened);
     }
 

@@ -90,7 +90,6 @@ public sealed class FailureDetectionSettingsTests
             (typeof(IApiKeyGrain), nameof(IApiKeyGrain.Create)),
             (typeof(IApiKeyGrain), nameof(IApiKeyGrain.Revoke)),
             (typeof(IApiKeyRegistryGrain), nameof(IApiKeyRegistryGrain.Add)),
-            (typeof(INonceGrain), nameof(INonceGrain.TryUse)),
             (typeof(IRunRegistryGrain), nameof(IRunRegistryGrain.Register)),
             (typeof(IRunRegistryGrain), nameof(IRunRegistryGrain.Report)),
             (typeof(IRunRegistryGrain), nameof(IRunRegistryGrain.Cancel)),
