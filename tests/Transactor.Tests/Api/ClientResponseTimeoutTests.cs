@@ -70,6 +70,60 @@ public sealed class ClientResponseTimeoutTests(ApiFixture api)
         Assert.Equal("EUR", (await read.Body()).GetProperty("currency").GetString());
     }
 
+    [Fact]
+    public async Task A_batch_item_whose_owner_check_times_out_fails_alone_and_the_others_commit()
+    {
+        var rows = new HeldAccountRows();
+        await using var ledger = LedgerWith(rows, out var gatewayPort);
+        using var admin = ledger.CreateClient();
+        var key = await CreateClientKey(admin);
+        using var owner = WithKey(ledger.CreateClient(), key);
+        var (from, to) = ($"owned-{Guid.NewGuid():N}", await admin.OpenAccount());
+        using (var open = await owner.SendAsync(Http.Post("/accounts", $$"""{"id":"{{from}}","currency":"USD"}""")))
+        {
+            Assert.Equal(HttpStatusCode.Created, open.StatusCode);
+        }
+
+        using (var deposit = await admin.SendAsync(Http.Post($"/accounts/{from}/deposits", """{"amount":1000}""", $"dep-{Guid.NewGuid():N}")))
+        {
+            Assert.Equal(HttpStatusCode.Created, deposit.StatusCode);
+        }
+
+        // Another API instance knows no owner yet: each item's check reads its debit account.
+        await using var client = ClientOf(ledger, gatewayPort);
+        using var http = WithKey(client.CreateClient(), key);
+        var unread = $"held-owner-{Guid.NewGuid():N}";
+        var held = rows.HoldRead(unread);
+        var k = $"b-{Guid.NewGuid():N}";
+        var json = $$"""
+            [{"id":"{{k}}-1","from":"{{from}}","to":"{{to}}","amount":100,"currency":"USD"},
+             {"id":"{{k}}-2","from":"{{unread}}","to":"{{to}}","amount":100,"currency":"USD"}]
+            """;
+
+        using var response = await http.PostAsync(new Uri("/transfers/batch", UriKind.Relative), Http.Json(json));
+        held.Release.SetResult();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var results = (await response.Body()).GetProperty("results").EnumerateArray().ToArray();
+        Assert.Equal(201, results[0].GetProperty("status").GetInt32());
+        Assert.Equal(503, results[1].GetProperty("status").GetInt32());
+        Assert.Equal("ledger_unavailable", results[1].GetProperty("problem").GetProperty("code").GetString());
+        Assert.Equal((900L, 100L), (await admin.Available(from), await admin.Available(to)));
+    }
+
+    private static async Task<string> CreateClientKey(HttpClient admin)
+    {
+        using var created = await admin.SendAsync(Http.Post("/keys", """{"name":"batch owner","role":"client"}"""));
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        return (await created.Body()).GetProperty("key").GetString()!;
+    }
+
+    private static HttpClient WithKey(HttpClient client, string key)
+    {
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
     /// <summary>An API with an embedded silo whose ledger storage goes through <paramref name="rows"/>.</summary>
     private WebApplicationFactory<Program> LedgerWith(HeldAccountRows rows, out int gatewayPort)
     {
