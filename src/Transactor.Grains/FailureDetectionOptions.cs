@@ -75,10 +75,11 @@ public sealed class FailureDetectionOptions
 
     /// <summary>
     /// How long a grain call from the API's Orleans client waits for its answer (Orleans' default:
-    /// 30 s). The API's own calls are reads (an account, a movement's result, a page of history),
-    /// which answer 503 with <c>Retry-After</c> when they time out and change nothing, and calls that
-    /// keep 30 s whatever this says (<see cref="CallTimeouts.Patient"/>): the coordinator's, and every
-    /// one that writes to storage. The client's own requests to its gateway are bounded by it too:
+    /// 30 s). The calls it bounds are the API's reads (an account, a movement's result, a page of
+    /// history, an owner check before a write), which answer 503 with <c>Retry-After</c> when they
+    /// time out and change nothing, and signed requests' nonce checks (a retry is signed anew). The
+    /// coordinator's calls and every call of the API that writes to storage keep 30 s whatever this
+    /// says (<see cref="CallTimeouts.Patient"/>). The client's own requests to its gateway are bounded by it too:
     /// its first request for the cluster's manifest, sent to a silo that restarted that second, went
     /// unanswered, and the API served nothing until it timed out (docs/reliability.md, "Full
     /// restart"). Liveness only.
