@@ -2,7 +2,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Serialization;
@@ -72,8 +71,7 @@ public static class SiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         silo.AddTransactor(configuration);
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ListenPortCheck>();
-        silo.Services.AddSingleton(services => new SupersededSiloGuard(services, services.GetRequiredService<ILocalSiloDetails>(),
-            services.GetRequiredService<IOptions<FailureDetectionOptions>>().Value, TimeProvider.System, services.GetRequiredService<ILogger<SupersededSiloGuard>>()));
+        silo.Services.AddSingleton<SupersededSiloGuard>();
         silo.Services.AddOptions<SiloConnectionOptions>().Configure<IServiceProvider>((connections, services) =>
             connections.ConfigureSiloInboundConnection(builder => builder.Use(services.GetRequiredService<SupersededSiloGuard>().Wrap)));
         // Orleans refuses to register a reminder more frequent than this (1 minute by default), so

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Transactor.Grains;
 
@@ -35,9 +36,9 @@ namespace Transactor.Grains;
 /// which connection carries a call.
 /// </para>
 /// </remarks>
-internal sealed partial class SupersededSiloGuard(IServiceProvider services, ILocalSiloDetails local, FailureDetectionOptions detection, TimeProvider time, ILogger<SupersededSiloGuard> logger)
+internal sealed partial class SupersededSiloGuard(IServiceProvider services, ILocalSiloDetails local, IOptions<FailureDetectionOptions> detection, TimeProvider time, ILogger<SupersededSiloGuard> logger)
 {
-    private readonly TimeSpan _holdAfterJoin = HoldAfterJoin(detection);
+    private readonly TimeSpan _holdAfterJoin = HoldAfterJoin(detection.Value);
     private IClusterMembershipService? _membership;
     private bool _admitting;
     private long _joinedAt = long.MinValue;

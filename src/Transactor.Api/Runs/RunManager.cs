@@ -298,31 +298,27 @@ public sealed partial class RunManager(IClusterClient client, TransferEventLog e
     /// <summary>The money in the run's accounts (available + held + reserved) against what was deposited: conserved at every step of every movement.</summary>
     private async Task<BooksView> CheckBooks(LedgerRun run)
     {
-        long total = 0, inFlight = 0, opened = 0;
-        var ids = Enumerable.Range(0, run.Accounts).Select(i => string.Create(CultureInfo.InvariantCulture, $"run-{run.Id}-{i}"));
+        long total = 0, inFlight = 0, opened = 0, funded = 0;
         var gate = new object();
-        await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, async (id, _) =>
+        await Parallel.ForEachAsync(Enumerable.Range(0, run.Accounts), new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, async (i, _) =>
         {
-            if (await client.GetAccount(id).GetSnapshot() is { } snapshot)
+            var id = string.Create(CultureInfo.InvariantCulture, $"run-{run.Id}-{i}");
+            var snapshot = await client.GetAccount(id).GetSnapshot();
+            // Only funded accounts hold money: a cancelled run may have opened some without funding them yet.
+            var fundedHere = await client.GetTransferResult(id + "-fund") is { Status: TransferStatus.Committed };
+            lock (gate)
             {
-                lock (gate)
+                if (snapshot is not null)
                 {
                     opened++;
                     total += snapshot.AvailableMinor + snapshot.HeldMinor + snapshot.ReservedMinor;
                     inFlight += snapshot.ReservedMinor + snapshot.IncomingMinor;
                 }
+
+                funded += fundedHere ? 1 : 0;
             }
         });
 
-        // Only funded accounts hold money: a cancelled run may have opened some without funding them yet.
-        long funded = 0;
-        await Parallel.ForEachAsync(Enumerable.Range(0, run.Accounts), new ParallelOptions { MaxDegreeOfParallelism = Concurrency }, async (i, _) =>
-        {
-            if (await client.GetTransferResult(string.Create(CultureInfo.InvariantCulture, $"run-{run.Id}-{i}-fund")) is { Status: TransferStatus.Committed })
-            {
-                Interlocked.Increment(ref funded);
-            }
-        });
         var expected = funded * FundMinor;
         return new BooksView(expected == total, expected, total, inFlight, opened);
     }

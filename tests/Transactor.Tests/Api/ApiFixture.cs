@@ -26,14 +26,18 @@ public sealed class ApiFixture : WebApplicationFactory<Program>
     private int SiloPort { get; } = FreePort();
 
     /// <summary>A second API instance: an Orleans client of this fixture's embedded silo, so both share one ledger.</summary>
-    public WebApplicationFactory<Program> SecondInstance(params (string Key, string Value)[] settings)
+    public WebApplicationFactory<Program> SecondInstance(params (string Key, string Value)[] settings) => ClientOf(this, GatewayPort, settings);
+
+    /// <summary>Another API instance: an Orleans client of <paramref name="ledger"/>'s embedded silo (gateway on <paramref name="gatewayPort"/>), so both share one ledger.</summary>
+    public WebApplicationFactory<Program> ClientOf(WebApplicationFactory<Program> ledger, int gatewayPort, params (string Key, string Value)[] settings)
     {
-        var cluster = Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Orleans.Configuration.ClusterOptions>>().Value;
+        ArgumentNullException.ThrowIfNull(ledger);
+        var cluster = ledger.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Orleans.Configuration.ClusterOptions>>().Value;
         return WithSettings([
             ("Orleans:ClusterId", cluster.ClusterId),
             ("Orleans:ServiceId", cluster.ServiceId),
             ("Orleans:Clustering:ProviderType", "Development"),
-            ("Orleans:Clustering:Gateways:0", $"127.0.0.1:{GatewayPort}"),
+            ("Orleans:Clustering:Gateways:0", $"127.0.0.1:{gatewayPort}"),
             .. settings]);
     }
 

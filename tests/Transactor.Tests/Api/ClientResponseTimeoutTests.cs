@@ -4,8 +4,6 @@ using System.Net;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Options;
-using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Storage;
 using Transactor.Grains;
@@ -142,16 +140,8 @@ public sealed class ClientResponseTimeoutTests(ApiFixture api)
     }
 
     /// <summary>A second API instance: an Orleans client of <paramref name="ledger"/>'s silo, waiting <see cref="ClientTimeout"/> for an answer.</summary>
-    private WebApplicationFactory<Program> ClientOf(WebApplicationFactory<Program> ledger, int gatewayPort)
-    {
-        var cluster = ledger.Services.GetRequiredService<IOptions<ClusterOptions>>().Value;
-        return api.WithSettings(
-            ("Orleans:ClusterId", cluster.ClusterId),
-            ("Orleans:ServiceId", cluster.ServiceId),
-            ("Orleans:Clustering:ProviderType", "Development"),
-            ("Orleans:Clustering:Gateways:0", $"127.0.0.1:{gatewayPort}"),
-            ("Transactor:FailureDetection:ClientResponseTimeout", ClientTimeout.ToString("c", CultureInfo.InvariantCulture)));
-    }
+    private WebApplicationFactory<Program> ClientOf(WebApplicationFactory<Program> ledger, int gatewayPort) =>
+        api.ClientOf(ledger, gatewayPort, ("Transactor:FailureDetection:ClientResponseTimeout", ClientTimeout.ToString("c", CultureInfo.InvariantCulture)));
 }
 
 /// <summary>Holds the next read or write of an account's row until the test releases it.</summary>

@@ -122,7 +122,7 @@ public sealed class SupersededSiloGuardTests
         var membership = new FakeMembership();
         var services = new ServiceCollection().AddSingleton<IClusterMembershipService>(membership).BuildServiceProvider();
         var clock = new FakeTimeProvider();
-        return (new SupersededSiloGuard(services, new LocalSilo(), new FailureDetectionOptions(), clock, NullLogger<SupersededSiloGuard>.Instance), membership, clock);
+        return (new SupersededSiloGuard(services, new LocalSilo(), Microsoft.Extensions.Options.Options.Create(new FailureDetectionOptions()), clock, NullLogger<SupersededSiloGuard>.Instance), membership, clock);
     }
 
     private static ClusterMembershipSnapshot View(MembershipVersion version, params (SiloAddress Silo, SiloStatus Status)[] members) =>
