@@ -283,6 +283,16 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     Task<TransferResult> Submit(TransferRequest request);
 
     /// <summary>
+    /// Executes each of <paramref name="requests"/> as <see cref="Execute"/> would, at most
+    /// <see cref="BatchItemOutcome.ItemsInFlight"/> at once, and answers every outcome in the order
+    /// asked: one call for many independent movements (a batch's items), each still a movement of its
+    /// own through the whole protocol, admitted by the silo one by one. An item that fails does so
+    /// alone (<see cref="BatchItemOutcome.Failure"/>). At most <see cref="BatchItemOutcome.MaxItems"/>.
+    /// </summary>
+    [Alias("ExecuteMany"), ResponseTimeout(CallTimeouts.Patient)]
+    Task<IReadOnlyList<BatchItemOutcome>> ExecuteMany(IReadOnlyList<TransferRequest> requests);
+
+    /// <summary>
     /// Posts (<see cref="TransferPhase.Post"/>, <paramref name="amountMinor"/> or, when null, the whole
     /// hold), voids (<see cref="TransferPhase.Void"/>) or expires (<see cref="TransferPhase.Expire"/>)
     /// the pending transfer <paramref name="pendingTransferId"/>: a movement of its own under

@@ -265,6 +265,38 @@ public sealed record DriveTicket(
     [property: Id(7)] long Epoch = 0);
 
 /// <summary>
+/// The outcome of one item of <see cref="ITransferCoordinatorGrain.ExecuteMany"/>: its result, or why
+/// it has none. A failed item was applied at most once, as a failed <c>Execute</c>: a retry with the
+/// same idempotency key gets its one outcome.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Transactor.BatchItemOutcome")]
+public sealed record BatchItemOutcome(
+    [property: Id(0)] TransferResult? Result,
+    [property: Id(1)] BatchItemFailure Failure = BatchItemFailure.None,
+    [property: Id(2)] string? Message = null)
+{
+    /// <summary>The most items one call carries.</summary>
+    public const int MaxItems = 1_000;
+
+    /// <summary>How many of one call's items the coordinator drives at once; the rest wait their turn, in order.</summary>
+    public const int ItemsInFlight = 16;
+}
+
+/// <summary>Why an item of <see cref="ITransferCoordinatorGrain.ExecuteMany"/> has no result.</summary>
+[GenerateSerializer]
+public enum BatchItemFailure
+{
+    /// <summary>It has one.</summary>
+    None,
+
+    /// <summary>The silo did not admit it (<see cref="LedgerOverloadedException"/>): nothing was recorded.</summary>
+    Overloaded,
+
+    /// <summary>A part of the ledger did not answer (a silo, a shard, storage): its outcome is not known yet.</summary>
+    Unavailable,
+}
+
+/// <summary>
 /// A silo refused a movement because as many as it admits are in progress and as many as it queues
 /// are waiting (<c>Transactor:Transfers:MaxConcurrentTransfers</c> and <c>MaxQueuedTransfers</c>).
 /// Nothing was recorded: a retry with the same idempotency key is safe.

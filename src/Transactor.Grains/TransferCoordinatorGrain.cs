@@ -228,6 +228,63 @@ public sealed partial class TransferCoordinatorGrain(
         }
     }
 
+    public async Task<IReadOnlyList<BatchItemOutcome>> ExecuteMany(IReadOnlyList<TransferRequest> requests)
+    {
+        ArgumentNullException.ThrowIfNull(requests);
+        if (requests.Count > BatchItemOutcome.MaxItems)
+        {
+            throw new ArgumentException($"At most {BatchItemOutcome.MaxItems} movements go in one call, not {requests.Count}.", nameof(requests));
+        }
+
+        foreach (var request in requests)
+        {
+            ArgumentNullException.ThrowIfNull(request, nameof(requests));
+            CheckPhase(request);
+        }
+
+        // A few workers on this activation take the items in order: at most ItemsInFlight run at
+        // once, and each is admitted by the silo on its own, as a call of its own would be.
+        var outcomes = new BatchItemOutcome[requests.Count];
+        var next = -1;
+        async Task Work()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < requests.Count)
+            {
+                outcomes[i] = await ExecuteItem(requests[i]);
+            }
+        }
+
+        var workers = new Task[Math.Min(BatchItemOutcome.ItemsInFlight, requests.Count)];
+        for (var w = 0; w < workers.Length; w++)
+        {
+            workers[w] = Work();
+        }
+
+        await Task.WhenAll(workers);
+        return outcomes;
+    }
+
+    /// <summary>One item of <see cref="ExecuteMany"/>: what <see cref="Execute"/> answers, or why it does not.</summary>
+    private async Task<BatchItemOutcome> ExecuteItem(TransferRequest request)
+    {
+        try
+        {
+            return new BatchItemOutcome(await ExecuteRecorded(request, time.GetTimestamp()));
+        }
+        catch (LedgerOverloadedException ex)
+        {
+            return new BatchItemOutcome(null, BatchItemFailure.Overloaded, ex.Message);
+        }
+        catch (Exception ex)
+        {
+            // As a failed Execute: recorded or not, the movement is applied at most once, and a retry
+            // with its id gets its one outcome. Logged here, as the caller sees only the message.
+            LogBatchItemFailed(logger, ex, request.TransferId);
+            return new BatchItemOutcome(null, BatchItemFailure.Unavailable, ex.Message);
+        }
+    }
+
     public async Task<TransferResult> Submit(TransferRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -948,6 +1005,9 @@ public sealed partial class TransferCoordinatorGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Transfer {TransferId}, an item of a batch, failed; it is applied at most once, and a retry with its id or its shard's sweep finishes it")]
+    private static partial void LogBatchItemFailed(ILogger logger, Exception exception, string transferId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Driving transfer {TransferId} in the background after its 202 failed; a retry or its shard's sweep finishes it")]
     private static partial void LogBackgroundDriveFailed(ILogger logger, Exception exception, string transferId);

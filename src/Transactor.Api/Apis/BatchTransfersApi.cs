@@ -22,7 +22,13 @@ public static class BatchTransfersApi
     public const int MaxBytes = 1024 * 1024;
 
     /// <summary>How many of one batch's transfers go to the ledger at once; the rest wait their turn, in order.</summary>
-    public const int MaxItemsInFlight = 16;
+    public const int MaxItemsInFlight = BatchItemOutcome.ItemsInFlight;
+
+    /// <summary>
+    /// How many of a batch's transfers go in one coordinator call (<see cref="ITransferCoordinatorGrain.ExecuteMany"/>);
+    /// a larger batch sends its chunks one after another, so that each call stays short of its timeout.
+    /// </summary>
+    public const int ItemsPerCall = 100;
 
     private static readonly string[] ItemRequired = ["id", .. TransfersApi.FullRequired];
 
@@ -99,10 +105,47 @@ public static class BatchTransfersApi
         var coordinator = client.GetCoordinator();
         var gatewayLost = context.RequestServices.GetRequiredService<GatewayLoss>().Token;
         var access = context.RequestServices.GetRequiredService<AccountAccess>();
-        var results = new ItemView[items.Count];
-        await Parallel.ForAsync(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = MaxItemsInFlight }, async (i, _) =>
-            results[i] = await Execute(context, items[i], coordinator, access, metrics, gatewayLost));
-        return TypedResults.Ok(new BatchView(results.Count(r => r.Status is >= 200 and < 300), results));
+        var results = new ItemView?[items.Count];
+        if (context.User.IsAdmin())
+        {
+            for (var i = 0; i < items.Count; i++)
+            {
+                results[i] = items[i].Request is null ? ItemView.Failed(items[i].Id, items[i].Problem!) : null;
+            }
+        }
+        else
+        {
+            await Parallel.ForAsync(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = MaxItemsInFlight }, async (i, _) =>
+                results[i] = await Refusal(context, items[i], access));
+        }
+
+        // The items left go to the ledger a chunk per call: one grain call for many movements, each
+        // still a movement of its own, MaxItemsInFlight of them at once (BatchItemOutcome.ItemsInFlight).
+        var runnable = Enumerable.Range(0, items.Count).Where(i => results[i] is null).ToArray();
+        foreach (var chunk in runnable.Chunk(ItemsPerCall))
+        {
+            IReadOnlyList<BatchItemOutcome> outcomes;
+            try
+            {
+                outcomes = await coordinator.ExecuteMany([.. chunk.Select(i => items[i].Request!)]).WaitAsync(gatewayLost);
+            }
+            catch (Exception ex) when (ex is LedgerUnavailableException or TimeoutException or OrleansException or OperationCanceledException)
+            {
+                foreach (var i in chunk)
+                {
+                    results[i] = ItemView.Failed(items[i].Id, Unavailable());
+                }
+
+                continue;
+            }
+
+            for (var k = 0; k < chunk.Length; k++)
+            {
+                results[chunk[k]] = View(context, items[chunk[k]].Id, outcomes[k], metrics);
+            }
+        }
+
+        return TypedResults.Ok(new BatchView(results.Count(r => r!.Status is >= 200 and < 300), results!));
     }
 
     private static Item Parse(JsonElement element)
@@ -123,47 +166,53 @@ public static class BatchTransfersApi
         return new Item(id, transfer, transferProblem);
     }
 
-    private static async Task<ItemView> Execute(HttpContext context, Item item, ITransferCoordinatorGrain coordinator, AccountAccess access, ApiMetrics metrics, CancellationToken gatewayLost)
+    /// <summary>
+    /// Why a client key's item does not go to the ledger (malformed, or debiting an account the key
+    /// does not own), or null when it does. The account grain checks ownership again, through the
+    /// request context every item's calls carry. The check reads the account: one that does not
+    /// answer fails this item alone, with 503.
+    /// </summary>
+    private static async Task<ItemView?> Refusal(HttpContext context, Item item, AccountAccess access)
     {
         if (item.Request is not { } request)
         {
             return ItemView.Failed(item.Id, item.Problem!);
         }
 
-        TransferResult result;
         try
         {
-            // A client key debits only its own accounts: an item that debits another's fails alone (the
-            // account grain checks again, through the request context every item's calls carry). The
-            // check reads the account: one that does not answer fails this item alone, with 503.
-            if (request.DebitAccountId is { } from && await access.RequireOwner(context, from) is { } forbidden)
-            {
-                return ItemView.Failed(item.Id, forbidden);
-            }
-
-            result = await coordinator.Execute(request).WaitAsync(gatewayLost);
-        }
-        catch (LedgerOverloadedException)
-        {
-            return ItemView.Failed(item.Id, Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
-                "Nothing was recorded for this transfer; submit it again with the same id."));
+            return request.DebitAccountId is { } from && await access.RequireOwner(context, from) is { } forbidden ? ItemView.Failed(item.Id, forbidden) : null;
         }
         catch (Exception ex) when (ex is LedgerUnavailableException or TimeoutException or OrleansException or OperationCanceledException)
         {
-            return ItemView.Failed(item.Id, Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
-                "This transfer is applied at most once: submit it again with the same id to learn its outcome."));
+            return ItemView.Failed(item.Id, Unavailable());
+        }
+    }
+
+    private static ItemView View(HttpContext context, string? id, BatchItemOutcome outcome, ApiMetrics metrics)
+    {
+        if (outcome.Result is not { } result)
+        {
+            return ItemView.Failed(id, outcome.Failure == BatchItemFailure.Overloaded
+                ? Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
+                    "Nothing was recorded for this transfer; submit it again with the same id.")
+                : Unavailable());
         }
 
         metrics.Outcome(result);
         var view = TransferView.Of(result).ShowingOnly(result, account => AccountAccess.MaySee(context, account));
         return result.Status switch
         {
-            TransferStatus.Committed => new ItemView(item.Id, StatusCodes.Status201Created, result.Replayed, view, null),
-            TransferStatus.Pending => new ItemView(item.Id, StatusCodes.Status202Accepted, result.Replayed, view, null),
-            _ when result.Reason == RejectionReason.NotOwner => ItemView.Failed(item.Id, AccountAccess.NotOwner()),
-            _ => ItemView.Failed(item.Id, Problems.Rejected(result)) with { Replayed = result.Replayed },
+            TransferStatus.Committed => new ItemView(id, StatusCodes.Status201Created, result.Replayed, view, null),
+            TransferStatus.Pending => new ItemView(id, StatusCodes.Status202Accepted, result.Replayed, view, null),
+            _ when result.Reason == RejectionReason.NotOwner => ItemView.Failed(id, AccountAccess.NotOwner()),
+            _ => ItemView.Failed(id, Problems.Rejected(result)) with { Replayed = result.Replayed },
         };
     }
+
+    private static IResult Unavailable() =>
+        Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",
+            "This transfer is applied at most once: submit it again with the same id to learn its outcome.");
 
     /// <summary>One item of a batch: the transfer it asks for, or why it cannot be read.</summary>
     private sealed record Item(string? Id, TransferRequest? Request, IResult? Problem);

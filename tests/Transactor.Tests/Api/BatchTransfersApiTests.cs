@@ -45,6 +45,32 @@ public sealed class BatchTransfersApiTests(ApiFixture api)
         Assert.Equal((700L, 100L), (await _client.Available(a), await _client.Available(b)));
     }
 
+    /// <summary>
+    /// A batch larger than one coordinator call (<see cref="Transactor.Api.Apis.BatchTransfersApi.ItemsPerCall"/>)
+    /// goes in chunks: every item still gets its own result in the order sent, and an id repeated in
+    /// the same chunk or in a later one is one movement, applied once.
+    /// </summary>
+    [Fact]
+    public async Task A_batch_of_several_calls_answers_every_item_in_order_and_applies_a_repeated_id_once()
+    {
+        var (a, b) = (await _client.OpenAccount(1_000), await _client.OpenAccount());
+        var k = $"b-{Guid.NewGuid():N}";
+        const int count = 250;
+        // Item 10 repeats item 0 (same chunk) and item 200 repeats it too (a later chunk).
+        var keys = Enumerable.Range(0, count).Select(i => i is 10 or 200 ? $"{k}-0" : $"{k}-{i}").ToArray();
+        var json = "[" + string.Join(",", keys.Select(key => $$"""{"id":"{{key}}","from":"{{a}}","to":"{{b}}","amount":1,"currency":"USD"}""")) + "]";
+
+        var answer = await Submit(json);
+
+        var results = answer.GetProperty("results").EnumerateArray().ToArray();
+        Assert.Equal(count, answer.GetProperty("succeeded").GetInt32());
+        Assert.Equal(keys, results.Select(r => r.GetProperty("id").GetString()));
+        Assert.All(results, r => Assert.Equal(201, r.GetProperty("status").GetInt32()));
+        Assert.Equal(2, results.Count(r => r.GetProperty("replayed").GetBoolean()));
+        Assert.True(results[200].GetProperty("replayed").GetBoolean());
+        Assert.Equal((1_000L - (count - 2), (long)(count - 2)), (await _client.Available(a), await _client.Available(b)));
+    }
+
     public static TheoryData<string, string, HttpStatusCode, string> BadBatches() => new()
     {
         { "an object, not an array", """{"id":"x","from":"{A}","to":"{B}","amount":1,"currency":"USD"}""", HttpStatusCode.BadRequest, "malformed_json" },

@@ -47,6 +47,48 @@ public sealed class AdmissionTests : OneSiloCluster<AdmissionTests.SiloConfigura
         Assert.Equal(0, admission.Queued);
     }
 
+    /// <summary>
+    /// One call for many movements (a batch's items) admits each on its own: with the silo's one
+    /// place held and its one queue slot taken, the items after them are refused alone, in order,
+    /// and leave no trace, while the first two commit once the place frees.
+    /// </summary>
+    [Fact]
+    public async Task The_items_of_one_call_are_admitted_one_by_one_and_a_refused_item_fails_alone()
+    {
+        var ledger = new Ledger(Cluster.Client);
+        var ids = await ledger.OpenFunded(Ledger.NewId("many"), 2, 1_000);
+        var admission = ((InProcessSiloHandle)Cluster.Primary!).SiloHost.Services.GetRequiredService<TransferAdmission>();
+        var requests = new[] { 100L, 200, 300, 400 }.Select(amount => new TransferRequest(Ledger.NewId($"many{amount}"), ids[0], ids[1], amount, "USD")).ToArray();
+        var gate = FaultyRows.Hold(requests[0].TransferId);
+
+        var call = Cluster.Client.GetGrain<ITransferCoordinatorGrain>(0).ExecuteMany(requests);
+        await gate.Read.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (admission.Queued < 1 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.False(call.IsCompleted);
+        gate.Answer.SetResult();
+        var outcomes = await call;
+
+        Assert.Equal(
+            [(TransferStatus.Committed, BatchItemFailure.None), (TransferStatus.Committed, BatchItemFailure.None), (default(TransferStatus?), BatchItemFailure.Overloaded), (default(TransferStatus?), BatchItemFailure.Overloaded)],
+            outcomes.Select(o => (o.Result?.Status, o.Failure)));
+        Assert.Equal(requests.Select(r => r.TransferId).Take(2), outcomes.Take(2).Select(o => o.Result!.TransferId));
+        Assert.Equal([700L, 1_300L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+
+        // The refused items were not recorded: sent again (two at a time, what the silo admits), the
+        // first two replay and the others apply once.
+        var coordinator = Cluster.Client.GetGrain<ITransferCoordinatorGrain>(0);
+        var again = (await coordinator.ExecuteMany(requests[..2])).Concat(await coordinator.ExecuteMany(requests[2..]));
+        Assert.Equal(
+            [(TransferStatus.Committed, true), (TransferStatus.Committed, true), (TransferStatus.Committed, false), (TransferStatus.Committed, false)],
+            again.Select(o => (o.Result!.Status, o.Result.Replayed)));
+        Assert.Equal([0L, 2_000L], (await ledger.Snapshots(ids)).Select(s => s.AvailableMinor));
+    }
+
     public sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder)
