@@ -283,11 +283,12 @@ public interface ITransferCoordinatorGrain : IGrainWithIntegerKey
     Task<TransferResult> Submit(TransferRequest request);
 
     /// <summary>
-    /// Executes each of <paramref name="requests"/> as <see cref="Execute"/> would, at most
-    /// <see cref="BatchItemOutcome.ItemsInFlight"/> at once, and answers every outcome in the order
-    /// asked: one call for many independent movements (a batch's items), each still a movement of its
-    /// own through the whole protocol, admitted by the silo one by one. An item that fails does so
-    /// alone (<see cref="BatchItemOutcome.Failure"/>). At most <see cref="BatchItemOutcome.MaxItems"/>.
+    /// Executes each of <paramref name="requests"/> (at most <see cref="BatchItemOutcome.MaxItems"/>)
+    /// as <see cref="Execute"/> would, all at once, and answers every outcome in the order asked: one
+    /// call for several independent movements (a batch's items), each still a movement of its own
+    /// through the whole protocol, admitted by the silo one by one. An item that fails does so alone
+    /// (<see cref="BatchItemOutcome.Failure"/>), and so does one still running at the coordinator's
+    /// deadline (<c>TransferOptions.BatchItemDeadline</c>, 25 s), which goes on to its end.
     /// </summary>
     [Alias("ExecuteMany"), ResponseTimeout(CallTimeouts.Patient)]
     Task<IReadOnlyList<BatchItemOutcome>> ExecuteMany(IReadOnlyList<TransferRequest> requests);

@@ -275,25 +275,31 @@ public sealed record BatchItemOutcome(
     [property: Id(1)] BatchItemFailure Failure = BatchItemFailure.None,
     [property: Id(2)] string? Message = null)
 {
-    /// <summary>The most items one call carries.</summary>
-    public const int MaxItems = 1_000;
-
-    /// <summary>How many of one call's items the coordinator drives at once; the rest wait their turn, in order.</summary>
-    public const int ItemsInFlight = 16;
+    /// <summary>The most items one call carries; the coordinator drives them all at once.</summary>
+    public const int MaxItems = 16;
 }
 
-/// <summary>Why an item of <see cref="ITransferCoordinatorGrain.ExecuteMany"/> has no result.</summary>
+/// <summary>
+/// Why an item of <see cref="ITransferCoordinatorGrain.ExecuteMany"/> has no result: the kinds the API
+/// answers a single request's exception with. Values are serialized: never renumber them.
+/// </summary>
 [GenerateSerializer]
 public enum BatchItemFailure
 {
     /// <summary>It has one.</summary>
-    None,
+    None = 0,
 
     /// <summary>The silo did not admit it (<see cref="LedgerOverloadedException"/>): nothing was recorded.</summary>
-    Overloaded,
+    Overloaded = 1,
 
-    /// <summary>A part of the ledger did not answer (a silo, a shard, storage): its outcome is not known yet.</summary>
-    Unavailable,
+    /// <summary>A part of the ledger did not answer in time (a silo, a shard): its outcome is not known yet.</summary>
+    Unavailable = 2,
+
+    /// <summary>The database failed it: its outcome is not known yet.</summary>
+    Storage = 3,
+
+    /// <summary>An unexpected error, logged by the silo: its outcome is not known yet.</summary>
+    Internal = 4,
 }
 
 /// <summary>

@@ -27,6 +27,7 @@ public static class SiloBuilderExtensions
             .Validate(o => o.MaxQueuedTransfers >= 0, $"{TransferOptions.SectionName}:{nameof(TransferOptions.MaxQueuedTransfers)} must not be negative.")
             .Validate(o => o.HistoryPageSize is >= 1 and <= Domain.AccountBook.MaxHistoryPageSize, $"{TransferOptions.SectionName}:{nameof(TransferOptions.HistoryPageSize)} must be from 1 to {Domain.AccountBook.MaxHistoryPageSize}.")
             .Validate(o => o.HistoryScanPerRead is >= 1 and <= AccountHistoryGrain.MaxEntriesPerRead, $"{TransferOptions.SectionName}:{nameof(TransferOptions.HistoryScanPerRead)} must be from 1 to {AccountHistoryGrain.MaxEntriesPerRead}.")
+            .Validate(o => o.BatchItemDeadline > TimeSpan.Zero && o.BatchItemDeadline < TimeSpan.Parse(CallTimeouts.Patient, System.Globalization.CultureInfo.InvariantCulture), $"{TransferOptions.SectionName}:{nameof(TransferOptions.BatchItemDeadline)} must be positive and under the {CallTimeouts.Patient} its callers wait.")
             .Validate(o => o.Admission.Invalid() is null, $"{TransferOptions.SectionName}:{nameof(TransferOptions.Admission)} is invalid (MinLimit >= 1, MaxLimit >= MinLimit, TargetLatency and Window positive, BackoffRatio in (0,1)).")
             .ValidateOnStart();
         if (configuration is not null)

@@ -242,27 +242,30 @@ public sealed partial class TransferCoordinatorGrain(
             CheckPhase(request);
         }
 
-        // A few workers on this activation take the items in order: at most ItemsInFlight run at
-        // once, and each is admitted by the silo on its own, as a call of its own would be.
-        var outcomes = new BatchItemOutcome[requests.Count];
-        var next = -1;
-        async Task Work()
+        // All at once, on this activation, each admitted by the silo on its own as a call of its own
+        // would be. An item still running at the deadline is answered "unavailable" (its outcome is
+        // not known yet; a retry of its id learns it) and goes on: the call's caller is not held
+        // past its timeout by one slow item while the others' outcomes are known. Liveness only.
+        var items = new Task<BatchItemOutcome>[requests.Count];
+        for (var i = 0; i < items.Length; i++)
         {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < requests.Count)
-            {
-                outcomes[i] = await ExecuteItem(requests[i]);
-            }
+            items[i] = ExecuteItem(requests[i]);
         }
 
-        var workers = new Task[Math.Min(BatchItemOutcome.ItemsInFlight, requests.Count)];
-        for (var w = 0; w < workers.Length; w++)
+        try
         {
-            workers[w] = Work();
+            // No item faults (ExecuteItem turns every failure into an outcome); the wait's timer goes
+            // when they end, so a call leaves none behind.
+            await Task.WhenAll(items).WaitAsync(_options.BatchItemDeadline, time);
+        }
+        catch (TimeoutException)
+        {
+            // Those still running are answered below.
         }
 
-        await Task.WhenAll(workers);
-        return outcomes;
+        return [.. items.Select(item => item.IsCompletedSuccessfully
+            ? item.Result
+            : new BatchItemOutcome(null, BatchItemFailure.Unavailable, $"Still running after {_options.BatchItemDeadline.TotalSeconds:0.#} s; it is applied at most once, and a retry with its id learns its outcome."))];
     }
 
     /// <summary>One item of <see cref="ExecuteMany"/>: what <see cref="Execute"/> answers, or why it does not.</summary>
@@ -279,10 +282,34 @@ public sealed partial class TransferCoordinatorGrain(
         catch (Exception ex)
         {
             // As a failed Execute: recorded or not, the movement is applied at most once, and a retry
-            // with its id gets its one outcome. Logged here, as the caller sees only the message.
-            LogBatchItemFailed(logger, ex, request.TransferId);
-            return new BatchItemOutcome(null, BatchItemFailure.Unavailable, ex.Message);
+            // with its id gets its one outcome. Logged here, as the caller sees only the kind and message.
+            var failure = Classify(ex);
+            LogBatchItemFailed(logger, failure == BatchItemFailure.Internal ? LogLevel.Error : LogLevel.Warning, ex, request.TransferId, failure);
+            return new BatchItemOutcome(null, failure, ex.Message);
         }
+    }
+
+    /// <summary>
+    /// What a failed item tells its caller: the kind the API's exception handler gives a single
+    /// request's exception (503 for a ledger or silo that did not answer, 503 for the database, 500
+    /// for anything else).
+    /// </summary>
+    private static BatchItemFailure Classify(Exception exception)
+    {
+        if (exception is LedgerUnavailableException or TimeoutException or OrleansMessageRejectionException)
+        {
+            return BatchItemFailure.Unavailable;
+        }
+
+        for (var inner = exception; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is System.Data.Common.DbException)
+            {
+                return BatchItemFailure.Storage;
+            }
+        }
+
+        return BatchItemFailure.Internal;
     }
 
     public async Task<TransferResult> Submit(TransferRequest request)
@@ -1006,8 +1033,8 @@ public sealed partial class TransferCoordinatorGrain(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Recovery of transfer {TransferId} failed; the next sweep will try again")]
     private static partial void LogRecoveryFailed(ILogger logger, Exception exception, string transferId);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Transfer {TransferId}, an item of a batch, failed; it is applied at most once, and a retry with its id or its shard's sweep finishes it")]
-    private static partial void LogBatchItemFailed(ILogger logger, Exception exception, string transferId);
+    [LoggerMessage(Message = "Transfer {TransferId}, an item of a batch, failed ({Failure}); it is applied at most once, and a retry with its id or its shard's sweep finishes it")]
+    private static partial void LogBatchItemFailed(ILogger logger, LogLevel level, Exception exception, string transferId, BatchItemFailure failure);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Driving transfer {TransferId} in the background after its 202 failed; a retry or its shard's sweep finishes it")]
     private static partial void LogBackgroundDriveFailed(ILogger logger, Exception exception, string transferId);

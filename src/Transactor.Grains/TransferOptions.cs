@@ -59,6 +59,13 @@ public sealed class TransferOptions
     public TimeSpan WaitTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How long <see cref="ITransferCoordinatorGrain.ExecuteMany"/> waits for its items before it
+    /// answers those still running as unavailable (they go on; a retry of the id learns the outcome).
+    /// Under the caller's 30-s response timeout (<see cref="CallTimeouts.Patient"/>). Liveness only.
+    /// </summary>
+    public TimeSpan BatchItemDeadline { get; set; } = TimeSpan.FromSeconds(25);
+
+    /// <summary>
     /// Whether accounts record their history (<c>GET /accounts/{id}/entries</c>). On by default; off
     /// only to measure what it costs (docs/benchmarks.md). Entries applied while it is off are not
     /// recorded, and an account's history starts again when it is turned on.

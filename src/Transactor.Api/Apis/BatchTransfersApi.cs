@@ -22,7 +22,7 @@ public static class BatchTransfersApi
     public const int MaxBytes = 1024 * 1024;
 
     /// <summary>How many of one batch's transfers go to the ledger at once; the rest wait their turn, in order.</summary>
-    public const int MaxItemsInFlight = BatchItemOutcome.ItemsInFlight;
+    public const int MaxItemsInFlight = BatchItemOutcome.MaxItems;
 
     /// <summary>
     /// How many of a batch's transfers go in one coordinator call (<see cref="ITransferCoordinatorGrain.ExecuteMany"/>),
@@ -141,6 +141,11 @@ public static class BatchTransfersApi
                 continue;
             }
 
+            if (outcomes.Count != chunk.Length)
+            {
+                throw new InvalidOperationException($"The coordinator answered {outcomes.Count} outcomes for {chunk.Length} items.");
+            }
+
             for (var k = 0; k < chunk.Length; k++)
             {
                 results[chunk[k]] = View(context, items[chunk[k]].Id, outcomes[k], metrics);
@@ -195,10 +200,17 @@ public static class BatchTransfersApi
     {
         if (outcome.Result is not { } result)
         {
-            return ItemView.Failed(id, outcome.Failure == BatchItemFailure.Overloaded
-                ? Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
-                    "Nothing was recorded for this transfer; submit it again with the same id.")
-                : Unavailable());
+            // The answers a single request gets for the same failure (ApiServices' exception handler).
+            return ItemView.Failed(id, outcome.Failure switch
+            {
+                BatchItemFailure.Overloaded => Problems.Create(StatusCodes.Status429TooManyRequests, "too_many_requests", "The ledger is at capacity.",
+                    "Nothing was recorded for this transfer; submit it again with the same id."),
+                BatchItemFailure.Storage => Problems.Create(StatusCodes.Status503ServiceUnavailable, "storage_unavailable", "The ledger's database cannot be reached.",
+                    "This transfer is applied at most once: submit it again with the same id, after a few seconds, to learn its outcome."),
+                BatchItemFailure.Internal => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
+                    "The error has been logged. This transfer is applied at most once: submit it again with the same id to learn its outcome."),
+                _ => Unavailable(),
+            });
         }
 
         metrics.Outcome(result);

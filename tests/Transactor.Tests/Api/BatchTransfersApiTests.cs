@@ -47,28 +47,45 @@ public sealed class BatchTransfersApiTests(ApiFixture api)
 
     /// <summary>
     /// A batch larger than one coordinator call (<see cref="Transactor.Api.Apis.BatchTransfersApi.ItemsPerCall"/>)
-    /// goes in chunks: every item still gets its own result in the order sent, and an id repeated in
-    /// the same chunk or in a later one is one movement, applied once.
+    /// goes in chunks: every item still gets its own result in the order sent (each item's own
+    /// amount comes back on it), a malformed item at a chunk's edge fails alone, and an id repeated
+    /// in the same chunk or in a later one is one movement, applied once.
     /// </summary>
     [Fact]
     public async Task A_batch_of_several_calls_answers_every_item_in_order_and_applies_a_repeated_id_once()
     {
-        var (a, b) = (await _client.OpenAccount(1_000), await _client.OpenAccount());
+        var (a, b) = (await _client.OpenAccount(100_000), await _client.OpenAccount());
         var k = $"b-{Guid.NewGuid():N}";
         const int count = 250;
-        // Item 10 repeats item 0 (same chunk) and item 200 repeats it too (a later chunk).
+        // Items 10 and 200 repeat item 0 (the same chunk, a later one); item 15 is malformed.
         var keys = Enumerable.Range(0, count).Select(i => i is 10 or 200 ? $"{k}-0" : $"{k}-{i}").ToArray();
-        var json = "[" + string.Join(",", keys.Select(key => $$"""{"id":"{{key}}","from":"{{a}}","to":"{{b}}","amount":1,"currency":"USD"}""")) + "]";
+        long Amount(int i) => i is 10 or 200 ? 1 : i + 1;
+        var json = "[" + string.Join(",", keys.Select((key, i) => i == 15
+            ? $$"""{"id":"{{key}}","from":"{{a}}","to":"{{b}}","amount":"x","currency":"USD"}"""
+            : $$"""{"id":"{{key}}","from":"{{a}}","to":"{{b}}","amount":{{Amount(i)}},"currency":"USD"}""")) + "]";
 
         var answer = await Submit(json);
 
         var results = answer.GetProperty("results").EnumerateArray().ToArray();
-        Assert.Equal(count, answer.GetProperty("succeeded").GetInt32());
+        Assert.Equal(count - 1, answer.GetProperty("succeeded").GetInt32());
         Assert.Equal(keys, results.Select(r => r.GetProperty("id").GetString()));
-        Assert.All(results, r => Assert.Equal(201, r.GetProperty("status").GetInt32()));
+        for (var i = 0; i < count; i++)
+        {
+            if (i == 15)
+            {
+                Assert.Equal(400, results[i].GetProperty("status").GetInt32());
+                continue;
+            }
+
+            Assert.Equal(201, results[i].GetProperty("status").GetInt32());
+            var transfer = results[i].GetProperty("transfer");
+            Assert.Equal((keys[i], Amount(i)), (transfer.GetProperty("id").GetString(), transfer.GetProperty("amount").GetInt64()));
+        }
+
         Assert.Equal(2, results.Count(r => r.GetProperty("replayed").GetBoolean()));
         Assert.True(results[200].GetProperty("replayed").GetBoolean());
-        Assert.Equal((1_000L - (count - 2), (long)(count - 2)), (await _client.Available(a), await _client.Available(b)));
+        var moved = Enumerable.Range(0, count).Where(i => i is not (10 or 200 or 15)).Sum(Amount);
+        Assert.Equal((100_000L - moved, moved), (await _client.Available(a), await _client.Available(b)));
     }
 
     public static TheoryData<string, string, HttpStatusCode, string> BadBatches() => new()

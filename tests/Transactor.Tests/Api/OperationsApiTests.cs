@@ -10,10 +10,12 @@ public sealed class OperationsApiTests(ApiFixture api)
 {
     private readonly HttpClient _client = api.CreateClient();
 
-    /// <summary>A silo with admission limits it cannot use stops at start, naming the setting, instead of failing every movement.</summary>
+    /// <summary>A silo with admission limits (or a batch call's deadline) it cannot use stops at start, naming the setting, instead of failing every movement.</summary>
     [Theory]
     [InlineData("Transactor:Transfers:MaxConcurrentTransfers", "0")]
     [InlineData("Transactor:Transfers:MaxQueuedTransfers", "-1")]
+    [InlineData("Transactor:Transfers:BatchItemDeadline", "00:00:30")]
+    [InlineData("Transactor:Transfers:BatchItemDeadline", "00:00:00")]
     public void A_ledger_configured_with_unusable_admission_limits_does_not_start(string key, string value)
     {
         using var misconfigured = api.WithSettings((key, value));

@@ -154,6 +154,9 @@ public sealed class SecurityApiTests(ApiFixture api)
         {
             var result = await grains.GetCoordinator().Execute(new TransferRequest($"bypass-{Guid.NewGuid():N}", account, other, 100, "USD"));
             Assert.Equal((TransferStatus.Rejected, RejectionReason.NotOwner), (result.Status, result.Reason));
+            // A batch's call: the mark reaches every item's accounts, all of them run at once.
+            var items = await grains.GetCoordinator().ExecuteMany([.. Enumerable.Range(0, BatchItemOutcome.MaxItems).Select(i => new TransferRequest($"bypass-{i}-{Guid.NewGuid():N}", account, other, 1, "USD"))]);
+            Assert.All(items, item => Assert.Equal((TransferStatus.Rejected, RejectionReason.NotOwner), (item.Result!.Status, item.Result.Reason)));
             var dispute = await grains.GetAccount(account).Dispute(deposit);
             Assert.Equal(Transactor.Domain.BatchOutcome.NotOwner, dispute.Outcome);
         }
