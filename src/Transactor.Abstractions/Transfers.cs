@@ -303,6 +303,47 @@ public enum BatchItemFailure
 }
 
 /// <summary>
+/// How a failed request is told to its client, wherever the failure is met: the API's exception
+/// handler for a single request, the coordinator for an item of <see cref="ITransferCoordinatorGrain.ExecuteMany"/>.
+/// </summary>
+public static class LedgerFailures
+{
+    /// <summary>How deep <see cref="IsStorage"/> looks: storage providers wrap the database's exception once or twice.</summary>
+    private const int MaxInnerExceptions = 8;
+
+    /// <summary>
+    /// What <paramref name="exception"/> tells the client: refused for capacity, a part of the ledger
+    /// (a silo, a shard) that did not answer, the database, or an unexpected error.
+    /// </summary>
+    public static BatchItemFailure Classify(Exception exception) => exception switch
+    {
+        LedgerOverloadedException => BatchItemFailure.Overloaded,
+        LedgerUnavailableException or TimeoutException or OrleansMessageRejectionException => BatchItemFailure.Unavailable,
+        _ when IsStorage(exception) => BatchItemFailure.Storage,
+        _ => BatchItemFailure.Internal,
+    };
+
+    /// <summary>
+    /// True when the database failed the request: a <see cref="System.Data.Common.DbException"/>
+    /// (Npgsql's, carried over the grain call) anywhere in the exception's chain, also inside a storage
+    /// provider's <c>OrleansException</c>. Whatever the database said, the ledger applied nothing it
+    /// could not store, so the request may be retried with its key.
+    /// </summary>
+    public static bool IsStorage(Exception? exception)
+    {
+        for (var depth = 0; exception is not null && depth < MaxInnerExceptions; depth++, exception = exception.InnerException)
+        {
+            if (exception is System.Data.Common.DbException)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>
 /// A silo refused a movement because as many as it admits are in progress and as many as it queues
 /// are waiting (<c>Transactor:Transfers:MaxConcurrentTransfers</c> and <c>MaxQueuedTransfers</c>).
 /// Nothing was recorded: a retry with the same idempotency key is safe.

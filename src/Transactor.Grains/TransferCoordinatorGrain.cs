@@ -283,33 +283,10 @@ public sealed partial class TransferCoordinatorGrain(
         {
             // As a failed Execute: recorded or not, the movement is applied at most once, and a retry
             // with its id gets its one outcome. Logged here, as the caller sees only the kind and message.
-            var failure = Classify(ex);
+            var failure = LedgerFailures.Classify(ex);
             LogBatchItemFailed(logger, failure == BatchItemFailure.Internal ? LogLevel.Error : LogLevel.Warning, ex, request.TransferId, failure);
             return new BatchItemOutcome(null, failure, ex.Message);
         }
-    }
-
-    /// <summary>
-    /// What a failed item tells its caller: the kind the API's exception handler gives a single
-    /// request's exception (503 for a ledger or silo that did not answer, 503 for the database, 500
-    /// for anything else).
-    /// </summary>
-    private static BatchItemFailure Classify(Exception exception)
-    {
-        if (exception is LedgerUnavailableException or TimeoutException or OrleansMessageRejectionException)
-        {
-            return BatchItemFailure.Unavailable;
-        }
-
-        for (var inner = exception; inner is not null; inner = inner.InnerException)
-        {
-            if (inner is System.Data.Common.DbException)
-            {
-                return BatchItemFailure.Storage;
-            }
-        }
-
-        return BatchItemFailure.Internal;
     }
 
     public async Task<TransferResult> Submit(TransferRequest request)

@@ -131,7 +131,7 @@ public static class BatchTransfersApi
             {
                 outcomes = await coordinator.ExecuteMany([.. chunk.Select(i => items[i].Request!)]).WaitAsync(gatewayLost);
             }
-            catch (Exception ex) when (ex is LedgerUnavailableException or TimeoutException or OrleansException or OperationCanceledException)
+            catch (Exception ex) when (Unanswered(ex))
             {
                 foreach (var i in chunk)
                 {
@@ -190,7 +190,7 @@ public static class BatchTransfersApi
         {
             return request.DebitAccountId is { } from && await access.RequireOwner(context, from) is { } forbidden ? ItemView.Failed(item.Id, forbidden) : null;
         }
-        catch (Exception ex) when (ex is LedgerUnavailableException or TimeoutException or OrleansException or OperationCanceledException)
+        catch (Exception ex) when (Unanswered(ex))
         {
             return ItemView.Failed(item.Id, Unavailable());
         }
@@ -223,6 +223,10 @@ public static class BatchTransfersApi
             _ => ItemView.Failed(id, Problems.Rejected(result)) with { Replayed = result.Replayed },
         };
     }
+
+    /// <summary>A call that got no answer from the ledger (or was given up when the gateway was lost): the item's outcome is not known.</summary>
+    private static bool Unanswered(Exception exception) =>
+        exception is LedgerUnavailableException or TimeoutException or OrleansException or OperationCanceledException;
 
     private static IResult Unavailable() =>
         Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "The ledger cannot answer right now.",

@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Diagnostics;
@@ -14,9 +13,6 @@ namespace Transactor.Api.Hosting;
 
 public static partial class ApiServices
 {
-    // Storage providers wrap the database's exception once or twice; a chain is never this deep.
-    private const int MaxInnerExceptions = 8;
-
     /// <summary>JSON (snake_case), problem details, OpenAPI, health checks, rate limits and metrics.</summary>
     public static WebApplicationBuilder AddApiServices(this WebApplicationBuilder builder)
     {
@@ -63,25 +59,6 @@ public static partial class ApiServices
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Path} answered {Status}: {ExceptionType}: {ExceptionMessage}")]
     private static partial void LogExpectedFailure(ILogger logger, string method, string path, int? status, string exceptionType, string exceptionMessage);
-
-    /// <summary>
-    /// True when the database failed the request: a <see cref="DbException"/> (Npgsql's, carried over
-    /// the grain call) anywhere in the exception's chain, also inside a storage provider's
-    /// <c>OrleansException</c>. Whatever the database said, the ledger applied nothing it could not
-    /// store, so the request may be retried with its key.
-    /// </summary>
-    internal static bool StorageFailure(Exception? exception)
-    {
-        for (var depth = 0; exception is not null && depth < MaxInnerExceptions; depth++, exception = exception.InnerException)
-        {
-            if (exception is DbException)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
 
     /// <summary>
     /// Anything unexpected becomes a 500 problem without internals; a request the server could not
@@ -131,7 +108,7 @@ public static partial class ApiServices
                     // declared dead), or one that cannot be connected to: its grains come back elsewhere.
                     OrleansMessageRejectionException => Problems.Create(StatusCodes.Status503ServiceUnavailable, "ledger_unavailable", "A silo of the ledger is unreachable.",
                         "A silo the request needed stopped answering; its part of the ledger moves to the other silos within seconds. Retry with the same Idempotency-Key; the request is applied at most once."),
-                    _ when StorageFailure(exception) => Problems.StorageUnavailable(context.Response),
+                    _ when LedgerFailures.IsStorage(exception) => Problems.StorageUnavailable(context.Response),
                     _ => Problems.Create(StatusCodes.Status500InternalServerError, "internal_error", "An unexpected error occurred.",
                         "The error has been logged. Retry with the same Idempotency-Key; the request is applied at most once."),
                 };
